@@ -1,0 +1,3 @@
+module github.com/assent-dev/assent/libs/approval
+
+go 1.26

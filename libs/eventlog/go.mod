@@ -1,0 +1,3 @@
+module github.com/assent-dev/assent/libs/eventlog
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/assent-dev/assent/libs/policy
+
+go 1.26
