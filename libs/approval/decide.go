@@ -59,11 +59,20 @@ func Decide(s State, c Command, ps Policies, now time.Time) Decision {
 	}
 }
 
+// Refuse records the refusal of a command that never reached Decide, such
+// as one whose data could not be decoded. c.Body may be nil; typ is the
+// command's wire type as received.
+func Refuse(s State, c Command, typ string, r *Refusal, now time.Time) Decision {
+	d := decider{s: s, c: c, now: now.UTC(), typ: typ}
+	return d.refused(r)
+}
+
 // decider accumulates the events of one decision.
 type decider struct {
 	s      State
 	c      Command
 	now    time.Time
+	typ    string // the wire type, when Body is nil
 	events []Event
 }
 
@@ -81,7 +90,7 @@ func (d *decider) emit(actor string, b EventBody) {
 func (d *decider) done() Decision { return Decision{Events: d.events} }
 
 func (d *decider) refused(r *Refusal) Decision {
-	typ := ""
+	typ := d.typ
 	if d.c.Body != nil {
 		typ = d.c.Body.CommandType()
 	}

@@ -525,3 +525,15 @@ func TestEvolveDoesNotMutateItsInput(t *testing.T) {
 	require.Equal(t, carol, b.Votes[1].Voter)
 	require.NotContains(t, base.Outcomes, "c-vote-bob")
 }
+
+func TestRefuseRecordsACommandThatCouldNotBeDecoded(t *testing.T) {
+	t.Parallel()
+	s := approval.Fold([]approval.Event{submitted()})
+	c := approval.Command{ID: "c-bad", RequestID: rid, Actor: alice}
+	d := approval.Refuse(s, c, "dev.assent.command.vote", &approval.Refusal{Code: approval.ReasonInvalid, Detail: "bad json"}, t0)
+	require.Equal(t, approval.ReasonInvalid, d.Refusal.Code)
+	require.Len(t, d.Events, 1)
+	require.Equal(t, 2, d.Events[0].Sequence)
+	require.Equal(t, approval.CommandRejected{CommandID: "c-bad", CommandType: "dev.assent.command.vote", Code: approval.ReasonInvalid, Detail: "bad json"}, d.Events[0].Body)
+	require.Equal(t, approval.ReasonInvalid, approval.Evolve(s, d.Events[0]).Outcomes["c-bad"].Code)
+}
