@@ -1,0 +1,200 @@
+package eventlog
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Environment variables read by ConfigFromEnv.
+const (
+	EnvBrokers = "ASSENT_KAFKA_BROKERS" // required: comma-separated host:port list
+	EnvLinger  = "ASSENT_KAFKA_LINGER"  // optional: a Go duration, "0" for none
+)
+
+// Defaults that Config applies to its zero fields.
+const (
+	// DefaultLinger is how long a partition's batch waits for more records
+	// before it is sent. franz-go's own default has been 10ms since v1.20
+	// (it was 0 before). Assent answers an HTTP request only after its
+	// command is acknowledged, so every millisecond of linger is paid by
+	// a user; 2ms still lets a busy decider or API batch. ProduceSync
+	// skips the linger for the partitions it produces to, so it mostly
+	// matters to asynchronous Produce calls.
+	DefaultLinger = 2 * time.Millisecond
+
+	// DefaultDialTimeout bounds one connection attempt (franz-go: 10s).
+	// Brokers are on a LAN or loopback; a slow dial is a dead broker.
+	DefaultDialTimeout = 5 * time.Second
+
+	// DefaultRecordDeliveryTimeout bounds how long a record may wait to be
+	// acknowledged (franz-go: forever). A producer facing a cluster that
+	// cannot reach min.insync.replicas fails instead of hanging, and the
+	// caller, holding a command id, can retry safely. franz-go only
+	// enforces it where that cannot break idempotent sequence numbers.
+	DefaultRecordDeliveryTimeout = 30 * time.Second
+)
+
+// Config is what a service needs to talk to Kafka. The zero value of every
+// field except Brokers means its default.
+type Config struct {
+	// Brokers are the seed brokers, host:port.
+	Brokers []string
+	// ClientID names the client in broker logs and quotas; default "assent".
+	ClientID string
+	// Linger is the producer linger; 0 means DefaultLinger, a negative
+	// value means none.
+	Linger time.Duration
+	// DialTimeout bounds one connection attempt; 0 means DefaultDialTimeout.
+	DialTimeout time.Duration
+	// RecordDeliveryTimeout bounds how long a produced record may wait for
+	// its acknowledgement; 0 means DefaultRecordDeliveryTimeout.
+	RecordDeliveryTimeout time.Duration
+}
+
+// ConfigFromEnv reads a Config from ASSENT_KAFKA_BROKERS (required) and
+// ASSENT_KAFKA_LINGER (optional). getenv is os.Getenv in a service.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	raw := getenv(EnvBrokers)
+	if strings.TrimSpace(raw) == "" {
+		return Config{}, errors.New("eventlog: " + EnvBrokers + " is not set; start a cluster with scripts/kafka up")
+	}
+	brokers, err := ParseBrokers(raw)
+	if err != nil {
+		return Config{}, fmt.Errorf("eventlog: %s: %w", EnvBrokers, err)
+	}
+	cfg := Config{Brokers: brokers}
+	if v := getenv(EnvLinger); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("eventlog: %s=%q: %w", EnvLinger, v, err)
+		}
+		if d == 0 {
+			d = -1 // "0" in the environment means no linger, not the default
+		}
+		cfg.Linger = d
+	}
+	return cfg, nil
+}
+
+// ParseBrokers splits a comma-separated broker list, trimming spaces and
+// refusing empty entries.
+func ParseBrokers(list string) ([]string, error) {
+	var brokers []string
+	for b := range strings.SplitSeq(list, ",") {
+		b = strings.TrimSpace(b)
+		if b == "" {
+			return nil, fmt.Errorf("empty broker in %q", list)
+		}
+		brokers = append(brokers, b)
+	}
+	return brokers, nil
+}
+
+// Opts returns the kgo options for cfg with extra in the middle: cfg's
+// tunables first, so extra may override them; then the guarantees Assent
+// rests on, last, so nothing in extra can weaken them:
+//
+//   - acks=all (with min.insync.replicas=2 on the topics, a write is on two
+//     brokers before it is acknowledged);
+//   - read_committed fetching (aborted transactions are never seen);
+//   - the Java-compatible murmur2 Partitioner.
+//
+// Idempotent writes are franz-go's default; NewClient and CheckClient
+// refuse a client on which extra disabled them. Use Opts directly where a
+// client is built from options, as kgo.NewGroupTransactSession is, and call
+// CheckClient on the result.
+func (cfg Config) Opts(extra ...kgo.Opt) ([]kgo.Opt, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("eventlog: no Kafka brokers configured")
+	}
+	clientID := cfg.ClientID
+	if clientID == "" {
+		clientID = "assent"
+	}
+	linger := cfg.Linger
+	switch {
+	case linger == 0:
+		linger = DefaultLinger
+	case linger < 0:
+		linger = 0
+	}
+	dial := cfg.DialTimeout
+	if dial == 0 {
+		dial = DefaultDialTimeout
+	}
+	delivery := cfg.RecordDeliveryTimeout
+	if delivery == 0 {
+		delivery = DefaultRecordDeliveryTimeout
+	}
+
+	opts := []kgo.Opt{
+		kgo.ClientID(clientID),
+		kgo.ProducerLinger(linger),
+		kgo.DialTimeout(dial),
+		kgo.RecordDeliveryTimeout(delivery),
+	}
+	opts = append(opts, extra...)
+	return append(opts,
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RecordPartitioner(Partitioner()),
+	), nil
+}
+
+// NewClient returns a franz-go client for cfg with the options described
+// at Config.Opts. It does not connect: the first request does. Close it.
+func NewClient(cfg Config, opts ...kgo.Opt) (*kgo.Client, error) {
+	all, err := cfg.Opts(opts...)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(all...)
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: new client: %w", err)
+	}
+	if err := CheckClient(cl); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return cl, nil
+}
+
+// CheckClient reports whether cl keeps the guarantees of Config.Opts: a
+// client built elsewhere (a GroupTransactSession's, say) is checked here.
+func CheckClient(cl *kgo.Client) error {
+	var problems []string
+	if v, _ := cl.OptValue(kgo.DisableIdempotentWrite).(bool); v {
+		problems = append(problems, "idempotent writes are disabled")
+	}
+	if v, _ := cl.OptValue(kgo.RequiredAcks).(kgo.Acks); v != kgo.AllISRAcks() {
+		problems = append(problems, "acks is not all")
+	}
+	if !readCommitted(cl.OptValue(kgo.FetchIsolationLevel)) {
+		problems = append(problems, "isolation level is not read_committed")
+	}
+	if _, ok := cl.OptValue(kgo.RecordPartitioner).(partitioner); !ok {
+		problems = append(problems, "the partitioner is not eventlog.Partitioner")
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("eventlog: unsafe Kafka client: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// readCommitted interprets OptValue(kgo.FetchIsolationLevel), which kgo
+// v1.22 reports as the raw wire value (int8 1 for read_committed) rather
+// than as a kgo.IsolationLevel.
+func readCommitted(v any) bool {
+	switch v := v.(type) {
+	case kgo.IsolationLevel:
+		return v == kgo.ReadCommitted()
+	case int8:
+		return v == 1
+	}
+	return false
+}

@@ -1,0 +1,509 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// Topic configuration keys that provisioning sets and checks.
+const (
+	ConfigMinInsyncReplicas = "min.insync.replicas"
+	ConfigRetentionMs       = "retention.ms"
+	ConfigRetentionBytes    = "retention.bytes"
+	ConfigCleanupPolicy     = "cleanup.policy"
+)
+
+// CommandsRetentionMs is the commands topic's retention: 7 days. A command
+// is decided within seconds; the week is for investigating incidents.
+const CommandsRetentionMs = 7 * 24 * 60 * 60 * 1000
+
+// TopicSpec describes the two topics every service relies on.
+type TopicSpec struct {
+	Commands          string // the commands topic name
+	Events            string // the events topic name
+	Partitions        int32  // partitions of each topic; they must be equal
+	ReplicationFactor int16
+	MinInsyncReplicas int
+}
+
+// DefaultTopicSpec is the production layout: assent.commands.v1 and
+// assent.events.v1, 12 partitions each, replication factor 3,
+// min.insync.replicas 2.
+func DefaultTopicSpec() TopicSpec {
+	return TopicSpec{
+		Commands:          "assent.commands.v1",
+		Events:            "assent.events.v1",
+		Partitions:        12,
+		ReplicationFactor: 3,
+		MinInsyncReplicas: 2,
+	}
+}
+
+// Validate reports whether the spec itself is usable.
+func (s TopicSpec) Validate() error {
+	switch {
+	case s.Commands == "" || s.Events == "":
+		return errors.New("eventlog: topic spec: both topic names are required")
+	case s.Commands == s.Events:
+		return fmt.Errorf("eventlog: topic spec: commands and events are both %q", s.Commands)
+	case s.Partitions < 1:
+		return fmt.Errorf("eventlog: topic spec: partitions = %d, want at least 1", s.Partitions)
+	case s.ReplicationFactor < 1:
+		return fmt.Errorf("eventlog: topic spec: replication factor = %d, want at least 1", s.ReplicationFactor)
+	case s.MinInsyncReplicas < 1 || s.MinInsyncReplicas > int(s.ReplicationFactor):
+		return fmt.Errorf("eventlog: topic spec: min.insync.replicas = %d, want 1..%d (the replication factor)", s.MinInsyncReplicas, s.ReplicationFactor)
+	}
+	return nil
+}
+
+// Configs returns the topic configuration each topic is created with and
+// checked against, by topic name.
+//
+// Both topics delete, never compact: compaction would drop events and
+// break the hash chain. The events topic keeps everything, by time
+// (retention.ms=-1) and by size (retention.bytes=-1, explicitly, so that a
+// broker-wide log.retention.bytes cannot age the audit trail out).
+func (s TopicSpec) Configs() map[string]map[string]string {
+	minISR := strconv.Itoa(s.MinInsyncReplicas)
+	return map[string]map[string]string{
+		s.Commands: {
+			ConfigMinInsyncReplicas: minISR,
+			ConfigRetentionMs:       strconv.Itoa(CommandsRetentionMs),
+			ConfigCleanupPolicy:     "delete",
+		},
+		s.Events: {
+			ConfigMinInsyncReplicas: minISR,
+			ConfigRetentionMs:       "-1",
+			ConfigRetentionBytes:    "-1",
+			ConfigCleanupPolicy:     "delete",
+		},
+	}
+}
+
+// Action is what Provision did with a topic.
+type Action string
+
+// Provision's actions.
+const (
+	Created  Action = "created"  // the topic did not exist and was created
+	Verified Action = "verified" // the topic existed and matches the spec
+)
+
+// TopicReport is Provision's outcome for one topic.
+type TopicReport struct {
+	Topic             string
+	Action            Action
+	Partitions        int32
+	ReplicationFactor int16
+	Configs           map[string]string // the checked configs
+}
+
+// Report is Provision's outcome: the commands topic, then the events topic.
+type Report struct {
+	Topics []TopicReport
+}
+
+// String renders one line per topic, e.g.
+// "assent.events.v1: created (12 partitions, replication factor 3, ...)".
+func (r Report) String() string {
+	var b strings.Builder
+	for i, t := range r.Topics {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		keys := make([]string, 0, len(t.Configs))
+		for k := range t.Configs {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		fmt.Fprintf(&b, "%s: %s (%d partitions, replication factor %d", t.Topic, t.Action, t.Partitions, t.ReplicationFactor)
+		for _, k := range keys {
+			fmt.Fprintf(&b, ", %s=%s", k, t.Configs[k])
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+// Mismatch is one way an existing topic differs from the spec.
+type Mismatch struct {
+	Topic   string // the topic, or "commands, events" for a difference between them
+	Setting string // "partitions", "replication factor", "exists" or a config key
+	Got     string
+	Want    string
+}
+
+func (m Mismatch) String() string {
+	if m.Setting == "exists" {
+		return m.Topic + ": does not exist"
+	}
+	return fmt.Sprintf("%s: %s = %s, want %s", m.Topic, m.Setting, m.Got, m.Want)
+}
+
+// Fix says how an operator resolves the mismatch. Nothing in this package
+// alters an existing topic: each fix is a deliberate human act.
+func (m Mismatch) Fix() string {
+	switch m.Setting {
+	case "exists":
+		return "run `assent-kafka provision` (or start a service that provisions)"
+	case "partitions":
+		if strings.Contains(m.Topic, ",") {
+			return "the decider maps command partition p to events partition p, so the counts must be equal: recreate the smaller topic, or move to new topic versions"
+		}
+		return fmt.Sprintf("the key-to-partition mapping depends on the count, so %s cannot be changed in place: delete and re-provision it if it holds nothing you need, or move to a new topic version", m.Topic)
+	case "replication factor":
+		return fmt.Sprintf("reassign %s's replicas with kafka-reassign-partitions.sh", m.Topic)
+	default:
+		return fmt.Sprintf("kafka-configs.sh --bootstrap-server BROKER --alter --entity-type topics --entity-name %s --add-config %s=%s", m.Topic, m.Setting, m.Want)
+	}
+}
+
+// MismatchError is returned by Provision and CheckTopics when the cluster's
+// topics differ from the spec.
+type MismatchError struct {
+	Mismatches []Mismatch
+}
+
+// Error lists the differences per topic, then how to fix each, e.g.
+// "eventlog: topics differ from the spec: assent.events.v1: partitions = 6,
+// want 12; cleanup.policy = compact, want delete. Existing topics are never
+// altered; to fix: ...".
+func (e *MismatchError) Error() string {
+	var b strings.Builder
+	b.WriteString("eventlog: topics differ from the spec: ")
+	last := ""
+	for i, m := range e.Mismatches {
+		s := m.String()
+		if m.Topic == last {
+			s = strings.TrimPrefix(s, m.Topic+": ")
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(s)
+		last = m.Topic
+	}
+	b.WriteString(". Existing topics are never altered; to fix: ")
+	for i, m := range e.Mismatches {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(m.Topic + " " + m.Setting + ": " + m.Fix())
+	}
+	return b.String()
+}
+
+// topicState is what the cluster says about one topic.
+type topicState struct {
+	exists     bool
+	partitions int32
+	minRF      int16 // the smallest and largest replica count over partitions
+	maxRF      int16
+	configs    map[string]string
+}
+
+// How long topics may take to become visible on every broker. KRaft
+// propagates metadata to brokers asynchronously, so for a moment after a
+// topic is created some brokers still answer that it does not exist.
+const (
+	createdGrace = 15 * time.Second // after Provision's own create
+	checkGrace   = 2 * time.Second  // before CheckTopics reports a topic missing
+)
+
+// CheckTopics verifies, without changing anything, that both topics exist
+// and match spec: partition count, replication factor and the configs in
+// TopicSpec.Configs. It also refuses topics whose partition counts differ
+// from each other. Every service calls it before it starts; a non-nil
+// error is a *MismatchError or a failure to ask the cluster. A topic that
+// looks missing is looked for again for up to two seconds, in case it was
+// created a moment ago and not every broker knows it yet.
+func CheckTopics(ctx context.Context, adm *kadm.Client, spec TopicSpec) error {
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	names := []string{spec.Commands, spec.Events}
+	states, err := describeVisible(ctx, adm, checkGrace, names...)
+	if err != nil {
+		return err
+	}
+	if ms := compareAll(spec, states); len(ms) > 0 {
+		return &MismatchError{Mismatches: ms}
+	}
+	return nil
+}
+
+// Provision creates the topics of spec that do not exist and verifies the
+// ones that do. If any existing topic differs from spec it returns a
+// *MismatchError and creates nothing. Running it again, or from several
+// processes at once, is safe: a topic someone else just created is verified.
+// When it returns without error, both topics exist as specified and every
+// broker it asked knows them.
+func Provision(ctx context.Context, adm *kadm.Client, spec TopicSpec) (Report, error) {
+	if err := spec.Validate(); err != nil {
+		return Report{}, err
+	}
+	names := []string{spec.Commands, spec.Events}
+	states, err := describeTopics(ctx, adm, names...)
+	if err != nil {
+		return Report{}, err
+	}
+	if ms := compare(spec, states); len(ms) > 0 {
+		return Report{}, &MismatchError{Mismatches: ms}
+	}
+
+	configs := spec.Configs()
+	report := Report{}
+	missing := false
+	for _, name := range names {
+		tr := TopicReport{Topic: name, Action: Verified, Partitions: spec.Partitions, ReplicationFactor: spec.ReplicationFactor, Configs: configs[name]}
+		if !states[name].exists {
+			// Missing, or only not yet known to the broker that answered:
+			// creating it settles which. A topic that already exists is
+			// verified below like any other.
+			missing = true
+			created, err := createTopic(ctx, adm, spec, name, configs[name])
+			if err != nil {
+				return Report{}, err
+			}
+			if created {
+				tr.Action = Created
+			}
+		}
+		report.Topics = append(report.Topics, tr)
+	}
+	if !missing {
+		return report, nil
+	}
+	// Verify what was created, by us or concurrently by someone with
+	// another spec, once the brokers know it.
+	states, err = describeVisible(ctx, adm, createdGrace, names...)
+	if err != nil {
+		return Report{}, err
+	}
+	if ms := compareAll(spec, states); len(ms) > 0 {
+		return Report{}, &MismatchError{Mismatches: ms}
+	}
+	return report, nil
+}
+
+// compareAll is compare plus a mismatch for each topic that does not exist.
+func compareAll(spec TopicSpec, states map[string]topicState) []Mismatch {
+	var ms []Mismatch
+	for _, name := range []string{spec.Commands, spec.Events} {
+		if !states[name].exists {
+			ms = append(ms, Mismatch{Topic: name, Setting: "exists", Got: "no", Want: "yes"})
+		}
+	}
+	return append(ms, compare(spec, states)...)
+}
+
+// describeVisible is describeTopics, repeated while some topic looks
+// missing, for up to grace.
+func describeVisible(ctx context.Context, adm *kadm.Client, grace time.Duration, names ...string) (map[string]topicState, error) {
+	deadline := time.Now().Add(grace)
+	for {
+		states, err := describeTopics(ctx, adm, names...)
+		if err != nil {
+			return nil, err
+		}
+		allExist := true
+		for _, name := range names {
+			allExist = allExist && states[name].exists
+		}
+		if allExist || time.Now().After(deadline) {
+			return states, nil
+		}
+		if err := pause(ctx, 100*time.Millisecond); err != nil {
+			return nil, fmt.Errorf("eventlog: describe topics: %w", err)
+		}
+	}
+}
+
+// pause waits for d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// createTopic creates one topic. It returns false, nil if the topic was
+// created by someone else in the meantime.
+func createTopic(ctx context.Context, adm *kadm.Client, spec TopicSpec, name string, configs map[string]string) (bool, error) {
+	ptrs := make(map[string]*string, len(configs))
+	for k, v := range configs {
+		ptrs[k] = kadm.StringPtr(v)
+	}
+	resp, err := adm.CreateTopic(ctx, spec.Partitions, spec.ReplicationFactor, ptrs, name)
+	switch {
+	case errors.Is(err, kerr.TopicAlreadyExists):
+		return false, nil
+	case err != nil:
+		msg := ""
+		if resp.ErrMessage != "" {
+			msg = " (" + resp.ErrMessage + ")"
+		}
+		return false, fmt.Errorf("eventlog: create topic %s: %w%s", name, err, msg)
+	}
+	return true, nil
+}
+
+// compare returns how the existing topics in states differ from spec.
+func compare(spec TopicSpec, states map[string]topicState) []Mismatch {
+	var ms []Mismatch
+	configs := spec.Configs()
+	for _, name := range []string{spec.Commands, spec.Events} {
+		st := states[name]
+		if !st.exists {
+			continue
+		}
+		if st.partitions != spec.Partitions {
+			ms = append(ms, Mismatch{name, "partitions", itoa(st.partitions), itoa(spec.Partitions)})
+		}
+		if st.minRF != spec.ReplicationFactor || st.maxRF != spec.ReplicationFactor {
+			got := itoa(st.minRF)
+			if st.minRF != st.maxRF {
+				got += ".." + itoa(st.maxRF)
+			}
+			ms = append(ms, Mismatch{name, "replication factor", got, itoa(spec.ReplicationFactor)})
+		}
+		keys := make([]string, 0, len(configs[name]))
+		for k := range configs[name] {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			want := configs[name][k]
+			got, ok := st.configs[k]
+			if !ok {
+				ms = append(ms, Mismatch{name, k, "(unknown)", want})
+			} else if !sameConfig(k, got, want) {
+				ms = append(ms, Mismatch{name, k, got, want})
+			}
+		}
+	}
+	c, e := states[spec.Commands], states[spec.Events]
+	if c.exists && e.exists && c.partitions != e.partitions {
+		ms = append(ms, Mismatch{spec.Commands + ", " + spec.Events, "partitions", itoa(c.partitions) + " and " + itoa(e.partitions), "equal"})
+	}
+	return ms
+}
+
+// sameConfig compares config values the way Kafka means them: numbers as
+// numbers, lists as sets.
+func sameConfig(key, got, want string) bool {
+	switch key {
+	case ConfigCleanupPolicy:
+		norm := func(s string) string {
+			parts := strings.Split(s, ",")
+			for i := range parts {
+				parts[i] = strings.TrimSpace(parts[i])
+			}
+			slices.Sort(parts)
+			return strings.Join(slices.Compact(parts), ",")
+		}
+		return norm(got) == norm(want)
+	default:
+		g, err1 := strconv.ParseInt(strings.TrimSpace(got), 10, 64)
+		w, err2 := strconv.ParseInt(want, 10, 64)
+		if err1 == nil && err2 == nil {
+			return g == w
+		}
+		return got == want
+	}
+}
+
+// describeTopics reads partitions, replicas and configs of the named
+// topics; a topic that does not exist has exists == false.
+//
+// Metadata and configs may come from different brokers, and a broker may
+// not know a topic created a moment ago: when the configs of a topic that
+// the metadata listed are unknown, it asks again, a few times.
+func describeTopics(ctx context.Context, adm *kadm.Client, names ...string) (map[string]topicState, error) {
+	for attempt := 1; ; attempt++ {
+		states, err := describeTopicsOnce(ctx, adm, names...)
+		if !errors.Is(err, kerr.UnknownTopicOrPartition) || attempt == 20 {
+			return states, err
+		}
+		if err := pause(ctx, 100*time.Millisecond); err != nil {
+			return nil, fmt.Errorf("eventlog: describe topics: %w", err)
+		}
+	}
+}
+
+func describeTopicsOnce(ctx context.Context, adm *kadm.Client, names ...string) (map[string]topicState, error) {
+	md, err := freshMetadata(ctx, adm, names...)
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: describe topics: %w", err)
+	}
+	states := make(map[string]topicState, len(names))
+	var existing []string
+	for _, name := range names {
+		td, ok := md.Topics[name]
+		if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+			states[name] = topicState{}
+			continue
+		}
+		if td.Err != nil {
+			return nil, fmt.Errorf("eventlog: describe topic %s: %w", name, td.Err)
+		}
+		st := topicState{exists: true, partitions: int32(len(td.Partitions))}
+		for i, p := range td.Partitions.Sorted() {
+			rf := int16(len(p.Replicas))
+			if i == 0 || rf < st.minRF {
+				st.minRF = rf
+			}
+			if rf > st.maxRF {
+				st.maxRF = rf
+			}
+		}
+		states[name] = st
+		existing = append(existing, name)
+	}
+	if len(existing) == 0 {
+		return states, nil
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, existing...)
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: describe topic configs: %w", err)
+	}
+	for _, name := range existing {
+		rc, err := rcs.On(name, nil)
+		if err == nil {
+			err = rc.Err
+		}
+		if err != nil {
+			return nil, fmt.Errorf("eventlog: describe configs of %s: %w", name, err)
+		}
+		st := states[name]
+		st.configs = make(map[string]string, len(rc.Configs))
+		for _, c := range rc.Configs {
+			st.configs[c.Key] = c.MaybeValue()
+		}
+		states[name] = st
+	}
+	return states, nil
+}
+
+// freshMetadata issues a metadata request that bypasses kadm's metadata
+// cache (up to MetadataMinAge old, 5s by default): provisioning and
+// readiness must see topics created and ISRs changed a moment ago. kadm
+// skips its cache when authorized operations are requested, and this is
+// the only public way to ask for that.
+func freshMetadata(ctx context.Context, adm *kadm.Client, topics ...string) (kadm.Metadata, error) {
+	return adm.Metadata(kadm.WithAuthorizedOps(ctx), topics...)
+}
+
+func itoa[T int16 | int32 | int](n T) string { return strconv.Itoa(int(n)) }
