@@ -10,8 +10,11 @@ require (
 )
 
 require (
+	github.com/assent-dev/assent/libs/approval v0.0.0
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
 	github.com/twmb/franz-go/pkg/kmsg v1.15.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 )
+
+replace github.com/assent-dev/assent/libs/approval => ../approval

@@ -1,0 +1,88 @@
+package eventlog
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/assent-dev/assent/libs/approval"
+)
+
+// The mapping between the domain's commands and events and their
+// CloudEvents envelopes. The domain knows nothing of envelopes; these
+// functions are the only place where the two meet.
+
+// EventEnvelope wraps a domain event. The id is a UUIDv7 from the event
+// time; prevHash is the chain link that the decider supplies.
+func EventEnvelope(e approval.Event, source, prevHash string) (Envelope, error) {
+	data, err := json.Marshal(e.Body)
+	if err != nil {
+		return Envelope{}, fmt.Errorf("eventlog: encode %s: %w", e.Body.EventType(), err)
+	}
+	return Envelope{
+		SpecVersion:     SpecVersion,
+		ID:              NewID(e.Time),
+		Source:          source,
+		Type:            e.Body.EventType(),
+		Subject:         e.RequestID,
+		Time:            e.Time.UTC(),
+		DataContentType: DataContentTypeJSON,
+		Actor:           e.Actor,
+		CommandID:       e.CommandID,
+		Sequence:        strconv.Itoa(e.Sequence),
+		PrevHash:        prevHash,
+		Data:            data,
+	}, nil
+}
+
+// DomainEvent unwraps an event envelope.
+func DomainEvent(env Envelope) (approval.Event, error) {
+	body, err := approval.DecodeEventBody(env.Type, env.Data)
+	if err != nil {
+		return approval.Event{}, fmt.Errorf("eventlog: event %s: %w", env.ID, err)
+	}
+	seq, err := strconv.Atoi(env.Sequence)
+	if err != nil || seq < 1 {
+		return approval.Event{}, fmt.Errorf("eventlog: event %s: sequence %q is not a positive number", env.ID, env.Sequence)
+	}
+	return approval.Event{
+		RequestID: env.Subject,
+		CommandID: env.CommandID,
+		Actor:     env.Actor,
+		Time:      env.Time,
+		Sequence:  seq,
+		Body:      body,
+	}, nil
+}
+
+// CommandEnvelope wraps a domain command; the command id is the envelope id.
+func CommandEnvelope(c approval.Command, source string) (Envelope, error) {
+	data, err := json.Marshal(c.Body)
+	if err != nil {
+		return Envelope{}, fmt.Errorf("eventlog: encode %s: %w", c.Body.CommandType(), err)
+	}
+	return Envelope{
+		SpecVersion:     SpecVersion,
+		ID:              c.ID,
+		Source:          source,
+		Type:            c.Body.CommandType(),
+		Subject:         c.RequestID,
+		Time:            c.Time.UTC(),
+		DataContentType: DataContentTypeJSON,
+		Actor:           c.Actor,
+		Data:            data,
+	}, nil
+}
+
+// DomainCommand unwraps a command envelope. When the envelope is sound but
+// its data is not, it returns the command without a body and an
+// *approval.Refusal, which the decider records as command.rejected.
+func DomainCommand(env Envelope) (approval.Command, error) {
+	c := approval.Command{ID: env.ID, RequestID: env.Subject, Actor: env.Actor, Time: env.Time}
+	body, err := approval.DecodeCommandBody(env.Type, env.Data)
+	if err != nil {
+		return c, err
+	}
+	c.Body = body
+	return c, nil
+}
