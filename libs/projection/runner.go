@@ -1,0 +1,446 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/assent-dev/assent/libs/eventlog"
+)
+
+// Event is one committed record of the events topic, as a handler sees it.
+type Event struct {
+	Partition int32
+	Offset    int64
+	Value     []byte // the exact record value, as hashed
+	Hash      string // eventlog.Hash(Value)
+	PrevHead  string // the partition's chain head before this record
+	Envelope  eventlog.Envelope
+}
+
+// Handler applies events to a store. Apply writes into b, an indexed batch
+// that also carries the runner's offsets; it must not commit it. An error
+// stops the runner: return one only when the store itself failed, and
+// count an event that makes no sense instead.
+type Handler interface {
+	Apply(b *pebble.Batch, e *Event) error
+}
+
+// Config configures a Runner.
+type Config struct {
+	Dir        string // the Pebble directory, created if missing
+	Topic      string // the events topic
+	Partitions int32  // expected partition count; the runner refuses another
+	Kafka      eventlog.Config
+	Handler    Handler
+	Logger     *slog.Logger
+	// Observe, if set, is called after each batch is durable.
+	Observe func(BatchStats)
+}
+
+// BatchStats describes one applied batch.
+type BatchStats struct {
+	Records  int           // data records applied
+	Invalid  int           // records that were not valid CloudEvents
+	Duration time.Duration // from the end of the poll to the commit
+}
+
+// Runner keeps a Pebble store in step with the events topic.
+type Runner struct {
+	cfg Config
+	db  *pebble.DB
+	log *slog.Logger
+
+	mu       sync.Mutex
+	next     []int64  // per partition: the next offset to apply
+	heads    []string // per partition: the hash of the last record applied
+	target   []int64  // per partition: the end offsets captured at start
+	ready    bool
+	progress chan struct{}              // closed and replaced after every batch
+	watchers map[string][]chan struct{} // by subject, woken once
+}
+
+// Open opens (or creates) the store. Call Run to bring it up to date.
+func Open(cfg Config) (*Runner, error) {
+	if cfg.Partitions <= 0 || cfg.Topic == "" || cfg.Handler == nil || cfg.Dir == "" {
+		return nil, errors.New("projection: Dir, Topic, Partitions and Handler are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	db, err := pebble.Open(cfg.Dir, &pebble.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("projection: open %s: %w", cfg.Dir, err)
+	}
+	r := &Runner{
+		cfg:      cfg,
+		db:       db,
+		log:      cfg.Logger.With("component", "projection", "topic", cfg.Topic),
+		progress: make(chan struct{}),
+		watchers: make(map[string][]chan struct{}),
+	}
+	if err := r.loadOffsets(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// DB is the store, for the handler's queries. Reads see whole batches.
+func (r *Runner) DB() *pebble.DB { return r.db }
+
+// Close closes the store. Run must have returned.
+func (r *Runner) Close() error { return r.db.Close() }
+
+func (r *Runner) loadOffsets() error {
+	n := r.cfg.Partitions
+	r.next, r.heads = make([]int64, n), make([]string, n)
+	for p := range n {
+		r.heads[p] = eventlog.GenesisHash
+		v, closer, err := r.db.Get(keyOffset(p))
+		switch {
+		case errors.Is(err, pebble.ErrNotFound):
+			continue
+		case err != nil:
+			return fmt.Errorf("projection: read offset of partition %d: %w", p, err)
+		}
+		off, err := decodeInt64(v)
+		_ = closer.Close()
+		if err != nil {
+			return err
+		}
+		r.next[p] = off
+		h, closer, err := r.db.Get(keyHead(p))
+		if err != nil {
+			return fmt.Errorf("projection: read chain head of partition %d: %w", p, err)
+		}
+		r.heads[p] = string(h)
+		_ = closer.Close()
+	}
+	return nil
+}
+
+// Run consumes the events topic until ctx ends. It returns nil when ctx is
+// done, or the error that stopped it.
+func (r *Runner) Run(ctx context.Context) error {
+	opts, err := r.cfg.Kafka.Opts(kgo.KeepControlRecords())
+	if err != nil {
+		return err
+	}
+	adminClient, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("projection: kafka client: %w", err)
+	}
+	defer adminClient.Close()
+	adm := kadm.NewClient(adminClient)
+
+	for {
+		if err := r.prepare(ctx, adm); err != nil {
+			return err
+		}
+		err := r.consume(ctx)
+		if !errors.Is(err, errLogReset) {
+			return err
+		}
+		r.log.Warn("the events log went back behind the store; rebuilding from the start", "err", err)
+		if err := r.wipe(); err != nil {
+			return err
+		}
+	}
+}
+
+var errLogReset = errors.New("projection: the log is behind the store")
+
+// prepare checks that the store belongs to this cluster and topic, wipes it
+// if not, and captures the end offsets that define readiness.
+func (r *Runner) prepare(ctx context.Context, adm *kadm.Client) error {
+	md, err := adm.Metadata(ctx, r.cfg.Topic)
+	if err != nil {
+		return fmt.Errorf("projection: metadata of %s: %w", r.cfg.Topic, err)
+	}
+	td, ok := md.Topics[r.cfg.Topic]
+	if !ok || td.Err != nil {
+		return fmt.Errorf("projection: topic %s is missing (%v); provision it with assent-kafka provision", r.cfg.Topic, td.Err)
+	}
+	if got := int32(len(td.Partitions)); got != r.cfg.Partitions {
+		return fmt.Errorf("projection: %s has %d partitions, configured for %d; they must match", r.cfg.Topic, got, r.cfg.Partitions)
+	}
+	identity := md.Cluster + "/" + td.ID.String()
+	stored, closer, err := r.db.Get(keyCluster)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		stored = nil
+	case err != nil:
+		return fmt.Errorf("projection: read identity: %w", err)
+	default:
+		stored = append([]byte(nil), stored...)
+		_ = closer.Close()
+	}
+	if stored != nil && string(stored) != identity {
+		r.log.Warn("the store belongs to another cluster or topic incarnation; rebuilding", "stored", string(stored), "now", identity)
+		if err := r.wipe(); err != nil {
+			return err
+		}
+	}
+	if err := r.db.Set(keyCluster, []byte(identity), pebble.Sync); err != nil {
+		return fmt.Errorf("projection: write identity: %w", err)
+	}
+
+	ends, err := adm.ListEndOffsets(ctx, r.cfg.Topic)
+	if err != nil {
+		return fmt.Errorf("projection: end offsets of %s: %w", r.cfg.Topic, err)
+	}
+	stable, err := adm.ListCommittedOffsets(ctx, r.cfg.Topic)
+	if err != nil {
+		return fmt.Errorf("projection: stable offsets of %s: %w", r.cfg.Topic, err)
+	}
+	target := make([]int64, r.cfg.Partitions)
+	ahead := false
+	for p := range r.cfg.Partitions {
+		end, ok := ends.Lookup(r.cfg.Topic, p)
+		if !ok || end.Err != nil {
+			return fmt.Errorf("projection: end offset of %s/%d: %v", r.cfg.Topic, p, end.Err)
+		}
+		if r.Next(p) > end.Offset {
+			ahead = true
+		}
+		lso, ok := stable.Lookup(r.cfg.Topic, p)
+		if !ok || lso.Err != nil {
+			return fmt.Errorf("projection: stable offset of %s/%d: %v", r.cfg.Topic, p, lso.Err)
+		}
+		target[p] = lso.Offset
+	}
+	if ahead {
+		r.log.Warn("the store is ahead of the log (topic truncated or recreated); rebuilding")
+		if err := r.wipe(); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	r.target = target
+	r.mu.Unlock()
+	r.updateReady()
+	return nil
+}
+
+// wipe deletes everything, the identity included.
+func (r *Runner) wipe() error {
+	if err := r.db.DeleteRange([]byte{}, []byte{0xff, 0xff, 0xff, 0xff}, pebble.Sync); err != nil {
+		return fmt.Errorf("projection: wipe: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p := range r.next {
+		r.next[p], r.heads[p] = 0, eventlog.GenesisHash
+	}
+	r.ready = false
+	return nil
+}
+
+func (r *Runner) consume(ctx context.Context) error {
+	start := make(map[int32]kgo.Offset, r.cfg.Partitions)
+	for p := range r.cfg.Partitions {
+		start[p] = kgo.NewOffset().At(r.Next(p))
+	}
+	opts, err := r.cfg.Kafka.Opts(
+		kgo.KeepControlRecords(),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.cfg.Topic: start}),
+		kgo.FetchMaxWait(time.Second),
+	)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("projection: kafka client: %w", err)
+	}
+	defer cl.Close()
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			r.log.Warn("fetch error; franz-go retries", "partition", p, "err", err)
+		})
+		if err := r.apply(fetches); err != nil {
+			return err
+		}
+	}
+}
+
+// apply writes one poll into one batch, then publishes it.
+func (r *Runner) apply(fetches kgo.Fetches) error {
+	began := time.Now()
+	r.mu.Lock()
+	next := append([]int64(nil), r.next...)
+	heads := append([]string(nil), r.heads...)
+	r.mu.Unlock()
+
+	b := r.db.NewIndexedBatch()
+	defer b.Close()
+	touched := make(map[int32]bool)
+	subjects := make(map[string]bool)
+	stats := BatchStats{}
+	var err error
+	fetches.EachRecord(func(rec *kgo.Record) {
+		if err != nil || rec.Topic != r.cfg.Topic {
+			return
+		}
+		p := rec.Partition
+		if p < 0 || p >= r.cfg.Partitions {
+			err = fmt.Errorf("projection: record in partition %d of %s, configured for %d", p, r.cfg.Topic, r.cfg.Partitions)
+			return
+		}
+		if rec.Offset < next[p] {
+			err = fmt.Errorf("%w: partition %d offset %d < %d", errLogReset, p, rec.Offset, next[p])
+			return
+		}
+		touched[p] = true
+		next[p] = rec.Offset + 1
+		if rec.Attrs.IsControl() {
+			return
+		}
+		e := &Event{Partition: p, Offset: rec.Offset, Value: rec.Value, Hash: eventlog.Hash(rec.Value), PrevHead: heads[p]}
+		heads[p] = e.Hash
+		env, decErr := eventlog.DecodeRecord(rec)
+		if decErr != nil {
+			stats.Invalid++
+			r.log.Error("skipping a record that is not a valid Assent CloudEvent", "partition", p, "offset", rec.Offset, "err", decErr)
+			return
+		}
+		e.Envelope = env
+		stats.Records++
+		if env.Subject != "" {
+			subjects[env.Subject] = true
+		}
+		if hErr := r.cfg.Handler.Apply(b, e); hErr != nil {
+			err = fmt.Errorf("projection: apply %s/%d@%d: %w", r.cfg.Topic, p, rec.Offset, hErr)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if len(touched) == 0 {
+		return nil
+	}
+	for p := range touched {
+		if err := b.Set(keyOffset(p), encodeInt64(next[p]), nil); err != nil {
+			return fmt.Errorf("projection: stage offset: %w", err)
+		}
+		if err := b.Set(keyHead(p), []byte(heads[p]), nil); err != nil {
+			return fmt.Errorf("projection: stage head: %w", err)
+		}
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("projection: commit batch: %w", err)
+	}
+	stats.Duration = time.Since(began)
+
+	r.mu.Lock()
+	r.next, r.heads = next, heads
+	close(r.progress)
+	r.progress = make(chan struct{})
+	var wake []chan struct{}
+	for s := range subjects {
+		wake = append(wake, r.watchers[s]...)
+		delete(r.watchers, s)
+	}
+	r.mu.Unlock()
+	for _, ch := range wake {
+		close(ch)
+	}
+	r.updateReady()
+	if r.cfg.Observe != nil {
+		r.cfg.Observe(stats)
+	}
+	return nil
+}
+
+func (r *Runner) updateReady() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ready || r.target == nil {
+		return
+	}
+	for p, t := range r.target {
+		if r.next[p] < t {
+			return
+		}
+	}
+	r.ready = true
+	r.log.Info("projection caught up", "partitions", len(r.target))
+}
+
+// Ready reports whether everything committed before Run started has been
+// applied.
+func (r *Runner) Ready() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ready
+}
+
+// Next returns the next offset of partition p to apply.
+func (r *Runner) Next(p int32) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.next[p]
+}
+
+// Head returns the chain head of partition p: the hash of the last record
+// applied, or eventlog.GenesisHash.
+func (r *Runner) Head(p int32) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.heads[p]
+}
+
+// WaitOffset waits until partition p has been applied up to offset off
+// (exclusive: Next(p) >= off).
+func (r *Runner) WaitOffset(ctx context.Context, p int32, off int64) error {
+	for {
+		r.mu.Lock()
+		done, ch := r.next[p] >= off, r.progress
+		r.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// Watch returns a channel closed after the next batch that applies an
+// event with this subject. Register before reading the store, then read,
+// then wait: a batch in between still wakes the watcher. Call stop if you
+// give up waiting.
+func (r *Runner) Watch(subject string) (woken <-chan struct{}, stop func()) {
+	ch := make(chan struct{})
+	r.mu.Lock()
+	r.watchers[subject] = append(r.watchers[subject], ch)
+	r.mu.Unlock()
+	return ch, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		list := r.watchers[subject]
+		for i, c := range list {
+			if c == ch {
+				r.watchers[subject] = append(list[:i:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(r.watchers[subject]) == 0 {
+			delete(r.watchers, subject)
+		}
+	}
+}

@@ -1,0 +1,68 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Env reads settings from a getenv function (os.Getenv in main, a map in
+// tests) and collects every problem, so that a misconfigured service says
+// everything that is wrong at once.
+type Env struct {
+	get  func(string) string
+	errs []error
+}
+
+// NewEnv wraps getenv.
+func NewEnv(getenv func(string) string) *Env { return &Env{get: getenv} }
+
+// String returns the value of key, or def when it is unset.
+func (e *Env) String(key, def string) string {
+	if v := strings.TrimSpace(e.get(key)); v != "" {
+		return v
+	}
+	return def
+}
+
+// Required returns the value of key and records an error when it is unset.
+func (e *Env) Required(key, hint string) string {
+	v := strings.TrimSpace(e.get(key))
+	if v == "" {
+		e.errs = append(e.errs, fmt.Errorf("%s is not set; %s", key, hint))
+	}
+	return v
+}
+
+// Duration parses a Go duration ("5s", "1m30s").
+func (e *Env) Duration(key string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(e.get(key))
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q is not a duration such as 5s or 1m30s", key, v))
+		return def
+	}
+	return d
+}
+
+// Int parses a whole number within [lo, hi].
+func (e *Env) Int(key string, def, lo, hi int) int {
+	v := strings.TrimSpace(e.get(key))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q must be a whole number from %d to %d", key, v, lo, hi))
+		return def
+	}
+	return n
+}
+
+// Err returns every problem found so far, or nil.
+func (e *Env) Err() error { return errors.Join(e.errs...) }

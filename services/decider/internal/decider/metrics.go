@@ -1,0 +1,82 @@
+package decider
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/assent-dev/assent/libs/approval"
+)
+
+type metrics struct {
+	commands       *prometheus.CounterVec
+	refusals       *prometheus.CounterVec
+	decisions      *prometheus.CounterVec
+	txns           *prometheus.CounterVec
+	skipped        *prometheus.CounterVec
+	commandToEvent prometheus.Histogram
+	catchUp        prometheus.Histogram
+	applySeconds   prometheus.Histogram
+	invalidEvents  prometheus.CounterFunc
+}
+
+var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+func newMetrics(reg prometheus.Registerer, invalid func() float64) *metrics {
+	m := &metrics{
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "assent_decider_commands_total", Help: "Commands decided, by type and outcome (accepted, refused, replayed).",
+		}, []string{"type", "outcome"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "assent_refusals_total", Help: "Commands refused, by reason code.",
+		}, []string{"reason"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "assent_decisions_total", Help: "Terminal decisions written, by outcome.",
+		}, []string{"outcome"}),
+		txns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "assent_decider_transactions_total", Help: "Kafka transactions ended, by result (committed, aborted, error).",
+		}, []string{"result"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "assent_decider_skipped_records_total", Help: "Command records that could not be decided at all, by reason.",
+		}, []string{"reason"}),
+		commandToEvent: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "assent_command_to_event_seconds", Help: "From a command's time to the decision on it.", Buckets: latencyBuckets,
+		}),
+		catchUp: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "assent_decider_catch_up_seconds", Help: "Time to take over partitions: wait for open transactions and project to the end.", Buckets: latencyBuckets,
+		}),
+		applySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "assent_projection_apply_seconds", Help: "Time to apply one poll of events to the projection.", Buckets: latencyBuckets,
+		}),
+		invalidEvents: prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "assent_consistency_violations_total", Help: "Events the projection could not fold (should read zero).",
+		}, invalid),
+	}
+	reg.MustRegister(m.commands, m.refusals, m.decisions, m.txns, m.skipped, m.commandToEvent, m.catchUp, m.applySeconds, m.invalidEvents)
+	return m
+}
+
+func (m *metrics) observeDecision(typ string, d approval.Decision) {
+	if typ == "" {
+		typ = "unknown"
+	}
+	switch {
+	case d.Replayed:
+		m.commands.WithLabelValues(typ, "replayed").Inc()
+	case d.Refusal != nil:
+		m.commands.WithLabelValues(typ, "refused").Inc()
+		m.refusals.WithLabelValues(string(d.Refusal.Code)).Inc()
+	default:
+		m.commands.WithLabelValues(typ, "accepted").Inc()
+	}
+	for _, e := range d.Events {
+		switch e.Body.(type) {
+		case approval.RequestApproved:
+			m.decisions.WithLabelValues("approved").Inc()
+		case approval.RequestRejected:
+			m.decisions.WithLabelValues("rejected").Inc()
+		case approval.RequestExpired:
+			m.decisions.WithLabelValues("expired").Inc()
+		case approval.RequestCancelled:
+			m.decisions.WithLabelValues("cancelled").Inc()
+		}
+	}
+}

@@ -1,0 +1,139 @@
+package decider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/policy"
+	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/libs/service"
+)
+
+// Main parses the arguments and runs the decider until ctx ends.
+func Main(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	for _, a := range args {
+		switch a {
+		case "-h", "--help", "help":
+			_, err := io.WriteString(stdout, usage)
+			return err
+		default:
+			return fmt.Errorf("unknown argument %q\n\n%s", a, usage)
+		}
+	}
+	cfg, err := LoadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	return Run(ctx, cfg, stdout)
+}
+
+// Run runs the decider with cfg until ctx ends.
+func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
+	log := service.NewLogger(stdout, cfg.LogLevel, "decider", cfg.Instance)
+	pols, err := policy.Load(cfg.PolicyFile)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.DataDir), 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+
+	adminClient, err := eventlog.NewClient(cfg.Kafka)
+	if err != nil {
+		return err
+	}
+	defer adminClient.Close()
+	adm := kadm.NewClient(adminClient)
+	checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = eventlog.CheckTopics(checkCtx, adm, cfg.Topics)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("topics: %w", err)
+	}
+
+	reg := service.NewRegistry()
+	store := &requests.Store{}
+	var m *metrics
+	runner, err := projection.Open(projection.Config{
+		Dir: cfg.DataDir, Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions,
+		Kafka: cfg.Kafka, Handler: store, Logger: log,
+		Observe: func(s projection.BatchStats) { m.applySeconds.Observe(s.Duration.Seconds()) },
+	})
+	if err != nil {
+		return err
+	}
+	defer runner.Close()
+	store.Attach(runner.DB())
+	m = newMetrics(reg, func() float64 { return float64(store.Invalid.Load()) })
+
+	d := &Decider{
+		cfg: cfg, log: log, runner: runner, store: store, metrics: m, now: time.Now,
+		policies: func() approval.Policies { return pols },
+		owned:    map[int32]*partition{}, overlay: map[string]overlayEntry{},
+	}
+	opts, err := cfg.Kafka.Opts(
+		kgo.TransactionalID("assent-"+cfg.Instance),
+		kgo.TransactionTimeout(cfg.TxnTimeout),
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Topics.Commands),
+		kgo.RequireStableFetchOffsets(),
+		kgo.SessionTimeout(cfg.SessionTTL),
+		kgo.HeartbeatInterval(cfg.SessionTTL/6),
+		kgo.FetchMaxWait(time.Second),
+		kgo.OnPartitionsAssigned(d.onAssigned),
+		kgo.OnPartitionsRevoked(d.onRevoked),
+		kgo.OnPartitionsLost(d.onRevoked),
+	)
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	service.Probes{Registry: reg, Ready: func() error {
+		if !runner.Ready() {
+			return errors.New("projection catching up")
+		}
+		return nil
+	}}.Register(mux)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return service.Serve(gctx, cfg.HTTPAddr, mux, 5*time.Second) })
+	g.Go(func() error { return runner.Run(gctx) })
+	g.Go(func() error {
+		// Decide only once the projection has what was committed before we
+		// started; partitions assigned later are caught up one by one.
+		for !runner.Ready() {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		sess, err := kgo.NewGroupTransactSession(opts...)
+		if err != nil {
+			return fmt.Errorf("transact session: %w", err)
+		}
+		defer sess.Close()
+		if err := eventlog.CheckClient(sess.Client()); err != nil {
+			return err
+		}
+		log.Info("deciding", "group", cfg.Group, "transactional_id", "assent-"+cfg.Instance)
+		return d.loop(gctx, sess, adm)
+	})
+	err = g.Wait()
+	log.Info("stopped", "err", err)
+	return err
+}

@@ -1,0 +1,24 @@
+// Command decider turns commands into events: it consumes
+// assent.commands.v1 as a consumer group, decides each command with the
+// pure domain, and writes the events and the consumer offsets in one Kafka
+// transaction. See README.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/assent-dev/assent/services/decider/internal/decider"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := decider.Main(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "decider:", err)
+		os.Exit(1)
+	}
+}
