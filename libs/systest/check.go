@@ -1,0 +1,141 @@
+package systest
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/eventlog"
+)
+
+// Anomaly is one violated invariant.
+type Anomaly struct {
+	Invariant string // I1, I2, ...
+	Request   string
+	Partition int32
+	Offset    int64
+	Detail    string
+}
+
+func (a Anomaly) String() string {
+	return fmt.Sprintf("%s request %s at %d@%d: %s", a.Invariant, a.Request, a.Partition, a.Offset, a.Detail)
+}
+
+// Acked is a command a client was told had been accepted (a 2xx).
+type Acked struct {
+	RequestID string
+	CommandID string
+	// Resubmit is set for a submit the API may have answered without
+	// producing it (an identical resubmit): its request must exist instead.
+	Resubmit bool
+}
+
+// Result is what Check found.
+type Result struct {
+	Events    int
+	Requests  int
+	Terminal  map[approval.Status]int
+	States    map[string]approval.State // the fold of every request
+	Anomalies []Anomaly
+}
+
+// Check verifies the invariants over a log read by ReadLog.
+func Check(log []Record, acked []Acked) Result {
+	res := Result{Terminal: map[approval.Status]int{}, States: map[string]approval.State{}}
+	add := func(inv string, r Record, format string, args ...any) {
+		res.Anomalies = append(res.Anomalies, Anomaly{Invariant: inv, Request: r.Envelope.Subject,
+			Partition: r.Partition, Offset: r.Offset, Detail: fmt.Sprintf(format, args...)})
+	}
+	heads := map[int32]string{}
+	seen := map[string]bool{} // subject/commandid/type
+	for _, r := range log {
+		// I6: the chain links.
+		head, ok := heads[r.Partition]
+		if !ok {
+			head = eventlog.GenesisHash
+		}
+		heads[r.Partition] = eventlog.Hash(r.Value)
+		if r.Err != nil {
+			add("I7", r, "undecodable event: %v", r.Err)
+			continue
+		}
+		if r.Envelope.PrevHash != head {
+			add("I6", r, "prevhash %s, want %s", r.Envelope.PrevHash, head)
+		}
+		if r.Envelope.Subject == "" {
+			continue // a checkpoint
+		}
+		res.Events++
+		e := r.Event
+		before := res.States[e.RequestID]
+		if e.Sequence != before.Sequence+1 {
+			add("SEQ", r, "sequence %d after %d", e.Sequence, before.Sequence)
+		}
+		key := e.RequestID + "\x00" + e.CommandID + "\x00" + e.Body.EventType()
+		if seen[key] {
+			add("I2", r, "command %s produced a second %s", e.CommandID, e.Body.EventType())
+		}
+		seen[key] = true
+		if before.Status.Terminal() {
+			switch e.Body.(type) {
+			case approval.CommandRejected, approval.NotificationRecorded:
+			default:
+				add("I3", r, "%s after the request was %s", e.Body.EventType(), before.Status)
+			}
+		}
+		if v, ok := e.Body.(approval.VoteRecorded); ok {
+			switch {
+			case v.Voter == before.Requester:
+				add("I4", r, "self-approval by %s", v.Voter)
+			case !slices.Contains(before.Policy.Approvers, v.Voter):
+				add("I4", r, "vote by %s, who is not in the snapshot", v.Voter)
+			case before.HasVoted(v.Voter):
+				add("I4", r, "second vote by %s", v.Voter)
+			}
+		}
+		if a, ok := e.Body.(approval.RequestApproved); ok {
+			if n, _ := before.Tally(); n < before.Policy.MinApprovals || len(a.Approvers) < before.Policy.MinApprovals {
+				add("I4", r, "approved with %d approvals, quorum %d", n, before.Policy.MinApprovals)
+			}
+		}
+		res.States[e.RequestID] = approval.Evolve(before, e)
+	}
+	for _, st := range res.States {
+		if st.Status != approval.StatusNone {
+			res.Requests++
+		}
+		if st.Status.Terminal() {
+			res.Terminal[st.Status]++
+		}
+	}
+	// I1: every acknowledged command has an outcome.
+	for _, a := range acked {
+		st := res.States[a.RequestID]
+		if _, ok := st.Outcomes[a.CommandID]; ok {
+			continue
+		}
+		if a.Resubmit && st.Status != approval.StatusNone {
+			continue
+		}
+		res.Anomalies = append(res.Anomalies, Anomaly{Invariant: "I1", Request: a.RequestID, Partition: -1, Offset: -1,
+			Detail: fmt.Sprintf("acknowledged command %s has no outcome in the log", a.CommandID)})
+	}
+	sort.SliceStable(res.Anomalies, func(i, j int) bool { return res.Anomalies[i].Invariant < res.Anomalies[j].Invariant })
+	return res
+}
+
+// Summary is a short human-readable report.
+func (r Result) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d events, %d requests, terminal %v, %d anomalies", r.Events, r.Requests, r.Terminal, len(r.Anomalies))
+	for i, a := range r.Anomalies {
+		if i == 20 {
+			fmt.Fprintf(&b, "\n  ... and %d more", len(r.Anomalies)-20)
+			break
+		}
+		b.WriteString("\n  " + a.String())
+	}
+	return b.String()
+}

@@ -1,0 +1,22 @@
+// Package systest runs Assent as a system and judges the result: it
+// builds and starts service processes, kills them, reads the whole event
+// log back and checks the invariants of DESIGN.md against it.
+//
+// # The checker
+//
+// [ReadLog] reads every partition of the events topic with read_committed.
+// [Check] then proves, from the log alone and the list of commands that
+// clients were told had been accepted:
+//
+//   - I1: every acknowledged command has an outcome in the log;
+//   - I2: no command id produced the same event type twice for a request;
+//   - I3: a request has at most one terminal event, and after it only
+//     command.rejected and notification.recorded;
+//   - I4: no vote by the requester, by a principal outside the snapshot,
+//     or twice by the same principal, was recorded;
+//   - sequences are gapless per request, from 1;
+//   - I6 (links): each event's prevhash is the hash of the record before
+//     it in its partition.
+//
+// Every anomaly names the request, the partition and the offset.
+package systest
