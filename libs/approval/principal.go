@@ -39,11 +39,18 @@ func ParsePrincipal(p string) (kind, id string, err error) {
 }
 
 // NormalizePrincipal accepts a bare email as a user, the shorthand used in
-// policy files, and returns the canonical "kind:id" form.
+// policy files, and returns the canonical "kind:id" form. User ids are
+// emails and are lowercased, so that "Alice@example.com" in a policy and
+// "alice@example.com" from Slack are one person. Principals are compared
+// exactly everywhere else, so every edge normalizes before it builds a
+// command.
 func NormalizePrincipal(p string) (string, error) {
 	p = strings.TrimSpace(p)
 	if !strings.Contains(p, ":") && strings.Contains(p, "@") {
 		p = KindUser + ":" + p
+	}
+	if id, ok := strings.CutPrefix(p, KindUser+":"); ok {
+		p = KindUser + ":" + strings.ToLower(id)
 	}
 	if _, _, err := ParsePrincipal(p); err != nil {
 		return "", err
