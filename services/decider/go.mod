@@ -9,6 +9,7 @@ require (
 	github.com/assent-dev/assent/libs/projection v0.0.0
 	github.com/assent-dev/assent/libs/service v0.0.0
 	github.com/prometheus/client_golang v1.25.0
+	github.com/stretchr/testify v1.12.1
 	github.com/twmb/franz-go v1.22.2
 	github.com/twmb/franz-go/pkg/kadm v1.19.0
 )
@@ -17,6 +18,7 @@ require (
 	github.com/DataDog/zstd v1.5.7 // indirect
 	github.com/RaduBerinde/axisds v0.1.0 // indirect
 	github.com/RaduBerinde/btreemap v0.0.0-20250419174037-3d62b7205d54 // indirect
+	github.com/assent-dev/assent/libs/systest v0.0.0
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/cockroachdb/crlib v0.0.0-20241112164430-1264a2edc35b // indirect
@@ -58,3 +60,5 @@ replace github.com/assent-dev/assent/libs/projection => ../../libs/projection
 replace github.com/assent-dev/assent/libs/policy => ../../libs/policy
 
 replace github.com/assent-dev/assent/libs/service => ../../libs/service
+
+replace github.com/assent-dev/assent/libs/systest => ../../libs/systest
