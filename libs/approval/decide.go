@@ -145,6 +145,7 @@ func (d *decider) submit(b Submit, ps Policies) Decision {
 	if r := validateSubmit(b); r != nil {
 		return d.refused(r)
 	}
+	b.Action.Details, _ = NormalizeDetails(b.Action.Details) // validated above; stored canonical
 	hash := ContentHash(b)
 	if d.s.Status != StatusNone {
 		if d.s.ContentHash == hash {

@@ -23,7 +23,7 @@
 // [RequestRejected], [RequestExpired], [RequestCancelled], [CommandRejected],
 // [NotificationRecorded]) are closed sets: their interfaces have unexported
 // methods, and every type switch over them ends in a default that refuses the
-// unknown case rather than ignoring it. [NewCommandBody] and [NewEventBody]
+// unknown case rather than ignoring it. [DecodeCommandBody] and [DecodeEventBody]
 // map wire type names back to Go types.
 //
 // # Invariants

@@ -55,30 +55,60 @@ func DomainEvent(env Envelope) (approval.Event, error) {
 	}, nil
 }
 
-// CommandEnvelope wraps a domain command; the command id is the envelope id.
+// CommandEnvelope wraps a domain command. The command id travels in the
+// commandid extension; the envelope id is the command id when that is a
+// UUID (as the API's are), and a fresh UUIDv7 otherwise, since a
+// CloudEvent id is one.
 func CommandEnvelope(c approval.Command, source string) (Envelope, error) {
+	id := c.ID
+	if !isUUID(id) {
+		id = NewID(c.Time)
+	}
 	data, err := json.Marshal(c.Body)
 	if err != nil {
 		return Envelope{}, fmt.Errorf("eventlog: encode %s: %w", c.Body.CommandType(), err)
 	}
 	return Envelope{
 		SpecVersion:     SpecVersion,
-		ID:              c.ID,
+		ID:              id,
 		Source:          source,
 		Type:            c.Body.CommandType(),
 		Subject:         c.RequestID,
 		Time:            c.Time.UTC(),
 		DataContentType: DataContentTypeJSON,
 		Actor:           c.Actor,
+		CommandID:       c.ID,
 		Data:            data,
 	}, nil
 }
 
-// DomainCommand unwraps a command envelope. When the envelope is sound but
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if r != '-' {
+				return false
+			}
+		case (r < '0' || r > '9') && (r < 'a' || r > 'f'):
+			return false
+		}
+	}
+	return true
+}
+
+// DomainCommand unwraps a command envelope. The command id is the
+// commandid extension if present, else the envelope id. When the envelope is sound but
 // its data is not, it returns the command without a body and an
 // *approval.Refusal, which the decider records as command.rejected.
 func DomainCommand(env Envelope) (approval.Command, error) {
-	c := approval.Command{ID: env.ID, RequestID: env.Subject, Actor: env.Actor, Time: env.Time}
+	id := env.CommandID
+	if id == "" {
+		id = env.ID
+	}
+	c := approval.Command{ID: id, RequestID: env.Subject, Actor: env.Actor, Time: env.Time}
 	body, err := approval.DecodeCommandBody(env.Type, env.Data)
 	if err != nil {
 		return c, err
