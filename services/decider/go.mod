@@ -14,11 +14,14 @@ require (
 	github.com/twmb/franz-go/pkg/kadm v1.19.0
 )
 
+require github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
+
 require (
 	github.com/DataDog/zstd v1.5.7 // indirect
 	github.com/RaduBerinde/axisds v0.1.0 // indirect
 	github.com/RaduBerinde/btreemap v0.0.0-20250419174037-3d62b7205d54 // indirect
 	github.com/assent-dev/assent/libs/systest v0.0.0
+	github.com/assent-dev/assent/schemas v0.0.0
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/cockroachdb/crlib v0.0.0-20241112164430-1264a2edc35b // indirect
@@ -62,3 +65,5 @@ replace github.com/assent-dev/assent/libs/policy => ../../libs/policy
 replace github.com/assent-dev/assent/libs/service => ../../libs/service
 
 replace github.com/assent-dev/assent/libs/systest => ../../libs/systest
+
+replace github.com/assent-dev/assent/schemas => ../../schemas

@@ -18,6 +18,7 @@ import (
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/eventlog/kafkatest"
 	"github.com/assent-dev/assent/libs/systest"
+	"github.com/assent-dev/assent/schemas"
 	"github.com/assent-dev/assent/services/decider/internal/decider"
 )
 
@@ -139,6 +140,11 @@ func TestIntegrationDecidersOverKafka(t *testing.T) {
 		res = systest.Check(log, acked)
 		return len(res.Anomalies) == 0
 	}, 90*time.Second, 500*time.Millisecond, "checker: %s", res.Summary())
+	log, err := systest.ReadLog(t.Context(), kcfg, topics.Events)
+	require.NoError(t, err)
+	for _, r := range log {
+		require.NoError(t, schemas.Validate(r.Value), "event at %d@%d", r.Partition, r.Offset)
+	}
 	require.Equal(t, n, res.Requests)
 	require.Equal(t, n/4+1, res.Terminal[approval.StatusApproved], "req-3 is approved by the duplicated vote: %s", res.Summary())
 	require.Equal(t, n/4, res.Terminal[approval.StatusRejected], res.Summary())
