@@ -1,6 +1,7 @@
 package eventlog
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -15,7 +16,7 @@ import (
 // EventEnvelope wraps a domain event. The id is a UUIDv7 from the event
 // time; prevHash is the chain link that the decider supplies.
 func EventEnvelope(e approval.Event, source, prevHash string) (Envelope, error) {
-	data, err := json.Marshal(e.Body)
+	data, err := marshalData(e.Body)
 	if err != nil {
 		return Envelope{}, fmt.Errorf("eventlog: encode %s: %w", e.Body.EventType(), err)
 	}
@@ -64,7 +65,7 @@ func CommandEnvelope(c approval.Command, source string) (Envelope, error) {
 	if !isUUID(id) {
 		id = NewID(c.Time)
 	}
-	data, err := json.Marshal(c.Body)
+	data, err := marshalData(c.Body)
 	if err != nil {
 		return Envelope{}, fmt.Errorf("eventlog: encode %s: %w", c.Body.CommandType(), err)
 	}
@@ -115,4 +116,16 @@ func DomainCommand(env Envelope) (approval.Command, error) {
 	}
 	c.Body = body
 	return c, nil
+}
+
+// marshalData encodes data without HTML escaping, so that "<", ">" and "&"
+// in user text read as themselves in kcat and jq.
+func marshalData(v any) (json.RawMessage, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
 }

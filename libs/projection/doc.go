@@ -16,8 +16,9 @@
 //     a partition's next offset reaches the last stable offset exactly and
 //     "caught up" is a plain comparison.
 //   - It wipes and rebuilds the store when it belongs to another cluster or
-//     another incarnation of the topic, or when its offsets are ahead of
-//     the log (the topic was truncated or recreated).
+//     another incarnation of the topic, or to another layout of the
+//     handler (see [Versioned]), or when its offsets are ahead of the log
+//     (the topic was truncated or recreated).
 //   - It is ready once it has applied everything committed before it
 //     started (the end offsets it captured then).
 //   - Waiters are woken after the batch holding their subject is durable in

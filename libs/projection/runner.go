@@ -33,6 +33,14 @@ type Handler interface {
 	Apply(b *pebble.Batch, e *Event) error
 }
 
+// Versioned is a Handler that names the layout of what it stores. The
+// version is part of the store's identity: a handler whose keys or values
+// changed meaning bumps it, and every existing store is wiped and rebuilt
+// from the log instead of being read with the wrong layout.
+type Versioned interface {
+	Version() string
+}
+
 // Config configures a Runner.
 type Config struct {
 	Dir        string // the Pebble directory, created if missing
@@ -43,7 +51,15 @@ type Config struct {
 	Logger     *slog.Logger
 	// Observe, if set, is called after each batch is durable.
 	Observe func(BatchStats)
+	// BatchRecords bounds the records (control records included) applied
+	// in one batch; 0 means DefaultBatchRecords. Without a bound, a cold
+	// rebuild would put everything the client has buffered (up to 50 MiB
+	// a broker) into one indexed batch.
+	BatchRecords int
 }
+
+// DefaultBatchRecords is the default of Config.BatchRecords.
+const DefaultBatchRecords = 10_000
 
 // BatchStats describes one applied batch.
 type BatchStats struct {
@@ -75,14 +91,18 @@ func Open(cfg Config) (*Runner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	db, err := pebble.Open(cfg.Dir, &pebble.Options{})
+	if cfg.BatchRecords <= 0 {
+		cfg.BatchRecords = DefaultBatchRecords
+	}
+	log := cfg.Logger.With("component", "projection", "topic", cfg.Topic)
+	db, err := pebble.Open(cfg.Dir, &pebble.Options{Logger: pebbleLogger{log.With("store", cfg.Dir)}})
 	if err != nil {
 		return nil, fmt.Errorf("projection: open %s: %w", cfg.Dir, err)
 	}
 	r := &Runner{
 		cfg:      cfg,
 		db:       db,
-		log:      cfg.Logger.With("component", "projection", "topic", cfg.Topic),
+		log:      log,
 		progress: make(chan struct{}),
 		watchers: make(map[string][]chan struct{}),
 	}
@@ -143,6 +163,9 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	for {
 		if err := r.prepare(ctx, adm); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while starting: not a failure
+			}
 			return err
 		}
 		err := r.consume(ctx)
@@ -173,6 +196,9 @@ func (r *Runner) prepare(ctx context.Context, adm *kadm.Client) error {
 		return fmt.Errorf("projection: %s has %d partitions, configured for %d; they must match", r.cfg.Topic, got, r.cfg.Partitions)
 	}
 	identity := md.Cluster + "/" + td.ID.String()
+	if v, ok := r.cfg.Handler.(Versioned); ok {
+		identity += "/" + v.Version()
+	}
 	stored, closer, err := r.db.Get(keyCluster)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
@@ -225,6 +251,10 @@ func (r *Runner) prepare(ctx context.Context, adm *kadm.Client) error {
 	}
 	r.mu.Lock()
 	r.target = target
+	// The stored offsets are trusted from now on: wake WaitOffset, which
+	// ignored them until the store was checked against the log.
+	close(r.progress)
+	r.progress = make(chan struct{})
 	r.mu.Unlock()
 	r.updateReady()
 	return nil
@@ -263,7 +293,7 @@ func (r *Runner) consume(ctx context.Context) error {
 	}
 	defer cl.Close()
 	for {
-		fetches := cl.PollFetches(ctx)
+		fetches := cl.PollRecords(ctx, r.cfg.BatchRecords)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -403,11 +433,13 @@ func (r *Runner) Head(p int32) string {
 }
 
 // WaitOffset waits until partition p has been applied up to offset off
-// (exclusive: Next(p) >= off).
+// (exclusive: Next(p) >= off). Offsets loaded by Open count only once Run
+// has checked them against the log: a store ahead of a truncated or
+// recreated log is wiped, and must not satisfy a waiter before that.
 func (r *Runner) WaitOffset(ctx context.Context, p int32, off int64) error {
 	for {
 		r.mu.Lock()
-		done, ch := r.next[p] >= off, r.progress
+		done, ch := r.target != nil && r.next[p] >= off, r.progress
 		r.mu.Unlock()
 		if done {
 			return nil

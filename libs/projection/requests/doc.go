@@ -5,13 +5,19 @@
 // # Keys
 //
 //	r/<request id>                        the request's approval.State (JSON)
-//	h/<request id>/<sequence, 10 digits>  one event as stored: partition, offset, value
+//	h/<request id, escaped><sequence, 8 bytes><partition, 4 bytes><offset, 8 bytes>
+//	                                      one event: the record value, byte for byte
 //	t/<partition, 4 bytes>/<expires_at, 8 bytes>/<request id>
 //	                                      a pending request's expiry timer
-//	i/<index>/<term>\x00<created_at, 8 bytes><request id>
+//	i/<index>/<term, escaped><created_at, 8 bytes><request id>
 //	                                      list indexes: all, status, requester,
 //	                                      and approver (pending requests a
 //	                                      principal may still vote on)
+//
+// An escaped string has each 0x00 written as 0x00 0xff and ends with 0x00
+// 0x01, so that no request id or term is a prefix of another: the log
+// carries command.rejected events for request ids the decider refused,
+// slashes and NULs included. Numbers are big-endian, so keys sort by them.
 //
 // Index keys sort by creation time, so a list walks them newest first.
 // Every key a state implies is recomputed from the old and the new state,

@@ -31,6 +31,10 @@ type Store struct {
 	OnEvent func(e *projection.Event, ev approval.Event, before, after approval.State)
 }
 
+// Version is the layout of the store's keys and values (see the package
+// documentation). The runner rebuilds a store written with another one.
+func (*Store) Version() string { return "requests/2" }
+
 // Attach gives the store the database to read from.
 func (s *Store) Attach(db *pebble.DB) { s.db = db }
 
@@ -43,11 +47,35 @@ type Stored struct {
 
 func keyState(rid string) []byte { return append([]byte("r/"), rid...) }
 
-func keyHistory(rid string, seq int) []byte {
-	return fmt.Appendf(nil, "h/%s/%010d", rid, seq)
+// keyHistory orders a request's events by sequence, then by where they sit
+// in the log, so that a repeated sequence (which Decide never writes, but
+// the log may hold) keeps both events instead of overwriting one.
+func keyHistory(rid string, seq int, p int32, off int64) []byte {
+	k := historyPrefix(rid)
+	k = binary.BigEndian.AppendUint64(k, uint64(seq))
+	k = binary.BigEndian.AppendUint32(k, uint32(p))
+	return binary.BigEndian.AppendUint64(k, uint64(off))
 }
 
-func historyPrefix(rid string) []byte { return fmt.Appendf(nil, "h/%s/", rid) }
+// historySuffix is the length of what keyHistory appends to the prefix.
+const historySuffix = 8 + 4 + 8
+
+func historyPrefix(rid string) []byte { return appendEscaped([]byte("h/"), rid) }
+
+// appendEscaped appends s so that no escaped string is a prefix of another
+// and order is kept: 0x00 becomes 0x00 0xff and the end is 0x00 0x01. A
+// request id is whatever subject the log carries (the decider records a
+// command.rejected even for a request id it refuses, "a/b" or one with a
+// NUL included), so it cannot be trusted to leave a separator alone.
+func appendEscaped(k []byte, s string) []byte {
+	for i := range len(s) {
+		k = append(k, s[i])
+		if s[i] == 0x00 {
+			k = append(k, 0xff)
+		}
+	}
+	return append(k, 0x00, 0x01)
+}
 
 func timerPrefix(p int32) []byte {
 	return binary.BigEndian.AppendUint32([]byte("t/"), uint32(p))
@@ -68,7 +96,7 @@ const (
 )
 
 func indexPrefix(index, term string) []byte {
-	return fmt.Appendf(nil, "i/%s/%s\x00", index, term)
+	return appendEscaped(fmt.Appendf(nil, "i/%s/", index), term)
 }
 
 func keyIndex(index, term string, created time.Time, rid string) []byte {
@@ -99,8 +127,10 @@ func (s *Store) Apply(b *pebble.Batch, e *projection.Event) error {
 	if err := putJSON(b, keyState(env.Subject), after); err != nil {
 		return err
 	}
-	if err := putJSON(b, keyHistory(env.Subject, ev.Sequence), Stored{Partition: e.Partition, Offset: e.Offset, Value: e.Value}); err != nil {
-		return err
+	// The value is kept byte for byte: it is what the chain hashes, and
+	// re-encoding it as JSON would escape <, > and & and change the bytes.
+	if err := b.Set(keyHistory(env.Subject, ev.Sequence, e.Partition, e.Offset), e.Value, nil); err != nil {
+		return fmt.Errorf("requests: write history of %s: %w", env.Subject, err)
 	}
 	if err := reindex(b, e.Partition, before, after); err != nil {
 		return err
@@ -197,11 +227,16 @@ func (s *Store) History(rid string) ([]Stored, error) {
 	defer it.Close()
 	var out []Stored
 	for it.First(); it.Valid(); it.Next() {
-		var h Stored
-		if err := json.Unmarshal(it.Value(), &h); err != nil {
-			return nil, fmt.Errorf("requests: decode history of %s: %w", rid, err)
+		k := it.Key()
+		if len(k) != len(prefix)+historySuffix {
+			return nil, fmt.Errorf("requests: history of %s: malformed key %q", rid, k)
 		}
-		out = append(out, h)
+		where := k[len(prefix)+8:]
+		out = append(out, Stored{
+			Partition: int32(binary.BigEndian.Uint32(where)),
+			Offset:    int64(binary.BigEndian.Uint64(where[4:])),
+			Value:     slices.Clone(it.Value()),
+		})
 	}
 	return out, it.Error()
 }

@@ -1,0 +1,8 @@
+package projection
+
+// Test hooks: the runner's own keys, so that a test can tamper with a
+// closed store the way a truncated log would leave it.
+var (
+	KeyOffset   = keyOffset
+	EncodeInt64 = encodeInt64
+)
