@@ -58,11 +58,11 @@ func DomainEvent(env Envelope) (approval.Event, error) {
 
 // CommandEnvelope wraps a domain command. The command id travels in the
 // commandid extension; the envelope id is the command id when that is a
-// UUID (as the API's are), and a fresh UUIDv7 otherwise, since a
+// UUIDv7, and a fresh UUIDv7 otherwise, since a
 // CloudEvent id is one.
 func CommandEnvelope(c approval.Command, source string) (Envelope, error) {
 	id := c.ID
-	if !isUUID(id) {
+	if !isUUIDv7(id) {
 		id = NewID(c.Time)
 	}
 	data, err := marshalData(c.Body)
@@ -83,8 +83,8 @@ func CommandEnvelope(c approval.Command, source string) (Envelope, error) {
 	}, nil
 }
 
-func isUUID(s string) bool {
-	if len(s) != 36 {
+func isUUIDv7(s string) bool {
+	if len(s) != 36 || s[14] != '7' {
 		return false
 	}
 	for i, r := range s {

@@ -1,0 +1,122 @@
+package assent
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Code is a reason code: why Assent refused a command. The codes are a
+// stable API, the same in problem details, in command.rejected events and
+// in Slack replies; branch on them, never on Detail.
+type Code string
+
+// The reason codes of DESIGN.md and openapi.yaml, with their HTTP status.
+const (
+	CodeUnauthenticated Code = "unauthenticated" // 401: the token is missing or unknown
+	CodeForbidden       Code = "forbidden"       // 403: the caller may not do this
+	CodeInvalid         Code = "invalid"         // 422 (400 if unparseable): the request breaks the contract
+	CodeNoPolicy        Code = "no_policy"       // 422: no policy matches the action
+	CodeNotFound        Code = "not_found"       // 404: no such request
+	CodeNotEligible     Code = "not_eligible"    // 403: the voter is not an approver under the snapshot
+	CodeSelfApproval    Code = "self_approval"   // 403: the voter is the requester
+	CodeDuplicateVote   Code = "duplicate_vote"  // 409: the voter has voted already
+	CodeAlreadyDecided  Code = "already_decided" // 409: the request is no longer pending
+	CodeConflict        Code = "conflict"        // 409: the request id exists with other content
+	CodeExpired         Code = "expired"         // 409: its time ran out first
+)
+
+// statusOf is the HTTP status openapi.yaml gives a code.
+func statusOf(c Code) int {
+	switch c {
+	case CodeUnauthenticated:
+		return http.StatusUnauthorized
+	case CodeForbidden, CodeNotEligible, CodeSelfApproval:
+		return http.StatusForbidden
+	case CodeNotFound:
+		return http.StatusNotFound
+	case CodeDuplicateVote, CodeAlreadyDecided, CodeConflict, CodeExpired:
+		return http.StatusConflict
+	case CodeInvalid, CodeNoPolicy:
+		return http.StatusUnprocessableEntity
+	default:
+		return http.StatusUnprocessableEntity
+	}
+}
+
+// Problem is an RFC 9457 problem detail, as every error response of the
+// API carries it. It is an error: use errors.As to get it, or IsCode and
+// CodeOf to branch on its Code.
+//
+// A Problem with a Code is a refusal: retrying the same call gets the same
+// answer. A Problem without a Code (a 5xx) is a failure to record or
+// answer, which the client has already retried as far as it was allowed.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	Code     Code   `json:"code,omitempty"`
+
+	// RetryAfter is the response's Retry-After, if it had one.
+	RetryAfter time.Duration `json:"-"`
+}
+
+func (p *Problem) Error() string {
+	msg := p.Detail
+	if msg == "" {
+		msg = p.Title
+	}
+	if p.Code != "" {
+		return fmt.Sprintf("assent: %d %s: %s", p.Status, p.Code, msg)
+	}
+	return fmt.Sprintf("assent: %d: %s", p.Status, msg)
+}
+
+// problemTypeBase prefixes a refusal's problem type; the code is the
+// fragment, as the api writes it.
+const problemTypeBase = "https://github.com/assent-dev/assent/blob/main/schemas/README.md#"
+
+// NewRefusal returns the Problem for a refusal that did not come over
+// HTTP, such as a command.rejected event read from Kafka, with the status
+// the HTTP API would have given it, so that the same error handling works
+// for both transports.
+func NewRefusal(code Code, detail string) *Problem {
+	return &Problem{
+		Type:   problemTypeBase + string(code),
+		Title:  string(code),
+		Status: statusOf(code),
+		Detail: detail,
+		Code:   code,
+	}
+}
+
+// CodeOf returns the reason code of the *Problem in err's chain, or "" if
+// there is none (a network error, a 5xx, a context error).
+func CodeOf(err error) Code {
+	var p *Problem
+	if errors.As(err, &p) {
+		return p.Code
+	}
+	return ""
+}
+
+// IsCode reports whether err is, or wraps, a *Problem with the code:
+//
+//	if assent.IsCode(err, assent.CodeNoPolicy) { ... }
+func IsCode(err error, code Code) bool {
+	return err != nil && CodeOf(err) == code
+}
+
+// ErrPending is wrapped by the error of RequestApproval and of the Kafka
+// transport's waits when the context ended while the request was still
+// pending. The request is neither approved nor refused: the caller must not
+// proceed. The error also wraps the context's error.
+var ErrPending = errors.New("assent: the request is still pending")
+
+// pendingError reports a wait that ended before the decision.
+func pendingError(id string, cause error) error {
+	return fmt.Errorf("%w: request %s: %w", ErrPending, id, cause)
+}
