@@ -1,0 +1,203 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/projection/requests"
+)
+
+// Source is the CloudEvents source of every command the api writes.
+const Source = "assent/api"
+
+// The errors App returns besides *approval.Refusal, which carries a reason
+// code and is the caller's to fix.
+var (
+	// ErrUnavailable wraps a failure to make a command durable: nothing
+	// happened, and the same write may be retried.
+	ErrUnavailable = errors.New("app: the command could not be written to Kafka")
+	// ErrNotReady means the projection has not caught up with the log yet,
+	// so neither reads nor write outcomes can be trusted.
+	ErrNotReady = errors.New("app: the projection is catching up with the event log")
+)
+
+// Sender makes a command durable: it returns nil only once Kafka has
+// acknowledged the record with acks=all.
+type Sender interface {
+	Send(ctx context.Context, env eventlog.Envelope) error
+}
+
+// Projection is what App needs of the projection runner.
+type Projection interface {
+	Ready() bool
+	// Watch returns a channel closed after the next batch that applies an
+	// event about subject; stop releases it.
+	Watch(subject string) (woken <-chan struct{}, stop func())
+}
+
+// Store is what App reads from the request projection.
+type Store interface {
+	Get(rid string) (approval.State, bool, error)
+	History(rid string) ([]requests.Stored, error)
+	List(f requests.Filter) (requests.Page, error)
+}
+
+// Config is App's dependencies and settings.
+type Config struct {
+	Sender     Sender
+	Projection Projection
+	Store      Store
+	WriteWait  time.Duration    // how long a write waits for its outcome
+	Now        func() time.Time // default time.Now
+	// Done, when closed, ends every wait at once (shutdown): writes report
+	// a timeout (their commands are durable) and long polls answer with
+	// what they have.
+	Done <-chan struct{}
+	// ObserveSend and ObserveWait, if set, receive timings for metrics.
+	// outcome is "accepted", "refused" or "timeout".
+	ObserveSend func(d time.Duration, err error)
+	ObserveWait func(commandType, outcome string, d time.Duration)
+}
+
+// App runs the api's use cases.
+type App struct {
+	cfg Config
+}
+
+// New returns an App.
+func New(cfg Config) *App {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.WriteWait <= 0 {
+		cfg.WriteWait = 5 * time.Second
+	}
+	return &App{cfg: cfg}
+}
+
+// Result is the outcome of a write.
+type Result struct {
+	RequestID string
+	CommandID string
+	// State is the request as the projection shows it once the outcome
+	// appeared. It is zero when TimedOut.
+	State approval.State
+	// TimedOut is set when the outcome did not appear within the write
+	// wait. The command is durable and will be decided.
+	TimedOut bool
+	// Written is set when the command is in the log: Kafka acknowledged it
+	// now, or its outcome was already recorded (an Idempotency-Key retry).
+	// It is false for an identical resubmit answered from the projection,
+	// and for a write refused before it was sent.
+	Written bool
+}
+
+// settled inspects a request's state and says whether the outcome of the
+// command being written is known, and if so whether it was refused.
+type settled func(st approval.State) (done bool, refusal error)
+
+// write answers from the projection if it can, else sends the command and
+// waits for its outcome.
+func (a *App) write(ctx context.Context, c approval.Command, done settled) (Result, error) {
+	res := Result{RequestID: c.RequestID, CommandID: c.ID}
+	typ := c.Body.CommandType()
+	st, _, err := a.cfg.Store.Get(c.RequestID)
+	if err != nil {
+		return res, err
+	}
+	if ok, refusal := done(st); ok {
+		_, res.Written = st.Outcomes[c.ID]
+		res.State = st
+		return res, refusal
+	}
+
+	env, err := eventlog.CommandEnvelope(c, Source)
+	if err != nil {
+		return res, err
+	}
+	began := time.Now()
+	err = a.cfg.Sender.Send(ctx, env)
+	if a.cfg.ObserveSend != nil {
+		a.cfg.ObserveSend(time.Since(began), err)
+	}
+	if err != nil {
+		return res, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	res.Written = true
+
+	began = time.Now()
+	timer := time.NewTimer(a.cfg.WriteWait)
+	defer timer.Stop()
+	st, timedOut, refusal, err := a.await(ctx, c.RequestID, timer.C, done)
+	if err != nil {
+		return res, err
+	}
+	outcome := "accepted"
+	switch {
+	case timedOut:
+		outcome = "timeout"
+	case refusal != nil:
+		outcome = "refused"
+	}
+	if a.cfg.ObserveWait != nil {
+		a.cfg.ObserveWait(typ, outcome, time.Since(began))
+	}
+	res.State, res.TimedOut = st, timedOut
+	return res, refusal
+}
+
+// await reads the request until done says so or the wait ends. The watch
+// is registered before each read, so a batch applied between the read and
+// the select still wakes it.
+func (a *App) await(ctx context.Context, rid string, deadline <-chan time.Time, done settled) (st approval.State, timedOut bool, refusal, err error) {
+	for {
+		woken, stop := a.cfg.Projection.Watch(rid)
+		st, _, err = a.cfg.Store.Get(rid)
+		if err != nil {
+			stop()
+			return st, false, nil, err
+		}
+		if ok, refusal := done(st); ok {
+			stop()
+			return st, false, refusal, nil
+		}
+		select {
+		case <-woken:
+			continue
+		case <-deadline:
+		case <-ctx.Done():
+		case <-a.cfg.Done:
+		}
+		stop()
+		return st, true, nil, nil
+	}
+}
+
+// ready fails when the projection cannot be trusted yet.
+func (a *App) ready() error {
+	if !a.cfg.Projection.Ready() {
+		return ErrNotReady
+	}
+	return nil
+}
+
+// refuse builds a refusal made by the api itself, before any command.
+func refuse(code approval.ReasonCode, format string, args ...any) *approval.Refusal {
+	return &approval.Refusal{Code: code, Detail: fmt.Sprintf(format, args...)}
+}
+
+// outcomeOf reports the recorded outcome of command id in st, if any.
+func outcomeOf(st approval.State, id string) (known bool, refusal error) {
+	o, ok := st.Outcomes[id]
+	if !ok {
+		return false, nil
+	}
+	if r := o.Refusal(); r != nil {
+		return true, r
+	}
+	return true, nil
+}

@@ -1,0 +1,104 @@
+// Package config reads the api service's configuration from ASSENT_*
+// environment variables and documents every one of them in Usage.
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/service"
+)
+
+// Config is the api service's configuration.
+type Config struct {
+	Kafka      eventlog.Config
+	Topics     eventlog.TopicSpec
+	HTTPAddr   string
+	Instance   string // unique per replica; names the Kafka client and the data dir
+	DataDir    string // the Pebble projection; a cache of the events topic
+	TokensFile string
+	WriteWait  time.Duration // how long a write waits for its outcome before 202
+	MaxBody    int64         // bytes
+	LogLevel   string
+
+	// Listener, if set, is used instead of listening on HTTPAddr (tests
+	// listen on port 0 and need to know the port). It is not read from the
+	// environment.
+	Listener net.Listener
+}
+
+// Usage is printed by --help and after a configuration error.
+const Usage = `usage: api [--help]
+       api hash-token <token | ->
+
+The api service is Assent's HTTP API v1 for backend services. A write
+(submit, vote, cancel) produces a command to the commands topic with
+acks=all and waits, for a bounded time, until its outcome appears in the
+service's own projection of the events topic. Reads are served from that
+projection, which covers every events partition, so any replica answers
+any request.
+
+hash-token prints the line to put in the tokens file for a bearer token
+("-" reads the token from standard input, which keeps it out of the shell
+history and the process list).
+
+Environment:
+  ASSENT_KAFKA_BROKERS     comma-separated brokers (required)
+  ASSENT_KAFKA_LINGER      producer linger, a Go duration (default 2ms; 0 = none)
+  ASSENT_HTTP_ADDR         listen address (default 127.0.0.1:8080)
+  ASSENT_INSTANCE_ID       unique name of this replica
+                           (default api-<host>-<http port>)
+  ASSENT_DATA_DIR          Pebble projection directory; a cache that can be
+                           deleted at any time (default .run/<instance>)
+  ASSENT_TOKENS_FILE       bearer tokens, stored as SHA-256 hashes
+                           (default infra/tokens/demo-tokens.yaml)
+  ASSENT_PARTITIONS        partitions of both topics (default 12)
+  ASSENT_COMMANDS_TOPIC    default assent.commands.v1
+  ASSENT_EVENTS_TOPIC      default assent.events.v1
+  ASSENT_WRITE_WAIT        how long a write waits for its outcome before it
+                           answers 202 Accepted (default 5s)
+  ASSENT_MAX_BODY          largest request body in bytes (default 65536)
+  ASSENT_LOG_LEVEL         debug, info, warn, error (default info)
+`
+
+// Load reads the configuration and reports every problem at once.
+func Load(getenv func(string) string) (Config, error) {
+	env := service.NewEnv(getenv)
+	kafka, kerr := eventlog.ConfigFromEnv(getenv)
+	topics := eventlog.DefaultTopicSpec()
+	topics.Partitions = int32(env.Int("ASSENT_PARTITIONS", int(topics.Partitions), 1, 10000)) //nolint:gosec // G115: bounded to 1..10000 just above
+	topics.Commands = env.String("ASSENT_COMMANDS_TOPIC", topics.Commands)
+	topics.Events = env.String("ASSENT_EVENTS_TOPIC", topics.Events)
+	cfg := Config{
+		Kafka:      kafka,
+		Topics:     topics,
+		HTTPAddr:   env.String("ASSENT_HTTP_ADDR", "127.0.0.1:8080"),
+		TokensFile: env.String("ASSENT_TOKENS_FILE", "infra/tokens/demo-tokens.yaml"),
+		WriteWait:  env.Duration("ASSENT_WRITE_WAIT", 5*time.Second),
+		MaxBody:    int64(env.Int("ASSENT_MAX_BODY", 64<<10, 1<<10, 16<<20)),
+		LogLevel:   env.String("ASSENT_LOG_LEVEL", "info"),
+	}
+	host, _ := os.Hostname()
+	_, port, _ := strings.Cut(cfg.HTTPAddr, ":")
+	cfg.Instance = env.String("ASSENT_INSTANCE_ID", fmt.Sprintf("api-%s-%s", host, port))
+	cfg.DataDir = env.String("ASSENT_DATA_DIR", ".run/"+cfg.Instance)
+	cfg.Kafka.ClientID = cfg.Instance
+	var errs []string
+	if kerr != nil {
+		errs = append(errs, kerr.Error())
+	}
+	if err := env.Err(); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if cfg.WriteWait <= 0 {
+		errs = append(errs, "ASSENT_WRITE_WAIT must be positive")
+	}
+	if len(errs) > 0 {
+		return cfg, fmt.Errorf("api: configuration:\n  %s", strings.Join(errs, "\n  "))
+	}
+	return cfg, nil
+}

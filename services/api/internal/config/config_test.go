@@ -1,0 +1,55 @@
+package config_test
+
+import (
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/assent-dev/assent/services/api/internal/config"
+)
+
+func TestLoadDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(envOf(map[string]string{"ASSENT_KAFKA_BROKERS": "127.0.0.1:19092, 127.0.0.1:19093", "ASSENT_INSTANCE_ID": "api-1"}))
+	require.NoError(t, err)
+	require.Equal(t, []string{"127.0.0.1:19092", "127.0.0.1:19093"}, cfg.Kafka.Brokers)
+	require.Equal(t, "api-1", cfg.Kafka.ClientID)
+	require.Equal(t, "127.0.0.1:8080", cfg.HTTPAddr)
+	require.Equal(t, ".run/api-1", cfg.DataDir)
+	require.Equal(t, "infra/tokens/demo-tokens.yaml", cfg.TokensFile)
+	require.EqualValues(t, 12, cfg.Topics.Partitions)
+	require.Equal(t, "assent.commands.v1", cfg.Topics.Commands)
+	require.Equal(t, "assent.events.v1", cfg.Topics.Events)
+	require.Equal(t, 5*time.Second, cfg.WriteWait)
+	require.EqualValues(t, 64<<10, cfg.MaxBody)
+	require.Equal(t, "info", cfg.LogLevel)
+}
+
+func TestLoadReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(envOf(map[string]string{
+		"ASSENT_PARTITIONS": "0", "ASSENT_WRITE_WAIT": "soon", "ASSENT_MAX_BODY": "12",
+	}))
+	require.Error(t, err)
+	for _, want := range []string{"ASSENT_KAFKA_BROKERS", "ASSENT_PARTITIONS", "ASSENT_WRITE_WAIT", "ASSENT_MAX_BODY"} {
+		require.ErrorContains(t, err, want)
+	}
+	_, err = config.Load(envOf(map[string]string{"ASSENT_KAFKA_BROKERS": "k:9092", "ASSENT_WRITE_WAIT": "0s"}))
+	require.ErrorContains(t, err, "ASSENT_WRITE_WAIT must be positive")
+}
+
+// TestUsageNamesEveryVariable keeps --help honest: every variable Load
+// reads is documented.
+func TestUsageNamesEveryVariable(t *testing.T) {
+	t.Parallel()
+	read := map[string]bool{}
+	_, _ = config.Load(func(k string) string { read[k] = true; return "" })
+	require.NotEmpty(t, read)
+	for k := range read {
+		require.Regexp(t, regexp.MustCompile(`(?m)^  `+k+` `), config.Usage, "Usage does not document %s", k)
+	}
+}
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }

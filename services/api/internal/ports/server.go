@@ -1,0 +1,141 @@
+package ports
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/assent-dev/assent/services/api/internal/app"
+	"github.com/assent-dev/assent/services/api/internal/auth"
+	"github.com/assent-dev/assent/services/api/internal/metrics"
+)
+
+// Config is what the HTTP edge needs.
+type Config struct {
+	App      *app.App
+	Tokens   *auth.Tokens
+	Metrics  *metrics.Metrics     // optional
+	Registry *prometheus.Registry // served on /metrics; optional
+	Logger   *slog.Logger
+	MaxBody  int64
+	// Ready reports whether the replica can serve: nil, or why not.
+	Ready func(ctx context.Context) error
+}
+
+type server struct {
+	cfg    Config
+	routes map[string]bool
+}
+
+// New returns the HTTP handler of API v1 and the probes.
+func New(cfg Config) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 64 << 10
+	}
+	s := &server{cfg: cfg, routes: map[string]bool{}}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	e.Pre(escapedPath)
+	e.Use(s.observe, middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisableErrorHandler: true, // the error reaches observe, which answers and counts it
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			cfg.Logger.Error("panic", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err, "stack", string(stack))
+			return fmt.Errorf("ports: panic: %w", err)
+		},
+	}))
+
+	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", s.readyz)
+	if cfg.Registry != nil {
+		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+	}
+	// Authentication is per route, not on a group: echo gives a group
+	// with middleware a catch-all route, which would answer 404 where a
+	// wrong method deserves 405.
+	for _, r := range []struct {
+		method, path string
+		h            echo.HandlerFunc
+	}{
+		{http.MethodPost, "/v1/requests", s.submit},
+		{http.MethodGet, "/v1/requests", s.list},
+		{http.MethodGet, "/v1/requests/:id", s.get},
+		{http.MethodGet, "/v1/requests/:id/events", s.history},
+		{http.MethodPost, "/v1/requests/:id/votes", s.vote},
+		{http.MethodPost, "/v1/requests/:id/cancel", s.cancel},
+	} {
+		e.Add(r.method, r.path, r.h, s.authenticate)
+	}
+	for _, r := range e.Routes() {
+		s.routes[r.Path] = true
+	}
+	return e
+}
+
+// escapedPath makes echo route on the escaped path, so that a path
+// parameter is always escaped and pathParam can unescape it exactly once.
+// (echo routes on RawPath when Go kept one, and on the decoded Path
+// otherwise, which would turn "%2541" into "%41" and then into "A".)
+func escapedPath(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		u := c.Request().URL
+		u.RawPath = u.EscapedPath()
+		return next(c)
+	}
+}
+
+func pathParam(c echo.Context, name string) string {
+	v, err := url.PathUnescape(c.Param(name))
+	if err != nil {
+		return "" // not a valid id; the handler answers not_found
+	}
+	return v
+}
+
+// observe answers errors itself, so that it can count the final status.
+func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		began := time.Now()
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+		if m := s.cfg.Metrics; m != nil {
+			route := c.Path()
+			if !s.routes[route] {
+				route = "unmatched"
+			}
+			method := c.Request().Method
+			switch method {
+			case http.MethodGet, http.MethodPost, http.MethodHead, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+			default:
+				method = "other"
+			}
+			m.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(c.Response().Status)).Inc()
+			m.HTTPSeconds.WithLabelValues(route, method).Observe(time.Since(began).Seconds())
+		}
+		return nil
+	}
+}
+
+func (s *server) readyz(c echo.Context) error {
+	if s.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
+		defer cancel()
+		if err := s.cfg.Ready(ctx); err != nil {
+			return c.String(http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n")
+		}
+	}
+	return c.String(http.StatusOK, "ok\n")
+}
