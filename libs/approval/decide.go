@@ -209,8 +209,10 @@ func validateSubmit(b Submit) *Refusal {
 	if _, err := NormalizeDetails(b.Action.Details); err != nil {
 		return refuse(ReasonInvalid, "action.details: %v", err)
 	}
-	if _, _, err := ParsePrincipal(b.Requester); err != nil {
+	if kind, _, err := ParsePrincipal(b.Requester); err != nil {
 		return refuse(ReasonInvalid, "requester: %v", err)
+	} else if kind == KindSystem {
+		return refuse(ReasonInvalid, "requester: %s: a system principal cannot request approval", b.Requester)
 	}
 	if b.TTL < 0 {
 		return refuse(ReasonInvalid, "ttl must be positive, got %s", b.TTL)

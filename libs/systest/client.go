@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,13 +27,16 @@ type Response struct {
 }
 
 // Do sends one request, retrying on another replica after a connection
-// error or a 5xx, up to attempts times in all. It returns the last answer,
+// error or a 5xx, up to attempts times in all. Every attempt carries the
+// same Idempotency-Key, so a retry of a write that did land gets the
+// original answer instead of a refusal. It returns the last answer,
 // or the last error when no replica answered (the outcome is unknown).
 func (c *Client) Do(ctx context.Context, start int, method, path string, body any, attempts int) (Response, error) {
 	var last error
+	key := fmt.Sprintf("systest-%d-%d", time.Now().UnixNano(), keySeq.Add(1))
 	for i := range attempts {
 		url := c.URLs[(start+i)%len(c.URLs)] + path
-		resp, err := c.once(ctx, method, url, body)
+		resp, err := c.once(ctx, method, url, body, key)
 		if err == nil && resp.Status < 500 {
 			return resp, nil
 		}
@@ -50,7 +54,9 @@ func (c *Client) Do(ctx context.Context, start int, method, path string, body an
 	return Response{}, last
 }
 
-func (c *Client) once(ctx context.Context, method, url string, body any) (Response, error) {
+var keySeq atomic.Int64
+
+func (c *Client) once(ctx context.Context, method, url string, body any, key string) (Response, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -66,6 +72,7 @@ func (c *Client) once(ctx context.Context, method, url string, body any) (Respon
 	req.Header.Set("Authorization", "Bearer "+c.Token)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", key)
 	}
 	hc := c.HTTP
 	if hc == nil {

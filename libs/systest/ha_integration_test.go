@@ -102,11 +102,11 @@ func TestIntegrationHighAvailability(t *testing.T) {
 				}
 				switch {
 				case resp.Status == 200 || resp.Status == 202:
-				case resp.Status == 409 && resp.Body["code"] == "duplicate_vote":
+				case resp.Status == 409 && (resp.Body["code"] == "duplicate_vote" || resp.Body["code"] == "already_decided"):
 					// A retry after a lost answer: the first attempt counted.
 				case resp.Status == 404 && results[i].submitted:
 					// The vote reached a replica before the submit was decided; retry below.
-					resp, err = voters[voter].Do(gctx, i, "POST", "/v1/requests/"+rid+"/votes?", map[string]any{"decision": decision}, 20)
+					resp, err = voters[voter].Do(gctx, i, "POST", "/v1/requests/"+rid+"/votes", map[string]any{"decision": decision}, 20)
 					if err != nil || resp.Status >= 300 && resp.Body["code"] != "duplicate_vote" {
 						return fmt.Errorf("vote %s after 404: %v %d %s", rid, err, resp.Status, resp.Raw)
 					}
@@ -238,7 +238,6 @@ func lastAssignment(t *testing.T, path string, before time.Time) []int32 {
 	slices.Sort(out)
 	return out
 }
-
 
 func joinComma(s []string) string {
 	out := ""
