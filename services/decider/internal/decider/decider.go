@@ -34,6 +34,7 @@ type Decider struct {
 	owned   map[int32]*partition    // assigned command partitions
 	overlay map[string]overlayEntry // states written but not yet projected
 	epoch   uint64
+	revokes uint64 // revocations seen, to say why a transaction aborted
 }
 
 type partition struct {
@@ -81,6 +82,7 @@ func (d *Decider) onAssigned(_ context.Context, _ *kgo.Client, assigned map[stri
 func (d *Decider) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.revokes++
 	gone := map[int32]bool{}
 	for _, p := range revoked[d.cfg.Topics.Commands] {
 		delete(d.owned, p)
@@ -133,6 +135,9 @@ func (d *Decider) transact(ctx context.Context, sess *kgo.GroupTransactSession, 
 		return fmt.Errorf("decider: begin transaction: %w", err)
 	}
 	b := newBatch()
+	d.mu.Lock()
+	revokesAtBegin := d.revokes
+	d.mu.Unlock()
 	ok := d.catchUp(ctx, adm, records)
 	if ok {
 		for _, rec := range records {
@@ -170,7 +175,15 @@ func (d *Decider) transact(ctx context.Context, sess *kgo.GroupTransactSession, 
 	if !committed {
 		d.metrics.txns.WithLabelValues("aborted").Inc()
 		if len(records) > 0 || b.events > 0 {
-			d.log.Info("transaction aborted; the batch will be decided again", "records", len(records))
+			d.mu.Lock()
+			cause := "a produce or catch-up failed"
+			if d.revokes != revokesAtBegin {
+				cause = "partitions were revoked (rebalance)"
+			} else if ok {
+				cause = "the group generation changed before the commit (fenced)"
+			}
+			d.mu.Unlock()
+			d.log.Info("transaction aborted; the batch will be decided again", "records", len(records), "cause", cause)
 		}
 		return nil
 	}
