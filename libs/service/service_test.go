@@ -1,0 +1,78 @@
+package service_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/assent-dev/assent/libs/service"
+)
+
+func TestEnvReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	vals := map[string]string{"A": "5s", "B": "nope", "C": "7", "D": "900", "E": " x "}
+	env := service.NewEnv(func(k string) string { return vals[k] })
+	require.Equal(t, 5*time.Second, env.Duration("A", time.Second))
+	require.Equal(t, time.Second, env.Duration("B", time.Second))
+	require.Equal(t, 7, env.Int("C", 1, 1, 10))
+	require.Equal(t, 1, env.Int("D", 1, 1, 10))
+	require.Equal(t, "x", env.String("E", "def"))
+	require.Equal(t, "def", env.String("MISSING", "def"))
+	require.Empty(t, env.Required("MISSING", "set it to something"))
+	err := env.Err()
+	require.Error(t, err)
+	for _, want := range []string{`B="nope" is not a duration`, `D="900" must be a whole number from 1 to 10`, "MISSING is not set; set it to something"} {
+		require.Contains(t, err.Error(), want)
+	}
+	require.NoError(t, service.NewEnv(func(string) string { return "" }).Err())
+}
+
+func TestProbesAndGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	ready := errors.New("projection catching up")
+	mux := http.NewServeMux()
+	service.Probes{Registry: service.NewRegistry(), Ready: func() error { return ready }}.Register(mux)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- service.ServeListener(ctx, ln, mux, time.Second) }()
+	base := "http://" + ln.Addr().String()
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/healthz")
+	require.Equal(t, 200, code)
+	code, body = get("/readyz")
+	require.Equal(t, 503, code)
+	require.Contains(t, body, "projection catching up")
+	code, body = get("/metrics")
+	require.Equal(t, 200, code)
+	require.True(t, strings.Contains(body, "go_goroutines"), "the Go collector is registered")
+
+	cancel()
+	require.NoError(t, <-done)
+	_, err = http.Get(base + "/healthz")
+	require.Error(t, err, "the server is closed after shutdown")
+}
+
+func TestServeRefusesATakenPort(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	err = service.Serve(t.Context(), ln.Addr().String(), http.NewServeMux(), time.Second)
+	require.ErrorContains(t, err, "set another address")
+}
