@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"time"
 )
@@ -35,6 +36,26 @@ func NewID(now time.Time) string {
 	u[7] = byte(frac)
 	u[8] = 0x80 | u[8]&0x3f // variant 10
 
+	return formatUUID(u)
+}
+
+// DerivedID returns a name-based UUIDv8 (RFC 9562, section 5.8) from
+// SHA-256 over the parts, so that the same parts (an Idempotency-Key and
+// its caller, say) always name the same command.
+func DerivedID(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	var u [16]byte
+	copy(u[:], h.Sum(nil))
+	u[6] = 0x80 | u[6]&0x0f // version 8
+	u[8] = 0x80 | u[8]&0x3f // variant 10
+	return formatUUID(u)
+}
+
+func formatUUID(u [16]byte) string {
 	var s [36]byte
 	hex.Encode(s[0:8], u[0:4])
 	s[8] = '-'

@@ -64,3 +64,14 @@ func TestNewIDOrdersByTime(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+func TestDerivedIDIsAStableUUIDv8(t *testing.T) {
+	t.Parallel()
+	a := DerivedID("assent/api command v1", "user:alice@example.com", "key-1")
+	require.Equal(t, a, DerivedID("assent/api command v1", "user:alice@example.com", "key-1"))
+	require.NotEqual(t, a, DerivedID("assent/api command v1", "user:bob@example.com", "key-1"))
+	require.NotEqual(t, a, DerivedID("assent/api command v1user:alice@example.com", "key-1"), "parts are delimited")
+	require.Len(t, a, 36)
+	require.Equal(t, byte('8'), a[14], "version 8")
+	require.Contains(t, "89ab", string(a[19]), "variant 10")
+}

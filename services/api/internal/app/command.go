@@ -1,8 +1,6 @@
 package app
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"strings"
 	"time"
 
@@ -42,31 +40,8 @@ func ValidRequestID(id string) bool {
 	return true
 }
 
-// derive returns a name-based UUIDv8 (RFC 9562, section 5.8) from SHA-256
-// over the parts, so that the same Idempotency-Key always names the same
-// command and request.
-func derive(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	var u [16]byte
-	copy(u[:], h.Sum(nil))
-	u[6] = 0x80 | u[6]&0x0f // version 8
-	u[8] = 0x80 | u[8]&0x3f // variant 10
-	var s [36]byte
-	hex.Encode(s[0:8], u[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], u[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], u[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], u[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], u[10:])
-	return string(s[:])
-}
+// derive names a command or request from the parts (see eventlog.DerivedID).
+func derive(parts ...string) string { return eventlog.DerivedID(parts...) }
 
 // derivedRequestID names the request of a keyed submit without request_id.
 func derivedRequestID(caller auth.Principal, key string) string {
