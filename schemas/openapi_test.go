@@ -178,6 +178,15 @@ func TestOpenAPIMatchesContract(t *testing.T) {
 			}
 			if strings.HasPrefix(p, "/v1/") {
 				require.NotContains(t, op, "security", "%s %s uses the global bearer auth", method, p)
+				// Any /v1 call may meet a bad token, a projection that is
+				// catching up, or a bug; a write also a body the HTTP layer
+				// refuses, and it takes an Idempotency-Key.
+				want := []string{"401", "500", "503"}
+				if method == "post" {
+					want = append(want, "202", "400", "413", "415", "422")
+					require.Contains(t, op["parameters"], map[string]any{"$ref": "#/components/parameters/IdempotencyKey"}, "%s %s", method, p)
+				}
+				require.Subset(t, keys(op["responses"].(map[string]any)), want, "%s %s", method, p)
 			} else {
 				require.Equal(t, []any{}, op["security"], "%s %s needs no auth", method, p)
 			}
@@ -224,6 +233,48 @@ func TestOpenAPIMatchesContract(t *testing.T) {
 	snapshot, _ := jsonFields(reflect.TypeFor[approval.PolicySnapshot]())
 	snapshot = slices.DeleteFunc(snapshot, func(s string) bool { return s == "notify" }) // targets may be private
 	require.ElementsMatch(t, snapshot, props("PolicySnapshot"))
+}
+
+// Every problem example has the status and type its code has on the API:
+// one status per code, except invalid, and about:blank only for the HTTP
+// layer's own problems and for 5xx, which carry no code.
+func TestOpenAPIProblemExamplesKeepTheirStatus(t *testing.T) {
+	t.Parallel()
+	doc := openapi(t)
+	statusOf := map[string]int64{
+		"unauthenticated": 401, "forbidden": 403, "not_eligible": 403, "self_approval": 403,
+		"not_found": 404, "duplicate_vote": 409, "already_decided": 409, "conflict": 409, "expired": 409,
+		"no_policy": 422, "invalid": 422,
+	}
+	httpLayer := map[string][]int64{"not_found": {404}, "invalid": {405, 413, 415}}
+	for _, c := range approval.ReasonCodes() {
+		require.Contains(t, statusOf, string(c), "a new reason code needs its status here and in openapi.yaml")
+	}
+	n := 0
+	walk(doc, "#", func(ptr string, obj map[string]any) {
+		typ, ok1 := obj["type"].(string)
+		status, ok2 := obj["status"].(json.Number)
+		if !ok1 || !ok2 || obj["title"] == nil {
+			return
+		}
+		n++
+		st := jsonInt(t, status)
+		code, hasCode := obj["code"].(string)
+		switch {
+		case !hasCode:
+			require.GreaterOrEqual(t, st, int64(500), "%s: a 4xx has a code", ptr)
+			require.Equal(t, "about:blank", typ, ptr)
+		case typ == "about:blank":
+			require.Contains(t, httpLayer[code], st, "%s: %s is not a problem of the HTTP layer", ptr, code)
+		default:
+			require.Equal(t, "https://github.com/assent-dev/assent/blob/main/schemas/README.md#"+code, typ, ptr)
+			if code == "invalid" && st == 400 {
+				break // could not be parsed
+			}
+			require.Equal(t, statusOf[code], st, "%s: %s", ptr, code)
+		}
+	})
+	require.Greater(t, n, 15)
 }
 
 // The history example holds the event examples verbatim, and each is a
