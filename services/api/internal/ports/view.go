@@ -41,6 +41,9 @@ func viewOf(st approval.State) requestView {
 		Sequence:  st.Sequence,
 	}
 	v.Policy.ExpiresAt = v.ExpiresAt
+	// Notification targets may be private (webhook URLs, addresses); the
+	// view leaves them out, as openapi.yaml says.
+	v.Policy.Notify = nil
 	if st.Status.Terminal() {
 		at := st.DecidedAt.UTC()
 		v.DecidedAt = &at
