@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -377,7 +378,7 @@ func startServices(ctx context.Context, cfg config, topics eventlog.TopicSpec, s
 	common := []string{
 		"ASSENT_KAFKA_BROKERS=" + cfg.brokers, "ASSENT_COMMANDS_TOPIC=" + topics.Commands,
 		"ASSENT_EVENTS_TOPIC=" + topics.Events, fmt.Sprintf("ASSENT_PARTITIONS=%d", cfg.partitions),
-		"ASSENT_LOG_LEVEL=warn",
+		"ASSENT_LOG_LEVEL=" + cmp.Or(os.Getenv("ASSENT_BENCH_LOG_LEVEL"), "warn"),
 	}
 	var procs []*proc
 	var apis []string
