@@ -507,7 +507,7 @@ func measureLatency(ctx context.Context, cfg config, apis []string) ([]time.Dura
 		time.Sleep(50 * time.Millisecond) // let the GET park first
 		t0 := time.Now()
 		if r, err := alice.Do(ctx, 0, "POST", "/v1/requests/"+rid+"/votes", map[string]any{"decision": "approve"}, 1); err != nil || r.Status != 200 {
-			return fmt.Errorf("vote %s: %v %d %s", rid, err, r.Status, r.Raw)
+			return fmt.Errorf("vote %s at %s: %v %d %s\n%s", rid, t0.Format(time.RFC3339Nano), err, r.Status, r.Raw, diagnose(ctx, apis, rid))
 		}
 		t1 := <-got
 		if err := <-waitErr; err != nil {
@@ -574,4 +574,16 @@ func rss(pid int) int {
 		}
 	}
 	return 0
+}
+
+// diagnose shows what each api replica has of a request, for a run that
+// failed.
+func diagnose(ctx context.Context, apis []string, rid string) string {
+	var b strings.Builder
+	for i, u := range apis {
+		c := &systest.Client{URLs: []string{u}, Token: "demo-billing"}
+		r, err := c.Do(ctx, 0, "GET", "/v1/requests/"+rid+"/events", nil, 1)
+		fmt.Fprintf(&b, "api-%d at %s: %v %d %s\n", i+1, time.Now().Format(time.RFC3339Nano), err, r.Status, r.Raw)
+	}
+	return b.String()
 }

@@ -134,6 +134,8 @@ func (d *Decider) transact(ctx context.Context, sess *kgo.GroupTransactSession, 
 	if err := sess.Begin(); err != nil {
 		return fmt.Errorf("decider: begin transaction: %w", err)
 	}
+	began := time.Now()
+	defer func() { d.metrics.txnSeconds.Observe(time.Since(began).Seconds()) }()
 	b := newBatch()
 	d.mu.Lock()
 	revokesAtBegin := d.revokes
@@ -189,6 +191,9 @@ func (d *Decider) transact(ctx context.Context, sess *kgo.GroupTransactSession, 
 	}
 	d.metrics.txns.WithLabelValues("committed").Inc()
 	d.merge(b)
+	if len(records) > 0 || b.events > 0 {
+		d.log.Debug("transaction committed", "records", len(records), "events", b.events, "first_offset", firstOffset(records))
+	}
 	return nil
 }
 
@@ -481,4 +486,11 @@ func (d *Decider) expireDue(ctx context.Context, sess *kgo.GroupTransactSession,
 		d.metrics.observeDecision(approval.TypeExpire, dec)
 		d.write(ctx, sess, b, p, state, dec.Events)
 	}
+}
+
+func firstOffset(records []*kgo.Record) string {
+	if len(records) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d@%d", records[0].Partition, records[0].Offset)
 }

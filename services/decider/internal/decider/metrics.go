@@ -14,6 +14,7 @@ type metrics struct {
 	skipped        *prometheus.CounterVec
 	commandToEvent prometheus.Histogram
 	catchUp        prometheus.Histogram
+	txnSeconds     prometheus.Histogram
 	applySeconds   prometheus.Histogram
 	invalidEvents  prometheus.CounterFunc
 }
@@ -40,6 +41,9 @@ func newMetrics(reg prometheus.Registerer, invalid func() float64) *metrics {
 		commandToEvent: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "assent_command_to_event_seconds", Help: "From a command's time to the decision on it.", Buckets: latencyBuckets,
 		}),
+		txnSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "assent_decider_transaction_seconds", Help: "Time from Begin to the end of one transaction.", Buckets: latencyBuckets,
+		}),
 		catchUp: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "assent_decider_catch_up_seconds", Help: "Time to take over partitions: wait for open transactions and project to the end.", Buckets: latencyBuckets,
 		}),
@@ -50,7 +54,7 @@ func newMetrics(reg prometheus.Registerer, invalid func() float64) *metrics {
 			Name: "assent_consistency_violations_total", Help: "Events the projection could not fold (should read zero).",
 		}, invalid),
 	}
-	reg.MustRegister(m.commands, m.refusals, m.decisions, m.txns, m.skipped, m.commandToEvent, m.catchUp, m.applySeconds, m.invalidEvents)
+	reg.MustRegister(m.commands, m.refusals, m.decisions, m.txns, m.skipped, m.commandToEvent, m.txnSeconds, m.catchUp, m.applySeconds, m.invalidEvents)
 	return m
 }
 
