@@ -126,7 +126,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 	say("assent: throughput, %d requests with %d clients", cfg.requests, cfg.clients)
-	tput, err := measureThroughput(ctx, cfg, apis)
+	tput, whole, err := measureThroughput(ctx, cfg, apis)
 	if err != nil {
 		return err
 	}
@@ -138,9 +138,17 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	fmt.Fprintf(w, "%-34s %14s %14s %8s  %s\n", "figure", "floor (Kafka)", "Assent", "ratio", "goal")
 	fmt.Fprintf(w, "%-34s %14s %14s %8.2f  %s\n", "latency p50 (vote POST -> GET)", ms(p50f), ms(p50), ratio(p50, p50f), "")
 	fmt.Fprintf(w, "%-34s %14s %14s %8.2f  %s\n", "latency p99 (vote POST -> GET)", ms(p99f), ms(p99), ratio(p99, p99f), verdict(ratio(p99, p99f) <= 1.5, "<= 1.5x"))
-	fmt.Fprintf(w, "%-34s %12.0f/s %12.0f/s %8.2f  %s\n", "throughput (decisions/s)", floor.throughput, tput, tput/floor.throughput, verdict(tput/floor.throughput >= 0.5, ">= 0.5x"))
-	fmt.Fprintf(w, "\nlatency samples: floor %d, assent %d at %d/s; floor throughput with %d synchronous producers; assent with %d clients, each request a submit and a deciding vote\n",
-		len(floor.latencies), len(lat), cfg.rate, cfg.clients, cfg.clients)
+	fmt.Fprintf(w, "%-34s %12.0f/s %12.0f/s %8.2f  %s\n", "throughput, closed loop", floor.closedLoop, tput, tput/floor.closedLoop, verdict(tput/floor.closedLoop >= 0.5, ">= 0.5x"))
+	fmt.Fprintf(w, "%-34s %12.0f/s %12.0f/s %8.2f  %s\n", "throughput, open loop", floor.throughput, tput, tput/floor.throughput, verdict(tput/floor.throughput >= 0.5, ">= 0.5x"))
+	fmt.Fprintf(w, "%-34s %14s %12.0f/s\n", "whole requests (submit + vote)", "", whole)
+	fmt.Fprintf(w, `
+latency samples: floor %d, assent %d, at %d/s.
+throughput: %d concurrent clients on each side. Assent: decisions per second,
+each a deciding vote answered with its outcome (requests submitted first, not
+timed). Floor, closed loop: each client produces a record and waits until it
+has been copied (the same wait for the outcome an Assent client has). Floor,
+open loop: producers wait only for Kafka's ack, not for the copy.
+`, len(floor.latencies), len(lat), cfg.rate, cfg.clients)
 	if n := slowSubmits.Load(); n > 0 {
 		fmt.Fprintf(w, "latency run: %d submits were not decided within the API's write wait (202) and gave no sample\n", n)
 	}
@@ -180,7 +188,36 @@ func deleteTopics(adm *kadm.Client, topics ...string) {
 
 type floorResult struct {
 	latencies  []time.Duration
-	throughput float64
+	throughput float64 // open loop: producers wait only for the ack
+	closedLoop float64 // each client waits for its record to be copied
+}
+
+// clients runs n clients calling f in a loop for d and returns the calls
+// completed per second.
+func clients(n int, d time.Duration, f func(client, i int) error) (float64, error) {
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	began := time.Now()
+	stop := began.Add(d)
+	for c := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(stop); i++ {
+				if err := f(c, i); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if e := firstErr.Load(); e != nil {
+		return 0, e.(error)
+	}
+	return float64(done.Load()) / time.Since(began).Seconds(), nil
 }
 
 // measureFloor runs the transactional copier and measures it twice.
@@ -201,6 +238,7 @@ func measureFloor(ctx context.Context, kcfg eventlog.Config, cfg config, in, out
 	}
 	defer reader.Close()
 	var arrived atomic.Int64
+	var waiters sync.Map // key -> chan struct{}, closed when the copy arrives
 	var mu sync.Mutex
 	var lat []time.Duration
 	recording := atomic.Bool{}
@@ -210,6 +248,9 @@ func measureFloor(ctx context.Context, kcfg eventlog.Config, cfg config, in, out
 			now := time.Now()
 			fs.EachRecord(func(r *kgo.Record) {
 				arrived.Add(1)
+				if ch, ok := waiters.LoadAndDelete(string(r.Key)); ok {
+					close(ch.(chan struct{}))
+				}
 				if recording.Load() && len(r.Value) == 8 {
 					sent := time.Unix(0, int64(binary.BigEndian.Uint64(r.Value)))
 					mu.Lock()
@@ -252,28 +293,29 @@ func measureFloor(ctx context.Context, kcfg eventlog.Config, cfg config, in, out
 	res := floorResult{latencies: slices.Clone(lat)}
 	mu.Unlock()
 
-	say("floor: throughput with %d synchronous producers for %s", cfg.clients, cfg.duration)
-	start := arrived.Load()
-	began := time.Now()
-	var wg sync.WaitGroup
-	stop := time.Now().Add(cfg.duration)
-	var firstErr atomic.Value
-	for c := range cfg.clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; time.Now().Before(stop); i++ {
-				if err := send(c*1_000_000 + i); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-			}
-		}()
+	say("floor: throughput with %d synchronous producers for %s (open loop)", cfg.clients, cfg.duration)
+	res.throughput, err = clients(cfg.clients, cfg.duration, func(c, i int) error { return send(c*1_000_000 + i) })
+	if err != nil {
+		return res, err
 	}
-	wg.Wait()
-	res.throughput = float64(arrived.Load()-start) / time.Since(began).Seconds()
-	if e := firstErr.Load(); e != nil {
-		return res, e.(error)
+	say("floor: throughput with %d clients that each wait for their copy for %s (closed loop)", cfg.clients, cfg.duration)
+	res.closedLoop, err = clients(cfg.clients, cfg.duration, func(c, i int) error {
+		key := fmt.Sprintf("closed-%d-%d", c, i)
+		ch := make(chan struct{})
+		waiters.Store(key, ch)
+		v := binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))
+		if err := prod.ProduceSync(ctx, &kgo.Record{Topic: in, Key: []byte(key), Value: v}).FirstErr(); err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+			return nil
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("floor: %s was not copied in 30s", key)
+		}
+	})
+	if err != nil {
+		return res, err
 	}
 	cancel()
 	if err := <-copyErr; err != nil && !errors.Is(err, context.Canceled) {
@@ -288,6 +330,7 @@ func copier(ctx context.Context, kcfg eventlog.Config, in, out string) error {
 	opts, err := kcfg.Opts(
 		kgo.TransactionalID("assent-bench-copier-"+in),
 		kgo.TransactionTimeout(10*time.Second),
+		kgo.ConcurrentTransactionsBackoff(txnBackoff()),
 		kgo.ConsumerGroup("assent-bench-"+in),
 		kgo.ConsumeTopics(in),
 		kgo.RequireStableFetchOffsets(),
@@ -521,40 +564,66 @@ func measureLatency(ctx context.Context, cfg config, apis []string) ([]time.Dura
 	return lat, err
 }
 
-// measureThroughput: clients put requests through as fast as answers come.
-func measureThroughput(ctx context.Context, cfg config, apis []string) (float64, error) {
+// measureThroughput submits cfg.requests requests (not timed), then has
+// cfg.clients clients cast the deciding votes as fast as the answers come:
+// decisions per second. It also reports the rate of whole requests (submit
+// and vote, both waited for) over the same clients.
+func measureThroughput(ctx context.Context, cfg config, apis []string) (decisions, whole float64, err error) {
 	billing := &systest.Client{URLs: apis, Token: "demo-billing", HTTP: httpClient()}
 	alice := &systest.Client{URLs: apis, Token: "demo-alice", HTTP: httpClient()}
+	stamp := time.Now().UnixNano()
+	rid := func(i int) string { return fmt.Sprintf("tput-%d-%d", stamp, i) }
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	var firstErr atomic.Value
-	began := time.Now()
-	for c := range cfg.clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1))
-				if i > cfg.requests || firstErr.Load() != nil {
-					return
+	run := func(f func(c, i int) error) (float64, error) {
+		next.Store(0)
+		var wg sync.WaitGroup
+		var firstErr atomic.Value
+		began := time.Now()
+		for c := range cfg.clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(1))
+					if i > cfg.requests || firstErr.Load() != nil {
+						return
+					}
+					if err := f(c, i); err != nil {
+						firstErr.CompareAndSwap(nil, err)
+						return
+					}
 				}
-				rid := fmt.Sprintf("tput-%d-%d", began.UnixNano(), i)
-				if r, err := billing.Do(ctx, c, "POST", "/v1/requests", submitBody(rid), 3); err != nil || r.Status != 201 {
-					firstErr.CompareAndSwap(nil, fmt.Errorf("submit %s: %v %d %s", rid, err, r.Status, r.Raw))
-					return
-				}
-				if r, err := alice.Do(ctx, c+1, "POST", "/v1/requests/"+rid+"/votes", map[string]any{"decision": "approve"}, 3); err != nil || r.Status != 200 {
-					firstErr.CompareAndSwap(nil, fmt.Errorf("vote %s: %v %d %s", rid, err, r.Status, r.Raw))
-					return
-				}
-			}
-		}()
+			}()
+		}
+		wg.Wait()
+		if e := firstErr.Load(); e != nil {
+			return 0, e.(error)
+		}
+		return float64(cfg.requests) / time.Since(began).Seconds(), nil
 	}
-	wg.Wait()
-	if e := firstErr.Load(); e != nil {
-		return 0, e.(error)
+	submit := func(c, i int) error {
+		if r, err := billing.Do(ctx, c, "POST", "/v1/requests", submitBody(rid(i)), 3); err != nil || r.Status != 201 {
+			return fmt.Errorf("submit %s: %v %d %s", rid(i), err, r.Status, r.Raw)
+		}
+		return nil
 	}
-	return float64(cfg.requests) / time.Since(began).Seconds(), nil
+	vote := func(c, i int) error {
+		if r, err := alice.Do(ctx, c+1, "POST", "/v1/requests/"+rid(i)+"/votes", map[string]any{"decision": "approve"}, 3); err != nil || r.Status != 200 {
+			return fmt.Errorf("vote %s: %v %d %s", rid(i), err, r.Status, r.Raw)
+		}
+		return nil
+	}
+	submits, err := run(submit)
+	if err != nil {
+		return 0, 0, err
+	}
+	decisions, err = run(vote)
+	if err != nil {
+		return 0, 0, err
+	}
+	// Whole requests: one submit and one vote each, back to back.
+	whole = 1 / (1/submits + 1/decisions)
+	return decisions, whole, nil
 }
 
 func httpClient() *http.Client {
@@ -586,4 +655,15 @@ func diagnose(ctx context.Context, apis []string, rid string) string {
 		fmt.Fprintf(&b, "api-%d at %s: %v %d %s\n", i+1, time.Now().Format(time.RFC3339Nano), err, r.Status, r.Raw)
 	}
 	return b.String()
+}
+
+// txnBackoff is the copier's CONCURRENT_TRANSACTIONS backoff: the same
+// setting as the deciders' (ASSENT_TXN_RETRY_BACKOFF), so the floor and
+// Assent are tuned alike.
+func txnBackoff() time.Duration {
+	d, err := time.ParseDuration(os.Getenv("ASSENT_TXN_RETRY_BACKOFF"))
+	if err != nil {
+		return 20 * time.Millisecond
+	}
+	return d
 }

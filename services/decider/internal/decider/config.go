@@ -12,17 +12,18 @@ import (
 
 // Config is the decider's configuration, read from ASSENT_* variables.
 type Config struct {
-	Kafka        eventlog.Config
-	Topics       eventlog.TopicSpec
-	Group        string
-	Instance     string // unique per replica; names the transactional id
-	DataDir      string
-	HTTPAddr     string
-	PolicyFile   string
-	LogLevel     string
-	SessionTTL   time.Duration // consumer group session timeout: how fast a dead replica's partitions move
-	TxnTimeout   time.Duration // how long a zombie's open transaction can block a partition
-	ExpiryPeriod time.Duration // how often due expiries are looked for
+	Kafka           eventlog.Config
+	Topics          eventlog.TopicSpec
+	Group           string
+	Instance        string // unique per replica; names the transactional id
+	DataDir         string
+	HTTPAddr        string
+	PolicyFile      string
+	LogLevel        string
+	SessionTTL      time.Duration // consumer group session timeout: how fast a dead replica's partitions move
+	TxnTimeout      time.Duration // how long a zombie's open transaction can block a partition
+	TxnRetryBackoff time.Duration // backoff on CONCURRENT_TRANSACTIONS
+	ExpiryPeriod    time.Duration // how often due expiries are looked for
 }
 
 const usage = `usage: decider [--help]
@@ -45,6 +46,7 @@ Environment:
   ASSENT_DECIDER_GROUP     consumer group (default assent-decider)
   ASSENT_SESSION_TIMEOUT   group session timeout (default 6s)
   ASSENT_TXN_TIMEOUT       transaction timeout (default 10s)
+  ASSENT_TXN_RETRY_BACKOFF backoff after CONCURRENT_TRANSACTIONS (default 20ms)
   ASSENT_EXPIRY_PERIOD     how often to look for due expiries (default 250ms)
   ASSENT_LOG_LEVEL         debug, info, warn, error (default info)
 `
@@ -58,15 +60,16 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	topics.Commands = env.String("ASSENT_COMMANDS_TOPIC", topics.Commands)
 	topics.Events = env.String("ASSENT_EVENTS_TOPIC", topics.Events)
 	cfg := Config{
-		Kafka:        kafka,
-		Topics:       topics,
-		Group:        env.String("ASSENT_DECIDER_GROUP", "assent-decider"),
-		HTTPAddr:     env.String("ASSENT_HTTP_ADDR", "127.0.0.1:8181"),
-		PolicyFile:   env.String("ASSENT_POLICY_FILE", "infra/policies/example.yaml"),
-		LogLevel:     env.String("ASSENT_LOG_LEVEL", "info"),
-		SessionTTL:   env.Duration("ASSENT_SESSION_TIMEOUT", 6*time.Second),
-		TxnTimeout:   env.Duration("ASSENT_TXN_TIMEOUT", 10*time.Second),
-		ExpiryPeriod: env.Duration("ASSENT_EXPIRY_PERIOD", 250*time.Millisecond),
+		Kafka:           kafka,
+		Topics:          topics,
+		Group:           env.String("ASSENT_DECIDER_GROUP", "assent-decider"),
+		HTTPAddr:        env.String("ASSENT_HTTP_ADDR", "127.0.0.1:8181"),
+		PolicyFile:      env.String("ASSENT_POLICY_FILE", "infra/policies/example.yaml"),
+		LogLevel:        env.String("ASSENT_LOG_LEVEL", "info"),
+		SessionTTL:      env.Duration("ASSENT_SESSION_TIMEOUT", 6*time.Second),
+		TxnTimeout:      env.Duration("ASSENT_TXN_TIMEOUT", 10*time.Second),
+		TxnRetryBackoff: env.Duration("ASSENT_TXN_RETRY_BACKOFF", 20*time.Millisecond),
+		ExpiryPeriod:    env.Duration("ASSENT_EXPIRY_PERIOD", 250*time.Millisecond),
 	}
 	host, _ := os.Hostname()
 	_, port, _ := strings.Cut(cfg.HTTPAddr, ":")

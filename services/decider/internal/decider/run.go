@@ -87,6 +87,10 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	opts, err := cfg.Kafka.Opts(
 		kgo.TransactionalID("assent-"+cfg.Instance),
 		kgo.TransactionTimeout(cfg.TxnTimeout),
+		// Back-to-back transactions meet CONCURRENT_TRANSACTIONS until the
+		// previous commit's markers are written; franz-go waits 20ms before
+		// retrying, which a user waiting on a vote pays in full.
+		kgo.ConcurrentTransactionsBackoff(cfg.TxnRetryBackoff),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics.Commands),
 		kgo.RequireStableFetchOffsets(),
