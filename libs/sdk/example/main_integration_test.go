@@ -1,35 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/assent-dev/assent/libs/systest"
+
 	assent "github.com/assent-dev/assent/libs/sdk"
 	"github.com/assent-dev/assent/libs/sdk/internal/sdktest"
 )
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuf = systest.SyncBuffer
 
 // TestIntegrationExample runs the example against two deciders and two api
 // replicas: it waits until alice approves, then deploys; a deploy to qa is

@@ -1,7 +1,6 @@
 package decider_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -27,16 +26,7 @@ func policyFile(t *testing.T) string {
 	return filepath.Join(filepath.Dir(file), "../../../../infra/policies/example.yaml")
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
+type syncBuf = systest.SyncBuffer
 
 // startDecider runs one replica in-process until the returned stop is called.
 func startDecider(t *testing.T, topics eventlog.TopicSpec, group, name string) (stop func()) {
@@ -70,7 +60,7 @@ func startDecider(t *testing.T, topics eventlog.TopicSpec, group, name string) (
 				t.Errorf("decider %s did not stop in 30s", name)
 			}
 			if t.Failed() {
-				t.Logf("%s logs:\n%s", name, logs.b.String())
+				t.Logf("%s logs:\n%s", name, logs.String())
 			}
 		})
 	}
