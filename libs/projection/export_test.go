@@ -6,3 +6,6 @@ var (
 	KeyOffset   = keyOffset
 	EncodeInt64 = encodeInt64
 )
+
+// LagPeriod is how often the runner reads the end offsets for Lag.
+const LagPeriod = lagPeriod

@@ -79,6 +79,7 @@ type Runner struct {
 	heads    []string // per partition: the hash of the last record applied
 	target   []int64  // per partition: the end offsets captured at start
 	ready    bool
+	ends     []int64                    // per partition: the last stable offsets, read every lagPeriod
 	progress chan struct{}              // closed and replaced after every batch
 	watchers map[string][]chan struct{} // by subject, woken once
 }
@@ -160,6 +161,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	defer adminClient.Close()
 	adm := kadm.NewClient(adminClient)
+	go r.watchEnds(ctx, adm)
 
 	for {
 		if err := r.prepare(ctx, adm); err != nil {
@@ -180,6 +182,55 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 var errLogReset = errors.New("projection: the log is behind the store")
+
+// lagPeriod is how often the last stable offsets are read for Lag.
+const lagPeriod = 5 * time.Second
+
+// watchEnds keeps the last stable offset of every partition fresh, for
+// Lag. It reads the last stable offset, not the high watermark, because a
+// transaction's commit marker makes the high watermark one ahead of what
+// any read_committed consumer can ever apply.
+func (r *Runner) watchEnds(ctx context.Context, adm *kadm.Client) {
+	t := time.NewTicker(lagPeriod)
+	defer t.Stop()
+	for {
+		lctx, cancel := context.WithTimeout(ctx, lagPeriod)
+		stable, err := adm.ListCommittedOffsets(lctx, r.cfg.Topic)
+		cancel()
+		if err == nil {
+			ends := make([]int64, r.cfg.Partitions)
+			stable.Each(func(o kadm.ListedOffset) {
+				if o.Err == nil && o.Partition >= 0 && o.Partition < r.cfg.Partitions {
+					ends[o.Partition] = o.Offset
+				}
+			})
+			r.mu.Lock()
+			r.ends = ends
+			r.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Lag is how many records of the events topic were committed but not yet
+// applied, as of the last reading of the end offsets (every few seconds);
+// -1 before the first reading.
+func (r *Runner) Lag() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ends == nil {
+		return -1
+	}
+	var lag int64
+	for p, end := range r.ends {
+		lag += max(0, end-r.next[p])
+	}
+	return lag
+}
 
 // prepare checks that the store belongs to this cluster and topic, wipes it
 // if not, and captures the end offsets that define readiness.

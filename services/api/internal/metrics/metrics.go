@@ -81,6 +81,15 @@ func New(reg prometheus.Registerer, invalid func() float64, ready func() bool) *
 	return m
 }
 
+// RegisterLag exports the projection's lag: committed event records not yet
+// applied, measured against the last stable offsets.
+func RegisterLag(reg prometheus.Registerer, lag func() int64) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "assent_projection_lag_records",
+		Help: "Committed event records not yet applied to this replica's projection (-1 before the first reading).",
+	}, func() float64 { return float64(lag()) }))
+}
+
 // ObserveSend records one command send.
 func (m *Metrics) ObserveSend(d time.Duration, err error) {
 	m.SendSeconds.Observe(d.Seconds())

@@ -117,6 +117,7 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	}()
 	store.Attach(runner.DB())
 	m = metrics.New(reg, func() float64 { return float64(store.Invalid.Load()) }, runner.Ready)
+	metrics.RegisterLag(reg, runner.Lag)
 	store.OnEvent = m.OnEvent(runner.Ready)
 
 	g, gctx := errgroup.WithContext(ctx)

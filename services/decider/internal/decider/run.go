@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
@@ -78,6 +80,18 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	defer runner.Close()
 	store.Attach(runner.DB())
 	m = newMetrics(reg, func() float64 { return float64(store.Invalid.Load()) })
+	var commandLag atomic.Int64
+	commandLag.Store(-1)
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "assent_projection_lag_records",
+			Help: "Committed event records not yet applied to this replica's projection (-1 before the first reading).",
+		}, func() float64 { return float64(runner.Lag()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "assent_decider_command_lag_records",
+			Help: "Commands not yet decided: the decider group's lag on the commands topic (-1 before the first reading).",
+		}, func() float64 { return float64(commandLag.Load()) }),
+	)
 
 	d := &Decider{
 		cfg: cfg, log: log, runner: runner, store: store, metrics: m, now: time.Now,
@@ -116,6 +130,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return service.Serve(gctx, cfg.HTTPAddr, mux, 5*time.Second) })
 	g.Go(func() error { return runner.Run(gctx) })
+	g.Go(func() error { watchGroupLag(gctx, adm, cfg.Group, cfg.Topics.Commands, &commandLag); return nil })
 	g.Go(func() error {
 		// Decide only once the projection has what was committed before we
 		// started; partitions assigned later are caught up one by one.
@@ -140,4 +155,31 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	err = g.Wait()
 	log.Info("stopped", "err", err)
 	return err
+}
+
+// watchGroupLag reads the decider group's lag on the commands topic every
+// few seconds. The commands topic is not transactional, so its high
+// watermark is its last stable offset.
+func watchGroupLag(ctx context.Context, adm *kadm.Client, group, topic string, out *atomic.Int64) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		lags, err := adm.Lag(lctx, group)
+		cancel()
+		if err == nil {
+			var total int64
+			lags.Each(func(l kadm.DescribedGroupLag) {
+				for _, pl := range l.Lag[topic] {
+					total += max(0, pl.Lag)
+				}
+			})
+			out.Store(total)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
