@@ -164,7 +164,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	go r.watchEnds(ctx, adm)
 
 	for {
-		if err := r.prepare(ctx, adm); err != nil {
+		if err := r.prepareRetrying(ctx, adm); err != nil {
 			if ctx.Err() != nil {
 				return nil // stopped while starting: not a failure
 			}
@@ -232,6 +232,34 @@ func (r *Runner) Lag() int64 {
 	return lag
 }
 
+// startupRetry bounds how long prepare retries errors that may pass: a
+// broker that has not yet heard of a new topic, a broker restarting.
+const startupRetry = 10 * time.Second
+
+// permanentError is a prepare error that no retry can fix.
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
+
+// prepareRetrying runs prepare until it succeeds, fails permanently, or
+// has failed for startupRetry.
+func (r *Runner) prepareRetrying(ctx context.Context, adm *kadm.Client) error {
+	deadline := time.Now().Add(startupRetry)
+	for {
+		err := r.prepare(ctx, adm)
+		var perm permanentError
+		if err == nil || errors.As(err, &perm) || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		r.log.Warn("projection: cannot start yet; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 // prepare checks that the store belongs to this cluster and topic, wipes it
 // if not, and captures the end offsets that define readiness.
 func (r *Runner) prepare(ctx context.Context, adm *kadm.Client) error {
@@ -244,7 +272,7 @@ func (r *Runner) prepare(ctx context.Context, adm *kadm.Client) error {
 		return fmt.Errorf("projection: topic %s is missing (%v); provision it with assent-kafka provision", r.cfg.Topic, td.Err)
 	}
 	if got := int32(len(td.Partitions)); got != r.cfg.Partitions {
-		return fmt.Errorf("projection: %s has %d partitions, configured for %d; they must match", r.cfg.Topic, got, r.cfg.Partitions)
+		return permanentError{fmt.Errorf("projection: %s has %d partitions, configured for %d; they must match", r.cfg.Topic, got, r.cfg.Partitions)}
 	}
 	identity := md.Cluster + "/" + td.ID.String()
 	if v, ok := r.cfg.Handler.(Versioned); ok {
