@@ -194,7 +194,27 @@ func TestIntegrationHighAvailability(t *testing.T) {
 func matches(t *testing.T, view map[string]any, st approval.State) bool {
 	t.Helper()
 	votes, _ := view["votes"].([]any)
-	return view["status"] == string(st.Status) && jsonInt(view["sequence"]) == st.Sequence && len(votes) == len(st.Votes)
+	if view["status"] != string(st.Status) || jsonInt(view["sequence"]) != st.Sequence || len(votes) != len(st.Votes) ||
+		view["requester"] != st.Requester || view["reason"] != st.Reason {
+		return false
+	}
+	for i, v := range votes {
+		vm, _ := v.(map[string]any)
+		if vm["voter"] != st.Votes[i].Voter || vm["decision"] != string(st.Votes[i].Decision) {
+			return false
+		}
+	}
+	decidedBy, _ := view["decided_by"].([]any)
+	if len(decidedBy) != len(st.DecidedBy) {
+		return false
+	}
+	for i, by := range decidedBy {
+		if by != st.DecidedBy[i] {
+			return false
+		}
+	}
+	policy, _ := view["policy"].(map[string]any)
+	return policy["hash"] == st.Policy.Hash
 }
 
 func jsonInt(v any) int {
