@@ -507,3 +507,31 @@ func freshMetadata(ctx context.Context, adm *kadm.Client, topics ...string) (kad
 }
 
 func itoa[T int16 | int32 | int](n T) string { return strconv.Itoa(int(n)) }
+
+// Environment variables read by TopicSpecFromEnv.
+const (
+	EnvPartitions    = "ASSENT_PARTITIONS"
+	EnvCommandsTopic = "ASSENT_COMMANDS_TOPIC"
+	EnvEventsTopic   = "ASSENT_EVENTS_TOPIC"
+)
+
+// TopicSpecFromEnv is DefaultTopicSpec with ASSENT_PARTITIONS (1 to 10000),
+// ASSENT_COMMANDS_TOPIC and ASSENT_EVENTS_TOPIC applied: the topic settings
+// every service reads the same way.
+func TopicSpecFromEnv(getenv func(string) string) (TopicSpec, error) {
+	spec := DefaultTopicSpec()
+	if v := strings.TrimSpace(getenv(EnvPartitions)); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			return spec, fmt.Errorf("eventlog: %s=%q must be a whole number from 1 to 10000", EnvPartitions, v)
+		}
+		spec.Partitions = int32(n)
+	}
+	if v := strings.TrimSpace(getenv(EnvCommandsTopic)); v != "" {
+		spec.Commands = v
+	}
+	if v := strings.TrimSpace(getenv(EnvEventsTopic)); v != "" {
+		spec.Events = v
+	}
+	return spec, nil
+}

@@ -203,3 +203,18 @@ func existingTopics(t *testing.T, adm *kadm.Client) []string {
 	}
 	return names
 }
+
+func TestTopicSpecFromEnv(t *testing.T) {
+	t.Parallel()
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	spec, err := eventlog.TopicSpecFromEnv(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, eventlog.DefaultTopicSpec(), spec)
+	spec, err = eventlog.TopicSpecFromEnv(env(map[string]string{"ASSENT_PARTITIONS": "6", "ASSENT_COMMANDS_TOPIC": "c", "ASSENT_EVENTS_TOPIC": "e"}))
+	require.NoError(t, err)
+	require.Equal(t, int32(6), spec.Partitions)
+	require.Equal(t, "c", spec.Commands)
+	require.Equal(t, "e", spec.Events)
+	_, err = eventlog.TopicSpecFromEnv(env(map[string]string{"ASSENT_PARTITIONS": "0"}))
+	require.ErrorContains(t, err, `ASSENT_PARTITIONS="0" must be a whole number from 1 to 10000`)
+}

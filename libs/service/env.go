@@ -3,6 +3,7 @@ package service
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -66,3 +67,12 @@ func (e *Env) Int(key string, def, lo, hi int) int {
 
 // Err returns every problem found so far, or nil.
 func (e *Env) Err() error { return errors.Join(e.errs...) }
+
+// Instance returns ASSENT_INSTANCE_ID, or "<svc>-<host>-<http port>": a
+// name unique per replica on one host, since two replicas cannot share a
+// port. It names the Kafka client, the transactional id and the data dir.
+func (e *Env) Instance(svc, httpAddr string) string {
+	host, _ := os.Hostname()
+	_, port, _ := strings.Cut(httpAddr, ":")
+	return e.String("ASSENT_INSTANCE_ID", fmt.Sprintf("%s-%s-%s", svc, host, port))
+}

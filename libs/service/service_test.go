@@ -76,3 +76,12 @@ func TestServeRefusesATakenPort(t *testing.T) {
 	err = service.Serve(t.Context(), ln.Addr().String(), http.NewServeMux(), time.Second)
 	require.ErrorContains(t, err, "set another address")
 }
+
+func TestInstanceDefaultsToServiceHostAndPort(t *testing.T) {
+	t.Parallel()
+	env := service.NewEnv(func(string) string { return "" })
+	require.True(t, strings.HasPrefix(env.Instance("api", "127.0.0.1:8080"), "api-"))
+	require.True(t, strings.HasSuffix(env.Instance("api", "127.0.0.1:8080"), "-8080"))
+	named := service.NewEnv(func(k string) string { return map[string]string{"ASSENT_INSTANCE_ID": "api-7"}[k] })
+	require.Equal(t, "api-7", named.Instance("api", "127.0.0.1:8080"))
+}

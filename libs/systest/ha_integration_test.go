@@ -28,9 +28,6 @@ import (
 // gapless, that the chain links, and that each api replica's projection
 // equals a fresh fold of the log. It reports the failover time.
 func TestIntegrationHighAvailability(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the high-availability run takes about a minute; run without -short")
-	}
 	topics := kafkatest.NewTopics(t, 12)
 	brokers := kafkatest.Brokers(t)
 	bin := Build(t, "api", "decider")

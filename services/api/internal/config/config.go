@@ -5,7 +5,6 @@ package config
 import (
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -69,10 +68,7 @@ Environment:
 func Load(getenv func(string) string) (Config, error) {
 	env := service.NewEnv(getenv)
 	kafka, kerr := eventlog.ConfigFromEnv(getenv)
-	topics := eventlog.DefaultTopicSpec()
-	topics.Partitions = int32(env.Int("ASSENT_PARTITIONS", int(topics.Partitions), 1, 10000)) //nolint:gosec // G115: bounded to 1..10000 just above
-	topics.Commands = env.String("ASSENT_COMMANDS_TOPIC", topics.Commands)
-	topics.Events = env.String("ASSENT_EVENTS_TOPIC", topics.Events)
+	topics, terr := eventlog.TopicSpecFromEnv(getenv)
 	cfg := Config{
 		Kafka:      kafka,
 		Topics:     topics,
@@ -82,14 +78,14 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxBody:    int64(env.Int("ASSENT_MAX_BODY", 64<<10, 1<<10, 16<<20)),
 		LogLevel:   env.String("ASSENT_LOG_LEVEL", "info"),
 	}
-	host, _ := os.Hostname()
-	_, port, _ := strings.Cut(cfg.HTTPAddr, ":")
-	cfg.Instance = env.String("ASSENT_INSTANCE_ID", fmt.Sprintf("api-%s-%s", host, port))
+	cfg.Instance = env.Instance("api", cfg.HTTPAddr)
 	cfg.DataDir = env.String("ASSENT_DATA_DIR", ".run/"+cfg.Instance)
 	cfg.Kafka.ClientID = cfg.Instance
 	var errs []string
-	if kerr != nil {
-		errs = append(errs, kerr.Error())
+	for _, err := range []error{kerr, terr} {
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
 	}
 	if err := env.Err(); err != nil {
 		errs = append(errs, err.Error())

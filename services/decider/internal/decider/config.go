@@ -1,9 +1,8 @@
 package decider
 
 import (
+	"errors"
 	"fmt"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/assent-dev/assent/libs/eventlog"
@@ -55,10 +54,7 @@ Environment:
 func LoadConfig(getenv func(string) string) (Config, error) {
 	env := service.NewEnv(getenv)
 	kafka, kerr := eventlog.ConfigFromEnv(getenv)
-	topics := eventlog.DefaultTopicSpec()
-	topics.Partitions = int32(env.Int("ASSENT_PARTITIONS", int(topics.Partitions), 1, 10000))
-	topics.Commands = env.String("ASSENT_COMMANDS_TOPIC", topics.Commands)
-	topics.Events = env.String("ASSENT_EVENTS_TOPIC", topics.Events)
+	topics, terr := eventlog.TopicSpecFromEnv(getenv)
 	cfg := Config{
 		Kafka:           kafka,
 		Topics:          topics,
@@ -71,24 +67,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		TxnRetryBackoff: env.Duration("ASSENT_TXN_RETRY_BACKOFF", 20*time.Millisecond),
 		ExpiryPeriod:    env.Duration("ASSENT_EXPIRY_PERIOD", 250*time.Millisecond),
 	}
-	host, _ := os.Hostname()
-	_, port, _ := strings.Cut(cfg.HTTPAddr, ":")
-	cfg.Instance = env.String("ASSENT_INSTANCE_ID", fmt.Sprintf("decider-%s-%s", host, port))
+	cfg.Instance = env.Instance("decider", cfg.HTTPAddr)
 	cfg.DataDir = env.String("ASSENT_DATA_DIR", ".run/"+cfg.Instance)
 	cfg.Kafka.ClientID = cfg.Instance
-	if err := env.Err(); err != nil || kerr != nil {
-		return cfg, fmt.Errorf("configuration: %w", joinErr(kerr, err))
+	if err := errors.Join(kerr, terr, env.Err()); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
 	}
 	return cfg, nil
-}
-
-func joinErr(a, b error) error {
-	switch {
-	case a == nil:
-		return b
-	case b == nil:
-		return a
-	default:
-		return fmt.Errorf("%w; %w", a, b)
-	}
 }
