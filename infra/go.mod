@@ -1,0 +1,3 @@
+module github.com/assent-dev/assent/infra
+
+go 1.26.0
