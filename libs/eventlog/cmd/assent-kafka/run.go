@@ -54,10 +54,15 @@ var commands = []command{
 		args:    "[topic ...]",
 		setup:   setupDescribe,
 	},
+	{
+		name:    "exporter",
+		summary: "serve Prometheus metrics of the cluster: under-replicated and offline partitions, group lag",
+		setup:   setupExporter,
+	},
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintf(w, `assent-kafka waits for, provisions, checks and describes Assent's Kafka cluster.
+	fmt.Fprintf(w, `assent-kafka waits for, provisions, checks, describes and watches Assent's Kafka cluster.
 
 Usage:
   assent-kafka <command> [flags]
