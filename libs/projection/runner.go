@@ -77,6 +77,7 @@ type Runner struct {
 	mu       sync.Mutex
 	next     []int64  // per partition: the next offset to apply
 	heads    []string // per partition: the hash of the last record applied
+	tips     []tip    // per partition: where that record is
 	target   []int64  // per partition: the end offsets captured at start
 	ready    bool
 	ends     []int64                    // per partition: the last stable offsets, read every lagPeriod
@@ -122,9 +123,10 @@ func (r *Runner) Close() error { return r.db.Close() }
 
 func (r *Runner) loadOffsets() error {
 	n := r.cfg.Partitions
-	r.next, r.heads = make([]int64, n), make([]string, n)
+	r.next, r.heads, r.tips = make([]int64, n), make([]string, n), make([]tip, n)
 	for p := range n {
 		r.heads[p] = eventlog.GenesisHash
+		r.tips[p] = tip{offset: -1}
 		v, closer, err := r.db.Get(keyOffset(p))
 		switch {
 		case errors.Is(err, pebble.ErrNotFound):
@@ -144,8 +146,38 @@ func (r *Runner) loadOffsets() error {
 		}
 		r.heads[p] = string(h)
 		_ = closer.Close()
+		if v, closer, err := r.db.Get(keyTip(p)); err == nil {
+			r.tips[p] = decodeTip(v)
+			_ = closer.Close()
+		} else if !errors.Is(err, pebble.ErrNotFound) {
+			return fmt.Errorf("projection: read chain tip of partition %d: %w", p, err)
+		}
 	}
 	return nil
+}
+
+// tip is where the chain head of a partition is: the offset of the last
+// data record (-1 for none, or a store written before tips were kept) and
+// whether it is a checkpoint.
+type tip struct {
+	offset     int64
+	checkpoint bool
+}
+
+func (t tip) encode() []byte {
+	b := encodeInt64(t.offset)
+	if t.checkpoint {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+func decodeTip(b []byte) tip {
+	if len(b) != 9 {
+		return tip{offset: -1}
+	}
+	off, _ := decodeInt64(b[:8])
+	return tip{offset: off, checkpoint: b[8] == 1}
 }
 
 // Run consumes the events topic until ctx ends. It returns nil when ctx is
@@ -347,7 +379,7 @@ func (r *Runner) wipe() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for p := range r.next {
-		r.next[p], r.heads[p] = 0, eventlog.GenesisHash
+		r.next[p], r.heads[p], r.tips[p] = 0, eventlog.GenesisHash, tip{offset: -1}
 	}
 	r.ready = false
 	return nil
@@ -391,6 +423,7 @@ func (r *Runner) apply(fetches kgo.Fetches) error {
 	r.mu.Lock()
 	next := append([]int64(nil), r.next...)
 	heads := append([]string(nil), r.heads...)
+	tips := append([]tip(nil), r.tips...)
 	r.mu.Unlock()
 
 	b := r.db.NewIndexedBatch()
@@ -419,6 +452,7 @@ func (r *Runner) apply(fetches kgo.Fetches) error {
 		}
 		e := &Event{Partition: p, Offset: rec.Offset, Value: rec.Value, Hash: eventlog.Hash(rec.Value), PrevHead: heads[p]}
 		heads[p] = e.Hash
+		tips[p] = tip{offset: rec.Offset}
 		env, decErr := eventlog.DecodeRecord(rec)
 		if decErr != nil {
 			stats.Invalid++
@@ -426,6 +460,7 @@ func (r *Runner) apply(fetches kgo.Fetches) error {
 			return
 		}
 		e.Envelope = env
+		tips[p].checkpoint = env.Type == eventlog.TypeCheckpoint && env.Subject == ""
 		stats.Records++
 		if env.Subject != "" {
 			subjects[env.Subject] = true
@@ -447,6 +482,9 @@ func (r *Runner) apply(fetches kgo.Fetches) error {
 		if err := b.Set(keyHead(p), []byte(heads[p]), nil); err != nil {
 			return fmt.Errorf("projection: stage head: %w", err)
 		}
+		if err := b.Set(keyTip(p), tips[p].encode(), nil); err != nil {
+			return fmt.Errorf("projection: stage tip: %w", err)
+		}
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("projection: commit batch: %w", err)
@@ -454,7 +492,7 @@ func (r *Runner) apply(fetches kgo.Fetches) error {
 	stats.Duration = time.Since(began)
 
 	r.mu.Lock()
-	r.next, r.heads = next, heads
+	r.next, r.heads, r.tips = next, heads, tips
 	close(r.progress)
 	r.progress = make(chan struct{})
 	var wake []chan struct{}
@@ -509,6 +547,16 @@ func (r *Runner) Head(p int32) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.heads[p]
+}
+
+// Tip returns where the chain head of partition p is: the offset of the
+// last data record applied (-1 if there is none, or if the store was
+// written before tips were kept and nothing was applied since), and
+// whether that record is a checkpoint.
+func (r *Runner) Tip(p int32) (offset int64, checkpoint bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.tips[p].offset, r.tips[p].checkpoint
 }
 
 // WaitOffset waits until partition p has been applied up to offset off

@@ -37,12 +37,15 @@ func checkApplied(t *testing.T, rr *running, h *recorder, pr *producer, lso []in
 	}
 	for p, off := range lso {
 		require.Equal(t, off, rr.Next(int32(p)), "Next(%d) is the last stable offset", p)
-		want := eventlog.GenesisHash
+		want, wantTip := eventlog.GenesisHash, int64(-1)
 		if last, ok := pr.last[int32(p)]; ok {
-			want = eventlog.Hash(pr.committed[last])
+			want, wantTip = eventlog.Hash(pr.committed[last]), last.off
 			require.Greater(t, off, last.off+1, "partition %d: the commit marker after the last event is counted", p)
 		}
 		require.Equal(t, want, rr.Head(int32(p)), "Head(%d) is the hash of the last committed record", p)
+		tipOff, isCheckpoint := rr.Tip(int32(p))
+		require.Equal(t, wantTip, tipOff, "Tip(%d) is the offset of the last committed record", p)
+		require.False(t, isCheckpoint)
 	}
 }
 
@@ -176,9 +179,10 @@ func TestIntegrationRunnerRestart(t *testing.T) {
 	lso := stableOffsets(t, adm, spec.Events, parts)
 	rr.waitOffsets(t, lso)
 	rr.stop(t)
-	next, heads := make([]int64, parts), make([]string, parts)
+	next, heads, tips := make([]int64, parts), make([]string, parts), make([]int64, parts)
 	for p := range int32(parts) {
 		next[p], heads[p] = rr.Next(p), rr.Head(p)
+		tips[p], _ = rr.Tip(p)
 	}
 
 	pr.txn(true, subs[3:]...)
@@ -189,6 +193,8 @@ func TestIntegrationRunnerRestart(t *testing.T) {
 	for p := range int32(parts) {
 		require.Equal(t, next[p], r.Next(p), "Next(%d) survives a restart", p)
 		require.Equal(t, heads[p], r.Head(p), "Head(%d) survives a restart", p)
+		tip, _ := r.Tip(p)
+		require.Equal(t, tips[p], tip, "Tip(%d) survives a restart", p)
 	}
 	rr = run(t, r)
 	lso = stableOffsets(t, adm, spec.Events, parts)

@@ -139,3 +139,31 @@ func (r Result) Summary() string {
 	}
 	return b.String()
 }
+
+// CheckCheckpoints verifies every checkpoint of a log read by ReadLog from
+// topic (the second half of I6): each is signed by a key of keys over the
+// canonical string, names its own partition, and signs the head it
+// follows at that head's offset. It returns the number of checkpoints and
+// the anomalies, invariant I6.
+func CheckCheckpoints(log []Record, topic string, keys *eventlog.KeyRing) (int, []Anomaly) {
+	var (
+		n         int
+		anomalies []Anomaly
+	)
+	prev := map[int32]int64{}
+	for _, r := range log {
+		headOffset, ok := prev[r.Partition]
+		if !ok {
+			headOffset = -1
+		}
+		prev[r.Partition] = r.Offset
+		if r.Err != nil || r.Envelope.Type != eventlog.TypeCheckpoint {
+			continue
+		}
+		n++
+		if _, err := eventlog.VerifyCheckpoint(keys, topic, r.Partition, headOffset, r.Envelope); err != nil {
+			anomalies = append(anomalies, Anomaly{Invariant: "I6", Partition: r.Partition, Offset: r.Offset, Detail: err.Error()})
+		}
+	}
+	return n, anomalies
+}

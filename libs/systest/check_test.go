@@ -1,6 +1,7 @@
 package systest
 
 import (
+	"crypto/ed25519"
 	"testing"
 	"time"
 
@@ -105,4 +106,46 @@ func TestCheckFindsEachAnomaly(t *testing.T) {
 		res := Check(log, nil)
 		require.Equal(t, "SEQ", res.Anomalies[0].Invariant)
 	})
+}
+
+// A log with a checkpoint in its chain: Check counts no anomaly for it,
+// CheckCheckpoints verifies its signature, and a forged or misplaced one
+// is an I6 anomaly.
+func TestCheckCheckpoints(t *testing.T) {
+	t.Parallel()
+	log := logOf(t, submit("r1"), vote("r1", "user:a@x"))
+	_, key, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	signer, err := eventlog.NewSigner("k1", key)
+	require.NoError(t, err)
+	ring := eventlog.NewKeyRing(map[string]ed25519.PublicKey{"k1": signer.Public()})
+	withCheckpoint := func(s *eventlog.Signer, offset int64) []Record {
+		last := log[len(log)-1]
+		env, err := eventlog.NewCheckpoint(s, "assent/decider", "events", 0, offset, eventlog.Hash(last.Value), t0)
+		require.NoError(t, err)
+		v, err := eventlog.Marshal(env)
+		require.NoError(t, err)
+		env, err = eventlog.Unmarshal(v)
+		require.NoError(t, err)
+		return append(append([]Record(nil), log...), Record{Offset: last.Offset + 1, Value: v, Envelope: env})
+	}
+
+	good := withCheckpoint(signer, log[len(log)-1].Offset)
+	require.Empty(t, Check(good, nil).Anomalies)
+	n, anomalies := CheckCheckpoints(good, "events", ring)
+	require.Equal(t, 1, n)
+	require.Empty(t, anomalies)
+
+	_, otherKey, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	forger, err := eventlog.NewSigner("k1", otherKey)
+	require.NoError(t, err)
+	_, anomalies = CheckCheckpoints(withCheckpoint(forger, log[len(log)-1].Offset), "events", ring)
+	require.Len(t, anomalies, 1)
+	require.Equal(t, "I6", anomalies[0].Invariant)
+	require.Contains(t, anomalies[0].Detail, "does not verify")
+
+	_, anomalies = CheckCheckpoints(withCheckpoint(signer, 0), "events", ring)
+	require.Len(t, anomalies, 1)
+	require.Contains(t, anomalies[0].Detail, "data.offset is 0")
 }

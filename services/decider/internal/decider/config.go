@@ -23,6 +23,11 @@ type Config struct {
 	TxnTimeout      time.Duration // how long a zombie's open transaction can block a partition
 	TxnRetryBackoff time.Duration // backoff on CONCURRENT_TRANSACTIONS
 	ExpiryPeriod    time.Duration // how often due expiries are looked for
+	// Signer signs checkpoints; nil writes none.
+	Signer *eventlog.Signer
+	// CheckpointInterval is how often a partition with new events gets a
+	// signed checkpoint.
+	CheckpointInterval time.Duration
 }
 
 const usage = `usage: decider [--help]
@@ -47,6 +52,13 @@ Environment:
   ASSENT_TXN_TIMEOUT       transaction timeout (default 10s)
   ASSENT_TXN_RETRY_BACKOFF backoff after CONCURRENT_TRANSACTIONS (default 20ms)
   ASSENT_EXPIRY_PERIOD     how often to look for due expiries (default 250ms)
+  ASSENT_CHECKPOINT_KEY_FILE  Ed25519 private key (PKCS #8 PEM) that signs
+                           checkpoints; unset: no checkpoints (a warning at
+                           start). Demo key: infra/keys/demo-checkpoint.key.pem
+  ASSENT_CHECKPOINT_KEY_ID the key id written in each checkpoint; required
+                           with the key file (demo key: demo-2026-01)
+  ASSENT_CHECKPOINT_INTERVAL  how often each partition with new events gets
+                           a signed checkpoint (default 30s)
   ASSENT_LOG_LEVEL         debug, info, warn, error (default info)
 `
 
@@ -66,11 +78,26 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		TxnTimeout:      env.Duration("ASSENT_TXN_TIMEOUT", 10*time.Second),
 		TxnRetryBackoff: env.Duration("ASSENT_TXN_RETRY_BACKOFF", 20*time.Millisecond),
 		ExpiryPeriod:    env.Duration("ASSENT_EXPIRY_PERIOD", 250*time.Millisecond),
+
+		CheckpointInterval: env.Duration("ASSENT_CHECKPOINT_INTERVAL", 30*time.Second),
+	}
+	var serr error
+	keyFile, keyID := env.String("ASSENT_CHECKPOINT_KEY_FILE", ""), env.String("ASSENT_CHECKPOINT_KEY_ID", "")
+	switch {
+	case keyFile != "" && keyID == "":
+		serr = errors.New("ASSENT_CHECKPOINT_KEY_ID is required with ASSENT_CHECKPOINT_KEY_FILE: name the key as the published public keys file does")
+	case keyFile == "" && keyID != "":
+		serr = errors.New("ASSENT_CHECKPOINT_KEY_ID is set but ASSENT_CHECKPOINT_KEY_FILE is not: give the private key file")
+	case keyFile != "":
+		cfg.Signer, serr = eventlog.LoadSigner(keyID, keyFile)
+	}
+	if cfg.CheckpointInterval <= 0 {
+		serr = errors.Join(serr, errors.New("ASSENT_CHECKPOINT_INTERVAL must be positive"))
 	}
 	cfg.Instance = env.Instance("decider", cfg.HTTPAddr)
 	cfg.DataDir = env.String("ASSENT_DATA_DIR", ".run/"+cfg.Instance)
 	cfg.Kafka.ClientID = cfg.Instance
-	if err := errors.Join(kerr, terr, env.Err()); err != nil {
+	if err := errors.Join(kerr, terr, env.Err(), serr); err != nil {
 		return cfg, fmt.Errorf("configuration: %w", err)
 	}
 	return cfg, nil

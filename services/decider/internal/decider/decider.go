@@ -41,6 +41,12 @@ type partition struct {
 	epoch    uint64 // changes on every assignment, so stale effects are dropped
 	caughtUp bool
 	head     string // chain head of the events partition, once caught up
+	// headOffset is the offset of the head record (-1: unknown, or an
+	// empty partition); checkpointOffset is that of the last checkpoint
+	// known (-1: none). A checkpoint is due when headOffset is past it.
+	headOffset       int64
+	checkpointOffset int64
+	lastCheckpoint   time.Time
 }
 
 type overlayEntry struct {
@@ -58,14 +64,20 @@ type batch struct {
 	parts   map[string]int32
 	mu      sync.Mutex
 	offsets map[string]int64 // request id -> last produced offset
-	err     error
-	events  int
+	// per partition: the offset of the last record produced, and of the
+	// checkpoint produced, if any
+	headOffsets       map[int32]int64
+	checkpointOffsets map[int32]int64
+	err               error
+	events            int
+	checkpointAt      time.Time
 }
 
 func newBatch() *batch {
 	return &batch{
 		states: map[string]approval.State{}, heads: map[int32]string{}, epochs: map[int32]uint64{},
 		parts: map[string]int32{}, offsets: map[string]int64{},
+		headOffsets: map[int32]int64{}, checkpointOffsets: map[int32]int64{},
 	}
 }
 
@@ -142,6 +154,7 @@ func (d *Decider) transact(ctx context.Context, sess *kgo.GroupTransactSession, 
 	d.mu.Unlock()
 	ok := d.catchUp(ctx, adm, records)
 	if ok {
+		d.checkpoint(ctx, sess, b)
 		for _, rec := range records {
 			d.decideRecord(ctx, sess, b, rec)
 		}
@@ -238,6 +251,11 @@ func (d *Decider) catchUp(ctx context.Context, adm *kadm.Client, records []*kgo.
 		if pt, ok := d.owned[p]; ok {
 			pt.caughtUp = true
 			pt.head = d.runner.Head(p)
+			off, isCheckpoint := d.runner.Tip(p)
+			pt.headOffset, pt.checkpointOffset = off, -1
+			if isCheckpoint {
+				pt.checkpointOffset = off
+			}
 		}
 	}
 	d.mu.Unlock()
@@ -406,6 +424,7 @@ func (d *Decider) write(ctx context.Context, sess *kgo.GroupTransactSession, b *
 				b.err = errors.Join(b.err, fmt.Errorf("decider: event for %s landed in partition %d, not %d", rid, r.Partition, p))
 			}
 			b.offsets[rid] = max(b.offsets[rid], r.Offset)
+			b.headOffsets[p] = max(b.headOffsets[p], r.Offset)
 		})
 	}
 	b.states[rid] = state
@@ -428,6 +447,13 @@ func (d *Decider) merge(b *batch) {
 	for p, h := range b.heads {
 		if pt, ok := d.owned[p]; ok && pt.epoch == b.epochs[p] {
 			pt.head = h
+			if off, ok := b.headOffsets[p]; ok {
+				pt.headOffset = off
+			}
+			if off, ok := b.checkpointOffsets[p]; ok {
+				pt.checkpointOffset = off
+				pt.lastCheckpoint = b.checkpointAt
+			}
 		}
 	}
 	for rid, s := range b.states {
@@ -440,6 +466,64 @@ func (d *Decider) merge(b *batch) {
 		if d.runner.Next(e.partition) > e.offset {
 			delete(d.overlay, rid)
 		}
+	}
+}
+
+// checkpoint signs the head of every caught-up partition this replica owns
+// that has new events since its last checkpoint, at most once every
+// CheckpointInterval. It runs first in the transaction, so the head it
+// signs was committed by an earlier one and its offset is known; the
+// events of this transaction then link to the checkpoint.
+func (d *Decider) checkpoint(ctx context.Context, sess *kgo.GroupTransactSession, b *batch) {
+	if d.cfg.Signer == nil {
+		return
+	}
+	now := d.now()
+	type due struct {
+		p      int32
+		head   string
+		offset int64
+		epoch  uint64
+	}
+	var todo []due
+	d.mu.Lock()
+	for p, pt := range d.owned {
+		if pt.caughtUp && pt.headOffset >= 0 && pt.headOffset > pt.checkpointOffset &&
+			now.Sub(pt.lastCheckpoint) >= d.cfg.CheckpointInterval {
+			todo = append(todo, due{p: p, head: pt.head, offset: pt.headOffset, epoch: pt.epoch})
+		}
+	}
+	d.mu.Unlock()
+	for _, c := range todo {
+		env, err := eventlog.NewCheckpoint(d.cfg.Signer, Source, d.cfg.Topics.Events, c.p, c.offset, c.head, now)
+		if err != nil {
+			b.fail(err)
+			return
+		}
+		rec, err := eventlog.NewRecord(d.cfg.Topics.Events, env)
+		if err != nil {
+			b.fail(err)
+			return
+		}
+		rec.Partition = c.p
+		p := c.p
+		sess.Produce(ctx, rec, func(r *kgo.Record, err error) {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if err != nil {
+				b.err = errors.Join(b.err, err)
+				return
+			}
+			if r.Partition != p {
+				b.err = errors.Join(b.err, fmt.Errorf("decider: checkpoint landed in partition %d, not %d", r.Partition, p))
+			}
+			b.checkpointOffsets[p] = r.Offset
+			b.headOffsets[p] = max(b.headOffsets[p], r.Offset)
+		})
+		b.heads[p] = eventlog.Hash(rec.Value)
+		b.epochs[p] = c.epoch
+		b.checkpointAt = now
+		d.metrics.checkpoints.Inc()
 	}
 }
 

@@ -26,6 +26,13 @@ func policyFile(t *testing.T) string {
 	return filepath.Join(filepath.Dir(file), "../../../../infra/policies/example.yaml")
 }
 
+// infraFile is a file under infra/ (the demo checkpoint key and its
+// published public key).
+func infraFile(name string) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "../../../../infra", name)
+}
+
 type syncBuf = systest.SyncBuffer
 
 // startDecider runs one replica in-process until the returned stop is called.
@@ -42,6 +49,10 @@ func startDecider(t *testing.T, topics eventlog.TopicSpec, group, name string) (
 			"ASSENT_COMMANDS_TOPIC": topics.Commands,
 			"ASSENT_EVENTS_TOPIC":   topics.Events,
 			"ASSENT_DECIDER_GROUP":  group,
+
+			"ASSENT_CHECKPOINT_KEY_FILE": infraFile("keys/demo-checkpoint.key.pem"),
+			"ASSENT_CHECKPOINT_KEY_ID":   "demo-2026-01",
+			"ASSENT_CHECKPOINT_INTERVAL": "300ms",
 		}[k]
 	})
 	require.NoError(t, err)
@@ -130,8 +141,30 @@ func TestIntegrationDecidersOverKafka(t *testing.T) {
 		res = systest.Check(log, acked)
 		return len(res.Anomalies) == 0
 	}, 90*time.Second, 500*time.Millisecond, "checker: %s", res.Summary())
-	log, err := systest.ReadLog(t.Context(), kcfg, topics.Events)
+	// Once the deciders are idle, every partition with events ends with a
+	// signed checkpoint of its head, and every checkpoint verifies with
+	// the published public key.
+	ring, err := eventlog.LoadKeyRing(infraFile("keys/checkpoint-keys.json"))
 	require.NoError(t, err)
+	var log []systest.Record
+	require.Eventually(t, func() bool {
+		log, err = systest.ReadLog(t.Context(), kcfg, topics.Events)
+		require.NoError(t, err)
+		last := map[int32]systest.Record{}
+		for _, r := range log {
+			last[r.Partition] = r
+		}
+		for _, r := range last {
+			if r.Envelope.Type != eventlog.TypeCheckpoint {
+				return false
+			}
+		}
+		return len(last) > 0
+	}, 30*time.Second, 200*time.Millisecond, "every partition's last record is a checkpoint")
+	checkpoints, anomalies := systest.CheckCheckpoints(log, topics.Events, ring)
+	require.Empty(t, anomalies)
+	require.Positive(t, checkpoints)
+	require.Empty(t, systest.Check(log, acked).Anomalies, "checkpoints are links of the chain")
 	for _, r := range log {
 		require.NoError(t, schemas.Validate(r.Value), "event at %d@%d", r.Partition, r.Offset)
 	}

@@ -17,6 +17,7 @@ type metrics struct {
 	txnSeconds     prometheus.Histogram
 	applySeconds   prometheus.Histogram
 	invalidEvents  prometheus.CounterFunc
+	checkpoints    prometheus.Counter
 }
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -50,11 +51,14 @@ func newMetrics(reg prometheus.Registerer, invalid func() float64) *metrics {
 		applySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "assent_projection_apply_seconds", Help: "Time to apply one poll of events to the projection.", Buckets: latencyBuckets,
 		}),
+		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "assent_decider_checkpoints_total", Help: "Signed checkpoints produced (counted when produced; an aborted transaction drops them).",
+		}),
 		invalidEvents: prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "assent_consistency_violations_total", Help: "Events the projection could not fold (should read zero).",
 		}, invalid),
 	}
-	reg.MustRegister(m.commands, m.refusals, m.decisions, m.txns, m.skipped, m.commandToEvent, m.txnSeconds, m.catchUp, m.applySeconds, m.invalidEvents)
+	reg.MustRegister(m.commands, m.refusals, m.decisions, m.txns, m.skipped, m.commandToEvent, m.txnSeconds, m.catchUp, m.applySeconds, m.invalidEvents, m.checkpoints)
 	return m
 }
 

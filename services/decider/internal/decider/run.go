@@ -66,6 +66,11 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		return fmt.Errorf("topics: %w", err)
 	}
 
+	if cfg.Signer == nil {
+		log.Warn("checkpoints disabled: set ASSENT_CHECKPOINT_KEY_FILE and ASSENT_CHECKPOINT_KEY_ID to sign the log (see infra/keys/README.md)")
+	} else {
+		log.Info("signing checkpoints", "key_id", cfg.Signer.KeyID(), "interval", cfg.CheckpointInterval.String())
+	}
 	reg := service.NewRegistry()
 	store := &requests.Store{}
 	var m *metrics
