@@ -66,6 +66,7 @@ type TopicHealth struct {
 type GroupLag struct {
 	Group, Topic string
 	Lag          int64
+	Committed    int64 // sum over partitions of the committed offsets: it moves when the group makes progress
 }
 
 // GroupState is one consumer group's state and member count.
@@ -240,7 +241,7 @@ func Lag(group string, committed kadm.OffsetResponses, stable kadm.ListedOffsets
 		if !ok {
 			continue
 		}
-		var lag int64
+		var lag, sum int64
 		for p, end := range ends {
 			if end.Err != nil || end.Offset < 0 {
 				continue
@@ -250,8 +251,9 @@ func Lag(group string, committed kadm.OffsetResponses, stable kadm.ListedOffsets
 				at = c.At
 			}
 			lag += max(0, end.Offset-at)
+			sum += at
 		}
-		out = append(out, GroupLag{Group: group, Topic: topic, Lag: lag})
+		out = append(out, GroupLag{Group: group, Topic: topic, Lag: lag, Committed: sum})
 	}
 	return out
 }
@@ -352,8 +354,9 @@ var (
 	descOffline   = prometheus.NewDesc("assent_kafka_offline_partitions", "Partitions without a leader.", []string{"topic"}, nil)
 	descStable    = prometheus.NewDesc("assent_kafka_topic_last_stable_offset", "Sum over a topic's partitions of the last stable offset; it grows with every committed record and transaction marker.", []string{"topic"}, nil)
 	descLag       = prometheus.NewDesc("assent_kafka_consumer_group_lag_records", "Records a consumer group has not yet committed past, on one topic, measured against the last stable offset.", []string{"group", "topic"}, nil)
+	descCommitted = prometheus.NewDesc("assent_kafka_consumer_group_committed_offset", "Sum over a topic's partitions of a consumer group's committed offsets; it stands still when the group makes no progress.", []string{"group", "topic"}, nil)
 	descMembers   = prometheus.NewDesc("assent_kafka_consumer_group_members", "Members of a consumer group.", []string{"group", "state"}, nil)
-	collectorDesc = []*prometheus.Desc{descBrokers, descParts, descUnderRep, descUnderMin, descOffline, descStable, descLag, descMembers}
+	collectorDesc = []*prometheus.Desc{descBrokers, descParts, descUnderRep, descUnderMin, descOffline, descStable, descLag, descCommitted, descMembers}
 )
 
 // Describe implements prometheus.Collector.
@@ -383,6 +386,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, l := range snap.Lags {
 		gauge(descLag, float64(l.Lag), l.Group, l.Topic)
+		gauge(descCommitted, float64(l.Committed), l.Group, l.Topic)
 	}
 	for _, g := range snap.Groups {
 		gauge(descMembers, float64(g.Members), g.Group, g.State)

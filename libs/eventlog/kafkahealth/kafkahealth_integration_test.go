@@ -86,8 +86,8 @@ func TestIntegrationReadAndExport(t *testing.T) {
 	}
 	require.Equal(t, int64(9), snap.Topics[spec.Commands].StableOffset)
 	require.ElementsMatch(t, []kafkahealth.GroupLag{
-		{Group: group, Topic: spec.Commands, Lag: 2 + 3},
-		{Group: eventsGroup, Topic: spec.Events, Lag: 0},
+		{Group: group, Topic: spec.Commands, Lag: 2 + 3, Committed: 3 + 1},
+		{Group: eventsGroup, Topic: spec.Events, Lag: 0, Committed: 3 + 3},
 	}, snap.Lags)
 
 	exp := kafkahealth.New(adm, cfg)

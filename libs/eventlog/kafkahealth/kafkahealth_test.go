@@ -47,11 +47,11 @@ func TestLagAgainstStableOffsets(t *testing.T) {
 		"commands": {0: {Offset: 10}, 1: {Offset: 9}, 2: {Offset: 3}},
 	}
 	got := kafkahealth.Lag("assent-decider", committed, stable)
-	require.Equal(t, []kafkahealth.GroupLag{{Group: "assent-decider", Topic: "commands", Lag: 5 + 3}}, got,
+	require.Equal(t, []kafkahealth.GroupLag{{Group: "assent-decider", Topic: "commands", Lag: 5 + 3, Committed: 10 + 4}}, got,
 		"a topic without stable offsets (deleted) is left out")
 
 	// A committed offset past the stable offset (a reading taken between
 	// the two requests) never yields a negative lag.
 	got = kafkahealth.Lag("g", kadm.OffsetResponses{"t": {0: {Offset: kadm.Offset{At: 12}}}}, kadm.ListedOffsets{"t": {0: {Offset: 11}}})
-	require.Equal(t, []kafkahealth.GroupLag{{Group: "g", Topic: "t", Lag: 0}}, got)
+	require.Equal(t, []kafkahealth.GroupLag{{Group: "g", Topic: "t", Lag: 0, Committed: 12}}, got)
 }
