@@ -1,0 +1,247 @@
+// Package gateway wires the Slack gateway together: configuration, the
+// Kafka client and topic check, the projection of the events topic, the
+// Slack client, the inbound interactivity handler and the outbound
+// notifier, run as one errgroup until the context ends.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/libs/service"
+	"github.com/assent-dev/assent/services/slack-gateway/internal/inbound"
+	"github.com/assent-dev/assent/services/slack-gateway/internal/outbound"
+	"github.com/assent-dev/assent/services/slack-gateway/internal/slackapi"
+)
+
+// shutdownGrace is how long in-flight Slack requests get to finish.
+const shutdownGrace = 5 * time.Second
+
+// Main runs the command line: the service, --help or sign-click.
+func Main(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "--help", "help":
+			_, err := io.WriteString(stdout, Usage)
+			return err
+		case "sign-click":
+			return signClick(args[1:], getenv, stdout)
+		default:
+			return fmt.Errorf("unknown argument %q\n\n%s", args[0], Usage)
+		}
+	}
+	cfg, err := Load(getenv)
+	if err != nil {
+		return fmt.Errorf("%w\n\n%s", err, Usage)
+	}
+	return Run(ctx, cfg, stdout, nil)
+}
+
+// signClick prints a curl command sending a signed click.
+func signClick(args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("sign-click", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	rid := fs.String("request", "", "the request id (required)")
+	user := fs.String("user", "", "the Slack user id of the clicker, e.g. U0ALICE (required)")
+	action := fs.String("action", "approve", "approve (a vote) or reject (opens the reason modal)")
+	channel := fs.String("channel", "C0DEPLOYS", "the channel the click came from")
+	team := fs.String("team", "T0ASSENT", "the Slack workspace id")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	secret := getenv("ASSENT_SLACK_SIGNING_SECRET")
+	addr := getenv("ASSENT_HTTP_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:8380"
+	}
+	if *rid == "" || *user == "" || secret == "" || (*action != "approve" && *action != "reject") {
+		return errors.New("sign-click: --request and --user are required, --action is approve or reject, and ASSENT_SLACK_SIGNING_SECRET must be set")
+	}
+	c := inbound.Click{Team: *team, User: *user, Channel: *channel, TriggerID: "trigger." + strconv.FormatInt(time.Now().UnixNano(), 10),
+		ActionID: "assent." + *action, RequestID: *rid}
+	body := c.Body()
+	h := inbound.Sign(secret, time.Now(), body)
+	_, err := fmt.Fprintf(stdout, "curl -sS -i http://%s/slack/interactivity \\\n  -H 'X-Slack-Request-Timestamp: %s' \\\n  -H 'X-Slack-Signature: %s' \\\n  -H 'Content-Type: application/x-www-form-urlencoded' \\\n  --data-raw '%s'\n",
+		addr, h.Get("X-Slack-Request-Timestamp"), h.Get("X-Slack-Signature"), strings.ReplaceAll(string(body), "'", `'\''`))
+	return err
+}
+
+// Run runs the gateway with cfg until ctx ends. ln, if not nil, is used
+// instead of listening on cfg.HTTPAddr.
+func Run(ctx context.Context, cfg Config, stdout io.Writer, ln net.Listener) error {
+	log := service.NewLogger(stdout, cfg.LogLevel, "slack-gateway", cfg.Instance)
+	if err := os.MkdirAll(filepath.Dir(cfg.DataDir), 0o750); err != nil {
+		return fmt.Errorf("slack-gateway: data dir: %w", err)
+	}
+	cl, err := eventlog.NewClient(cfg.Kafka)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = eventlog.CheckTopics(checkCtx, kadm.NewClient(cl), cfg.Topics)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("slack-gateway: topics: %w", err)
+	}
+
+	reg := service.NewRegistry()
+	store := &requests.Store{}
+	runner, err := projection.Open(projection.Config{
+		Dir: cfg.DataDir, Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions,
+		Kafka: cfg.Kafka, Handler: store, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := runner.Close(); err != nil {
+			log.Error("closing the projection", "err", err)
+		}
+	}()
+	store.Attach(runner.DB())
+	m := newMetrics(reg, runner.Lag, func() float64 { return float64(store.Invalid.Load()) }, runner.Ready)
+
+	sl := slackapi.New(slackapi.Config{
+		Token: cfg.BotToken, APIURL: cfg.SlackAPIURL, RateScale: cfg.RateScale, UserTTL: cfg.UserTTL,
+		Observe: m.observeAPI,
+	})
+	snd := sender{cl: cl, topic: cfg.Topics.Commands, observe: m.send.Observe}
+	view := requestsView{runner: runner, store: store}
+	in := inbound.New(inbound.Config{
+		Verifier: inbound.NewVerifier(cfg.SigningSecret, nil, 0),
+		Sender:   snd, Slack: sl, Requests: view, Logger: log,
+		AckTimeout: cfg.AckTimeout, MaxBody: cfg.MaxBody, Observe: m.observeClick,
+	})
+	defer in.Close()
+	out := outbound.New(outbound.Config{
+		Kafka: cfg.Kafka, Topic: cfg.Topics.Events, Group: cfg.Group,
+		Slack: sl, Projection: view, Sender: snd, Logger: log,
+		Observe: func(op string) { m.cards.WithLabelValues(op).Inc() },
+	})
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	in.Register(e)
+	mux := http.NewServeMux()
+	mux.Handle("/slack/", e)
+	service.Probes{Registry: reg, Ready: func() error {
+		if !runner.Ready() {
+			return errors.New("the projection is catching up with the event log")
+		}
+		pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := cl.Ping(pingCtx); err != nil {
+			return fmt.Errorf("kafka is unreachable: %w", err)
+		}
+		return nil
+	}}.Register(mux)
+
+	if ln == nil {
+		ln, err = net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("slack-gateway: listen on %s: %w (set ASSENT_HTTP_ADDR)", cfg.HTTPAddr, err)
+		}
+	}
+	log.Info("starting", "addr", ln.Addr().String(), "slack_api", cfg.SlackAPIURL, "group", cfg.Group,
+		"commands", cfg.Topics.Commands, "events", cfg.Topics.Events, "data_dir", cfg.DataDir)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return service.ServeListener(gctx, ln, mux, shutdownGrace) })
+	g.Go(func() error { return runner.Run(gctx) })
+	g.Go(func() error {
+		// Cards are rendered from the projection: start once it has caught up.
+		if err := waitReady(gctx, runner); err != nil {
+			return nil
+		}
+		return out.Run(gctx)
+	})
+	err = g.Wait()
+	log.Info("stopped", "err", err)
+	return err
+}
+
+func waitReady(ctx context.Context, r *projection.Runner) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for !r.Ready() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// sender produces commands with acks=all, keyed by request id.
+type sender struct {
+	cl      *kgo.Client
+	topic   string
+	observe func(float64)
+}
+
+func (s sender) Send(ctx context.Context, env eventlog.Envelope) error {
+	rec, err := eventlog.NewRecord(s.topic, env)
+	if err != nil {
+		return err
+	}
+	began := time.Now()
+	err = s.cl.ProduceSync(ctx, rec).FirstErr()
+	s.observe(time.Since(began).Seconds())
+	return err
+}
+
+// requestsView reads requests from the projection and waits on it.
+type requestsView struct {
+	runner *projection.Runner
+	store  *requests.Store
+}
+
+func (v requestsView) Get(rid string) (approval.State, bool, error) { return v.store.Get(rid) }
+
+func (v requestsView) WaitOffset(ctx context.Context, p int32, off int64) error {
+	return v.runner.WaitOffset(ctx, p, off)
+}
+
+// Await waits until the command's outcome is in the projection.
+func (v requestsView) Await(ctx context.Context, rid, commandID string) (approval.State, error) {
+	for {
+		woken, stop := v.runner.Watch(rid)
+		st, _, err := v.store.Get(rid)
+		if err != nil {
+			stop()
+			return st, err
+		}
+		if _, ok := st.Outcomes[commandID]; ok {
+			stop()
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			stop()
+			return st, ctx.Err()
+		case <-woken:
+			stop()
+		}
+	}
+}
+
