@@ -1,0 +1,189 @@
+// Package logread reads partitions of the events topic from given offsets
+// up to the last stable offsets captured when the read starts, handing each
+// partition's records, in order, to that partition's own goroutine. It is
+// the auditor's one way to read the log: verify, export, state and the
+// benchmark's bare read all go through it, so that they measure and see
+// the same thing.
+package logread
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/assent-dev/assent/libs/eventlog"
+)
+
+// Bounds are where a partition's read starts and ends.
+type Bounds struct {
+	Start int64 // the log start offset (the first offset still stored)
+	End   int64 // the last stable offset: every committed record is below it
+}
+
+// Describe returns the bounds of every partition of topic, sorted by
+// partition. A partition whose offsets cannot be listed is an error.
+func Describe(ctx context.Context, adm *kadm.Client, topic string) (map[int32]Bounds, error) {
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("logread: start offsets of %s: %w", topic, err)
+	}
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("logread: stable offsets of %s: %w", topic, err)
+	}
+	out := map[int32]Bounds{}
+	var errs []error
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Topic != topic {
+			return
+		}
+		if o.Err != nil {
+			errs = append(errs, fmt.Errorf("partition %d: %w", o.Partition, o.Err))
+			return
+		}
+		s, ok := starts.Lookup(topic, o.Partition)
+		if !ok || s.Err != nil {
+			errs = append(errs, fmt.Errorf("partition %d: no start offset", o.Partition))
+			return
+		}
+		out[o.Partition] = Bounds{Start: s.Offset, End: o.Offset}
+	})
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("logread: %s: %w", topic, errors.Join(errs...))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("logread: topic %s not found; check ASSENT_EVENTS_TOPIC and the brokers", topic)
+	}
+	return out, nil
+}
+
+// Partitions returns the partitions of b in order.
+func Partitions(b map[int32]Bounds) []int32 {
+	ps := make([]int32, 0, len(b))
+	for p := range b {
+		ps = append(ps, p)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+	return ps
+}
+
+// Sink receives one partition's records in offset order, in batches, on a
+// goroutine of its own. Control records (transaction markers) are not
+// passed on. The records must not be kept after Records returns unless
+// copied (their values may be kept: franz-go allocates each).
+type Sink interface {
+	Records(recs []*kgo.Record) error
+}
+
+// Read reads each partition p in from, from offset from[p] up to (not
+// including) to[p], handing the records to sinks[p]. It returns when every
+// partition is read, a sink fails, or ctx ends. Records are read with
+// read_committed; opts may add client options (fetch sizes).
+func Read(ctx context.Context, cfg eventlog.Config, topic string, from, to map[int32]int64, sinks map[int32]Sink, opts ...kgo.Opt) error {
+	start := map[int32]kgo.Offset{}
+	for p, off := range from {
+		if off < to[p] {
+			start[p] = kgo.NewOffset().At(off)
+		}
+	}
+	if len(start) == 0 {
+		return nil
+	}
+	all := append([]kgo.Opt{
+		kgo.KeepControlRecords(), // so that a partition visibly reaches its end offset
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
+		kgo.FetchMaxBytes(64 << 20),
+		kgo.FetchMaxPartitionBytes(8 << 20),
+	}, opts...)
+	cl, err := eventlog.NewClient(cfg, all...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	type work struct{ recs []*kgo.Record }
+	chans := map[int32]chan work{}
+	var wg sync.WaitGroup
+	for p := range start {
+		ch := make(chan work, 8)
+		chans[p] = ch
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for w := range ch {
+				if ctx.Err() != nil {
+					continue // drain
+				}
+				if err := sinks[p].Records(w.recs); err != nil {
+					cancel(err)
+				}
+			}
+		}()
+	}
+	closeAll := func() {
+		for _, ch := range chans {
+			close(ch)
+		}
+		wg.Wait()
+	}
+	remaining := len(start)
+	next := map[int32]int64{}
+	for p, off := range from {
+		next[p] = off
+	}
+	for remaining > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		var ferr error
+		fs.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				ferr = errors.Join(ferr, fmt.Errorf("partition %d: %w", p, err))
+			}
+		})
+		if ferr != nil {
+			cancel(fmt.Errorf("logread: fetch %s: %w", topic, ferr))
+			break
+		}
+		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+			p := fp.Partition
+			ch, ok := chans[p]
+			if !ok || next[p] >= to[p] || len(fp.Records) == 0 {
+				return
+			}
+			recs := make([]*kgo.Record, 0, len(fp.Records))
+			for _, r := range fp.Records {
+				if r.Offset >= to[p] {
+					break
+				}
+				if !r.Attrs.IsControl() {
+					recs = append(recs, r)
+				}
+			}
+			last := fp.Records[len(fp.Records)-1].Offset + 1
+			next[p] = min(last, to[p])
+			if len(recs) > 0 {
+				select {
+				case ch <- work{recs}:
+				case <-ctx.Done():
+				}
+			}
+			if next[p] >= to[p] {
+				remaining--
+			}
+		})
+	}
+	closeAll()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
+}

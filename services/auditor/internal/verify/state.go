@@ -1,0 +1,106 @@
+package verify
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/assent-dev/assent/libs/eventlog"
+)
+
+// StateFormat names the layout of a saved verification state.
+const StateFormat = "assent-audit-state-v1"
+
+// State is what a verification run saves, so that the next run verifies
+// only what is new: per partition, where the verified chain ends, and per
+// request, its last sequence and terminal outcome.
+type State struct {
+	Format     string                `json:"format"`
+	Topic      string                `json:"topic"`
+	VerifiedAt time.Time             `json:"verified_at"`
+	Partitions map[string]*PartState `json:"partitions"` // by partition number
+}
+
+// PartState is one partition's verified chain.
+type PartState struct {
+	Next             int64                `json:"next"`              // the last stable offset read to
+	Head             string               `json:"head"`              // the hash of the last record verified
+	HeadOffset       int64                `json:"head_offset"`       // its offset; -1 for none
+	HeadID           string               `json:"head_id,omitempty"` // its event id
+	CheckpointOffset int64                `json:"checkpoint_offset"` // the last verified checkpoint; -1 for none
+	Records          int64                `json:"records"`           // records verified, all runs
+	Checkpoints      int64                `json:"checkpoints"`       // checkpoints verified, all runs
+	Requests         map[string]*ReqState `json:"requests"`
+}
+
+// ReqState is one request's chain: its last sequence and, once decided,
+// its outcome.
+type ReqState struct {
+	Seq      uint64 `json:"s"`
+	Terminal string `json:"t,omitempty"`
+}
+
+// freshPart is the state of a partition never verified.
+func freshPart() *PartState {
+	return &PartState{Head: eventlog.GenesisHash, HeadOffset: -1, CheckpointOffset: -1}
+}
+
+// LoadState reads a saved state, or returns (nil, nil) if path does not
+// exist.
+func LoadState(path string) (*State, error) {
+	raw, err := os.ReadFile(path) //nolint:gosec // the auditor names the state file
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("verify: state: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var s State
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("verify: state %s is not a saved verification state: %w", path, err)
+	}
+	if s.Format != StateFormat {
+		return nil, fmt.Errorf("verify: state %s: format %q, want %q", path, s.Format, StateFormat)
+	}
+	for k, ps := range s.Partitions {
+		if _, err := strconv.ParseInt(k, 10, 32); err != nil || ps == nil {
+			return nil, fmt.Errorf("verify: state %s: bad partition %q", path, k)
+		}
+	}
+	return &s, nil
+}
+
+// Save writes the state atomically (a temporary file renamed over path).
+func (s *State) Save(path string) error {
+	raw, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("verify: encode state: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".audit-state-*")
+	if err != nil {
+		return fmt.Errorf("verify: save state: %w", err)
+	}
+	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
+	if _, err := tmp.Write(raw); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("verify: save state: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("verify: save state: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("verify: save state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("verify: save state: %w", err)
+	}
+	return nil
+}
