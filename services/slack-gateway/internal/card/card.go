@@ -234,8 +234,12 @@ func details(a approval.Action) string {
 		d := string(a.Details)
 		var pretty any
 		if json.Unmarshal(a.Details, &pretty) == nil {
-			if b, err := json.MarshalIndent(pretty, "", "  "); err == nil {
-				d = string(b)
+			var b strings.Builder
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(false) // Escape does it, for mrkdwn
+			enc.SetIndent("", "  ")
+			if enc.Encode(pretty) == nil {
+				d = strings.TrimSuffix(b.String(), "\n")
 			}
 		}
 		d = strings.ReplaceAll(Truncate(d, maxDetails), "```", "'''")

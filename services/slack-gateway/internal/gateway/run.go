@@ -244,4 +244,3 @@ func (v requestsView) Await(ctx context.Context, rid, commandID string) (approva
 		}
 	}
 }
-

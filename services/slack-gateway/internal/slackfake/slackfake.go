@@ -30,6 +30,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/slacktest"
@@ -78,6 +79,9 @@ type Server struct {
 	retryAfter int
 	failPosts  int
 	seq        int
+	holds      int
+	held       []Held
+	release    chan struct{}
 }
 
 // New starts a fake Slack with the given users and channels (id → name)
@@ -93,29 +97,100 @@ func New(t testing.TB, users []User, channels map[string]string) *Server {
 	for id, name := range channels {
 		s.channels[id] = strings.TrimPrefix(name, "#")
 	}
+	handlers := map[string]func(url.Values) (any, error){
+		"chat.postMessage":      s.postMessage,
+		"chat.update":           s.update,
+		"chat.postEphemeral":    s.postEphemeral,
+		"views.open":            s.openView,
+		"conversations.open":    s.openConversation,
+		"conversations.history": s.history,
+		"conversations.list":    s.list,
+		"users.info":            s.userInfo,
+		"users.lookupByEmail":   s.lookupByEmail,
+	}
 	bind := func(c slacktest.Customize) {
-		for method, h := range map[string]func(url.Values) (any, error){
-			"chat.postMessage":      s.postMessage,
-			"chat.update":           s.update,
-			"chat.postEphemeral":    s.postEphemeral,
-			"views.open":            s.openView,
-			"conversations.open":    s.openConversation,
-			"conversations.history": s.history,
-			"conversations.list":    s.list,
-			"users.info":            s.userInfo,
-			"users.lookupByEmail":   s.lookupByEmail,
-		} {
-			c.Handle("/"+method, s.handler(method, h))
+		for method, h := range handlers {
+			c.Handle("/"+method, s.handler(method, "", h))
 		}
+		// /r/<tag>/<method>: the same API under a per-client prefix, so a
+		// test can tell which gateway replica made a call.
+		c.Handle("/r/", func(w http.ResponseWriter, r *http.Request) {
+			tag, method, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/r/"), "/")
+			h, ok := handlers[method]
+			if !ok {
+				http.NotFound(w, r)
+				return
+			}
+			s.handler(method, tag, h)(w, r)
+		})
 	}
 	s.Server = slacktest.NewTestServer(bind)
 	s.Start()
-	t.Cleanup(s.Stop)
+	t.Cleanup(func() {
+		s.Release()
+		s.Stop()
+	})
 	return s
 }
 
 // URL is the API URL to configure the client with (ends in a slash).
 func (s *Server) URL() string { return s.GetAPIURL() }
+
+// TaggedURL is the API URL for one client: calls through it are the same,
+// but Held names the tag.
+func (s *Server) TaggedURL(tag string) string { return s.GetAPIURL() + "r/" + tag + "/" }
+
+// Held is a chat.postMessage call that was carried out and whose answer is
+// being held back.
+type Held struct {
+	Tag     string
+	Channel string
+}
+
+// HoldPosts makes the next n chat.postMessage calls post the message and
+// then wait, without answering, until Release or until the caller goes
+// away (a killed process).
+func (s *Server) HoldPosts(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holds = n
+	if s.release == nil {
+		s.release = make(chan struct{})
+	}
+}
+
+// HeldPosts returns the calls being held (or that were).
+func (s *Server) HeldPosts() []Held {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.held)
+}
+
+// Release answers every held call.
+func (s *Server) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.release != nil {
+		close(s.release)
+		s.release = nil
+	}
+}
+
+func (s *Server) maybeHold(r *http.Request, tag string, v url.Values) {
+	s.mu.Lock()
+	if s.holds == 0 {
+		s.mu.Unlock()
+		return
+	}
+	s.holds--
+	s.held = append(s.held, Held{Tag: tag, Channel: v.Get("channel")})
+	release := s.release
+	s.mu.Unlock()
+	select {
+	case <-release:
+	case <-r.Context().Done():
+	}
+}
 
 // RateLimit makes the next n calls of method answer 429 with Retry-After
 // of the given seconds.
@@ -191,7 +266,7 @@ func (e apiError) Error() string { return e.code }
 // handler decodes a form or JSON call, checks the token, applies the
 // injected faults and writes Slack's envelope: {"ok":true,...} or
 // {"ok":false,"error":...}.
-func (s *Server) handler(method string, h func(url.Values) (any, error)) http.HandlerFunc {
+func (s *Server) handler(method, tag string, h func(url.Values) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		vals, token, err := decode(r)
 		w.Header().Set("Content-Type", "application/json")
@@ -215,6 +290,9 @@ func (s *Server) handler(method string, h func(url.Values) (any, error)) http.Ha
 			body = map[string]any{"ok": false, "error": "invalid_auth"}
 		default:
 			res, err := h(vals)
+			if method == "chat.postMessage" && err == nil {
+				s.maybeHold(r, tag, vals)
+			}
 			var ae apiError
 			switch {
 			case err != nil && asAPIError(err, &ae):
@@ -292,7 +370,7 @@ func (s *Server) channel(ref string) (string, error) {
 
 func (s *Server) nextTS() string {
 	s.seq++
-	return fmt.Sprintf("1760000000.%06d", s.seq)
+	return fmt.Sprintf("%d.%06d", time.Now().Unix(), s.seq)
 }
 
 func (s *Server) postMessage(v url.Values) (any, error) {
