@@ -1,0 +1,326 @@
+package infra_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/yaml"
+)
+
+// Strimzi's resources (kafka.strimzi.io/v1beta2), mirrored with only the
+// fields infra/k8s uses, so that strict decoding refuses a misspelt or
+// misplaced field. Field names follow Strimzi's CRD schemas.
+type (
+	strimziKafka struct {
+		v1.TypeMeta `json:",inline"`
+		Metadata    v1.ObjectMeta `json:"metadata"`
+		Spec        struct {
+			Kafka struct {
+				Version         string `json:"version"`
+				MetadataVersion string `json:"metadataVersion"`
+				Rack            struct {
+					TopologyKey string `json:"topologyKey"`
+				} `json:"rack"`
+				Listeners []struct {
+					Name string `json:"name"`
+					Port int    `json:"port"`
+					Type string `json:"type"`
+					TLS  bool   `json:"tls"`
+				} `json:"listeners"`
+				Config map[string]any `json:"config"`
+			} `json:"kafka"`
+			EntityOperator struct {
+				TopicOperator *struct{} `json:"topicOperator"`
+				UserOperator  *struct{} `json:"userOperator"`
+			} `json:"entityOperator"`
+		} `json:"spec"`
+	}
+	strimziNodePool struct {
+		v1.TypeMeta `json:",inline"`
+		Metadata    v1.ObjectMeta `json:"metadata"`
+		Spec        struct {
+			Replicas int      `json:"replicas"`
+			Roles    []string `json:"roles"`
+			Storage  struct {
+				Type    string `json:"type"`
+				Volumes []struct {
+					ID            int    `json:"id"`
+					Type          string `json:"type"`
+					Size          string `json:"size"`
+					DeleteClaim   bool   `json:"deleteClaim"`
+					KraftMetadata string `json:"kraftMetadata"`
+				} `json:"volumes"`
+			} `json:"storage"`
+			Resources corev1.ResourceRequirements `json:"resources"`
+		} `json:"spec"`
+	}
+	strimziTopic struct {
+		v1.TypeMeta `json:",inline"`
+		Metadata    v1.ObjectMeta `json:"metadata"`
+		Spec        struct {
+			Partitions int            `json:"partitions"`
+			Replicas   int            `json:"replicas"`
+			Config     map[string]any `json:"config"`
+		} `json:"spec"`
+	}
+)
+
+// manifests are every document of infra/k8s, decoded strictly into the
+// Kubernetes API type of its kind.
+type manifests struct {
+	deployments []*appsv1.Deployment
+	pdbs        []*policyv1.PodDisruptionBudget
+	services    []*corev1.Service
+	secrets     map[string]*corev1.Secret
+	configMaps  map[string]*corev1.ConfigMap
+	kafkas      []*strimziKafka
+	pools       []*strimziNodePool
+	topics      []*strimziTopic
+	policies    []*networkingv1.NetworkPolicy
+	namespaces  []*corev1.Namespace
+}
+
+func loadManifests(t *testing.T) manifests {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(repoRoot(), "infra", "k8s", "*.yaml"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	m := manifests{secrets: map[string]*corev1.Secret{}, configMaps: map[string]*corev1.ConfigMap{}}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for i, doc := range bytes.Split(raw, []byte("\n---\n")) {
+			where := fmt.Sprintf("%s document %d", filepath.Base(f), i+1)
+			var tm v1.TypeMeta
+			require.NoError(t, yaml.Unmarshal(doc, &tm), where)
+			var obj any
+			switch tm.APIVersion + " " + tm.Kind {
+			case "apps/v1 Deployment":
+				d := &appsv1.Deployment{}
+				m.deployments, obj = append(m.deployments, d), d
+			case "policy/v1 PodDisruptionBudget":
+				p := &policyv1.PodDisruptionBudget{}
+				m.pdbs, obj = append(m.pdbs, p), p
+			case "v1 Service":
+				s := &corev1.Service{}
+				m.services, obj = append(m.services, s), s
+			case "v1 Secret":
+				obj = &corev1.Secret{}
+			case "v1 ConfigMap":
+				obj = &corev1.ConfigMap{}
+			case "v1 Namespace":
+				n := &corev1.Namespace{}
+				m.namespaces, obj = append(m.namespaces, n), n
+			case "networking.k8s.io/v1 NetworkPolicy":
+				p := &networkingv1.NetworkPolicy{}
+				m.policies, obj = append(m.policies, p), p
+			case "kafka.strimzi.io/v1beta2 Kafka":
+				k := &strimziKafka{}
+				m.kafkas, obj = append(m.kafkas, k), k
+			case "kafka.strimzi.io/v1beta2 KafkaNodePool":
+				p := &strimziNodePool{}
+				m.pools, obj = append(m.pools, p), p
+			case "kafka.strimzi.io/v1beta2 KafkaTopic":
+				k := &strimziTopic{}
+				m.topics, obj = append(m.topics, k), k
+			default:
+				t.Fatalf("%s: kind %q %q has no check here; add it to loadManifests", where, tm.APIVersion, tm.Kind)
+			}
+			require.NoError(t, yaml.UnmarshalStrict(doc, obj), "%s: strict decoding into the %s type", where, tm.Kind)
+			switch o := obj.(type) {
+			case *corev1.Secret:
+				m.secrets[o.Name] = o
+			case *corev1.ConfigMap:
+				m.configMaps[o.Name] = o
+			}
+		}
+	}
+	return m
+}
+
+// TestManifestsDeployEveryServiceHighlyAvailable decodes every document of
+// infra/k8s into its Kubernetes API type with unknown fields refused
+// (loadManifests), and checks what a highly available deployment of
+// Assent needs.
+func TestManifestsDeployEveryServiceHighlyAvailable(t *testing.T) {
+	t.Parallel()
+	m := loadManifests(t)
+
+	var names []string
+	for _, d := range m.deployments {
+		names = append(names, d.Name)
+	}
+	require.ElementsMatch(t, []string{"api", "decider", "slack-gateway", "auditor", "kafka-health"}, names)
+
+	for _, d := range m.deployments {
+		where := "deployment " + d.Name
+		require.Equal(t, "assent", d.Namespace, where)
+		require.Empty(t, validation.IsDNS1123Label(d.Name), where)
+		require.NotNil(t, d.Spec.Replicas, where)
+		require.GreaterOrEqual(t, *d.Spec.Replicas, int32(2), "%s: at least two replicas", where)
+		sel, err := v1.LabelSelectorAsSelector(d.Spec.Selector)
+		require.NoError(t, err, where)
+		require.True(t, sel.Matches(labels.Set(d.Spec.Template.Labels)), "%s: the selector matches the pod template", where)
+		require.Equal(t, "assent", d.Spec.Template.Labels["app.kubernetes.io/part-of"], "%s: Prometheus finds pods by this label", where)
+		require.Equal(t, d.Name, d.Spec.Template.Labels["app.kubernetes.io/name"], "%s: the job label of its metrics", where)
+		require.NotNil(t, d.Spec.Strategy.RollingUpdate, where)
+		require.Equal(t, "0", d.Spec.Strategy.RollingUpdate.MaxUnavailable.String(), "%s: a rollout never drops below the replica count", where)
+
+		pod := d.Spec.Template.Spec
+		var zone bool
+		for _, c := range pod.TopologySpreadConstraints {
+			require.NotNil(t, c.LabelSelector, where)
+			s, err := v1.LabelSelectorAsSelector(c.LabelSelector)
+			require.NoError(t, err, where)
+			require.True(t, s.Matches(labels.Set(d.Spec.Template.Labels)), "%s: the spread constraint selects its own pods", where)
+			zone = zone || c.TopologyKey == "topology.kubernetes.io/zone" && c.WhenUnsatisfiable == corev1.DoNotSchedule
+		}
+		require.True(t, zone, "%s: replicas are spread across zones", where)
+		require.NotNil(t, pod.SecurityContext, where)
+		require.NotNil(t, pod.SecurityContext.RunAsNonRoot, where)
+		require.True(t, *pod.SecurityContext.RunAsNonRoot, where)
+
+		require.Len(t, pod.Containers, 1, where)
+		c := pod.Containers[0]
+		require.Len(t, c.Ports, 1, where)
+		require.Equal(t, "http", c.Ports[0].Name, "%s: the port Prometheus scrapes is named http", where)
+		for _, p := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
+			require.NotNil(t, p, "%s: readiness and liveness probes", where)
+			require.NotNil(t, p.HTTPGet, where)
+			require.Equal(t, "http", p.HTTPGet.Port.String(), where)
+		}
+		require.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path, where)
+		require.Equal(t, "/healthz", c.LivenessProbe.HTTPGet.Path, "%s: liveness must not depend on Kafka, or a Kafka outage restarts every pod", where)
+		require.False(t, c.Resources.Requests.Cpu().IsZero(), "%s: a CPU request", where)
+		require.False(t, c.Resources.Requests.Memory().IsZero(), "%s: a memory request", where)
+		require.False(t, c.Resources.Limits.Memory().IsZero(), "%s: a memory limit", where)
+
+		// The listen address must match the declared port, and every
+		// secret and config map the pod uses must be in the manifests.
+		for _, e := range c.Env {
+			if e.Name == "ASSENT_HTTP_ADDR" {
+				require.Equal(t, "0.0.0.0:"+strconv.Itoa(int(c.Ports[0].ContainerPort)), e.Value, where)
+			}
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				ref := e.ValueFrom.SecretKeyRef
+				s, ok := m.secrets[ref.Name]
+				require.True(t, ok, "%s: secret %s is not in infra/k8s", where, ref.Name)
+				require.Contains(t, s.StringData, ref.Key, "%s: secret %s has no key %s", where, ref.Name, ref.Key)
+			}
+		}
+		mounted := map[string]bool{}
+		for _, vm := range c.VolumeMounts {
+			mounted[vm.Name] = true
+		}
+		for _, v := range pod.Volumes {
+			require.True(t, mounted[v.Name], "%s: volume %s is mounted", where, v.Name)
+			switch {
+			case v.Secret != nil:
+				require.Contains(t, m.secrets, v.Secret.SecretName, where)
+			case v.ConfigMap != nil:
+				require.Contains(t, m.configMaps, v.ConfigMap.Name, where)
+			}
+		}
+
+		// A PodDisruptionBudget that covers exactly these pods and lets a
+		// drain take one at a time.
+		var pdbs []string
+		for _, p := range m.pdbs {
+			s, err := v1.LabelSelectorAsSelector(p.Spec.Selector)
+			require.NoError(t, err)
+			if p.Namespace == d.Namespace && s.Matches(labels.Set(d.Spec.Template.Labels)) {
+				pdbs = append(pdbs, p.Name)
+				require.NotNil(t, p.Spec.MaxUnavailable, "%s: PDB %s", where, p.Name)
+				require.Equal(t, "1", p.Spec.MaxUnavailable.String(), where)
+			}
+		}
+		require.Len(t, pdbs, 1, "%s: one PodDisruptionBudget", where)
+	}
+
+	for _, s := range m.services {
+		var found bool
+		for _, d := range m.deployments {
+			if labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) {
+				found = true
+			}
+		}
+		require.True(t, found, "service %s selects a deployment's pods", s.Name)
+	}
+	require.Contains(t, m.secrets, "assent-slack", "the Slack credentials are a Secret")
+	require.Contains(t, m.secrets["assent-slack"].StringData, "bot-token")
+	require.Contains(t, m.secrets["assent-slack"].StringData, "signing-secret")
+}
+
+func TestManifestsKafkaMatchesTheDesign(t *testing.T) {
+	t.Parallel()
+	m := loadManifests(t)
+	require.Len(t, m.kafkas, 1)
+	k := m.kafkas[0]
+	require.Equal(t, "enabled", k.Metadata.Annotations["strimzi.io/kraft"])
+	require.Equal(t, "enabled", k.Metadata.Annotations["strimzi.io/node-pools"])
+	cfg := k.Spec.Kafka.Config
+	require.Equal(t, false, cfg["auto.create.topics.enable"], "topics come from provisioning only")
+	for key, want := range map[string]float64{
+		"default.replication.factor": 3, "min.insync.replicas": 2,
+		"offsets.topic.replication.factor": 3, "transaction.state.log.replication.factor": 3, "transaction.state.log.min.isr": 2,
+	} {
+		require.Equal(t, want, cfg[key], key)
+	}
+	require.Equal(t, "topology.kubernetes.io/zone", k.Spec.Kafka.Rack.TopologyKey, "replicas spread over zones")
+
+	require.Len(t, m.pools, 1)
+	p := m.pools[0]
+	require.Equal(t, k.Metadata.Name, p.Metadata.Labels["strimzi.io/cluster"])
+	require.GreaterOrEqual(t, p.Spec.Replicas, 3)
+	require.ElementsMatch(t, []string{"controller", "broker"}, p.Spec.Roles)
+	for _, v := range p.Spec.Storage.Volumes {
+		require.Equal(t, "persistent-claim", v.Type, "broker logs are durable")
+		require.False(t, v.DeleteClaim, "deleting the cluster must not delete the audit trail")
+	}
+
+	byName := map[string]*strimziTopic{}
+	for _, tp := range m.topics {
+		byName[tp.Metadata.Name] = tp
+		require.Equal(t, k.Metadata.Name, tp.Metadata.Labels["strimzi.io/cluster"])
+		require.Equal(t, 3, tp.Spec.Replicas, tp.Metadata.Name)
+		require.Equal(t, float64(2), tp.Spec.Config["min.insync.replicas"], tp.Metadata.Name)
+		require.Equal(t, "delete", tp.Spec.Config["cleanup.policy"], tp.Metadata.Name)
+	}
+	require.Contains(t, byName, "assent.commands.v1")
+	require.Contains(t, byName, "assent.events.v1")
+	require.Equal(t, byName["assent.commands.v1"].Spec.Partitions, byName["assent.events.v1"].Spec.Partitions, "the two topics have the same partitions")
+	require.Equal(t, float64(-1), byName["assent.events.v1"].Spec.Config["retention.ms"], "the audit trail is kept for ever")
+
+	for _, d := range m.deployments {
+		for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+			if e.Name == "ASSENT_PARTITIONS" {
+				require.Equal(t, strconv.Itoa(byName["assent.events.v1"].Spec.Partitions), e.Value, "deployment %s", d.Name)
+			}
+			if e.Name == "ASSENT_KAFKA_BROKERS" {
+				require.True(t, strings.HasPrefix(e.Value, k.Metadata.Name+"-kafka-bootstrap."), "deployment %s: Strimzi's bootstrap service", d.Name)
+			}
+		}
+	}
+}
+
+// TestStrictDecodingRefusesUnknownFields proves the strict decoding above
+// can fail: a misplaced field in a Deployment is refused.
+func TestStrictDecodingRefusesUnknownFields(t *testing.T) {
+	t.Parallel()
+	doc := []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replicas: 2\n  template:\n    spec:\n      containers: [{name: x, image: x, readinesProbe: {}}]\n")
+	err := yaml.UnmarshalStrict(doc, &appsv1.Deployment{})
+	require.ErrorContains(t, err, `unknown field "readinesProbe"`)
+}
