@@ -90,8 +90,8 @@ type chain struct {
 
 // pendingLink is a broken link whose cause later records may tell.
 type pendingLink struct {
-	at       int // index in breaks
-	target   [32]byte
+	at      int // index in breaks
+	target  [32]byte
 	prevOff int64
 	prevID  []byte
 	prevSum [32]byte

@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/libs/service"
+	"github.com/assent-dev/assent/services/auditor/internal/index"
+	"github.com/assent-dev/assent/services/auditor/internal/server"
+)
+
+// ServeConfig configures the audit service.
+type ServeConfig struct {
+	Kafka    eventlog.Config
+	Topics   eventlog.TopicSpec
+	HTTPAddr string
+	DataDir  string
+	Instance string
+	LogLevel string
+	Keys     *eventlog.KeyRing
+}
+
+// LoadServeConfig reads the service's configuration from the environment.
+func LoadServeConfig(getenv func(string) string, keysFlag string) (ServeConfig, error) {
+	env := service.NewEnv(getenv)
+	kafka, kerr := eventlog.ConfigFromEnv(getenv)
+	topics, terr := eventlog.TopicSpecFromEnv(getenv)
+	cfg := ServeConfig{Kafka: kafka, Topics: topics,
+		HTTPAddr: env.String("ASSENT_HTTP_ADDR", "127.0.0.1:8480"),
+		LogLevel: env.String("ASSENT_LOG_LEVEL", "info"),
+	}
+	cfg.Instance = env.Instance("auditor", cfg.HTTPAddr)
+	cfg.DataDir = env.String("ASSENT_DATA_DIR", ".run/"+cfg.Instance)
+	cfg.Kafka.ClientID = cfg.Instance
+	ring, rerr := eventlog.LoadKeyRing(keysFile(getenv, keysFlag))
+	cfg.Keys = ring
+	if err := errors.Join(kerr, terr, env.Err(), rerr); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := newFlags("serve", "serve [--keys FILE]", stdout)
+	keys := fs.String("keys", "", "published public keys file (default $ASSENT_AUDIT_KEYS_FILE or infra/keys/checkpoint-keys.json)")
+	if help, err := parse(fs, args); help || err != nil {
+		return err
+	}
+	cfg, err := LoadServeConfig(getenv, *keys)
+	if err != nil {
+		return err
+	}
+	return Serve(ctx, cfg, stdout, nil)
+}
+
+// Serve runs the audit service until ctx ends. If ready is not nil, it is
+// called with the index once the store is open (tests query it directly).
+func Serve(ctx context.Context, cfg ServeConfig, stdout io.Writer, ready func(*index.Index, *projection.Runner)) error {
+	log := service.NewLogger(stdout, cfg.LogLevel, "auditor", cfg.Instance)
+	if err := os.MkdirAll(filepath.Dir(cfg.DataDir), 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	idx := &index.Index{Topic: cfg.Topics.Events, Keys: cfg.Keys}
+	runner, err := projection.Open(projection.Config{
+		Dir: cfg.DataDir, Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions,
+		Kafka: cfg.Kafka, Handler: idx, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer runner.Close() //nolint:errcheck // after Run returned
+	idx.Attach(runner.DB())
+	reg := service.NewRegistry()
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "assent_projection_lag_records",
+			Help: "Committed event records not yet applied to this replica's projection (-1 before the first reading).",
+		}, func() float64 { return float64(runner.Lag()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "assent_auditor_verify_failures_total",
+			Help: "Chain, checkpoint, sequence or terminal breaks the audit projection found since it started (should read zero).",
+		}, func() float64 { return float64(idx.Breaks.Load()) }),
+	)
+	h := server.New(server.Config{Index: idx, Registry: reg, Ready: func() error {
+		if !runner.Ready() {
+			return errors.New("projection catching up")
+		}
+		return nil
+	}})
+	if ready != nil {
+		ready(idx, runner)
+	}
+	log.Info("serving", "addr", cfg.HTTPAddr, "topic", cfg.Topics.Events, "keys", cfg.Keys.Len())
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return runner.Run(gctx) })
+	g.Go(func() error { return service.Serve(gctx, cfg.HTTPAddr, h, 5*time.Second) })
+	err = g.Wait()
+	log.Info("stopped", "err", err)
+	return err
+}

@@ -1,0 +1,420 @@
+// Package index is the audit service's projection: every event of the
+// log, kept byte for byte in Pebble with indexes by request, by actor, by
+// type and by time, and per request the verification status of its
+// chain. It is a projection.Handler; the projection.Runner feeds it and
+// keeps its offsets, so it can be deleted and rebuilt from the log.
+//
+// # Layout
+//
+//	e/<p:4><off:8>                          the record value
+//	ir/<request esc>/<p><off>               by request
+//	ia/<actor esc>/<time:8><p><off>         by actor, then time
+//	iy/<type esc>/<time:8><p><off>          by type, then time
+//	it/<time:8><p><off>                     by time
+//	s/<request>                             RequestStatus (JSON)
+//	c/<p:4>                                 PartitionStatus (JSON)
+//
+// Escaped terms (see appendEscaped) keep one term from being a prefix of
+// another. Times are Unix nanoseconds, big-endian, so ranges are scans.
+package index
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/projection"
+)
+
+// Index is the handler and the queries.
+type Index struct {
+	db    *pebble.DB
+	Topic string // the topic name checkpoints sign
+	Keys  *eventlog.KeyRing
+	// Breaks counts chain breaks found while projecting; it should read zero.
+	Breaks atomic.Int64
+}
+
+// Version names the layout.
+func (*Index) Version() string { return "audit-index/1" }
+
+// Attach gives the index the database to read.
+func (x *Index) Attach(db *pebble.DB) { x.db = db }
+
+// RequestStatus is what the index knows of one request's chain.
+type RequestStatus struct {
+	Events     int      `json:"events"`
+	LastSeq    int      `json:"last_sequence"`
+	Partition  int32    `json:"partition"`
+	LastOffset int64    `json:"last_offset"`
+	Terminal   string   `json:"terminal,omitempty"`
+	Breaks     []string `json:"breaks,omitempty"`
+}
+
+// PartitionStatus is what the index knows of one partition's chain.
+type PartitionStatus struct {
+	Records          int64     `json:"records"`
+	Checkpoints      int64     `json:"checkpoints"`
+	CheckpointOffset int64     `json:"last_checkpoint_offset"` // the record the last valid checkpoint signs; -1 none
+	CheckpointTime   time.Time `json:"last_checkpoint_time,omitzero"`
+	KeyID            string    `json:"last_checkpoint_key_id,omitempty"`
+	Breaks           []string  `json:"breaks,omitempty"` // the first 20
+}
+
+const maxListedBreaks = 20
+
+func appendEscaped(k []byte, s string) []byte {
+	for i := range len(s) {
+		k = append(k, s[i])
+		if s[i] == 0x00 {
+			k = append(k, 0xff)
+		}
+	}
+	return append(k, 0x00, 0x01)
+}
+
+func pos(k []byte, p int32, off int64) []byte {
+	k = binary.BigEndian.AppendUint32(k, uint32(p))
+	return binary.BigEndian.AppendUint64(k, uint64(off))
+}
+
+func timeKey(k []byte, t time.Time) []byte {
+	return binary.BigEndian.AppendUint64(k, uint64(t.UnixNano()))
+}
+
+func keyEvent(p int32, off int64) []byte { return pos([]byte("e/"), p, off) }
+func keyStatus(rid string) []byte        { return append([]byte("s/"), rid...) }
+func keyPartition(p int32) []byte        { return binary.BigEndian.AppendUint32([]byte("c/"), uint32(p)) }
+
+func requestPrefix(rid string) []byte { return appendEscaped([]byte("ir/"), rid) }
+func actorPrefix(a string) []byte     { return appendEscaped([]byte("ia/"), a) }
+func typePrefix(t string) []byte      { return appendEscaped([]byte("iy/"), t) }
+func timePrefix() []byte              { return []byte("it/") }
+
+// Apply indexes one event: the projection.Handler.
+func (x *Index) Apply(b *pebble.Batch, e *projection.Event) error {
+	env := e.Envelope
+	if err := b.Set(keyEvent(e.Partition, e.Offset), e.Value, nil); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	at := env.Time
+	for _, k := range [][]byte{
+		pos(timeKey(timePrefix(), at), e.Partition, e.Offset),
+		pos(timeKey(typePrefix(env.Type), at), e.Partition, e.Offset),
+	} {
+		if err := b.Set(k, nil, nil); err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+	}
+	if env.Actor != "" {
+		if err := b.Set(pos(timeKey(actorPrefix(env.Actor), at), e.Partition, e.Offset), nil, nil); err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+	}
+
+	ps, err := x.partition(b, e.Partition)
+	if err != nil {
+		return err
+	}
+	ps.Records++
+	linkOK := env.PrevHash == e.PrevHead
+	if !linkOK {
+		ps.addBreak(fmt.Sprintf("offset %d: prevhash %s is not the hash %s of the record before it", e.Offset, env.PrevHash, e.PrevHead))
+		x.Breaks.Add(1)
+	}
+	if env.Type == eventlog.TypeCheckpoint && env.Subject == "" {
+		ps.Checkpoints++
+		cp, err := eventlog.VerifyCheckpoint(x.Keys, x.Topic, e.Partition, -1, env)
+		switch {
+		case err != nil:
+			ps.addBreak(fmt.Sprintf("offset %d: %v", e.Offset, err))
+			x.Breaks.Add(1)
+		case linkOK:
+			ps.CheckpointOffset, ps.CheckpointTime, ps.KeyID = cp.Offset, env.Time, cp.KeyID
+		}
+	}
+	if err := putJSON(b, keyPartition(e.Partition), ps); err != nil {
+		return err
+	}
+	if env.Subject == "" {
+		return nil
+	}
+
+	if err := b.Set(pos(requestPrefix(env.Subject), e.Partition, e.Offset), nil, nil); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	var rs RequestStatus
+	if err := getJSON(b, keyStatus(env.Subject), &rs); err != nil && !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
+	rs.Events++
+	rs.Partition, rs.LastOffset = e.Partition, e.Offset
+	if !linkOK {
+		rs.Breaks = append(rs.Breaks, fmt.Sprintf("offset %d: the chain link is broken", e.Offset))
+	}
+	var seq int
+	if _, err := fmt.Sscan(env.Sequence, &seq); err != nil || seq != rs.LastSeq+1 {
+		rs.Breaks = append(rs.Breaks, fmt.Sprintf("offset %d: sequence %q after %d", e.Offset, env.Sequence, rs.LastSeq))
+		x.Breaks.Add(1)
+	}
+	rs.LastSeq = max(rs.LastSeq, seq)
+	if terminal(env.Type) {
+		if rs.Terminal != "" {
+			rs.Breaks = append(rs.Breaks, fmt.Sprintf("offset %d: %s after %s", e.Offset, env.Type, rs.Terminal))
+			x.Breaks.Add(1)
+		} else {
+			rs.Terminal = env.Type
+		}
+	}
+	if len(rs.Breaks) > maxListedBreaks {
+		rs.Breaks = rs.Breaks[:maxListedBreaks]
+	}
+	return putJSON(b, keyStatus(env.Subject), rs)
+}
+
+func (ps *PartitionStatus) addBreak(s string) {
+	if len(ps.Breaks) < maxListedBreaks {
+		ps.Breaks = append(ps.Breaks, s)
+	}
+}
+
+func terminal(typ string) bool {
+	switch typ {
+	case "dev.assent.request.approved", "dev.assent.request.rejected", "dev.assent.request.expired", "dev.assent.request.cancelled":
+		return true
+	}
+	return false
+}
+
+type reader interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+}
+
+func (x *Index) partition(r reader, p int32) (PartitionStatus, error) {
+	ps := PartitionStatus{CheckpointOffset: -1}
+	if err := getJSON(r, keyPartition(p), &ps); err != nil && !errors.Is(err, pebble.ErrNotFound) {
+		return ps, err
+	}
+	return ps, nil
+}
+
+func getJSON(r reader, k []byte, v any) error {
+	raw, closer, err := r.Get(k)
+	if err != nil {
+		return err
+	}
+	defer closer.Close() //nolint:errcheck // a read
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("index: decode %q: %w", k, err)
+	}
+	return nil
+}
+
+func putJSON(b *pebble.Batch, k []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("index: encode: %w", err)
+	}
+	if err := b.Set(k, raw, nil); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	return nil
+}
+
+// Row is one event as the queries return it.
+type Row struct {
+	Partition int32           `json:"partition"`
+	Offset    int64           `json:"offset"`
+	Hash      string          `json:"hash"`
+	Event     json.RawMessage `json:"event"`
+}
+
+// Query selects events for Events. Actor, then Type, picks the index; the
+// other is a filter. Times bound the event time: [From, To).
+type Query struct {
+	Actor, Type string
+	From, To    time.Time
+	Cursor      string
+	Limit       int
+}
+
+// ErrBadCursor is returned for a cursor Events did not issue.
+var ErrBadCursor = errors.New("index: bad cursor")
+
+// Events answers a query, in time order, with a cursor for the next page
+// ("" at the end).
+func (x *Index) Events(q Query) ([]Row, string, error) {
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	var prefix []byte
+	filterType := ""
+	switch {
+	case q.Actor != "":
+		prefix, filterType = actorPrefix(q.Actor), q.Type
+	case q.Type != "":
+		prefix = typePrefix(q.Type)
+	default:
+		prefix = timePrefix()
+	}
+	lower := append([]byte(nil), prefix...)
+	if !q.From.IsZero() {
+		lower = timeKey(lower, q.From)
+	}
+	upper := prefixEnd(prefix)
+	if !q.To.IsZero() {
+		upper = timeKey(append([]byte(nil), prefix...), q.To)
+	}
+	if q.Cursor != "" {
+		c, err := base64.RawURLEncoding.DecodeString(q.Cursor)
+		if err != nil || !bytes.HasPrefix(c, prefix) || len(c) != len(prefix)+8+12 {
+			return nil, "", ErrBadCursor
+		}
+		lower = append(c, 0)
+	}
+	snap := x.db.NewSnapshot()
+	defer snap.Close() //nolint:errcheck // a read
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, "", fmt.Errorf("index: %w", err)
+	}
+	defer it.Close() //nolint:errcheck // a read
+	var rows []Row
+	var last []byte
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) != len(prefix)+8+12 {
+			continue
+		}
+		p := int32(binary.BigEndian.Uint32(k[len(prefix)+8:]))
+		off := int64(binary.BigEndian.Uint64(k[len(prefix)+12:]))
+		row, env, err := x.row(snap, p, off)
+		if err != nil {
+			return nil, "", err
+		}
+		last = append(last[:0], k...)
+		if filterType != "" && env.Type != filterType {
+			continue
+		}
+		rows = append(rows, row)
+		if len(rows) == q.Limit {
+			if it.Next() {
+				return rows, base64.RawURLEncoding.EncodeToString(last), nil
+			}
+			break
+		}
+	}
+	return rows, "", it.Error()
+}
+
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+func (x *Index) row(r reader, p int32, off int64) (Row, eventlog.Envelope, error) {
+	raw, closer, err := r.Get(keyEvent(p, off))
+	if err != nil {
+		return Row{}, eventlog.Envelope{}, fmt.Errorf("index: event %d@%d: %w", p, off, err)
+	}
+	v := append([]byte(nil), raw...)
+	_ = closer.Close()
+	env, err := eventlog.Unmarshal(v)
+	if err != nil {
+		return Row{}, env, fmt.Errorf("index: event %d@%d: %w", p, off, err)
+	}
+	return Row{Partition: p, Offset: off, Hash: eventlog.Hash(v), Event: v}, env, nil
+}
+
+// Verification is the status of one request's chain.
+type Verification struct {
+	// Status is "verified" (every link and sequence holds and a valid
+	// checkpoint signs a head at or after its last event), "unsigned"
+	// (they hold, but no checkpoint covers its last event yet) or
+	// "broken".
+	Status               string   `json:"status"`
+	LastCheckpointOffset int64    `json:"last_checkpoint_offset"`
+	CheckpointKeyID      string   `json:"checkpoint_key_id,omitempty"`
+	Breaks               []string `json:"breaks,omitempty"`
+}
+
+// Request is everything the index holds on one request.
+type Request struct {
+	RequestID    string              `json:"request_id"`
+	Partition    int32               `json:"partition"`
+	Terminal     string              `json:"terminal,omitempty"`
+	Verification Verification        `json:"verification"`
+	Events       []Row               `json:"events"`
+	Envelopes    []eventlog.Envelope `json:"-"`
+}
+
+// ErrNotFound is returned by Request for a request with no event.
+var ErrNotFound = errors.New("index: no such request")
+
+// Request returns a request's events and the verification status of its
+// chain.
+func (x *Index) Request(rid string) (Request, error) {
+	snap := x.db.NewSnapshot()
+	defer snap.Close() //nolint:errcheck // a read
+	var rs RequestStatus
+	if err := getJSON(snap, keyStatus(rid), &rs); err != nil {
+		if errors.Is(err, pebble.ErrNotFound) {
+			return Request{}, ErrNotFound
+		}
+		return Request{}, err
+	}
+	ps, err := x.partition(snap, rs.Partition)
+	if err != nil {
+		return Request{}, err
+	}
+	out := Request{RequestID: rid, Partition: rs.Partition, Terminal: rs.Terminal, Events: []Row{}}
+	prefix := requestPrefix(rid)
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return Request{}, fmt.Errorf("index: %w", err)
+	}
+	defer it.Close() //nolint:errcheck // a read
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) != len(prefix)+12 {
+			continue
+		}
+		p := int32(binary.BigEndian.Uint32(k[len(prefix):]))
+		off := int64(binary.BigEndian.Uint64(k[len(prefix)+4:]))
+		row, env, err := x.row(snap, p, off)
+		if err != nil {
+			return Request{}, err
+		}
+		out.Events = append(out.Events, row)
+		out.Envelopes = append(out.Envelopes, env)
+	}
+	v := Verification{LastCheckpointOffset: ps.CheckpointOffset, CheckpointKeyID: ps.KeyID, Breaks: rs.Breaks}
+	switch {
+	case len(rs.Breaks) > 0 || len(ps.Breaks) > 0:
+		v.Status = "broken"
+		if len(rs.Breaks) == 0 {
+			v.Breaks = append(v.Breaks, fmt.Sprintf("partition %d has breaks: %v", rs.Partition, ps.Breaks))
+		}
+	case ps.CheckpointOffset >= rs.LastOffset:
+		v.Status = "verified"
+	default:
+		v.Status = "unsigned"
+	}
+	out.Verification = v
+	return out, it.Error()
+}
