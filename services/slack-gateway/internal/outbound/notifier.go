@@ -128,6 +128,9 @@ func (n *Notifier) Run(ctx context.Context) error {
 	cl, err := eventlog.NewClient(n.cfg.Kafka,
 		kgo.ConsumeTopics(n.cfg.Topic),
 		kgo.ConsumerGroup(n.cfg.Group),
+		// A dead replica's partitions move after 6s, as the decider's do.
+		kgo.SessionTimeout(6*time.Second),
+		kgo.HeartbeatInterval(time.Second),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
