@@ -31,6 +31,7 @@ type Config struct {
 // Usage is printed by --help and after a configuration error.
 const Usage = `usage: slack-gateway [--help]
        slack-gateway sign-click --request ID --user SLACK_USER [--action approve|reject]
+       slack-gateway fake-slack [--url-file FILE]
 
 The Slack gateway lets approvers decide in Slack.
 
@@ -46,7 +47,10 @@ DMs the requester. Where each card lives is recorded in the event log, so
 any replica can update any card and none posts a duplicate.
 
 sign-click prints a curl command that sends a signed Approve click to the
-gateway on ASSENT_HTTP_ADDR, for trying it without Slack.
+gateway on ASSENT_HTTP_ADDR, for trying it without Slack. fake-slack runs a
+local stand-in for Slack's Web API with the people and channels of
+infra/policies/example.yaml (users U0ALICE, U0BOB, ...); scripts/up uses it
+unless ASSENT_SLACK_BOT_TOKEN is set.
 
 Environment:
   ASSENT_SLACK_BOT_TOKEN       bot token, xoxb-... (required); scopes: chat:write,

@@ -45,6 +45,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 			return err
 		case "sign-click":
 			return signClick(args[1:], getenv, stdout)
+		case "fake-slack":
+			return fakeSlack(ctx, args[1:], stdout)
 		default:
 			return fmt.Errorf("unknown argument %q\n\n%s", args[0], Usage)
 		}

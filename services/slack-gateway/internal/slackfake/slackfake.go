@@ -87,6 +87,20 @@ type Server struct {
 // New starts a fake Slack with the given users and channels (id → name)
 // and stops it when the test ends.
 func New(t testing.TB, users []User, channels map[string]string) *Server {
+	s := Start(users, channels)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Close releases held calls and stops the server.
+func (s *Server) Close() {
+	s.Release()
+	s.Stop()
+}
+
+// Start starts a fake Slack outside a test (the demo and the benchmark);
+// Close stops it.
+func Start(users []User, channels map[string]string) *Server {
 	s := &Server{
 		users: map[string]User{}, channels: map[string]string{}, dms: map[string]string{},
 		messages: map[string][]*Message{}, calls: map[string]int{}, limited: map[string]int{},
@@ -112,6 +126,15 @@ func New(t testing.TB, users []User, channels map[string]string) *Server {
 		for method, h := range handlers {
 			c.Handle("/"+method, s.handler(method, "", h))
 		}
+		// /_messages: everything posted, for a person looking at the demo.
+		c.Handle("/_messages", func(w http.ResponseWriter, _ *http.Request) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(map[string]any{"channels": s.messages, "ephemeral": s.ephemerals})
+		})
 		// /r/<tag>/<method>: the same API under a per-client prefix, so a
 		// test can tell which gateway replica made a call.
 		c.Handle("/r/", func(w http.ResponseWriter, r *http.Request) {
@@ -125,11 +148,7 @@ func New(t testing.TB, users []User, channels map[string]string) *Server {
 		})
 	}
 	s.Server = slacktest.NewTestServer(bind)
-	s.Start()
-	t.Cleanup(func() {
-		s.Release()
-		s.Stop()
-	})
+	s.Server.Start()
 	return s
 }
 
