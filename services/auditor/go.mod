@@ -7,6 +7,7 @@ require (
 	github.com/assent-dev/assent/libs/eventlog v0.0.0
 	github.com/assent-dev/assent/libs/projection v0.0.0
 	github.com/assent-dev/assent/libs/service v0.0.0
+	github.com/assent-dev/assent/libs/systest v0.0.0-00010101000000-000000000000
 	github.com/cockroachdb/pebble/v2 v2.1.7
 	github.com/labstack/echo/v4 v4.15.1
 	github.com/prometheus/client_golang v1.25.0
