@@ -399,7 +399,7 @@ func (s *Server) postMessage(v url.Values) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Message{Channel: ch, TS: s.nextTS(), Text: v.Get("text"), Blocks: json.RawMessage(v.Get("blocks"))}
+	m := &Message{Channel: ch, TS: s.nextTS(), Text: v.Get("text"), Blocks: raw(v.Get("blocks"))}
 	if md := v.Get("metadata"); md != "" {
 		if err := json.Unmarshal([]byte(md), &m.Metadata); err != nil {
 			return nil, apiError{"invalid_metadata_format"}
@@ -422,7 +422,7 @@ func (s *Server) update(v url.Values) (any, error) {
 	}
 	for _, m := range s.messages[ch] {
 		if m.TS == v.Get("ts") {
-			m.Text, m.Blocks = v.Get("text"), json.RawMessage(v.Get("blocks"))
+			m.Text, m.Blocks = v.Get("text"), raw(v.Get("blocks"))
 			m.Updates++
 			return map[string]any{"channel": ch, "ts": m.TS, "text": m.Text}, nil
 		}
@@ -440,7 +440,7 @@ func (s *Server) postEphemeral(v url.Values) (any, error) {
 	if _, ok := s.users[v.Get("user")]; !ok {
 		return nil, apiError{"user_not_found"}
 	}
-	m := Message{Channel: ch, TS: s.nextTS(), User: v.Get("user"), Text: v.Get("text"), Blocks: json.RawMessage(v.Get("blocks"))}
+	m := Message{Channel: ch, TS: s.nextTS(), User: v.Get("user"), Text: v.Get("text"), Blocks: raw(v.Get("blocks"))}
 	s.ephemerals = append(s.ephemerals, m)
 	return map[string]any{"message_ts": m.TS}, nil
 }
@@ -534,4 +534,13 @@ func (s *Server) lookupByEmail(v url.Values) (any, error) {
 		}
 	}
 	return nil, apiError{"users_not_found"}
+}
+
+// raw keeps a JSON field, or nothing when it is empty (an empty RawMessage
+// does not marshal).
+func raw(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	return json.RawMessage(s)
 }
