@@ -91,6 +91,9 @@ type sink struct {
 
 func (s *sink) Records(recs []*kgo.Record) error {
 	for _, r := range recs {
+		if s.f.Request != "" && string(r.Key) != s.f.Request {
+			continue // the key is the subject (DecodeRecord checks it for the records it keeps)
+		}
 		env, err := eventlog.DecodeRecord(r)
 		if err != nil {
 			return fmt.Errorf("export: %w (run auditor verify)", err)
