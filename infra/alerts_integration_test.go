@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -127,6 +128,11 @@ func TestIntegrationDecisionsStalledAlert(t *testing.T) {
 	require.Eventually(t, func() bool { return prom.value(t, "assent:commands_decided:rate1m") > 0 },
 		90*time.Second, 250*time.Millisecond, "Prometheus never saw the decider group commit")
 	require.Empty(t, prom.active(t, "AssentDecisionsStalled"), "no stall while the deciders run")
+	for _, p := range all {
+		size, series, median, maxT := scrapeCost(t, p.URL()+"/metrics")
+		fmt.Printf("scrape-cost: %-15s %7d bytes %4d series  median %6.2fms  max %6.2fms (20 scrapes under load)\n",
+			p.Name, size, series, float64(median.Microseconds())/1000, float64(maxT.Microseconds())/1000)
+	}
 
 	stoppedAt := time.Now()
 	for _, d := range dec {
@@ -171,6 +177,30 @@ func TestIntegrationDecisionsStalledAlert(t *testing.T) {
 	fmt.Printf("alert-timing: scale=1/%d stalled_firing_after=%s all_deciders_down_firing_after=%s resolved_after_restart=%s\n",
 		scale, firing["AssentDecisionsStalled"].Round(100*time.Millisecond), firing["AssentAllReplicasDown"].Round(100*time.Millisecond),
 		time.Since(restartedAt).Round(100*time.Millisecond))
+}
+
+// scrapeCost fetches a /metrics page 20 times: its size and series count,
+// and the median and longest time to serve it.
+func scrapeCost(t *testing.T, u string) (size, series int, median, maxT time.Duration) {
+	t.Helper()
+	var times []time.Duration
+	for range 20 {
+		start := time.Now()
+		resp, err := http.Get(u)
+		require.NoError(t, err)
+		b, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		require.NoError(t, err)
+		times = append(times, time.Since(start))
+		size, series = len(b), 0
+		for _, line := range strings.Split(string(b), "\n") {
+			if line != "" && !strings.HasPrefix(line, "#") {
+				series++
+			}
+		}
+	}
+	slices.Sort(times)
+	return size, series, times[len(times)/2], times[len(times)-1]
 }
 
 // promServer is a Prometheus process this test started.
