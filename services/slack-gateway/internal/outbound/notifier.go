@@ -158,7 +158,10 @@ func (n *Notifier) Run(ctx context.Context) error {
 		fetches.EachError(func(t string, p int32, err error) {
 			n.cfg.Logger.Warn("fetch error", "topic", t, "partition", p, "err", err)
 		})
-		var wg sync.WaitGroup
+		var (
+			wg     sync.WaitGroup
+			rewind sync.Map // partition → the record to handle again
+		)
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			if len(fp.Records) == 0 {
 				return
@@ -168,13 +171,28 @@ func (n *Notifier) Run(ctx context.Context) error {
 				defer wg.Done()
 				for _, r := range fp.Records {
 					if err := n.handleRetrying(ctx, r); err != nil {
-						return // ctx ended: the record stays uncommitted
+						rewind.Store(r.Partition, r) // it stays uncommitted, and is fetched again
+						return
 					}
 					cl.MarkCommitRecords(r)
 				}
 			}()
 		})
 		wg.Wait()
+		if ctx.Err() == nil {
+			// Give up the held partitions' positions for now, so that a
+			// rebalance waiting on this poll can go ahead; they are retried
+			// from the record that failed.
+			offsets := map[int32]kgo.EpochOffset{}
+			rewind.Range(func(k, v any) bool {
+				r := v.(*kgo.Record)
+				offsets[k.(int32)] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
+				return true
+			})
+			if len(offsets) > 0 {
+				cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{n.cfg.Topic: offsets})
+			}
+		}
 		if err := cl.CommitMarkedOffsets(ctx); err != nil && ctx.Err() == nil {
 			n.cfg.Logger.Warn("could not commit offsets; the next owner redoes those events carefully", "err", err)
 		}
@@ -222,8 +240,17 @@ func (n *Notifier) lost(_ context.Context, _ *kgo.Client, m map[string][]int32) 
 	}
 }
 
-// handleRetrying handles a record until it is done or ctx ends.
+// holdFor bounds how long one poll may retry a record (Slack or Kafka
+// away): past it the partition is rewound and the poll ends, so that the
+// consumer group can rebalance (its timeout is 60s) and the record is
+// tried again by whoever owns the partition next.
+const holdFor = 30 * time.Second
+
+// handleRetrying handles a record until it is done, ctx ends, or holdFor
+// has passed.
 func (n *Notifier) handleRetrying(ctx context.Context, r *kgo.Record) error {
+	ctx, cancel := context.WithTimeout(ctx, holdFor)
+	defer cancel()
 	backoff := 200 * time.Millisecond
 	for {
 		err := n.handle(ctx, r)
