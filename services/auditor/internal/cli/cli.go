@@ -22,7 +22,7 @@ import (
 )
 
 // ErrTampered is returned when verification finds a break; main exits 2.
-var ErrTampered = errors.New("auditor: the log does not verify")
+var ErrTampered = errors.New("the log does not verify")
 
 const usage = `usage: auditor <command> [flags]
 
