@@ -226,7 +226,9 @@ func (h *Handler) rejectSubmission(ctx context.Context, c echo.Context, cb *slac
 func (h *Handler) vote(ctx context.Context, c echo.Context, cb *slack.InteractionCallback, rid string, d approval.VoteDecision, comment, channel string) (string, error) {
 	principal, err := h.cfg.Slack.Principal(ctx, cb.User.ID)
 	if errors.Is(err, slackapi.ErrNoEmail) {
-		h.reply(channel, cb.User.ID, "Assent cannot tell who you are: your Slack profile has no email address it may read. Ask your Slack admin, or vote through the API.")
+		h.reply(channel, cb.User.ID, func(context.Context) string {
+			return "Assent cannot tell who you are: your Slack profile has no email address it may read. Ask your Slack admin, or vote through the API."
+		})
 		return "invalid", c.NoContent(http.StatusOK)
 	}
 	if err != nil {
@@ -265,44 +267,38 @@ func validID(s string) bool {
 
 // replyOutcome waits for the command's outcome and tells the clicker.
 func (h *Handler) replyOutcome(channel, user, rid, commandID string, d approval.VoteDecision) {
+	h.reply(channel, user, func(ctx context.Context) string {
+		st, err := h.cfg.Requests.Await(ctx, rid, commandID)
+		if err != nil {
+			return "Your vote is recorded; the decision is still being made."
+		}
+		return card.Reply(st, commandID, d)
+	})
+}
+
+// reply composes an ephemeral message, waiting at most ReplyTimeout (less
+// on shutdown), and sends it in the background.
+func (h *Handler) reply(channel, user string, compose func(ctx context.Context) string) {
 	if channel == "" {
 		return
 	}
 	h.replies.Add(1)
 	go func() {
 		defer h.replies.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ReplyTimeout)
-		defer cancel()
+		wait, cancel := context.WithTimeout(context.Background(), h.cfg.ReplyTimeout)
 		go func() {
 			select {
 			case <-h.done:
 				cancel()
-			case <-ctx.Done():
+			case <-wait.Done():
 			}
 		}()
-		st, err := h.cfg.Requests.Await(ctx, rid, commandID)
-		text := card.Reply(st, commandID, d)
-		if err != nil {
-			text = "Your vote is recorded; the decision is still being made."
-		}
-		if err := h.cfg.Slack.Ephemeral(ctx, channel, user, slack.MsgOptionText(text, false)); err != nil {
-			h.cfg.Logger.Warn("could not reply to the clicker", "request", rid, "err", err)
-		}
-	}()
-}
-
-// reply sends an ephemeral message without waiting for anything.
-func (h *Handler) reply(channel, user, text string) {
-	if channel == "" {
-		return
-	}
-	h.replies.Add(1)
-	go func() {
-		defer h.replies.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ReplyTimeout)
+		text := compose(wait)
+		cancel()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := h.cfg.Slack.Ephemeral(ctx, channel, user, slack.MsgOptionText(text, false)); err != nil {
-			h.cfg.Logger.Warn("could not reply to the clicker", "err", err)
+			h.cfg.Logger.Warn("could not reply to the clicker", "user", user, "err", err)
 		}
 	}()
 }
