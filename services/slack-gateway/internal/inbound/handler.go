@@ -295,9 +295,9 @@ func (h *Handler) reply(channel, user string, compose func(ctx context.Context) 
 		}()
 		text := compose(wait)
 		cancel()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := h.cfg.Slack.Ephemeral(ctx, channel, user, slack.MsgOptionText(text, false)); err != nil {
+		send, done := context.WithTimeout(context.Background(), 5*time.Second)
+		defer done()
+		if err := h.cfg.Slack.Ephemeral(send, channel, user, slack.MsgOptionText(text, false)); err != nil {
 			h.cfg.Logger.Warn("could not reply to the clicker", "user", user, "err", err)
 		}
 	}()
