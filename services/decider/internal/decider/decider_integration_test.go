@@ -41,7 +41,7 @@ func startDecider(t *testing.T, topics eventlog.TopicSpec, group, name string) (
 	cfg, err := decider.LoadConfig(func(k string) string {
 		return map[string]string{
 			"ASSENT_KAFKA_BROKERS":  os.Getenv("ASSENT_KAFKA_BROKERS"),
-			"ASSENT_INSTANCE_ID":    name,
+			"ASSENT_INSTANCE_ID":    name + "-" + topics.Commands, // transactional ids are cluster-wide
 			"ASSENT_DATA_DIR":       filepath.Join(t.TempDir(), name),
 			"ASSENT_HTTP_ADDR":      "127.0.0.1:0",
 			"ASSENT_POLICY_FILE":    policyFile(t),
