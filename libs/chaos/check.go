@@ -321,7 +321,9 @@ func checkNegatives(ops []Op, events, commands []systest.Record) []Anomaly {
 		if op.Kind != KindNegative {
 			continue
 		}
-		negative[op.Request] = true
+		if op.Request != "" {
+			negative[op.Request] = true
+		}
 		if op.HTTP < 400 || op.HTTP >= 500 || op.Expect != 0 && op.HTTP != op.Expect {
 			out = append(out, Anomaly{Invariant: "SEC", Request: op.Request, Partition: -1, Ops: []int64{op.ID},
 				Detail: fmt.Sprintf("%s: answered %d, want %d (%s)", op.Detail, op.HTTP, op.Expect, op.Code)})

@@ -1,0 +1,175 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The fault types, in the order a bounded run injects them.
+const (
+	FaultKillDecider     = "kill-decider"
+	FaultKillAPI         = "kill-api"
+	FaultKillGateway     = "kill-gateway"
+	FaultPauseDecider    = "pause-decider"
+	FaultKillBroker      = "kill-broker"
+	FaultPartitionBroker = "partition-broker"
+	FaultRollingRestart  = "rolling-restart"
+)
+
+// AllFaults lists every fault type.
+var AllFaults = []string{FaultKillDecider, FaultKillAPI, FaultKillGateway, FaultPauseDecider,
+	FaultKillBroker, FaultPartitionBroker, FaultRollingRestart}
+
+// ParseFaults reads a comma-separated list of fault types ("all" for every
+// one).
+func ParseFaults(s string) ([]string, error) {
+	if s == "" || s == "all" {
+		return slices.Clone(AllFaults), nil
+	}
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if !slices.Contains(AllFaults, f) {
+			return nil, fmt.Errorf("chaos: unknown fault %q; the faults are %s", f, strings.Join(AllFaults, ", "))
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// Fault is one injected fault.
+type Fault struct {
+	Name   string    `json:"name"`
+	Target string    `json:"target"`
+	Start  time.Time `json:"start"`
+	Healed time.Time `json:"healed"` // the process restarted, the network healed
+	End    time.Time `json:"end"`    // after the quiet period that followed
+	Note   string    `json:"note,omitempty"`
+	Err    string    `json:"error,omitempty"`
+}
+
+// Nemesis injects faults into a running system.
+type Nemesis struct {
+	Deciders, APIs, Gateways []*Proc
+	Cluster                  *Cluster // nil: no broker faults
+	// Hold is how long a killed process stays down, and Pause how long a
+	// decider stays stopped (more than its 6s session timeout).
+	Hold, Pause, BrokerHold, PartitionHold time.Duration
+	Logf                                   func(string, ...any)
+	rng                                    *rand.Rand
+}
+
+func (n *Nemesis) intn(k int) int {
+	if n.rng == nil {
+		n.rng = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	}
+	return n.rng.IntN(k)
+}
+
+func (n *Nemesis) pick(ps []*Proc) *Proc { return ps[n.intn(len(ps))] }
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// readyAll waits until every process answers /readyz, bounded.
+func readyAll(ctx context.Context, ps ...*Proc) error {
+	ctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+	defer cancel()
+	for _, p := range ps {
+		if err := p.WaitReady(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Inject runs one fault to its end (the restart or the heal) and returns
+// what it did.
+func (n *Nemesis) Inject(ctx context.Context, name string) Fault {
+	f := Fault{Name: name, Start: time.Now()}
+	var err error
+	killRestart := func(p *Proc) {
+		f.Target = p.Name
+		p.Kill()
+		sleep(ctx, n.Hold)
+		if err = p.Start(); err == nil {
+			err = readyAll(ctx, p)
+		}
+	}
+	switch name {
+	case FaultKillDecider:
+		killRestart(n.pick(n.Deciders))
+	case FaultKillAPI:
+		killRestart(n.pick(n.APIs))
+	case FaultKillGateway:
+		killRestart(n.pick(n.Gateways))
+	case FaultPauseDecider:
+		// The decider that owns the most partitions: a zombie once its
+		// session times out, which must be fenced when it wakes.
+		p := n.Deciders[0]
+		for _, d := range n.Deciders {
+			if len(d.Owned()) > len(p.Owned()) {
+				p = d
+			}
+		}
+		f.Target = fmt.Sprintf("%s (owned partitions %v)", p.Name, p.Owned())
+		if err = p.Pause(); err == nil {
+			sleep(ctx, n.Pause)
+			err = p.Resume()
+			f.Note = fmt.Sprintf("SIGSTOP for %s, then SIGCONT", n.Pause)
+		}
+	case FaultKillBroker:
+		if n.Cluster == nil {
+			err = fmt.Errorf("chaos: %s needs the suite's own cluster", name)
+			break
+		}
+		b := 1 + n.intn(3)
+		f.Target = fmt.Sprintf("kafka node %d", b)
+		n.Cluster.Kill(b)
+		sleep(ctx, n.BrokerHold)
+		err = n.Cluster.Start(b)
+	case FaultPartitionBroker:
+		if n.Cluster == nil {
+			err = fmt.Errorf("chaos: %s needs the suite's own cluster", name)
+			break
+		}
+		b := 1 + n.intn(3)
+		f.Target = fmt.Sprintf("kafka node %d, cut off from the other two", b)
+		if err = n.Cluster.Partition(ctx, b); err == nil {
+			sleep(ctx, n.PartitionHold)
+			err = n.Cluster.Heal(context.WithoutCancel(ctx), b)
+		}
+	case FaultRollingRestart:
+		var names []string
+		for _, p := range slices.Concat(n.Deciders, n.APIs, n.Gateways) {
+			names = append(names, p.Name)
+			p.Stop()
+			if err = p.Start(); err == nil {
+				err = readyAll(ctx, p)
+			}
+			if err != nil {
+				break
+			}
+		}
+		f.Target = strings.Join(names, ", ")
+		f.Note = "SIGTERM, restart, ready, one at a time"
+	default:
+		err = fmt.Errorf("chaos: unknown fault %q", name)
+	}
+	f.Healed = time.Now()
+	if err != nil {
+		f.Err = err.Error()
+	}
+	if n.Logf != nil {
+		n.Logf("fault %s on %s: %s", f.Name, f.Target, f.Healed.Sub(f.Start).Round(time.Millisecond))
+	}
+	return f
+}
