@@ -36,7 +36,7 @@ type Decision struct {
 // Decide decides one command against the state of its request. It is pure:
 // now is the decision time, and nothing outside the arguments is read.
 func Decide(s State, c Command, ps Policies, now time.Time) Decision {
-	if o, seen := s.Outcomes[c.ID]; seen && c.ID != "" {
+	if o, seen := replayed(s, c); seen {
 		return Decision{Replayed: true, Refusal: o.Refusal()}
 	}
 	d := decider{s: s, c: c, now: now.UTC()}

@@ -42,7 +42,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) (int, er
 	quiet := fs.Duration("quiet", 15*time.Second, "quiet period before the first fault and after each one")
 	out := fs.String("out", "", "output directory (default .run/chaos-<time> in the repository)")
 	clients := fs.Int("clients", 6, "concurrent clients")
-	think := fs.Duration("think", 40*time.Millisecond, "pause between a client's operations (random, up to twice this)")
+	think := fs.Duration("think", 25*time.Millisecond, "pause between a client's operations (random, up to twice this)")
 	tags := fs.String("decider-tags", "", "build the decider with these tags (assent_broken_dedupe: a deliberately broken build)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, Usage)

@@ -110,6 +110,9 @@ func Execute(ctx context.Context, cfg Config) (*Run, error) {
 	if err := provision(ctx, kcfg, spec, cluster != nil); err != nil {
 		return nil, err
 	}
+	if cluster == nil {
+		defer deleteTopics(kcfg, spec, logf)
+	}
 	logf("topics %s and %s ready on %s", spec.Commands, spec.Events, strings.Join(brokers, ","))
 
 	secret := "chaos-signing-secret"
@@ -245,6 +248,20 @@ func provision(ctx context.Context, kcfg eventlog.Config, spec eventlog.TopicSpe
 		return fmt.Errorf("chaos: topics not ready: %w", err)
 	}
 	return nil
+}
+
+// deleteTopics removes the run's topics from a cluster the suite shares.
+func deleteTopics(kcfg eventlog.Config, spec eventlog.TopicSpec, logf func(string, ...any)) {
+	cl, err := eventlog.NewClient(kcfg)
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := kadm.NewClient(cl).DeleteTopics(ctx, spec.Commands, spec.Events); err != nil {
+		logf("could not delete topics %s, %s: %v", spec.Commands, spec.Events, err)
+	}
 }
 
 type services struct {
