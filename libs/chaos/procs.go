@@ -88,6 +88,8 @@ func (p *Proc) Start() error {
 		return fmt.Errorf("chaos: %w", err)
 	}
 	defer f.Close()
+	// A marker, so that Owned forgets what an earlier incarnation held.
+	_, _ = fmt.Fprintf(f, "{\"msg\":%q,\"time\":%q}\n", startMarker, time.Now().UTC().Format(time.RFC3339Nano))
 	cmd := exec.Command(p.Bin, p.Args...)
 	cmd.Env = append(os.Environ(), p.Env...)
 	cmd.Stdout, cmd.Stderr = f, f
@@ -170,6 +172,8 @@ func tailFile(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+const startMarker = "chaos: process started"
+
 // Owned reads a decider's JSON log for the partitions it was assigned last
 // (the "partitions assigned" and "partitions revoked" lines).
 func (p *Proc) Owned() []int32 {
@@ -190,6 +194,8 @@ func (p *Proc) Owned() []int32 {
 			continue
 		}
 		switch line.Msg {
+		case startMarker:
+			clear(owned)
 		case "partitions assigned":
 			for _, q := range line.Partitions {
 				owned[q] = true
