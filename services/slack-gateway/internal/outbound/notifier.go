@@ -169,7 +169,20 @@ func (n *Notifier) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for _, r := range fp.Records {
+				// Cards show the request's latest state, so of several events
+				// about one request in a batch only the last needs handling:
+				// one chat.update instead of many, under Slack's limits.
+				last := map[string]int{}
+				for i, r := range fp.Records {
+					if rid, ok := cardEvent(r); ok {
+						last[rid] = i
+					}
+				}
+				for i, r := range fp.Records {
+					if rid, ok := cardEvent(r); ok && last[rid] != i {
+						cl.MarkCommitRecords(r)
+						continue
+					}
 					if err := n.handleRetrying(ctx, r); err != nil {
 						rewind.Store(r.Partition, r) // it stays uncommitted, and is fetched again
 						return
@@ -272,27 +285,42 @@ func (n *Notifier) handleRetrying(ctx context.Context, r *kgo.Record) error {
 
 // handle brings Slack up to date with the request an event is about.
 func (n *Notifier) handle(ctx context.Context, r *kgo.Record) error {
-	env, err := eventlog.DecodeRecord(r)
-	if err != nil || env.Subject == "" {
-		return nil // not a request's event (a checkpoint), or not one we can read
-	}
-	switch env.Type {
-	case approval.TypeRequestSubmitted, approval.TypeVoteRecorded, approval.TypeRequestApproved,
-		approval.TypeRequestRejected, approval.TypeRequestExpired, approval.TypeRequestCancelled:
-	default:
-		return nil
+	rid, ok := cardEvent(r)
+	if !ok {
+		return nil // a checkpoint, a refusal, a recorded notification, or unreadable
 	}
 	if err := n.cfg.Projection.WaitOffset(ctx, r.Partition, r.Offset+1); err != nil {
 		return err
 	}
-	st, ok, err := n.cfg.Projection.Get(env.Subject)
+	st, ok, err := n.cfg.Projection.Get(rid)
 	if err != nil || !ok {
 		return err
 	}
 	n.mu.Lock()
 	careful := r.Offset < n.careful[r.Partition]
 	n.mu.Unlock()
-	return n.sync(ctx, st, careful, env.Type == approval.TypeRequestSubmitted)
+	return n.sync(ctx, st, careful, recordType(r) == approval.TypeRequestSubmitted)
+}
+
+// cardEvent reports whether a record is an event that changes what a card
+// shows, and which request it is about.
+func cardEvent(r *kgo.Record) (string, bool) {
+	switch recordType(r) {
+	case approval.TypeRequestSubmitted, approval.TypeVoteRecorded, approval.TypeRequestApproved,
+		approval.TypeRequestRejected, approval.TypeRequestExpired, approval.TypeRequestCancelled:
+		return string(r.Key), len(r.Key) > 0
+	default:
+		return "", false
+	}
+}
+
+// recordType is the CloudEvents type of an event record, or "".
+func recordType(r *kgo.Record) string {
+	env, err := eventlog.DecodeRecord(r)
+	if err != nil || env.Subject == "" {
+		return ""
+	}
+	return env.Type
 }
 
 // target is one place a request's card or message belongs.
