@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -161,11 +162,23 @@ func Execute(ctx context.Context, cfg Config) (*Run, error) {
 	logf("workload done: %d operations; waiting for every acknowledged command to be decided", len(r.Ops))
 
 	began := time.Now()
-	log, err := settle(ctx, kcfg, spec.Events, r.Ops)
-	if err != nil {
+	if _, err := settle(ctx, kcfg, spec.Events, r.Ops); err != nil {
 		return nil, err
 	}
 	r.Settle = time.Since(began)
+	// The gateways keep recording the cards they post after the workload
+	// ends: stop them, and wait until the log stops growing, so that the
+	// log read next and the views read after it describe the same state.
+	for _, g := range procs.gateways {
+		g.Stop()
+	}
+	if err := quiesce(ctx, kcfg, spec.Events); err != nil {
+		return nil, err
+	}
+	log, err := systest.ReadLog(ctx, kcfg, spec.Events)
+	if err != nil {
+		return nil, fmt.Errorf("chaos: read the events topic: %w", err)
+	}
 	commands, err := systest.ReadLog(ctx, kcfg, spec.Commands)
 	if err != nil {
 		return nil, fmt.Errorf("chaos: read the commands topic: %w", err)
@@ -379,6 +392,36 @@ func settle(ctx context.Context, kcfg eventlog.Config, topic string, ops []Op) (
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// quiesce waits, bounded, until the topic's last stable offsets have not
+// moved for five seconds.
+func quiesce(ctx context.Context, kcfg eventlog.Config, topic string) error {
+	cl, err := eventlog.NewClient(kcfg)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var last map[int32]int64
+	still := time.Now()
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); {
+		ends, err := adm.ListCommittedOffsets(ctx, topic)
+		if err == nil {
+			now := map[int32]int64{}
+			ends.Each(func(o kadm.ListedOffset) { now[o.Partition] = o.Offset })
+			if !maps.Equal(now, last) {
+				last, still = now, time.Now()
+			} else if time.Since(still) >= 5*time.Second {
+				return nil
+			}
+		}
+		sleep(ctx, 500*time.Millisecond)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil // still moving: the checker will say where
 }
 
 // converge reads every request from an API replica's list until its
