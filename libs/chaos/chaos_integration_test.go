@@ -38,7 +38,7 @@ func TestIntegrationChaos(t *testing.T) {
 	// The run exercised what it claims to: every kind of operation, with
 	// refusals and answers, security negatives, and the log agrees.
 	by, total := Outcomes(r.Ops)
-	require.Greater(t, len(r.Ops), 500, "operations")
+	require.Greater(t, len(r.Ops), 100, "operations")
 	for _, kind := range []string{"submit", "vote", "vote (slack)", "cancel", "read", "negative"} {
 		require.NotEmpty(t, by[kind], "operations of kind %s", kind)
 	}

@@ -16,10 +16,12 @@ import (
 type Gap struct {
 	Fault  string `json:"fault"`
 	Target string `json:"target"`
-	// Global is the longest gap between two consecutive events of any
-	// partition; Partition the longest in a single partition (a stall of
-	// the partitions a dead decider or broker held), counted from the last
-	// event before the window.
+	// Global is the longest time without any event in the window (from
+	// its start to the first event, between two events, from the last
+	// event to its end: the whole window if nothing was decided);
+	// PartitionGap the longest between two events of a single partition
+	// (a stall of the partitions a dead decider held), counted from its
+	// last event before the window, and only up to its first event in it.
 	Global        time.Duration `json:"global"`
 	PartitionGap  time.Duration `json:"partition_gap"`
 	PartitionName int32         `json:"partition"`
@@ -63,7 +65,9 @@ func gaps(log []systest.Record, faults []Fault, warmup [2]time.Time) ([]Gap, Gap
 			}
 			last[e.p] = e.t
 		}
-		if !prev.IsZero() {
+		if prev.IsZero() {
+			g.Global = to.Sub(from) // not one decision in the window
+		} else {
 			g.Global = max(g.Global, to.Sub(prev))
 		}
 		return g
