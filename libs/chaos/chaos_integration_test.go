@@ -51,6 +51,13 @@ func TestIntegrationChaos(t *testing.T) {
 	for _, code := range []string{"not_eligible", "self_approval", "duplicate_vote", "already_decided", "forbidden", "conflict", "unauthenticated"} {
 		require.True(t, codes[code], "some operation was refused as %s", code)
 	}
+	negatives := map[string]bool{}
+	for _, op := range r.Ops {
+		if op.Kind == KindNegative {
+			negatives[op.Detail] = true
+		}
+	}
+	require.Len(t, negatives, negativeKinds+1, "every kind of security negative was sent, and a replayed click: %v", negatives)
 	require.Positive(t, r.Verdict.Base.Terminal["approved"])
 	require.Positive(t, r.Verdict.Base.Terminal["rejected"])
 	require.Positive(t, r.Verdict.Base.Terminal["cancelled"])
