@@ -45,8 +45,64 @@ type Proc struct {
 	Port int
 	Log  string
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	// Supervise restarts the process a second after it exits on its own,
+	// as Kubernetes restarts a crashed container; every such exit is
+	// recorded in Exits.
+	Supervise bool
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	closed bool
+	exits  []Exit
+}
+
+// Exit is a process ending that nobody asked for.
+type Exit struct {
+	Process string    `json:"process"`
+	At      time.Time `json:"at"`
+	Status  string    `json:"status"`
+	LastLog string    `json:"last_log"`
+}
+
+// Exits returns the unplanned exits so far.
+func (p *Proc) Exits() []Exit {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.exits)
+}
+
+// Close stops the process for good: no restart after it.
+func (p *Proc) Close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.Stop()
+}
+
+// waited runs when cmd has exited: if nobody killed or stopped it, the
+// exit is recorded and, if supervised, the process restarted.
+func (p *Proc) waited(cmd *exec.Cmd, err error) {
+	p.mu.Lock()
+	planned := p.cmd != cmd
+	if !planned {
+		p.cmd = nil
+		status := "exit 0"
+		if err != nil {
+			status = err.Error()
+		}
+		p.exits = append(p.exits, Exit{Process: p.Name, At: time.Now(), Status: status, LastLog: tailFile(p.Log, 1)})
+	}
+	restart := !planned && p.Supervise && !p.closed
+	p.mu.Unlock()
+	if restart {
+		time.Sleep(time.Second)
+		p.mu.Lock()
+		closed := p.closed
+		p.mu.Unlock()
+		if !closed {
+			_ = p.Start()
+		}
+	}
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -80,7 +136,7 @@ func NewProc(dir, bin, kind, name, instance string, env ...string) (*Proc, error
 func (p *Proc) Start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd != nil {
+	if p.cmd != nil || p.closed {
 		return nil
 	}
 	f, err := os.OpenFile(p.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
@@ -98,7 +154,7 @@ func (p *Proc) Start() error {
 		return fmt.Errorf("chaos: start %s: %w", p.Name, err)
 	}
 	p.cmd = cmd
-	go func() { _ = cmd.Wait() }()
+	go func() { p.waited(cmd, cmd.Wait()) }()
 	return nil
 }
 

@@ -160,6 +160,10 @@ func (r *Run) WriteReport(w io.Writer) {
 			fmt.Fprintf(w, "  %-17s all partitions %-10s one partition %s\n", name, g.Global.Round(time.Millisecond), g.PartitionGap.Round(time.Millisecond))
 		}
 	}
+	fmt.Fprintf(w, "\nService processes that exited on their own (restarted 1s later, as a supervisor would): %d\n", len(r.Exits))
+	for _, e := range r.Exits {
+		fmt.Fprintf(w, "  %s +%s %s (%s): %s\n", e.Process, e.At.Sub(r.Started).Round(time.Second), e.At.UTC().Format("15:04:05"), e.Status, strings.TrimSpace(e.LastLog))
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "Note: %s\n", n)
 	}

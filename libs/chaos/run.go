@@ -59,6 +59,9 @@ type Run struct {
 	Events   int           `json:"events"`
 	Settle   time.Duration `json:"settle"`
 	Notes    []string      `json:"notes,omitempty"`
+	// Exits are the service processes that ended on their own (each was
+	// restarted a second later, as a supervisor would).
+	Exits []Exit `json:"exits"`
 }
 
 // Execute builds, starts and drives the system, injects the faults, then
@@ -169,8 +172,11 @@ func Execute(ctx context.Context, cfg Config) (*Run, error) {
 	// The gateways keep recording the cards they post after the workload
 	// ends: stop them, and wait until the log stops growing, so that the
 	// log read next and the views read after it describe the same state.
+	for _, p := range procs.all() {
+		r.Exits = append(r.Exits, p.Exits()...)
+	}
 	for _, g := range procs.gateways {
-		g.Stop()
+		g.Close()
 	}
 	if err := quiesce(ctx, kcfg, spec.Events); err != nil {
 		return nil, err
@@ -291,7 +297,7 @@ func (s *services) stopAll() {
 	for _, p := range append(s.all(), s.fake) {
 		if p != nil {
 			wg.Add(1)
-			go func() { defer wg.Done(); p.Stop() }()
+			go func() { defer wg.Done(); p.Close() }()
 		}
 	}
 	wg.Wait()
@@ -350,6 +356,7 @@ func startServices(ctx context.Context, cfg Config, bin string, brokers []string
 		if err != nil {
 			return nil, err
 		}
+		d.Supervise, a.Supervise, g.Supervise = true, true, true
 		s.deciders, s.apis, s.gateways = append(s.deciders, d), append(s.apis, a), append(s.gateways, g)
 	}
 	for _, p := range s.all() {
