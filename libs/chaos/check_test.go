@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -267,4 +268,32 @@ func TestModelTreatsUnknownAsPossiblyTakingEffect(t *testing.T) {
 	seen := &Op{Kind: KindRead, Request: "r", Call: at(8), Return: at(9), Outcome: OK, HasView: true, Status: "approved", Votes: 1}
 	res, _ = linearizable(p, []*Op{submit, unknown, b, seen}, time.Second)
 	require.Equal(t, "Illegal", string(res), "once rejected, never approved")
+}
+
+func TestModelExpiry(t *testing.T) {
+	t.Parallel()
+	p := params{requester: "user:r@x", approvers: []string{"user:a@x"}, quorum: 1, rejections: 1, expiresAt: at(10)}
+	submit := &Op{Kind: KindSubmit, Request: "r", Command: "s", Content: "c", Call: at(0), Return: at(1), Outcome: OK}
+	op := func(kind Kind, actor string, call, ret float64, outcome Outcome, code string) *Op {
+		return &Op{Kind: kind, Request: "r", Command: fmt.Sprint(kind, actor, call), Actor: actor, Decision: "approve",
+			Call: at(call), Return: at(ret), Outcome: outcome, Code: code}
+	}
+	for _, tc := range []struct {
+		name string
+		op   *Op
+		want string
+	}{
+		{"a vote after expires_at is refused as expired", op(KindVote, "user:a@x", 11, 12, Refused, "expired"), "Ok"},
+		{"or as already decided once the timer fired", op(KindVote, "user:a@x", 11, 12, Refused, "already_decided"), "Ok"},
+		{"but never counted", op(KindVote, "user:a@x", 11, 12, OK, ""), "Illegal"},
+		{"a vote before expires_at counts", op(KindVote, "user:a@x", 5, 6, OK, ""), "Ok"},
+		{"and is never refused as expired", op(KindVote, "user:a@x", 5, 6, Refused, "expired"), "Illegal"},
+		{"a stranger's cancel after expires_at may be forbidden", op(KindCancel, "user:z@x", 11, 12, Refused, "forbidden"), "Ok"},
+		{"the requester's is expired", op(KindCancel, "user:r@x", 11, 12, Refused, "expired"), "Ok"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, _ := linearizable(p, []*Op{submit, tc.op}, time.Second)
+			require.Equal(t, tc.want, string(res))
+		})
+	}
 }

@@ -216,6 +216,9 @@ func (p params) decide(s mstate, op *Op) (mstate, []string) {
 		switch {
 		case s.status == approval.StatusNone:
 			return s, []string{string(approval.ReasonNotFound)}
+		case s.status == approval.StatusExpired && op.Actor != p.requester && !op.Admin:
+			// Before the timer fires, the domain finds forbidden first.
+			return s, []string{string(approval.ReasonAlreadyDecided), string(approval.ReasonForbidden)}
 		case s.status == approval.StatusExpired:
 			return s, []string{string(approval.ReasonAlreadyDecided), string(approval.ReasonExpired)}
 		case terminal:
