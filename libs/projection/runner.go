@@ -264,9 +264,18 @@ func (r *Runner) Lag() int64 {
 	return lag
 }
 
-// startupRetry bounds how long prepare retries errors that may pass: a
-// broker that has not yet heard of a new topic, a broker restarting.
-const startupRetry = 10 * time.Second
+// Start-up retries errors that may pass, for a bounded time: a broker
+// that has not yet heard of a new topic (briefly: a topic that is still
+// missing after startupRetry is missing), or a broker restarting or
+// partitioned away, whose partitions need a new leader (longer: that is
+// what a replica restarting during a broker failure meets).
+const (
+	startupRetry       = 10 * time.Second
+	startupRetryLeader = 60 * time.Second
+)
+
+// errNoLeader marks a partition without a reachable leader at start-up.
+var errNoLeader = errors.New("no leader")
 
 // permanentError is a prepare error that no retry can fix.
 type permanentError struct{ error }
@@ -276,11 +285,15 @@ func (e permanentError) Unwrap() error { return e.error }
 // prepareRetrying runs prepare until it succeeds, fails permanently, or
 // has failed for startupRetry.
 func (r *Runner) prepareRetrying(ctx context.Context, adm *kadm.Client) error {
-	deadline := time.Now().Add(startupRetry)
+	began := time.Now()
 	for {
 		err := r.prepare(ctx, adm)
 		var perm permanentError
-		if err == nil || errors.As(err, &perm) || ctx.Err() != nil || time.Now().After(deadline) {
+		limit := startupRetry
+		if errors.Is(err, errNoLeader) {
+			limit = startupRetryLeader
+		}
+		if err == nil || errors.As(err, &perm) || ctx.Err() != nil || time.Since(began) > limit {
 			return err
 		}
 		r.log.Warn("projection: cannot start yet; retrying", "err", err)
@@ -332,18 +345,18 @@ func (r *Runner) prepare(ctx context.Context, adm *kadm.Client) error {
 
 	ends, err := adm.ListEndOffsets(ctx, r.cfg.Topic)
 	if err != nil {
-		return fmt.Errorf("projection: end offsets of %s: %w", r.cfg.Topic, err)
+		return fmt.Errorf("projection: end offsets of %s: %w: %w", r.cfg.Topic, errNoLeader, err)
 	}
 	stable, err := adm.ListCommittedOffsets(ctx, r.cfg.Topic)
 	if err != nil {
-		return fmt.Errorf("projection: stable offsets of %s: %w", r.cfg.Topic, err)
+		return fmt.Errorf("projection: stable offsets of %s: %w: %w", r.cfg.Topic, errNoLeader, err)
 	}
 	target := make([]int64, r.cfg.Partitions)
 	ahead := false
 	for p := range r.cfg.Partitions {
 		end, ok := ends.Lookup(r.cfg.Topic, p)
 		if !ok || end.Err != nil {
-			return fmt.Errorf("projection: end offset of %s/%d: %v", r.cfg.Topic, p, end.Err)
+			return fmt.Errorf("projection: end offset of %s/%d: %w (%v)", r.cfg.Topic, p, errNoLeader, end.Err)
 		}
 		if r.Next(p) > end.Offset {
 			ahead = true

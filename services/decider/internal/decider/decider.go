@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -35,6 +36,7 @@ type Decider struct {
 	overlay map[string]overlayEntry // states written but not yet projected
 	epoch   uint64
 	revokes uint64 // revocations seen, to say why a transaction aborted
+	commits atomic.Int64
 }
 
 type partition struct {
@@ -203,6 +205,7 @@ func (d *Decider) transact(ctx context.Context, sess *kgo.GroupTransactSession, 
 		return nil
 	}
 	d.metrics.txns.WithLabelValues("committed").Inc()
+	d.commits.Add(1)
 	d.merge(b)
 	if len(records) > 0 || b.events > 0 {
 		d.log.Debug("transaction committed", "records", len(records), "events", b.events, "first_offset", firstOffset(records))

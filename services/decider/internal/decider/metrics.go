@@ -7,17 +7,18 @@ import (
 )
 
 type metrics struct {
-	commands       *prometheus.CounterVec
-	refusals       *prometheus.CounterVec
-	decisions      *prometheus.CounterVec
-	txns           *prometheus.CounterVec
-	skipped        *prometheus.CounterVec
-	commandToEvent prometheus.Histogram
-	catchUp        prometheus.Histogram
-	txnSeconds     prometheus.Histogram
-	applySeconds   prometheus.Histogram
-	invalidEvents  prometheus.CounterFunc
-	checkpoints    prometheus.Counter
+	commands        *prometheus.CounterVec
+	refusals        *prometheus.CounterVec
+	decisions       *prometheus.CounterVec
+	txns            *prometheus.CounterVec
+	skipped         *prometheus.CounterVec
+	commandToEvent  prometheus.Histogram
+	catchUp         prometheus.Histogram
+	txnSeconds      prometheus.Histogram
+	applySeconds    prometheus.Histogram
+	invalidEvents   prometheus.CounterFunc
+	checkpoints     prometheus.Counter
+	sessionRestarts prometheus.Counter
 }
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -51,6 +52,9 @@ func newMetrics(reg prometheus.Registerer, invalid func() float64) *metrics {
 		applySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "assent_projection_apply_seconds", Help: "Time to apply one poll of events to the projection.", Buckets: latencyBuckets,
 		}),
+		sessionRestarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "assent_decider_session_restarts_total", Help: "Transactional sessions replaced after a transaction could not end (a broker lost mid-commit, a pause past the transaction timeout).",
+		}),
 		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "assent_decider_checkpoints_total", Help: "Signed checkpoints produced (counted when produced; an aborted transaction drops them).",
 		}),
@@ -58,7 +62,7 @@ func newMetrics(reg prometheus.Registerer, invalid func() float64) *metrics {
 			Name: "assent_consistency_violations_total", Help: "Events the projection could not fold (should read zero).",
 		}, invalid),
 	}
-	reg.MustRegister(m.commands, m.refusals, m.decisions, m.txns, m.skipped, m.commandToEvent, m.txnSeconds, m.catchUp, m.applySeconds, m.invalidEvents, m.checkpoints)
+	reg.MustRegister(m.commands, m.refusals, m.decisions, m.txns, m.skipped, m.commandToEvent, m.txnSeconds, m.catchUp, m.applySeconds, m.invalidEvents, m.checkpoints, m.sessionRestarts)
 	return m
 }
 

@@ -146,16 +146,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
-		sess, err := kgo.NewGroupTransactSession(opts...)
-		if err != nil {
-			return fmt.Errorf("transact session: %w", err)
-		}
-		defer sess.Close()
-		if err := eventlog.CheckClient(sess.Client()); err != nil {
-			return err
-		}
-		log.Info("deciding", "group", cfg.Group, "transactional_id", "assent-"+cfg.Instance)
-		return d.loop(gctx, sess, adm)
+		return d.sessions(gctx, opts, adm)
 	})
 	err = g.Wait()
 	log.Info("stopped", "err", err)
@@ -187,4 +178,78 @@ func watchGroupLag(ctx context.Context, adm *kadm.Client, group, topic string, o
 		case <-t.C:
 		}
 	}
+}
+
+// maxFailedSessions is how many sessions in a row may fail without
+// committing a transaction before the decider gives up and exits (with a
+// clear error, for a supervisor and a human to see).
+const maxFailedSessions = 5
+
+// sessions runs transactional sessions until ctx ends. A session whose
+// transaction cannot end (franz-go: "no returned error is retryable": a
+// broker lost mid-commit, a timeout while paused past the transaction
+// timeout) is closed and replaced by a new one with the same
+// transactional id, as a restart would do but without leaving the group
+// empty for a supervisor's delay. The new session's producer init fences
+// whatever the old one left open, and every effect of the failed batch is
+// dropped: ownership and the overlay are rebuilt from the projection on the
+// next assignment.
+func (d *Decider) sessions(ctx context.Context, opts []kgo.Opt, adm *kadm.Client) error {
+	backoff, failed := 500*time.Millisecond, 0
+	for {
+		before := d.commits.Load()
+		err := d.session(ctx, opts, adm)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var fatal fatalError
+		if errors.As(err, &fatal) {
+			return err
+		}
+		if d.commits.Load() != before {
+			failed, backoff = 0, 500*time.Millisecond
+		}
+		failed++
+		d.forget()
+		d.metrics.sessionRestarts.Inc()
+		if failed >= maxFailedSessions {
+			return fmt.Errorf("decider: %d transactional sessions in a row failed before committing anything (is another process using transactional id %q?): %w",
+				failed, "assent-"+d.cfg.Instance, err)
+		}
+		d.log.Warn("the transactional session failed; starting a new one", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// fatalError is a session error that a new session cannot fix.
+type fatalError struct{ error }
+
+func (e fatalError) Unwrap() error { return e.error }
+
+// session runs one transactional session until it fails or ctx ends.
+func (d *Decider) session(ctx context.Context, opts []kgo.Opt, adm *kadm.Client) error {
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return fatalError{fmt.Errorf("transact session: %w", err)}
+	}
+	defer sess.Close()
+	if err := eventlog.CheckClient(sess.Client()); err != nil {
+		return fatalError{err}
+	}
+	d.log.Info("deciding", "group", d.cfg.Group, "transactional_id", "assent-"+d.cfg.Instance)
+	return d.loop(ctx, sess, adm)
+}
+
+// forget drops every partition and every state staged but not yet
+// projected, after a session failed in an unknown state.
+func (d *Decider) forget() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	clear(d.owned)
+	clear(d.overlay)
 }
