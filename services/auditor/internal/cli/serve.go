@@ -90,6 +90,12 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout io.Writer, ready func(*i
 			Name: "assent_auditor_verify_failures_total",
 			Help: "Chain, checkpoint, sequence or terminal breaks the audit projection found since it started (should read zero).",
 		}, func() float64 { return float64(idx.Breaks.Load()) }),
+		// The same breaks, under the name every reader uses for invariant
+		// violations, so one "should read zero" panel covers them all.
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "assent_consistency_violations_total",
+			Help: "Invariant violations this replica found in the log: chain, checkpoint, sequence or terminal breaks (should read zero).",
+		}, func() float64 { return float64(idx.Breaks.Load()) }),
 	)
 	h := server.New(server.Config{Index: idx, Registry: reg, Ready: func() error {
 		if !runner.Ready() {
