@@ -27,8 +27,9 @@ func (a Anomaly) String() string {
 type Acked struct {
 	RequestID string
 	CommandID string
-	// Resubmit is set for a submit the API may have answered without
-	// producing it (an identical resubmit): its request must exist instead.
+	// Resubmit is set for a submit that may be an identical resubmit: the
+	// API may answer it without producing a command, or produce one that is
+	// decided as a no-op and leaves no event. Its request must exist.
 	Resubmit bool
 }
 

@@ -195,11 +195,12 @@ func (c *cluster) call(t *testing.T, i int, method, path, token, body string, he
 	if method == http.MethodPost && r.status/100 == 2 {
 		rid := requestIDOf(t, path, r)
 		c.mu.Lock()
-		if cmd := r.header.Get("Assent-Command-Id"); cmd != "" {
-			c.acked = append(c.acked, systest.Acked{RequestID: rid, CommandID: cmd})
-		} else {
-			c.acked = append(c.acked, systest.Acked{RequestID: rid, Resubmit: true})
-		}
+		// A submit may be an identical resubmit: answered from the
+		// projection without a command, or written (when this replica had
+		// not seen the request yet) and decided as a no-op that leaves no
+		// event. Either way its promise is that the request exists.
+		c.acked = append(c.acked, systest.Acked{RequestID: rid, CommandID: r.header.Get("Assent-Command-Id"),
+			Resubmit: path == "/v1/requests"})
 		c.mu.Unlock()
 	}
 	return r
