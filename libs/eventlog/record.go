@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"mime"
@@ -41,6 +42,17 @@ func NewRecord(topic string, env Envelope) (*kgo.Record, error) {
 		r.Key = []byte(env.Subject)
 	}
 	return r, nil
+}
+
+// Produce writes one envelope to topic with cl's guarantees (see
+// Config.Opts: acks=all, idempotent, the murmur2 partitioner) and returns
+// once Kafka has acknowledged it.
+func Produce(ctx context.Context, cl *kgo.Client, topic string, env Envelope) error {
+	rec, err := NewRecord(topic, env)
+	if err != nil {
+		return err
+	}
+	return cl.ProduceSync(ctx, rec).FirstErr()
 }
 
 // DecodeRecord decodes the envelope in a record that NewRecord (or any

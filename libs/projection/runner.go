@@ -547,6 +547,21 @@ func (r *Runner) Ready() bool {
 	return r.ready
 }
 
+// WaitReady waits until Ready or until ctx ends. It polls: readiness can
+// turn true without a batch to wake a waiter.
+func (r *Runner) WaitReady(ctx context.Context) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for !r.Ready() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
 // Next returns the next offset of partition p to apply.
 func (r *Runner) Next(p int32) int64 {
 	r.mu.Lock()

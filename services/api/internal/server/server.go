@@ -167,9 +167,5 @@ type sender struct {
 }
 
 func (s sender) Send(ctx context.Context, env eventlog.Envelope) error {
-	rec, err := eventlog.NewRecord(s.topic, env)
-	if err != nil {
-		return err
-	}
-	return s.cl.ProduceSync(ctx, rec).FirstErr()
+	return eventlog.Produce(ctx, s.cl, s.topic, env)
 }

@@ -139,12 +139,8 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	g.Go(func() error {
 		// Decide only once the projection has what was committed before we
 		// started; partitions assigned later are caught up one by one.
-		for !runner.Ready() {
-			select {
-			case <-gctx.Done():
-				return nil
-			case <-time.After(50 * time.Millisecond):
-			}
+		if runner.WaitReady(gctx) != nil {
+			return nil
 		}
 		return d.sessions(gctx, opts, adm)
 	})

@@ -171,7 +171,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, ln net.Listener) err
 	g.Go(func() error { return runner.Run(gctx) })
 	g.Go(func() error {
 		// Cards are rendered from the projection: start once it has caught up.
-		if err := waitReady(gctx, runner); err != nil {
+		if runner.WaitReady(gctx) != nil {
 			return nil
 		}
 		return out.Run(gctx)
@@ -179,19 +179,6 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, ln net.Listener) err
 	err = g.Wait()
 	log.Info("stopped", "err", err)
 	return err
-}
-
-func waitReady(ctx context.Context, r *projection.Runner) error {
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for !r.Ready() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return nil
 }
 
 // sender produces commands with acks=all, keyed by request id.
@@ -202,12 +189,8 @@ type sender struct {
 }
 
 func (s sender) Send(ctx context.Context, env eventlog.Envelope) error {
-	rec, err := eventlog.NewRecord(s.topic, env)
-	if err != nil {
-		return err
-	}
 	began := time.Now()
-	err = s.cl.ProduceSync(ctx, rec).FirstErr()
+	err := eventlog.Produce(ctx, s.cl, s.topic, env)
 	s.observe(time.Since(began).Seconds())
 	return err
 }

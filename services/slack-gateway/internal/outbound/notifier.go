@@ -172,18 +172,20 @@ func (n *Notifier) Run(ctx context.Context) error {
 				// Cards show the request's latest state, so of several events
 				// about one request in a batch only the last needs handling:
 				// one chat.update instead of many, under Slack's limits.
+				types := make([]string, len(fp.Records)) // each record decoded once
 				last := map[string]int{}
 				for i, r := range fp.Records {
-					if rid, ok := cardEvent(r); ok {
-						last[rid] = i
+					types[i] = recordType(r)
+					if cardType(types[i]) {
+						last[string(r.Key)] = i
 					}
 				}
 				for i, r := range fp.Records {
-					if rid, ok := cardEvent(r); ok && last[rid] != i {
-						cl.MarkCommitRecords(r)
+					if !cardType(types[i]) || last[string(r.Key)] != i {
+						cl.MarkCommitRecords(r) // nothing a card shows, or not the request's last
 						continue
 					}
-					if err := n.handleRetrying(ctx, r); err != nil {
+					if err := n.handleRetrying(ctx, r, types[i]); err != nil {
 						rewind.Store(r.Partition, r) // it stays uncommitted, and is fetched again
 						return
 					}
@@ -259,14 +261,14 @@ func (n *Notifier) lost(_ context.Context, _ *kgo.Client, m map[string][]int32) 
 // tried again by whoever owns the partition next.
 const holdFor = 30 * time.Second
 
-// handleRetrying handles a record until it is done, ctx ends, or holdFor
-// has passed.
-func (n *Notifier) handleRetrying(ctx context.Context, r *kgo.Record) error {
+// handleRetrying handles a record of the given event type until it is
+// done, ctx ends, or holdFor has passed.
+func (n *Notifier) handleRetrying(ctx context.Context, r *kgo.Record, typ string) error {
 	ctx, cancel := context.WithTimeout(ctx, holdFor)
 	defer cancel()
 	backoff := 200 * time.Millisecond
 	for {
-		err := n.handle(ctx, r)
+		err := n.handle(ctx, r, typ)
 		if err == nil {
 			return nil
 		}
@@ -283,38 +285,35 @@ func (n *Notifier) handleRetrying(ctx context.Context, r *kgo.Record) error {
 	}
 }
 
-// handle brings Slack up to date with the request an event is about.
-func (n *Notifier) handle(ctx context.Context, r *kgo.Record) error {
-	rid, ok := cardEvent(r)
-	if !ok {
-		return nil // a checkpoint, a refusal, a recorded notification, or unreadable
-	}
+// handle brings Slack up to date with the request a card event is about
+// (its key is the request id).
+func (n *Notifier) handle(ctx context.Context, r *kgo.Record, typ string) error {
 	if err := n.cfg.Projection.WaitOffset(ctx, r.Partition, r.Offset+1); err != nil {
 		return err
 	}
-	st, ok, err := n.cfg.Projection.Get(rid)
+	st, ok, err := n.cfg.Projection.Get(string(r.Key))
 	if err != nil || !ok {
 		return err
 	}
 	n.mu.Lock()
 	careful := r.Offset < n.careful[r.Partition]
 	n.mu.Unlock()
-	return n.sync(ctx, st, careful, recordType(r) == approval.TypeRequestSubmitted)
+	return n.sync(ctx, st, careful, typ == approval.TypeRequestSubmitted)
 }
 
-// cardEvent reports whether a record is an event that changes what a card
-// shows, and which request it is about.
-func cardEvent(r *kgo.Record) (string, bool) {
-	switch recordType(r) {
+// cardType reports whether an event type changes what a card shows.
+func cardType(typ string) bool {
+	switch typ {
 	case approval.TypeRequestSubmitted, approval.TypeVoteRecorded, approval.TypeRequestApproved,
 		approval.TypeRequestRejected, approval.TypeRequestExpired, approval.TypeRequestCancelled:
-		return string(r.Key), len(r.Key) > 0
+		return true
 	default:
-		return "", false
+		return false // a checkpoint, a refusal, a recorded notification, or unreadable
 	}
 }
 
-// recordType is the CloudEvents type of an event record, or "".
+// recordType is the CloudEvents type of a request's event record, or "" for
+// a record without a subject (a checkpoint) or one that does not decode.
 func recordType(r *kgo.Record) string {
 	env, err := eventlog.DecodeRecord(r)
 	if err != nil || env.Subject == "" {
