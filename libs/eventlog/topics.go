@@ -259,7 +259,31 @@ func Provision(ctx context.Context, adm *kadm.Client, spec TopicSpec) (Report, e
 		return Report{}, &MismatchError{Mismatches: ms}
 	}
 
+	// A topic the answering broker does not know may still exist: brokers
+	// learn of a new topic asynchronously. Ask the controller, with a
+	// validate-only create, before creating anything, so that an existing
+	// topic that differs from spec is refused before its sibling is created.
 	configs := spec.Configs()
+	var unseen []string
+	for _, name := range names {
+		if !states[name].exists {
+			unseen = append(unseen, name)
+		}
+	}
+	existing, err := existAtController(ctx, adm, spec, configs, unseen)
+	if err != nil {
+		return Report{}, err
+	}
+	if len(existing) > 0 {
+		states, err = describeUntilVisible(ctx, adm, createdGrace, names, existing)
+		if err != nil {
+			return Report{}, err
+		}
+		if ms := compare(spec, states); len(ms) > 0 {
+			return Report{}, &MismatchError{Mismatches: ms}
+		}
+	}
+
 	report := Report{}
 	missing := false
 	for _, name := range names {
@@ -305,9 +329,42 @@ func compareAll(spec TopicSpec, states map[string]topicState) []Mismatch {
 	return append(ms, compare(spec, states)...)
 }
 
-// describeVisible is describeTopics, repeated while some topic looks
+// existAtController returns which of names the controller says exist,
+// asking with a validate-only create, which changes nothing.
+func existAtController(ctx context.Context, adm *kadm.Client, spec TopicSpec, configs map[string]map[string]string, names []string) ([]string, error) {
+	var existing []string
+	for _, name := range names {
+		ptrs := make(map[string]*string, len(configs[name]))
+		for k, v := range configs[name] {
+			ptrs[k] = kadm.StringPtr(v)
+		}
+		resps, err := adm.ValidateCreateTopics(ctx, spec.Partitions, spec.ReplicationFactor, ptrs, name)
+		if err == nil {
+			var resp kadm.CreateTopicResponse
+			resp, err = resps.On(name, nil)
+			if err == nil {
+				err = resp.Err
+			}
+		}
+		switch {
+		case errors.Is(err, kerr.TopicAlreadyExists):
+			existing = append(existing, name)
+		case err != nil:
+			return nil, fmt.Errorf("eventlog: check whether topic %s exists: %w", name, err)
+		}
+	}
+	return existing, nil
+}
+
+// describeVisible describes names, and repeats while some topic looks
 // missing, for up to grace.
 func describeVisible(ctx context.Context, adm *kadm.Client, grace time.Duration, names ...string) (map[string]topicState, error) {
+	return describeUntilVisible(ctx, adm, grace, names, names)
+}
+
+// describeUntilVisible describes names, and repeats while a topic of
+// mustExist looks missing, for up to grace.
+func describeUntilVisible(ctx context.Context, adm *kadm.Client, grace time.Duration, names, mustExist []string) (map[string]topicState, error) {
 	deadline := time.Now().Add(grace)
 	for {
 		states, err := describeTopics(ctx, adm, names...)
@@ -315,7 +372,7 @@ func describeVisible(ctx context.Context, adm *kadm.Client, grace time.Duration,
 			return nil, err
 		}
 		allExist := true
-		for _, name := range names {
+		for _, name := range mustExist {
 			allExist = allExist && states[name].exists
 		}
 		if allExist || time.Now().After(deadline) {
