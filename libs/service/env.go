@@ -1,7 +1,6 @@
 package service
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -65,8 +64,50 @@ func (e *Env) Int(key string, def, lo, hi int) int {
 	return n
 }
 
-// Err returns every problem found so far, or nil.
-func (e *Env) Err() error { return errors.Join(e.errs...) }
+// Add records each non-nil err among the problems: the errors of other
+// loaders (Kafka settings, topics, key files) join the same report.
+func (e *Env) Add(errs ...error) {
+	for _, err := range errs {
+		if err != nil {
+			e.errs = append(e.errs, err)
+		}
+	}
+}
+
+// Problem records a problem that the caller found, in words that say how
+// to fix it.
+func (e *Env) Problem(format string, args ...any) {
+	e.errs = append(e.errs, fmt.Errorf(format, args...))
+}
+
+// Err returns nil, or every problem found so far, one per indented line
+// under "configuration:".
+func (e *Env) Err() error {
+	if len(e.errs) == 0 {
+		return nil
+	}
+	return &ConfigError{Problems: e.errs}
+}
+
+// ConfigError is every problem with a service's configuration.
+type ConfigError struct {
+	Problems []error
+}
+
+func (c *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString("configuration:")
+	for _, p := range c.Problems {
+		for line := range strings.Lines(p.Error()) {
+			b.WriteString("\n  ")
+			b.WriteString(strings.TrimRight(line, "\n"))
+		}
+	}
+	return b.String()
+}
+
+// Unwrap lets errors.Is and errors.As see each problem.
+func (c *ConfigError) Unwrap() []error { return c.Problems }
 
 // Instance returns ASSENT_INSTANCE_ID, or "<svc>-<host>-<http port>": a
 // name unique per replica on one host, since two replicas cannot share a

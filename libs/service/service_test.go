@@ -34,6 +34,28 @@ func TestEnvReportsEveryProblem(t *testing.T) {
 	require.NoError(t, service.NewEnv(func(string) string { return "" }).Err())
 }
 
+// TestEnvJoinsOtherProblems: problems from other loaders and the caller's
+// own checks are in the same report, a problem per indented line, and each
+// stays visible to errors.Is.
+func TestEnvJoinsOtherProblems(t *testing.T) {
+	t.Parallel()
+	env := service.NewEnv(func(k string) string { return map[string]string{"W": "0s"}[k] })
+	loader := errors.New("ASSENT_KAFKA_BROKERS is not set")
+	env.Add(nil, errors.Join(loader, errors.New("ASSENT_PARTITIONS=\"0\" must be from 1 to 1000")))
+	if env.Duration("W", time.Second) <= 0 {
+		env.Problem("%s must be positive", "W")
+	}
+	err := env.Err()
+	require.EqualError(t, err, "configuration:\n"+
+		"  ASSENT_KAFKA_BROKERS is not set\n"+
+		"  ASSENT_PARTITIONS=\"0\" must be from 1 to 1000\n"+
+		"  W must be positive")
+	require.ErrorIs(t, err, loader)
+	var ce *service.ConfigError
+	require.ErrorAs(t, err, &ce)
+	require.Len(t, ce.Problems, 2)
+}
+
 func TestProbesAndGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	ready := errors.New("projection catching up")

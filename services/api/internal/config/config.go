@@ -3,9 +3,7 @@
 package config
 
 import (
-	"fmt"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/assent-dev/assent/libs/eventlog"
@@ -81,20 +79,9 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.Instance = env.Instance("api", cfg.HTTPAddr)
 	cfg.DataDir = env.String("ASSENT_DATA_DIR", ".run/"+cfg.Instance)
 	cfg.Kafka.ClientID = cfg.Instance
-	var errs []string
-	for _, err := range []error{kerr, terr} {
-		if err != nil {
-			errs = append(errs, err.Error())
-		}
-	}
-	if err := env.Err(); err != nil {
-		errs = append(errs, err.Error())
-	}
+	env.Add(kerr, terr)
 	if cfg.WriteWait <= 0 {
-		errs = append(errs, "ASSENT_WRITE_WAIT must be positive")
+		env.Problem("ASSENT_WRITE_WAIT must be positive")
 	}
-	if len(errs) > 0 {
-		return cfg, fmt.Errorf("api: configuration:\n  %s", strings.Join(errs, "\n  "))
-	}
-	return cfg, nil
+	return cfg, env.Err()
 }

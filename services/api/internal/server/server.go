@@ -51,7 +51,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdin 
 	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
-		return fmt.Errorf("%w\n\n%s", err, config.Usage)
+		return fmt.Errorf("%w\n(api --help lists every setting)", err)
 	}
 	return Run(ctx, cfg, stdout)
 }

@@ -97,12 +97,13 @@ func loadCommon(getenv func(string) string, fs *flag.FlagSet) (*common, func() e
 			c.topic = env.String("ASSENT_EVENTS_TOPIC", "assent.events.v1")
 		}
 		k, err := eventlog.ConfigFromEnv(getenv)
-		if err != nil {
-			return err
-		}
+		env.Add(err)
 		k.ClientID = "assent-auditor"
 		c.kafka = k
-		return env.Err()
+		if err := env.Err(); err != nil {
+			return fmt.Errorf("%w\n(auditor --help lists every setting)", err)
+		}
+		return nil
 	}
 }
 

@@ -44,10 +44,8 @@ func LoadServeConfig(getenv func(string) string, keysFlag string) (ServeConfig, 
 	cfg.Kafka.ClientID = cfg.Instance
 	ring, rerr := eventlog.LoadKeyRing(keysFile(getenv, keysFlag))
 	cfg.Keys = ring
-	if err := errors.Join(kerr, terr, env.Err(), rerr); err != nil {
-		return cfg, fmt.Errorf("configuration: %w", err)
-	}
-	return cfg, nil
+	env.Add(kerr, terr, rerr)
+	return cfg, env.Err()
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -58,7 +56,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	cfg, err := LoadServeConfig(getenv, *keys)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w\n(auditor --help lists every setting)", err)
 	}
 	return Serve(ctx, cfg, stdout, nil)
 }

@@ -1,8 +1,6 @@
 package decider
 
 import (
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/assent-dev/assent/libs/eventlog"
@@ -81,24 +79,23 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 
 		CheckpointInterval: env.Duration("ASSENT_CHECKPOINT_INTERVAL", 30*time.Second),
 	}
-	var serr error
+	env.Add(kerr, terr)
 	keyFile, keyID := env.String("ASSENT_CHECKPOINT_KEY_FILE", ""), env.String("ASSENT_CHECKPOINT_KEY_ID", "")
 	switch {
 	case keyFile != "" && keyID == "":
-		serr = errors.New("ASSENT_CHECKPOINT_KEY_ID is required with ASSENT_CHECKPOINT_KEY_FILE: name the key as the published public keys file does")
+		env.Problem("ASSENT_CHECKPOINT_KEY_ID is required with ASSENT_CHECKPOINT_KEY_FILE: name the key as the published public keys file does")
 	case keyFile == "" && keyID != "":
-		serr = errors.New("ASSENT_CHECKPOINT_KEY_ID is set but ASSENT_CHECKPOINT_KEY_FILE is not: give the private key file")
+		env.Problem("ASSENT_CHECKPOINT_KEY_ID is set but ASSENT_CHECKPOINT_KEY_FILE is not: give the private key file")
 	case keyFile != "":
-		cfg.Signer, serr = eventlog.LoadSigner(keyID, keyFile)
+		var err error
+		cfg.Signer, err = eventlog.LoadSigner(keyID, keyFile)
+		env.Add(err)
 	}
 	if cfg.CheckpointInterval <= 0 {
-		serr = errors.Join(serr, errors.New("ASSENT_CHECKPOINT_INTERVAL must be positive"))
+		env.Problem("ASSENT_CHECKPOINT_INTERVAL must be positive")
 	}
 	cfg.Instance = env.Instance("decider", cfg.HTTPAddr)
 	cfg.DataDir = env.String("ASSENT_DATA_DIR", ".run/"+cfg.Instance)
 	cfg.Kafka.ClientID = cfg.Instance
-	if err := errors.Join(kerr, terr, env.Err(), serr); err != nil {
-		return cfg, fmt.Errorf("configuration: %w", err)
-	}
-	return cfg, nil
+	return cfg, env.Err()
 }

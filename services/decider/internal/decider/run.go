@@ -37,7 +37,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	cfg, err := LoadConfig(getenv)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w\n(decider --help lists every setting)", err)
 	}
 	return Run(ctx, cfg, stdout)
 }

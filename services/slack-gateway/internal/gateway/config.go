@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/assent-dev/assent/libs/eventlog"
@@ -97,23 +95,15 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.Instance = env.Instance("slack-gateway", cfg.HTTPAddr)
 	cfg.DataDir = env.String("ASSENT_DATA_DIR", ".run/"+cfg.Instance)
 	cfg.Kafka.ClientID = cfg.Instance
-	var errs []string
-	for _, err := range []error{kerr, terr, env.Err()} {
-		if err != nil {
-			errs = append(errs, err.Error())
-		}
-	}
+	env.Add(kerr, terr)
 	scale := env.String("ASSENT_SLACK_RATE_SCALE", "1")
 	s, err := strconv.ParseFloat(scale, 64)
 	if err != nil || s <= 0 || s > 1000 {
-		errs = append(errs, fmt.Sprintf("ASSENT_SLACK_RATE_SCALE=%q: want a number in (0, 1000]", scale))
+		env.Problem("ASSENT_SLACK_RATE_SCALE=%q: want a number in (0, 1000]", scale)
 	}
 	cfg.RateScale = s
 	if cfg.AckTimeout <= 0 || cfg.AckTimeout > 3*time.Second {
-		errs = append(errs, "ASSENT_SLACK_ACK_TIMEOUT must be positive and at most 3s (Slack waits 3s)")
+		env.Problem("ASSENT_SLACK_ACK_TIMEOUT must be positive and at most 3s (Slack waits 3s)")
 	}
-	if len(errs) > 0 {
-		return cfg, fmt.Errorf("slack-gateway: configuration:\n  %s", strings.Join(errs, "\n  "))
-	}
-	return cfg, nil
+	return cfg, env.Err()
 }

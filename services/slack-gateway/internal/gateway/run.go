@@ -53,7 +53,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	cfg, err := Load(getenv)
 	if err != nil {
-		return fmt.Errorf("%w\n\n%s", err, Usage)
+		return fmt.Errorf("%w\n(slack-gateway --help lists every setting)", err)
 	}
 	return Run(ctx, cfg, stdout, nil)
 }
