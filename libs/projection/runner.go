@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -83,6 +84,7 @@ type Runner struct {
 	ends     []int64                    // per partition: the last stable offsets, read every lagPeriod
 	progress chan struct{}              // closed and replaced after every batch
 	watchers map[string][]chan struct{} // by subject, woken once
+	metrics  atomic.Pointer[metrics]    // set by RegisterMetrics
 }
 
 // Open opens (or creates) the store. Call Run to bring it up to date.
@@ -518,6 +520,9 @@ func (r *Runner) apply(fetches kgo.Fetches) error {
 		close(ch)
 	}
 	r.updateReady()
+	if m := r.metrics.Load(); m != nil {
+		m.observe(stats)
+	}
 	if r.cfg.Observe != nil {
 		r.cfg.Observe(stats)
 	}

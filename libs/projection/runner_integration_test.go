@@ -3,11 +3,13 @@ package projection_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -63,7 +65,10 @@ func TestIntegrationRunnerAppliesCommittedOnce(t *testing.T) {
 
 	pr.txn(true, subs[:5]...)
 	h := newRecorder(t)
-	rr := run(t, openRunner(t, t.TempDir(), spec.Events, parts, h, nil))
+	r := openRunner(t, t.TempDir(), spec.Events, parts, h, nil)
+	reg := prometheus.NewRegistry()
+	r.RegisterMetrics(reg, func() float64 { return 7 })
+	rr := run(t, r)
 	pr.txn(true, subs[5:]...)
 	pr.txn(false, subs...) // every partition gets an aborted run
 	pr.txn(true, subs[0], subs[4], subs[8])
@@ -89,6 +94,49 @@ func TestIntegrationRunnerAppliesCommittedOnce(t *testing.T) {
 	// Lag is measured against the last stable offsets, so the commit
 	// markers do not leave it at one per partition.
 	require.Eventually(t, func() bool { return rr.Lag() == 0 }, 3*projection.LagPeriod, 50*time.Millisecond, "lag %d", rr.Lag())
+
+	// The metrics every service exports for its projection say the same.
+	require.Equal(t, map[string]float64{
+		"assent_projection_records_total":     float64(len(pr.committed)),
+		"assent_projection_lag_records":       0,
+		"assent_consistency_violations_total": 7,
+	}, gather(t, reg, "assent_projection_records_total", "assent_projection_lag_records", "assent_consistency_violations_total"))
+	require.Positive(t, gatherHistogramCount(t, reg, "assent_projection_apply_seconds"), "every applied batch is timed")
+}
+
+// gather returns the value of each named counter or gauge in reg.
+func gather(t *testing.T, reg *prometheus.Registry, names ...string) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if !slices.Contains(names, mf.GetName()) {
+			continue
+		}
+		require.Len(t, mf.GetMetric(), 1, mf.GetName())
+		m := mf.GetMetric()[0]
+		if c := m.GetCounter(); c != nil {
+			out[mf.GetName()] = c.GetValue()
+		} else {
+			out[mf.GetName()] = m.GetGauge().GetValue()
+		}
+	}
+	return out
+}
+
+// gatherHistogramCount returns the sample count of the named histogram.
+func gatherHistogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatalf("%s is not registered", name)
+	return 0
 }
 
 // TestIntegrationRunnerReadyAfterBacklog: a runner started on a log that

@@ -20,9 +20,6 @@ type Metrics struct {
 	WriteWait     *prometheus.HistogramVec
 	Approval      prometheus.Histogram
 	Decisions     *prometheus.CounterVec
-	ApplySeconds  prometheus.Histogram
-	ApplyRecords  prometheus.Counter
-	InvalidEvents prometheus.CounterFunc
 	Ready         prometheus.GaugeFunc
 }
 
@@ -33,9 +30,9 @@ var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1
 // approvalBuckets suit people: seconds to hours.
 var approvalBuckets = []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400}
 
-// New registers the metrics. invalid reads the projection's count of
-// events it could not fold; ready reports whether it has caught up.
-func New(reg prometheus.Registerer, invalid func() float64, ready func() bool) *Metrics {
+// New registers the metrics. ready reports whether the projection has
+// caught up. The projection's own metrics are projection.RegisterMetrics'.
+func New(reg prometheus.Registerer, ready func() bool) *Metrics {
 	m := &Metrics{
 		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "assent_api_http_requests_total", Help: "HTTP requests answered, by route, method and status.",
@@ -58,15 +55,6 @@ func New(reg prometheus.Registerer, invalid func() float64, ready func() bool) *
 		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "assent_api_projected_decisions_total", Help: "Terminal decisions applied live by this replica's projection, by outcome.",
 		}, []string{"outcome"}),
-		ApplySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "assent_projection_apply_seconds", Help: "Time to apply one poll of events to the projection.", Buckets: latencyBuckets,
-		}),
-		ApplyRecords: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "assent_projection_records_total", Help: "Event records applied to the projection.",
-		}),
-		InvalidEvents: prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "assent_consistency_violations_total", Help: "Events the projection could not fold (should read zero).",
-		}, invalid),
 		Ready: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "assent_api_projection_ready", Help: "1 once the projection has caught up with the log it found at start.",
 		}, func() float64 {
@@ -77,17 +65,8 @@ func New(reg prometheus.Registerer, invalid func() float64, ready func() bool) *
 		}),
 	}
 	reg.MustRegister(m.HTTPRequests, m.HTTPSeconds, m.SendSeconds, m.SendErrors, m.WriteWait,
-		m.Approval, m.Decisions, m.ApplySeconds, m.ApplyRecords, m.InvalidEvents, m.Ready)
+		m.Approval, m.Decisions, m.Ready)
 	return m
-}
-
-// RegisterLag exports the projection's lag: committed event records not yet
-// applied, measured against the last stable offsets.
-func RegisterLag(reg prometheus.Registerer, lag func() int64) {
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "assent_projection_lag_records",
-		Help: "Committed event records not yet applied to this replica's projection (-1 before the first reading).",
-	}, func() float64 { return float64(lag()) }))
 }
 
 // ObserveSend records one command send.
@@ -101,12 +80,6 @@ func (m *Metrics) ObserveSend(d time.Duration, err error) {
 // ObserveWait records how long a write waited for its outcome.
 func (m *Metrics) ObserveWait(commandType, outcome string, d time.Duration) {
 	m.WriteWait.WithLabelValues(commandType, outcome).Observe(d.Seconds())
-}
-
-// ObserveBatch records one projection batch (projection.Config.Observe).
-func (m *Metrics) ObserveBatch(s projection.BatchStats) {
-	m.ApplySeconds.Observe(s.Duration.Seconds())
-	m.ApplyRecords.Add(float64(s.Records))
 }
 
 // OnEvent returns a requests.Store OnEvent hook that observes decisions.

@@ -61,7 +61,7 @@ func newHarness(t testing.TB, opts ...option) *harness {
 	tokens, err := auth.Load("../../testdata/tokens.yaml")
 	require.NoError(t, err)
 	reg := prometheus.NewRegistry()
-	m := metrics.New(reg, func() float64 { return float64(log.Store.Invalid.Load()) }, log.Ready)
+	m := metrics.New(reg, log.Ready)
 	log.Store.OnEvent = m.OnEvent(log.Ready)
 	cfg := app.Config{
 		Sender: log, Projection: log, Store: log.Store, WriteWait: 5 * time.Second, Now: log.Now,

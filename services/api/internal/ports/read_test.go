@@ -246,7 +246,6 @@ func TestMetrics(t *testing.T) {
 		`assent_approval_latency_seconds_count 1`,
 		`assent_api_write_wait_seconds_count{command="dev.assent.command.submit",outcome="accepted"} 1`,
 		`assent_api_command_send_seconds_count 2`,
-		`assent_consistency_violations_total 0`,
 		`assent_api_projection_ready 1`,
 	} {
 		require.Contains(t, body, want)

@@ -101,11 +101,9 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 
 	reg := service.NewRegistry()
 	store := &requests.Store{}
-	var m *metrics.Metrics
 	runner, err := projection.Open(projection.Config{
 		Dir: cfg.DataDir, Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions,
 		Kafka: cfg.Kafka, Handler: store, Logger: log,
-		Observe: func(s projection.BatchStats) { m.ObserveBatch(s) },
 	})
 	if err != nil {
 		return err
@@ -116,8 +114,8 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		}
 	}()
 	store.Attach(runner.DB())
-	m = metrics.New(reg, func() float64 { return float64(store.Invalid.Load()) }, runner.Ready)
-	metrics.RegisterLag(reg, runner.Lag)
+	runner.RegisterMetrics(reg, func() float64 { return float64(store.Invalid.Load()) })
+	m := metrics.New(reg, runner.Ready)
 	store.OnEvent = m.OnEvent(runner.Ready)
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -79,22 +79,14 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout io.Writer, ready func(*i
 	defer runner.Close() //nolint:errcheck // after Run returned
 	idx.Attach(runner.DB())
 	reg := service.NewRegistry()
-	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "assent_projection_lag_records",
-			Help: "Committed event records not yet applied to this replica's projection (-1 before the first reading).",
-		}, func() float64 { return float64(runner.Lag()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "assent_auditor_verify_failures_total",
-			Help: "Chain, checkpoint, sequence or terminal breaks the audit projection found since it started (should read zero).",
-		}, func() float64 { return float64(idx.Breaks.Load()) }),
-		// The same breaks, under the name every reader uses for invariant
-		// violations, so one "should read zero" panel covers them all.
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "assent_consistency_violations_total",
-			Help: "Invariant violations this replica found in the log: chain, checkpoint, sequence or terminal breaks (should read zero).",
-		}, func() float64 { return float64(idx.Breaks.Load()) }),
-	)
+	// The breaks count as consistency violations too, the name every
+	// reader uses, so one "should read zero" panel covers them all.
+	breaks := func() float64 { return float64(idx.Breaks.Load()) }
+	runner.RegisterMetrics(reg, breaks)
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "assent_auditor_verify_failures_total",
+		Help: "Chain, checkpoint, sequence or terminal breaks the audit projection found since it started (should read zero).",
+	}, breaks))
 	h := server.New(server.Config{Index: idx, Registry: reg, Ready: func() error {
 		if !runner.Ready() {
 			return errors.New("projection catching up")

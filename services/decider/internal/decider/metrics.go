@@ -15,15 +15,13 @@ type metrics struct {
 	commandToEvent  prometheus.Histogram
 	catchUp         prometheus.Histogram
 	txnSeconds      prometheus.Histogram
-	applySeconds    prometheus.Histogram
-	invalidEvents   prometheus.CounterFunc
 	checkpoints     prometheus.Counter
 	sessionRestarts prometheus.Counter
 }
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
-func newMetrics(reg prometheus.Registerer, invalid func() float64) *metrics {
+func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "assent_decider_commands_total", Help: "Commands decided, by type and outcome (accepted, refused, replayed).",
@@ -49,20 +47,14 @@ func newMetrics(reg prometheus.Registerer, invalid func() float64) *metrics {
 		catchUp: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "assent_decider_catch_up_seconds", Help: "Time to take over partitions: wait for open transactions and project to the end.", Buckets: latencyBuckets,
 		}),
-		applySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "assent_projection_apply_seconds", Help: "Time to apply one poll of events to the projection.", Buckets: latencyBuckets,
-		}),
 		sessionRestarts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "assent_decider_session_restarts_total", Help: "Transactional sessions replaced after a transaction could not end (a broker lost mid-commit, a pause past the transaction timeout).",
 		}),
 		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "assent_decider_checkpoints_total", Help: "Signed checkpoints produced (counted when produced; an aborted transaction drops them).",
 		}),
-		invalidEvents: prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "assent_consistency_violations_total", Help: "Events the projection could not fold (should read zero).",
-		}, invalid),
 	}
-	reg.MustRegister(m.commands, m.refusals, m.decisions, m.txns, m.skipped, m.commandToEvent, m.txnSeconds, m.catchUp, m.applySeconds, m.invalidEvents, m.checkpoints, m.sessionRestarts)
+	reg.MustRegister(m.commands, m.refusals, m.decisions, m.txns, m.skipped, m.commandToEvent, m.txnSeconds, m.catchUp, m.checkpoints, m.sessionRestarts)
 	return m
 }
 

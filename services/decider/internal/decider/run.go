@@ -73,25 +73,20 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	}
 	reg := service.NewRegistry()
 	store := &requests.Store{}
-	var m *metrics
 	runner, err := projection.Open(projection.Config{
 		Dir: cfg.DataDir, Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions,
 		Kafka: cfg.Kafka, Handler: store, Logger: log,
-		Observe: func(s projection.BatchStats) { m.applySeconds.Observe(s.Duration.Seconds()) },
 	})
 	if err != nil {
 		return err
 	}
 	defer runner.Close()
 	store.Attach(runner.DB())
-	m = newMetrics(reg, func() float64 { return float64(store.Invalid.Load()) })
+	runner.RegisterMetrics(reg, func() float64 { return float64(store.Invalid.Load()) })
+	m := newMetrics(reg)
 	var commandLag atomic.Int64
 	commandLag.Store(-1)
 	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "assent_projection_lag_records",
-			Help: "Committed event records not yet applied to this replica's projection (-1 before the first reading).",
-		}, func() float64 { return float64(runner.Lag()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "assent_decider_command_lag_records",
 			Help: "Commands not yet decided: the decider group's lag on the commands topic (-1 before the first reading).",

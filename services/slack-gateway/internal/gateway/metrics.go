@@ -19,7 +19,7 @@ type metrics struct {
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
-func newMetrics(reg prometheus.Registerer, lag func() int64, invalid func() float64, ready func() bool) *metrics {
+func newMetrics(reg prometheus.Registerer, ready func() bool) *metrics {
 	m := &metrics{
 		apiCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "assent_slack_api_requests_total", Help: "Slack Web API calls, by method and status (ok, rate_limited for a 429, error).",
@@ -41,13 +41,6 @@ func newMetrics(reg prometheus.Registerer, lag func() int64, invalid func() floa
 		}),
 	}
 	reg.MustRegister(m.apiCalls, m.apiSeconds, m.clicks, m.ack, m.cards, m.send,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "assent_projection_lag_records",
-			Help: "Committed event records not yet applied to this replica's projection (-1 before the first reading).",
-		}, func() float64 { return float64(lag()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "assent_consistency_violations_total", Help: "Events the projection could not fold (should read zero).",
-		}, invalid),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "assent_slack_projection_ready", Help: "1 once the projection has caught up with the log it found at start.",
 		}, func() float64 {

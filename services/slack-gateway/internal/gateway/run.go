@@ -121,7 +121,8 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, ln net.Listener) err
 		}
 	}()
 	store.Attach(runner.DB())
-	m := newMetrics(reg, runner.Lag, func() float64 { return float64(store.Invalid.Load()) }, runner.Ready)
+	runner.RegisterMetrics(reg, func() float64 { return float64(store.Invalid.Load()) })
+	m := newMetrics(reg, runner.Ready)
 
 	sl := slackapi.New(slackapi.Config{
 		Token: cfg.BotToken, APIURL: cfg.SlackAPIURL, RateScale: cfg.RateScale, UserTTL: cfg.UserTTL,
