@@ -148,3 +148,24 @@ func topicConfigs(t *testing.T, adm *kadm.Client, topic string) map[string]strin
 	}
 	return out
 }
+
+// TestIntegrationConnect: a service starts on topics that match its spec,
+// and refuses, naming the difference, topics that do not.
+func TestIntegrationConnect(t *testing.T) {
+	t.Parallel()
+	spec := kafkatest.NewTopics(t, 3)
+	cfg := eventlog.Config{Brokers: kafkatest.Brokers(t), ClientID: "connect-test"}
+	cl, err := eventlog.Connect(t.Context(), cfg, spec)
+	require.NoError(t, err)
+	require.NoError(t, cl.Ping(t.Context()))
+	cl.Close()
+
+	wrong := spec
+	wrong.Partitions = 6
+	cl, err = eventlog.Connect(t.Context(), cfg, wrong)
+	require.Nil(t, cl)
+	var me *eventlog.MismatchError
+	require.ErrorAs(t, err, &me)
+	require.Contains(t, me.Mismatches, eventlog.Mismatch{Topic: spec.Events, Setting: "partitions", Got: "3", Want: "6"})
+	require.ErrorContains(t, err, "topics: ")
+}

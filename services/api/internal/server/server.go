@@ -16,7 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
@@ -87,17 +86,11 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		return fmt.Errorf("api: data dir: %w", err)
 	}
 
-	cl, err := eventlog.NewClient(cfg.Kafka)
+	cl, err := eventlog.Connect(ctx, cfg.Kafka, cfg.Topics)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = eventlog.CheckTopics(checkCtx, kadm.NewClient(cl), cfg.Topics)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("api: topics: %w", err)
-	}
 
 	reg := service.NewRegistry()
 	store := &requests.Store{}

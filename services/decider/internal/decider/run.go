@@ -53,18 +53,12 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 
-	adminClient, err := eventlog.NewClient(cfg.Kafka)
+	adminClient, err := eventlog.Connect(ctx, cfg.Kafka, cfg.Topics)
 	if err != nil {
 		return err
 	}
 	defer adminClient.Close()
 	adm := kadm.NewClient(adminClient)
-	checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = eventlog.CheckTopics(checkCtx, adm, cfg.Topics)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("topics: %w", err)
-	}
 
 	if cfg.Signer == nil {
 		log.Warn("checkpoints disabled: set ASSENT_CHECKPOINT_KEY_FILE and ASSENT_CHECKPOINT_KEY_ID to sign the log (see infra/keys/README.md)")

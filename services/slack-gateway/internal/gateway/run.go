@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
@@ -94,17 +93,11 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, ln net.Listener) err
 	if err := os.MkdirAll(filepath.Dir(cfg.DataDir), 0o750); err != nil {
 		return fmt.Errorf("slack-gateway: data dir: %w", err)
 	}
-	cl, err := eventlog.NewClient(cfg.Kafka)
+	cl, err := eventlog.Connect(ctx, cfg.Kafka, cfg.Topics)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = eventlog.CheckTopics(checkCtx, kadm.NewClient(cl), cfg.Topics)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("slack-gateway: topics: %w", err)
-	}
 
 	reg := service.NewRegistry()
 	store := &requests.Store{}
