@@ -13,14 +13,14 @@ import (
 
 // Metrics are the api's collectors.
 type Metrics struct {
-	HTTPRequests  *prometheus.CounterVec
-	HTTPSeconds   *prometheus.HistogramVec
-	SendSeconds   prometheus.Histogram
-	SendErrors    prometheus.Counter
-	WriteWait     *prometheus.HistogramVec
-	Approval      prometheus.Histogram
-	Decisions     *prometheus.CounterVec
-	Ready         prometheus.GaugeFunc
+	HTTPRequests *prometheus.CounterVec
+	HTTPSeconds  *prometheus.HistogramVec
+	SendSeconds  prometheus.Histogram
+	SendErrors   prometheus.Counter
+	WriteWait    *prometheus.HistogramVec
+	Approval     prometheus.Histogram
+	Decisions    *prometheus.CounterVec
+	Ready        prometheus.GaugeFunc
 }
 
 // latencyBuckets suit answers that take milliseconds and waits that take
