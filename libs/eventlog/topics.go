@@ -330,7 +330,9 @@ func compareAll(spec TopicSpec, states map[string]topicState) []Mismatch {
 }
 
 // existAtController returns which of names the controller says exist,
-// asking with a validate-only create, which changes nothing.
+// asking with a validate-only create, which changes nothing. Any other
+// refusal (a replication factor the cluster cannot meet, say) is left for
+// the real create to report, with the broker's message.
 func existAtController(ctx context.Context, adm *kadm.Client, spec TopicSpec, configs map[string]map[string]string, names []string) ([]string, error) {
 	var existing []string
 	for _, name := range names {
@@ -349,8 +351,8 @@ func existAtController(ctx context.Context, adm *kadm.Client, spec TopicSpec, co
 		switch {
 		case errors.Is(err, kerr.TopicAlreadyExists):
 			existing = append(existing, name)
-		case err != nil:
-			return nil, fmt.Errorf("eventlog: check whether topic %s exists: %w", name, err)
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("eventlog: check whether topic %s exists: %w", name, ctx.Err())
 		}
 	}
 	return existing, nil

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/eventlog/kafkatest"
@@ -168,4 +169,25 @@ func TestIntegrationConnect(t *testing.T) {
 	require.ErrorAs(t, err, &me)
 	require.Contains(t, me.Mismatches, eventlog.Mismatch{Topic: spec.Events, Setting: "partitions", Got: "3", Want: "6"})
 	require.ErrorContains(t, err, "topics: ")
+}
+
+// TestIntegrationProvisionReportsWhatTheClusterRefuses: a spec the cluster
+// cannot meet is refused with the broker's reason, and nothing is created.
+func TestIntegrationProvisionReportsWhatTheClusterRefuses(t *testing.T) {
+	t.Parallel()
+	spec := kafkatest.TopicSpec(t, 3)
+	spec.ReplicationFactor = 4 // three brokers
+	adm := kafkatest.NewAdmin(t)
+	_, err := eventlog.Provision(t.Context(), adm, spec)
+	require.ErrorIs(t, err, kerr.InvalidReplicationFactor)
+	require.ErrorContains(t, err, "create topic "+spec.Commands)
+
+	spec.ReplicationFactor = 3
+	err = eventlog.CheckTopics(t.Context(), adm, spec)
+	var me *eventlog.MismatchError
+	require.ErrorAs(t, err, &me)
+	require.Equal(t, []eventlog.Mismatch{
+		{Topic: spec.Commands, Setting: "exists", Got: "no", Want: "yes"},
+		{Topic: spec.Events, Setting: "exists", Got: "no", Want: "yes"},
+	}, me.Mismatches)
 }
