@@ -336,11 +336,7 @@ func compareAll(spec TopicSpec, states map[string]topicState) []Mismatch {
 func existAtController(ctx context.Context, adm *kadm.Client, spec TopicSpec, configs map[string]map[string]string, names []string) ([]string, error) {
 	var existing []string
 	for _, name := range names {
-		ptrs := make(map[string]*string, len(configs[name]))
-		for k, v := range configs[name] {
-			ptrs[k] = kadm.StringPtr(v)
-		}
-		resps, err := adm.ValidateCreateTopics(ctx, spec.Partitions, spec.ReplicationFactor, ptrs, name)
+		resps, err := adm.ValidateCreateTopics(ctx, spec.Partitions, spec.ReplicationFactor, configPtrs(configs[name]), name)
 		if err == nil {
 			var resp kadm.CreateTopicResponse
 			resp, err = resps.On(name, nil)
@@ -401,11 +397,7 @@ func pause(ctx context.Context, d time.Duration) error {
 // createTopic creates one topic. It returns false, nil if the topic was
 // created by someone else in the meantime.
 func createTopic(ctx context.Context, adm *kadm.Client, spec TopicSpec, name string, configs map[string]string) (bool, error) {
-	ptrs := make(map[string]*string, len(configs))
-	for k, v := range configs {
-		ptrs[k] = kadm.StringPtr(v)
-	}
-	resp, err := adm.CreateTopic(ctx, spec.Partitions, spec.ReplicationFactor, ptrs, name)
+	resp, err := adm.CreateTopic(ctx, spec.Partitions, spec.ReplicationFactor, configPtrs(configs), name)
 	switch {
 	case errors.Is(err, kerr.TopicAlreadyExists):
 		return false, nil
@@ -417,6 +409,15 @@ func createTopic(ctx context.Context, adm *kadm.Client, spec TopicSpec, name str
 		return false, fmt.Errorf("eventlog: create topic %s: %w%s", name, err, msg)
 	}
 	return true, nil
+}
+
+// configPtrs is configs the way kadm's create requests take them.
+func configPtrs(configs map[string]string) map[string]*string {
+	ptrs := make(map[string]*string, len(configs))
+	for k, v := range configs {
+		ptrs[k] = kadm.StringPtr(v)
+	}
+	return ptrs
 }
 
 // compare returns how the existing topics in states differ from spec.
