@@ -23,8 +23,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/assent-dev/assent/libs/eventlog/kafkatest"
-	"github.com/assent-dev/assent/libs/systest"
+	"github.com/assent-dev/assent/test/kafkatest"
+	"github.com/assent-dev/assent/test/systest"
 )
 
 // TestIntegrationDecisionsStalledAlert runs two deciders, two api
@@ -52,21 +52,9 @@ func TestIntegrationDecisionsStalledAlert(t *testing.T) {
 		require.Positive(t, scale, "ASSENT_ALERT_TIME_SCALE")
 	}
 	topics := kafkatest.NewTopics(t, 6)
-	bin := systest.Build(t, "api", "decider")
+	bin := systest.Build(t, "api", "decider", "kafka-health")
 	root := repoRoot()
-	dir := t.TempDir()
-
-	// The exporter: assent-kafka exporter behind a wrapper that gives it
-	// the port the harness chose.
-	kafkaBin := filepath.Join(dir, "assent-kafka")
-	build := exec.Command("go", "build", "-o", kafkaBin, "./cmd/assent-kafka")
-	build.Dir = filepath.Join(root, "libs", "eventlog")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "build assent-kafka: %s", out)
 	group := "assent-decider-" + topics.Commands
-	wrapper := filepath.Join(dir, "exporter.sh")
-	require.NoError(t, os.WriteFile(wrapper, fmt.Appendf(nil, "#!/bin/sh\nexec %s exporter --listen \"$ASSENT_HTTP_ADDR\" --period 1s --topics %s,%s --groups %s\n",
-		kafkaBin, topics.Commands, topics.Events, group), 0o755))
 
 	common := []string{
 		"ASSENT_KAFKA_BROKERS=" + strings.Join(brokers, ","),
@@ -80,7 +68,8 @@ func TestIntegrationDecisionsStalledAlert(t *testing.T) {
 		"ASSENT_WRITE_WAIT=1s")
 	dec := []*systest.Proc{systest.NewProc(t, bin+"/decider", "decider-1", decEnv...), systest.NewProc(t, bin+"/decider", "decider-2", decEnv...)}
 	api := []*systest.Proc{systest.NewProc(t, bin+"/api", "api-1", apiEnv...), systest.NewProc(t, bin+"/api", "api-2", apiEnv...)}
-	exporter := systest.NewProc(t, wrapper, "kafka-exporter", common...)
+	exporter := systest.NewProc(t, bin+"/kafka-health", "kafka-exporter", append(slices.Clone(common), "ASSENT_HEALTH_PERIOD=1s",
+		"ASSENT_HEALTH_TOPICS="+topics.Commands+","+topics.Events, "ASSENT_HEALTH_GROUPS="+group)...)
 	all := append(append(slices.Clone(dec), api...), exporter)
 	for _, p := range all {
 		p.Start()
@@ -91,7 +80,7 @@ func TestIntegrationDecisionsStalledAlert(t *testing.T) {
 		require.NoError(t, p.WaitReady(ready))
 	}
 
-	prom := startPrometheus(t, tl.prometheus, dir, scale, map[string][]*systest.Proc{
+	prom := startPrometheus(t, tl.prometheus, t.TempDir(), scale, map[string][]*systest.Proc{
 		"decider": dec, "api": api, "kafka-health": {exporter},
 	})
 

@@ -35,7 +35,7 @@ var obtain = sync.OnceValues(func() (tools, string) {
 })
 
 // needTools returns prometheus and promtool, installing Prometheus from
-// Debian and building promtool from the Go module proxy on first use
+// Debian (the package ships promtool too) on first use
 // (scripts/monitoring tools). It fails the test when they cannot be had:
 // these checks never skip.
 func needTools(t *testing.T) tools {

@@ -7,7 +7,7 @@ package approval
 //
 // Its twin in dedupe_broken.go, built only with the assent_broken_dedupe
 // tag, forgets every command id: the deliberately broken build with which
-// the fault-injection suite (libs/chaos) shows that its checker catches a
+// the fault-injection suite (test/chaos) shows that its checker catches a
 // decider without dedupe.
 func replayed(s State, c Command) (Outcome, bool) {
 	o, seen := s.Outcomes[c.ID]

@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/eventlog"
-	"github.com/assent-dev/assent/libs/eventlog/kafkatest"
+	"github.com/assent-dev/assent/test/kafkatest"
 )
 
 // TestIntegrationReadCommittedRoundTrip writes a hash-chained run of events

@@ -10,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/assent-dev/assent/libs/eventlog"
-	"github.com/assent-dev/assent/libs/eventlog/kafkatest"
+	"github.com/assent-dev/assent/test/kafkatest"
 )
 
 func TestIntegrationProvisionIsIdempotent(t *testing.T) {

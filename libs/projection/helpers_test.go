@@ -17,8 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/eventlog"
-	"github.com/assent-dev/assent/libs/eventlog/kafkatest"
 	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/test/kafkatest"
 )
 
 // waitLimit bounds every wait for the runner; a healthy cluster needs a

@@ -18,8 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/eventlog"
-	"github.com/assent-dev/assent/libs/eventlog/kafkatest"
 	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/test/kafkatest"
 )
 
 // checkApplied requires that the handler was given exactly the committed

@@ -4,7 +4,7 @@
 //
 // It speaks HTTP API v1 (schemas/openapi.yaml) and depends only on the
 // standard library. Services that prefer to produce commands straight to
-// Kafka use the subpackage github.com/assent-dev/assent/libs/sdk/kafka,
+// Kafka use the subpackage github.com/assent-dev/assent/libs/assentkafka,
 // which returns the same Decision and *Problem types.
 //
 // # Asking for approval

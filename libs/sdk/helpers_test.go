@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-
 	assent "github.com/assent-dev/assent/libs/sdk"
 )
 

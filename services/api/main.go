@@ -10,7 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/assent-dev/assent/services/api/internal/server"
+	"github.com/assent-dev/assent/services/api/internal/service"
 )
 
 func main() {
@@ -23,5 +23,5 @@ func main() {
 func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return server.Main(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout)
+	return service.Main(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout)
 }

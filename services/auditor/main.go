@@ -10,15 +10,15 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/assent-dev/assent/services/auditor/internal/cli"
+	"github.com/assent-dev/assent/services/auditor/internal/service"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := cli.Main(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := service.Main(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "auditor:", err)
-		if errors.Is(err, cli.ErrTampered) {
+		if errors.Is(err, service.ErrTampered) {
 			os.Exit(2)
 		}
 		os.Exit(1)

@@ -11,13 +11,13 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/assent-dev/assent/services/decider/internal/decider"
+	"github.com/assent-dev/assent/services/decider/internal/service"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := decider.Main(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+	if err := service.Main(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "decider:", err)
 		os.Exit(1)
 	}

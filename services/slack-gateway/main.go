@@ -10,13 +10,13 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/assent-dev/assent/services/slack-gateway/internal/gateway"
+	"github.com/assent-dev/assent/services/slack-gateway/internal/service"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := gateway.Main(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+	if err := service.Main(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "slack-gateway:", err)
 		os.Exit(1)
 	}

@@ -12,9 +12,9 @@ import (
 
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/eventlog"
-	"github.com/assent-dev/assent/libs/eventlog/kafkatest"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/test/kafkatest"
 )
 
 const waitLimit = 60 * time.Second

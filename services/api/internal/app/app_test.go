@@ -9,7 +9,7 @@ import (
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/services/api/internal/app"
 	"github.com/assent-dev/assent/services/api/internal/auth"
-	"github.com/assent-dev/assent/services/api/internal/fake"
+	"github.com/assent-dev/assent/test/apifake"
 )
 
 var bot = auth.Principal{ID: "service:deploy-bot", Kind: "service"}
@@ -26,7 +26,7 @@ func submitInput(rid string) app.SubmitInput {
 // answers with what it has.
 func TestShutdownEndsWaits(t *testing.T) {
 	t.Parallel()
-	log := fake.New(t)
+	log := apifake.New(t)
 	done := make(chan struct{})
 	a := app.New(app.Config{Sender: log, Projection: log, Store: log.Store, WriteWait: time.Hour, Done: done})
 	_, err := a.Submit(t.Context(), bot, submitInput("r-1"))
@@ -50,7 +50,7 @@ func TestShutdownEndsWaits(t *testing.T) {
 // writer's first read; the watch registered before that read wakes it.
 func TestDecisionBetweenReadAndWaitIsSeen(t *testing.T) {
 	t.Parallel()
-	log := fake.New(t)
+	log := apifake.New(t)
 	log.Delay = 20 * time.Millisecond
 	a := app.New(app.Config{Sender: log, Projection: log, Store: log.Store, WriteWait: time.Minute})
 	for i := range 20 {

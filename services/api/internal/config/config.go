@@ -6,8 +6,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/eventlog"
-	"github.com/assent-dev/assent/libs/service"
 )
 
 // Config is the api service's configuration.
@@ -64,7 +64,7 @@ Environment:
 
 // Load reads the configuration and reports every problem at once.
 func Load(getenv func(string) string) (Config, error) {
-	env := service.NewEnv(getenv)
+	env := daemon.NewEnv(getenv)
 	kafka, kerr := eventlog.ConfigFromEnv(getenv)
 	topics, terr := eventlog.TopicSpecFromEnv(getenv)
 	cfg := Config{

@@ -24,9 +24,9 @@ import (
 	"github.com/assent-dev/assent/schemas"
 	"github.com/assent-dev/assent/services/api/internal/app"
 	"github.com/assent-dev/assent/services/api/internal/auth"
-	"github.com/assent-dev/assent/services/api/internal/fake"
 	"github.com/assent-dev/assent/services/api/internal/metrics"
 	"github.com/assent-dev/assent/services/api/internal/ports"
+	"github.com/assent-dev/assent/test/apifake"
 )
 
 // The demo tokens of testdata/tokens.yaml.
@@ -43,7 +43,7 @@ const (
 
 type harness struct {
 	t   testing.TB
-	log *fake.Log
+	log *apifake.Log
 	h   http.Handler
 }
 
@@ -57,7 +57,7 @@ func withStore(wrap func(app.Store) app.Store) option {
 
 func newHarness(t testing.TB, opts ...option) *harness {
 	t.Helper()
-	log := fake.New(t)
+	log := apifake.New(t)
 	tokens, err := auth.Load("../../testdata/tokens.yaml")
 	require.NoError(t, err)
 	reg := prometheus.NewRegistry()

@@ -12,9 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/eventlog"
-	"github.com/assent-dev/assent/libs/eventlog/kafkatest"
-	"github.com/assent-dev/assent/services/auditor/internal/gen"
+	"github.com/assent-dev/assent/test/loggen"
 	"github.com/assent-dev/assent/services/auditor/internal/verify"
+	"github.com/assent-dev/assent/test/kafkatest"
 )
 
 const parts = 3
@@ -36,7 +36,7 @@ func newFixture(t *testing.T) fixture {
 	require.NoError(t, err)
 	signer, err := eventlog.NewSigner("test-key", key)
 	require.NoError(t, err)
-	log, err := gen.Build(gen.Options{Topic: signedTopic, Partitions: parts, Requests: 90, Signer: signer,
+	log, err := loggen.Build(loggen.Options{Topic: signedTopic, Partitions: parts, Requests: 90, Signer: signer,
 		CheckpointEvery: 10, Start: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), Step: time.Second})
 	require.NoError(t, err)
 	return fixture{
@@ -63,7 +63,7 @@ func (f fixture) copyLog() [][]*kgo.Record {
 func (f fixture) write(t *testing.T, log [][]*kgo.Record) string {
 	t.Helper()
 	topic := kafkatest.NewTopics(t, parts).Events
-	require.NoError(t, gen.Write(t.Context(), f.kafka, topic, log))
+	require.NoError(t, loggen.Write(t.Context(), f.kafka, topic, log))
 	return topic
 }
 
@@ -237,14 +237,14 @@ func TestIntegrationVerifyIncremental(t *testing.T) {
 	for p, recs := range f.log {
 		first[p], rest[p] = recs[:len(recs)/2], recs[len(recs)/2:]
 	}
-	require.NoError(t, gen.Write(t.Context(), f.kafka, topic, first))
+	require.NoError(t, loggen.Write(t.Context(), f.kafka, topic, first))
 	res := f.verify(t, topic, nil)
 	require.True(t, res.OK(), "%v", res.Breaks)
 	firstN := res.Records
 	statePath := filepath.Join(t.TempDir(), "state.json")
 	require.NoError(t, res.State.Save(statePath))
 
-	require.NoError(t, gen.Write(t.Context(), f.kafka, topic, rest))
+	require.NoError(t, loggen.Write(t.Context(), f.kafka, topic, rest))
 	saved, err := verify.LoadState(statePath)
 	require.NoError(t, err)
 	res = f.verify(t, topic, saved)

@@ -29,16 +29,16 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/slackport"
 )
 
-// The action ids of the card's buttons and the reject modal's callback id.
+// The ids that Slack echoes back to the gateway are slackport's.
 const (
-	ActionApprove  = "assent.approve"
-	ActionReject   = "assent.reject"
-	CallbackReject = "assent.reject"
-	// ReasonBlock and ReasonAction name the modal's reason input.
-	ReasonBlock  = "reason"
-	ReasonAction = "reason"
+	ActionApprove  = slackport.ActionApprove
+	ActionReject   = slackport.ActionReject
+	CallbackReject = slackport.CallbackReject
+	ReasonBlock    = slackport.ReasonBlock
+	ReasonAction   = slackport.ReasonAction
 	// MetadataType is the message metadata event type of every message.
 	MetadataType = "assent_request"
 )
@@ -283,13 +283,8 @@ func OutcomeDM(st approval.State) Message {
 	}
 }
 
-// RejectMetadata travels in the reject modal's private_metadata: the
-// view_submission may reach another gateway replica, which knows nothing
-// else about the click.
-type RejectMetadata struct {
-	RequestID string `json:"request_id"`
-	Channel   string `json:"channel"`
-}
+// RejectMetadata travels in the reject modal's private_metadata.
+type RejectMetadata = slackport.RejectMetadata
 
 // RejectModal asks for the reason of a rejection.
 func RejectModal(st approval.State, md RejectMetadata) slack.ModalViewRequest {

@@ -1,9 +1,8 @@
 package card
 
 import (
-	"strings"
-
 	"fmt"
+	"strings"
 
 	"github.com/assent-dev/assent/libs/approval"
 )

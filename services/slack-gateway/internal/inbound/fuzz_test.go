@@ -8,8 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/assent-dev/assent/libs/slackport"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/card"
-	"github.com/assent-dev/assent/services/slack-gateway/internal/inbound"
 )
 
 // FuzzInteractivity sends random bodies, signed or not, to the handler. It
@@ -17,14 +17,14 @@ import (
 // command for a request without a valid signature.
 func FuzzInteractivity(f *testing.F) {
 	f.Add(approveClick("U0ALICE").Body(), true, int64(0), "")
-	f.Add(inbound.Submission{Team: "T1", User: "U0ALICE", Metadata: card.RejectMetadata{RequestID: "r"}, Reason: "no"}.Body(), true, int64(0), "")
+	f.Add(slackport.Submission{Team: "T1", User: "U0ALICE", Metadata: card.RejectMetadata{RequestID: "r"}, Reason: "no"}.Body(), true, int64(0), "")
 	f.Add([]byte("payload=%7B%22type%22%3A%22block_actions%22%7D"), false, int64(-400), "v0=00")
 	f.Add([]byte("payload=null"), true, int64(301), "")
 	f.Fuzz(func(t *testing.T, body []byte, sign bool, skew int64, sig string) {
 		r := newRig(t)
 		h := http.Header{"X-Slack-Request-Timestamp": {strconv.FormatInt(now.Unix(), 10)}, "X-Slack-Signature": {sig}}
 		if sign {
-			h = inbound.Sign(secret, now.Add(time.Duration(skew)*time.Second), body)
+			h = slackport.Sign(secret, now.Add(time.Duration(skew)*time.Second), body)
 		}
 		rec := r.post(body, h)
 		signed := sign && skew >= -300 && skew <= 300

@@ -44,13 +44,14 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/card"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/slackapi"
 )
 
 // Source is the CloudEvents source of the gateway's commands.
-const Source = "assent/slack-gateway"
+const Source = command.SourceSlackGateway
 
 // Sender makes a command durable: nil only once Kafka acknowledged it.
 type Sender interface {
@@ -258,7 +259,7 @@ func (h *Handler) vote(ctx context.Context, c echo.Context, cb *slack.Interactio
 
 // CommandID names the vote of one Slack user on one request.
 func CommandID(rid, team, user string, d approval.VoteDecision) string {
-	return eventlog.DerivedID(Source, "vote", rid, team, user, string(d))
+	return command.SlackVoteID(rid, team, user, d)
 }
 
 func validID(s string) bool {

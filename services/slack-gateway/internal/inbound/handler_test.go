@@ -16,6 +16,7 @@ import (
 
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/slackport"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/card"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/inbound"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/slackapi"
@@ -123,17 +124,17 @@ func (r *rig) post(body []byte, h http.Header) *httptest.ResponseRecorder {
 	return rec
 }
 
-func approveClick(user string) inbound.Click {
-	return inbound.Click{Team: "T1", User: user, Channel: "C0DEPLOYS", TriggerID: "t1", ActionID: card.ActionApprove, RequestID: "req-1"}
+func approveClick(user string) slackport.Click {
+	return slackport.Click{Team: "T1", User: user, Channel: "C0DEPLOYS", TriggerID: "t1", ActionID: card.ActionApprove, RequestID: "req-1"}
 }
 
 func TestApproveClickProducesOneVoteAndReplies(t *testing.T) {
 	r := newRig(t)
 	body := approveClick("U0ALICE").Body()
-	rec := r.post(body, inbound.Sign(secret, now, body))
+	rec := r.post(body, slackport.Sign(secret, now, body))
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	// A double click is a second signed request with the same content.
-	rec = r.post(body, inbound.Sign(secret, now.Add(time.Second), body))
+	rec = r.post(body, slackport.Sign(secret, now.Add(time.Second), body))
 	require.Equal(t, http.StatusOK, rec.Code)
 
 	cmds := r.sent.commands(t)
@@ -151,10 +152,10 @@ func TestApproveClickProducesOneVoteAndReplies(t *testing.T) {
 func TestUnverifiedRequestsAreRefusedAndProduceNothing(t *testing.T) {
 	r := newRig(t)
 	body := approveClick("U0ALICE").Body()
-	good := inbound.Sign(secret, now, body)
-	forged := inbound.Sign("not-the-secret", now, body)
-	stale := inbound.Sign(secret, now.Add(-6*time.Minute), body)
-	future := inbound.Sign(secret, now.Add(6*time.Minute), body)
+	good := slackport.Sign(secret, now, body)
+	forged := slackport.Sign("not-the-secret", now, body)
+	stale := slackport.Sign(secret, now.Add(-6*time.Minute), body)
+	future := slackport.Sign(secret, now.Add(6*time.Minute), body)
 	tampered := []byte(strings.Replace(string(body), "req-1", "req-2", 1))
 	for name, tc := range map[string]struct {
 		body []byte
@@ -186,7 +187,7 @@ func TestKafkaDownAnswers503AndNeverOK(t *testing.T) {
 	r := newRig(t)
 	r.sent.err = errors.New("kafka: no brokers")
 	body := approveClick("U0ALICE").Body()
-	rec := r.post(body, inbound.Sign(secret, now, body))
+	rec := r.post(body, slackport.Sign(secret, now, body))
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	require.Empty(t, r.sent.commands(t))
 }
@@ -194,7 +195,7 @@ func TestKafkaDownAnswers503AndNeverOK(t *testing.T) {
 func TestUserWithoutEmailGetsAnExplanationNotAVote(t *testing.T) {
 	r := newRig(t)
 	body := approveClick("U0NOBODY").Body()
-	rec := r.post(body, inbound.Sign(secret, now, body))
+	rec := r.post(body, slackport.Sign(secret, now, body))
 	require.Equal(t, http.StatusOK, rec.Code)
 	require.Empty(t, r.sent.commands(t))
 	r.h.Close()
@@ -207,22 +208,22 @@ func TestRejectOpensAModalAndItsSubmissionVotes(t *testing.T) {
 	click := approveClick("U0ALICE")
 	click.ActionID = card.ActionReject
 	body := click.Body()
-	require.Equal(t, http.StatusOK, r.post(body, inbound.Sign(secret, now, body)).Code)
+	require.Equal(t, http.StatusOK, r.post(body, slackport.Sign(secret, now, body)).Code)
 	require.Empty(t, r.sent.commands(t), "a reject click only asks for the reason")
 	require.Len(t, r.slack.views, 1)
 	require.Equal(t, card.CallbackReject, r.slack.views[0].CallbackID)
 
 	// An empty reason keeps the modal open with an error.
-	sub := inbound.Submission{Team: "T1", User: "U0ALICE", Metadata: card.RejectMetadata{RequestID: "req-1", Channel: "C0DEPLOYS"}, Reason: "  "}
+	sub := slackport.Submission{Team: "T1", User: "U0ALICE", Metadata: card.RejectMetadata{RequestID: "req-1", Channel: "C0DEPLOYS"}, Reason: "  "}
 	body = sub.Body()
-	rec := r.post(body, inbound.Sign(secret, now, body))
+	rec := r.post(body, slackport.Sign(secret, now, body))
 	require.Equal(t, http.StatusOK, rec.Code)
 	require.Contains(t, rec.Body.String(), `"response_action":"errors"`)
 	require.Empty(t, r.sent.commands(t))
 
 	sub.Reason = "the change freeze starts today"
 	body = sub.Body()
-	rec = r.post(body, inbound.Sign(secret, now, body))
+	rec = r.post(body, slackport.Sign(secret, now, body))
 	require.Equal(t, http.StatusOK, rec.Code)
 	require.Empty(t, rec.Body.String(), "an empty 200 closes the modal")
 	cmds := r.sent.commands(t)
@@ -237,12 +238,12 @@ func TestMalformedAndOversizedBodies(t *testing.T) {
 		"not a form":       []byte("%zz"),
 		"no payload":       []byte("a=b"),
 		"payload not json": []byte("payload=%7Bnope"),
-		"no request id":    inbound.Click{Team: "T1", User: "U0ALICE", ActionID: card.ActionApprove}.Body(),
+		"no request id":    slackport.Click{Team: "T1", User: "U0ALICE", ActionID: card.ActionApprove}.Body(),
 	} {
-		rec := r.post(body, inbound.Sign(secret, now, body))
+		rec := r.post(body, slackport.Sign(secret, now, body))
 		require.Equal(t, http.StatusBadRequest, rec.Code, name)
 	}
 	big := []byte("payload=" + strings.Repeat("x", 65<<10))
-	require.Equal(t, http.StatusRequestEntityTooLarge, r.post(big, inbound.Sign(secret, now, big)).Code)
+	require.Equal(t, http.StatusRequestEntityTooLarge, r.post(big, slackport.Sign(secret, now, big)).Code)
 	require.Empty(t, r.sent.commands(t))
 }

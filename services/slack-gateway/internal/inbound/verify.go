@@ -107,17 +107,3 @@ func (v *Verifier) remember(sig string, until, now time.Time) error {
 	v.seen[sig] = until
 	return nil
 }
-
-// Sign returns the headers Slack would send with body at time t: tests and
-// the curl recipe in the README use it.
-func Sign(secret string, t time.Time, body []byte) http.Header {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte("v0:" + ts + ":"))
-	mac.Write(body)
-	h := http.Header{}
-	h.Set("X-Slack-Request-Timestamp", ts)
-	h.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
-	h.Set("Content-Type", "application/x-www-form-urlencoded")
-	return h
-}

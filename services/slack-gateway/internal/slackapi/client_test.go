@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assent-dev/assent/services/slack-gateway/internal/slackapi"
-	"github.com/assent-dev/assent/services/slack-gateway/internal/slackfake"
+	"github.com/assent-dev/assent/test/slackfake"
 )
 
 var users = []slackfake.User{{ID: "U0ALICE", Name: "alice", Email: "Alice@Example.com"}, {ID: "U0BOT", Name: "bot"}}

@@ -1,0 +1,162 @@
+// Package service wires the api service together: configuration, the
+// tokens file, the Kafka client, the topic check, the request projection,
+// the application and the HTTP edge, run as one errgroup until the
+// context ends.
+package service
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/assent-dev/assent/libs/daemon"
+	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/services/api/internal/app"
+	"github.com/assent-dev/assent/services/api/internal/auth"
+	"github.com/assent-dev/assent/services/api/internal/config"
+	"github.com/assent-dev/assent/services/api/internal/metrics"
+	"github.com/assent-dev/assent/services/api/internal/ports"
+)
+
+// shutdownGrace is how long in-flight HTTP requests get to finish. Waits
+// end at once on shutdown (writes answer 202, long polls what they have),
+// so this only covers requests that are producing or reading.
+const shutdownGrace = 10 * time.Second
+
+// Main runs the command line: the service, --help, or hash-token.
+func Main(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "--help", "help":
+			_, err := io.WriteString(stdout, config.Usage)
+			return err
+		case "hash-token":
+			return hashToken(args[1:], stdin, stdout)
+		default:
+			return fmt.Errorf("unknown argument %q\n\n%s", args[0], config.Usage)
+		}
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("%w\n(api --help lists every setting)", err)
+	}
+	return Run(ctx, cfg, stdout)
+}
+
+// hashToken prints the tokens-file line for a token.
+func hashToken(args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) != 1 {
+		return errors.New("usage: api hash-token <token | ->")
+	}
+	token := args[0]
+	if token == "-" {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("hash-token: read standard input: %w", err)
+		}
+		token = strings.TrimRight(line, "\r\n")
+	}
+	if token == "" {
+		return errors.New("hash-token: the token is empty")
+	}
+	_, err := fmt.Fprintf(stdout, "sha256: %s\n", auth.Hash(token))
+	return err
+}
+
+// Run runs the api service with cfg until ctx ends.
+func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
+	log := daemon.NewLogger(stdout, cfg.LogLevel, "api", cfg.Instance)
+	tokens, err := auth.Load(cfg.TokensFile)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.DataDir), 0o750); err != nil {
+		return fmt.Errorf("api: data dir: %w", err)
+	}
+
+	cl, err := eventlog.Connect(ctx, cfg.Kafka, cfg.Topics)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+
+	reg := daemon.NewRegistry()
+	store := &requests.Store{}
+	runner, err := projection.Open(projection.Config{
+		Dir: cfg.DataDir, Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions,
+		Kafka: cfg.Kafka, Handler: store, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := runner.Close(); err != nil {
+			log.Error("closing the projection", "err", err)
+		}
+	}()
+	store.Attach(runner.DB())
+	runner.RegisterMetrics(reg, func() float64 { return float64(store.Invalid.Load()) })
+	m := metrics.New(reg, runner.Ready)
+	store.OnEvent = m.OnEvent(runner.Ready)
+
+	g, gctx := errgroup.WithContext(ctx)
+	a := app.New(app.Config{
+		Sender:      sender{cl: cl, topic: cfg.Topics.Commands},
+		Projection:  runner,
+		Store:       store,
+		WriteWait:   cfg.WriteWait,
+		Done:        gctx.Done(),
+		ObserveSend: m.ObserveSend,
+		ObserveWait: m.ObserveWait,
+	})
+	h := ports.New(ports.Config{
+		App: a, Tokens: tokens, Metrics: m, Registry: reg, Logger: log, MaxBody: cfg.MaxBody,
+		Ready: func(ctx context.Context) error {
+			if !runner.Ready() {
+				return errors.New("the projection is catching up with the event log")
+			}
+			if err := cl.Ping(ctx); err != nil {
+				return fmt.Errorf("kafka is unreachable: %w", err)
+			}
+			return nil
+		},
+	})
+
+	ln := cfg.Listener
+	if ln == nil {
+		ln, err = net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("api: listen on %s: %w (set ASSENT_HTTP_ADDR)", cfg.HTTPAddr, err)
+		}
+	}
+	log.Info("starting", "addr", ln.Addr().String(), "commands", cfg.Topics.Commands, "events", cfg.Topics.Events,
+		"partitions", cfg.Topics.Partitions, "tokens", tokens.Len(), "data_dir", cfg.DataDir)
+	g.Go(func() error { return daemon.ServeListener(gctx, ln, h, shutdownGrace) })
+	g.Go(func() error { return runner.Run(gctx) })
+	err = g.Wait()
+	log.Info("stopped", "err", err)
+	return err
+}
+
+// sender produces commands with the eventlog client's guarantees: acks=all,
+// idempotent, the murmur2 partitioner keyed by request id.
+type sender struct {
+	cl    *kgo.Client
+	topic string
+}
+
+func (s sender) Send(ctx context.Context, env eventlog.Envelope) error {
+	return eventlog.Produce(ctx, s.cl, s.topic, env)
+}

@@ -1,0 +1,94 @@
+package chaos
+
+import (
+	"bytes"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/assent-dev/assent/test/kafkatest"
+	"github.com/assent-dev/assent/test/systest"
+)
+
+// TestIntegrationChaos is the bounded version of scripts/chaos: its own
+// three-node Kafka cluster in network namespaces, two deciders, two api
+// replicas and two gateways, a workload of every kind of operation, and
+// each fault type once with short quiet periods. It fails on any anomaly.
+func TestIntegrationChaos(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Execute(t.Context(), Config{
+		Root: systest.RepoRoot(), Dir: dir, Faults: AllFaults, Quiet: 4 * time.Second,
+		Clients: 8, Think: 25 * time.Millisecond, Logf: t.Logf,
+	})
+	require.NoError(t, err)
+	var report bytes.Buffer
+	r.WriteReport(&report)
+	t.Log("\n" + report.String())
+
+	require.Empty(t, r.Verdict.Anomalies, "the checker found anomalies (report above)")
+	// Every fault type was injected, and each one worked.
+	var injected []string
+	for _, f := range r.Faults {
+		require.Empty(t, f.Err, "fault %s on %s", f.Name, f.Target)
+		injected = append(injected, f.Name)
+	}
+	require.Equal(t, AllFaults, injected)
+	// The run exercised what it claims to: every kind of operation, with
+	// refusals and answers, security negatives, and the log agrees.
+	by, total := Outcomes(r.Ops)
+	require.Greater(t, len(r.Ops), 100, "operations")
+	for _, kind := range []string{"submit", "vote", "vote (slack)", "cancel", "read", "negative"} {
+		require.NotEmpty(t, by[kind], "operations of kind %s", kind)
+	}
+	require.Positive(t, total[OK])
+	require.Positive(t, total[Refused])
+	codes := map[string]bool{}
+	for _, op := range r.Ops {
+		codes[op.Code] = true
+	}
+	for _, code := range []string{"not_eligible", "self_approval", "duplicate_vote", "already_decided", "forbidden", "conflict", "unauthenticated"} {
+		require.True(t, codes[code], "some operation was refused as %s", code)
+	}
+	negatives := map[string]bool{}
+	for _, op := range r.Ops {
+		if op.Kind == KindNegative {
+			negatives[op.Detail] = true
+		}
+	}
+	require.Len(t, negatives, negativeKinds+1, "every kind of security negative was sent, and a replayed click: %v", negatives)
+	require.Positive(t, r.Verdict.Base.Terminal["approved"])
+	require.Positive(t, r.Verdict.Base.Terminal["rejected"])
+	require.Positive(t, r.Verdict.Base.Terminal["cancelled"])
+	require.Positive(t, r.Verdict.Base.Terminal["expired"])
+	require.Equal(t, len(r.Faults), len(r.Gaps))
+	require.Greater(t, r.Verdict.LinChecked, 50, "request histories checked for linearizability")
+}
+
+// TestIntegrationChaosCatchesBrokenDedupe shows that the checker works: a
+// decider built without command-id dedupe (libs/approval, build tag
+// assent_broken_dedupe) decides the votes that clients send to both api
+// replicas at once twice, and the checker must report it (I2). It runs on
+// the shared cluster, without faults: the workload alone is enough.
+func TestIntegrationChaosCatchesBrokenDedupe(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	r, err := Execute(t.Context(), Config{
+		Root: systest.RepoRoot(), Dir: t.TempDir(), Duration: 25 * time.Second, Quiet: 2 * time.Second,
+		Clients: 8, Think: 20 * time.Millisecond, DeciderTags: "assent_broken_dedupe", Brokers: brokers, Logf: t.Logf,
+	})
+	require.NoError(t, err)
+	var report bytes.Buffer
+	r.WriteReport(&report)
+	t.Log("\n" + report.String())
+	var invs []string
+	for _, a := range r.Verdict.Anomalies {
+		invs = append(invs, a.Invariant)
+	}
+	require.Contains(t, invs, "I2", "the broken build's duplicate decisions are reported")
+	i := slices.IndexFunc(r.Verdict.Anomalies, func(a Anomaly) bool { return a.Invariant == "I2" })
+	a := r.Verdict.Anomalies[i]
+	require.NotEmpty(t, a.Request, "the anomaly names the request")
+	require.GreaterOrEqual(t, a.Partition, int32(0), "and the partition")
+	require.Len(t, a.Offsets, 2, "and the offsets of both decisions")
+}

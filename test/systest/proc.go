@@ -1,0 +1,194 @@
+package systest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RepoRoot is the root of this checkout.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "../.."))
+}
+
+var (
+	buildMu  sync.Mutex
+	buildDir string
+	built    = map[string]error{}
+)
+
+// Build compiles the named binaries once per test binary and returns the
+// directory holding them. A name is a service (services/<name>) or a tool
+// (tools/<name>).
+func Build(t testing.TB, names ...string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if buildDir == "" {
+		dir, err := os.MkdirTemp("", "assent-bin-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buildDir = dir
+	}
+	for _, name := range names {
+		err, done := built[name]
+		if !done {
+			err = build(name, buildDir)
+			built[name] = err
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buildDir
+}
+
+func build(name, dir string) error {
+	src := filepath.Join(RepoRoot(), "services", name)
+	if _, err := os.Stat(src); err != nil {
+		src = filepath.Join(RepoRoot(), "tools", name)
+	}
+	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), ".")
+	cmd.Dir = src
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("systest: build %s: %v\n%s", name, err, out)
+	}
+	return nil
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Proc is one service process that a test starts, kills and restarts.
+type Proc struct {
+	Name string
+	Bin  string
+	Env  []string
+	Port int // its HTTP port
+	Log  string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+	t   testing.TB
+}
+
+// Start starts the process; its output is appended to p.Log.
+func (p *Proc) Start() {
+	p.t.Helper()
+	f, err := os.OpenFile(p.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	cmd := exec.Command(p.Bin)
+	cmd.Env = append(os.Environ(), p.Env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	_ = f.Close()
+	p.mu.Lock()
+	p.cmd = cmd
+	p.mu.Unlock()
+	go func() { _ = cmd.Wait() }()
+}
+
+// Kill sends SIGKILL and waits until the process is gone.
+func (p *Proc) Kill() { p.signal(syscall.SIGKILL) }
+
+// Stop sends SIGTERM and waits until the process is gone.
+func (p *Proc) Stop() { p.signal(syscall.SIGTERM) }
+
+func (p *Proc) signal(sig syscall.Signal) {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.cmd = nil
+	p.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(sig)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+			return
+		}
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid)); err == nil && strings.Contains(string(st), ") Z ") {
+			return // a zombie waiting for Wait: gone for our purposes
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+}
+
+// URL is the process's base URL.
+func (p *Proc) URL() string { return fmt.Sprintf("http://127.0.0.1:%d", p.Port) }
+
+// WaitReady polls /readyz until it answers 200.
+func (p *Proc) WaitReady(ctx context.Context) error {
+	for {
+		resp, err := http.Get(p.URL() + "/readyz")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			logs, _ := os.ReadFile(p.Log)
+			return fmt.Errorf("systest: %s not ready: %w\n%s", p.Name, ctx.Err(), tail(string(logs), 30))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// NewProc prepares (but does not start) a service process; it is stopped
+// when the test ends.
+func NewProc(t testing.TB, bin, name string, env ...string) *Proc {
+	t.Helper()
+	dir := t.TempDir()
+	port := FreePort(t)
+	p := &Proc{
+		Name: name, Bin: bin, Port: port, Log: filepath.Join(dir, name+".log"), t: t,
+		Env: append([]string{
+			// The instance names the Kafka transactional id, which is
+			// cluster-wide: two tests (or a test and scripts/up) that both
+			// start a "decider-1" on one cluster would fence each other.
+			// The port makes the name unique on this host.
+			fmt.Sprintf("ASSENT_INSTANCE_ID=%s-%d", name, port),
+			"ASSENT_DATA_DIR=" + filepath.Join(dir, "data"),
+			fmt.Sprintf("ASSENT_HTTP_ADDR=127.0.0.1:%d", port),
+		}, env...),
+	}
+	t.Cleanup(p.Stop)
+	return p
+}

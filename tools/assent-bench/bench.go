@@ -1,0 +1,669 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/test/systest"
+)
+
+const usage = `usage: assent-bench [flags]
+
+Measures, on one cluster and in one run:
+  1. the bare-Kafka floor: a franz-go transactional consume->produce copy
+     between two scratch topics (latency at a steady rate, and throughput
+     with concurrent synchronous producers);
+  2. Assent: two deciders and two api replicas started from --bin, on fresh
+     topics: end-to-end latency from the deciding vote's POST to a waiting
+     requester's GET ?wait= returning the decision, at a steady rate; and
+     sustained decisions per second through the API with concurrent clients;
+  3. the RSS of every service process after the throughput run;
+and prints each Assent figure beside the floor as a ratio.
+
+Flags:
+`
+
+type config struct {
+	brokers    string
+	bin        string
+	root       string
+	rate       int
+	duration   time.Duration
+	requests   int
+	clients    int
+	partitions int
+}
+
+func defaults() config {
+	return config{
+		brokers: os.Getenv("ASSENT_KAFKA_BROKERS"), bin: ".run/bin", root: ".",
+		rate: 200, duration: 20 * time.Second, requests: 10000, clients: 32, partitions: 12,
+	}
+}
+
+func (c *config) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.brokers, "brokers", c.brokers, "Kafka brokers (default $ASSENT_KAFKA_BROKERS)")
+	fs.StringVar(&c.bin, "bin", c.bin, "directory holding the api and decider binaries")
+	fs.StringVar(&c.root, "root", c.root, "repository root (for the policy and tokens files)")
+	fs.IntVar(&c.rate, "rate", c.rate, "steady decisions per second for the latency runs")
+	fs.DurationVar(&c.duration, "duration", c.duration, "length of each latency and floor-throughput run")
+	fs.IntVar(&c.requests, "requests", c.requests, "requests (each a submit and a deciding vote) in the throughput run")
+	fs.IntVar(&c.clients, "clients", c.clients, "concurrent clients (and floor producers) in the throughput runs")
+	fs.IntVar(&c.partitions, "partitions", c.partitions, "partitions of every topic")
+}
+
+func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
+	say := func(format string, args ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", args...) }
+	brokers, err := eventlog.ParseBrokers(cfg.brokers)
+	if err != nil || cfg.brokers == "" {
+		return errors.New("no brokers: set ASSENT_KAFKA_BROKERS or --brokers (scripts/bench starts a cluster)")
+	}
+	kcfg := eventlog.Config{Brokers: brokers, ClientID: "assent-bench"}
+	admCl, err := eventlog.NewClient(kcfg)
+	if err != nil {
+		return err
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	stamp := strconv.FormatInt(time.Now().Unix(), 10)
+
+	// 1. The floor.
+	floorIn, floorOut := "bench."+stamp+".floor-in", "bench."+stamp+".floor-out"
+	spec := eventlog.TopicSpec{Commands: floorIn, Events: floorOut, Partitions: int32(cfg.partitions), ReplicationFactor: 3, MinInsyncReplicas: 2}
+	if _, err := eventlog.Provision(ctx, adm, spec); err != nil {
+		return fmt.Errorf("floor topics: %w", err)
+	}
+	defer deleteTopics(adm, floorIn, floorOut)
+	say("floor: transactional copy %s -> %s", floorIn, floorOut)
+	floor, err := measureFloor(ctx, kcfg, cfg, floorIn, floorOut, say)
+	if err != nil {
+		return err
+	}
+
+	// 2. Assent.
+	topics := eventlog.TopicSpec{Commands: "bench." + stamp + ".commands", Events: "bench." + stamp + ".events",
+		Partitions: int32(cfg.partitions), ReplicationFactor: 3, MinInsyncReplicas: 2}
+	if _, err := eventlog.Provision(ctx, adm, topics); err != nil {
+		return fmt.Errorf("assent topics: %w", err)
+	}
+	defer deleteTopics(adm, topics.Commands, topics.Events)
+	procs, apis, err := startServices(ctx, cfg, topics, stamp, say)
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	say("assent: warming up (the deciders' group settles, connections open)")
+	if err := warmUp(ctx, apis); err != nil {
+		return err
+	}
+	say("assent: end-to-end latency at %d decisions/s for %s", cfg.rate, cfg.duration)
+	lat, err := measureLatency(ctx, cfg, apis)
+	if err != nil {
+		return err
+	}
+	say("assent: throughput, %d requests with %d clients", cfg.requests, cfg.clients)
+	tput, whole, err := measureThroughput(ctx, cfg, apis)
+	if err != nil {
+		return err
+	}
+
+	p50f, p99f := pct(floor.latencies, 50), pct(floor.latencies, 99)
+	p50, p99 := pct(lat, 50), pct(lat, 99)
+	w := stdout
+	fmt.Fprintf(w, "\nAssent benchmark, %s, %d partitions, RF 3, min ISR 2, 3 brokers on 127.0.0.1\n\n", time.Now().UTC().Format(time.RFC3339), cfg.partitions)
+	fmt.Fprintf(w, "%-34s %14s %14s %8s  %s\n", "figure", "floor (Kafka)", "Assent", "ratio", "goal")
+	fmt.Fprintf(w, "%-34s %14s %14s %8.2f  %s\n", "latency p50 (vote POST -> GET)", ms(p50f), ms(p50), ratio(p50, p50f), "")
+	fmt.Fprintf(w, "%-34s %14s %14s %8.2f  %s\n", "latency p99 (vote POST -> GET)", ms(p99f), ms(p99), ratio(p99, p99f), verdict(ratio(p99, p99f) <= 1.5, "<= 1.5x"))
+	fmt.Fprintf(w, "%-34s %12.0f/s %12.0f/s %8.2f  %s\n", "throughput, closed loop", floor.closedLoop, tput, tput/floor.closedLoop, verdict(tput/floor.closedLoop >= 0.5, ">= 0.5x"))
+	fmt.Fprintf(w, "%-34s %12.0f/s %12.0f/s %8.2f  %s\n", "throughput, open loop", floor.throughput, tput, tput/floor.throughput, verdict(tput/floor.throughput >= 0.5, ">= 0.5x"))
+	fmt.Fprintf(w, "%-34s %14s %12.0f/s\n", "whole requests (submit + vote)", "", whole)
+	fmt.Fprintf(w, `
+latency samples: floor %d, assent %d, at %d/s.
+throughput: %d concurrent clients on each side. Assent: decisions per second,
+each a deciding vote answered with its outcome (requests submitted first, not
+timed). Floor, closed loop: each client produces a record and waits until it
+has been copied (the same wait for the outcome an Assent client has). Floor,
+open loop: producers wait only for Kafka's ack, not for the copy.
+`, len(floor.latencies), len(lat), cfg.rate, cfg.clients)
+	if n := slowSubmits.Load(); n > 0 {
+		fmt.Fprintf(w, "latency run: %d submits were not decided within the API's write wait (202) and gave no sample\n", n)
+	}
+	fmt.Fprintf(w, "\nRSS after %d requests:\n", cfg.requests+len(lat))
+	for _, p := range procs {
+		fmt.Fprintf(w, "  %-10s %6.1f MiB\n", p.name, float64(rss(p.cmd.Process.Pid))/1024)
+	}
+	return nil
+}
+
+func verdict(ok bool, goal string) string {
+	if ok {
+		return "met (" + goal + ")"
+	}
+	return "NOT met (" + goal + ")"
+}
+
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+func pct(xs []time.Duration, p int) time.Duration {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	return s[max(0, min(len(s)-1, i-1))]
+}
+
+func deleteTopics(adm *kadm.Client, topics ...string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _ = adm.DeleteTopics(ctx, topics...)
+}
+
+type floorResult struct {
+	latencies  []time.Duration
+	throughput float64 // open loop: producers wait only for the ack
+	closedLoop float64 // each client waits for its record to be copied
+}
+
+// clients runs n clients calling f in a loop for d and returns the calls
+// completed per second.
+func clients(n int, d time.Duration, f func(client, i int) error) (float64, error) {
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	began := time.Now()
+	stop := began.Add(d)
+	for c := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(stop); i++ {
+				if err := f(c, i); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if e := firstErr.Load(); e != nil {
+		return 0, e.(error)
+	}
+	return float64(done.Load()) / time.Since(began).Seconds(), nil
+}
+
+// measureFloor runs the transactional copier and measures it twice.
+func measureFloor(ctx context.Context, kcfg eventlog.Config, cfg config, in, out string, say func(string, ...any)) (floorResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	copyErr := make(chan error, 1)
+	go func() { copyErr <- copier(ctx, kcfg, in, out) }()
+
+	// The reader stamps arrival of each record: the value is its send time.
+	opts, err := kcfg.Opts(kgo.ConsumeTopics(out), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(time.Second))
+	if err != nil {
+		return floorResult{}, err
+	}
+	reader, err := kgo.NewClient(opts...)
+	if err != nil {
+		return floorResult{}, err
+	}
+	defer reader.Close()
+	var arrived atomic.Int64
+	var waiters sync.Map // key -> chan struct{}, closed when the copy arrives
+	var mu sync.Mutex
+	var lat []time.Duration
+	recording := atomic.Bool{}
+	go func() {
+		for ctx.Err() == nil {
+			fs := reader.PollFetches(ctx)
+			now := time.Now()
+			fs.EachRecord(func(r *kgo.Record) {
+				arrived.Add(1)
+				if ch, ok := waiters.LoadAndDelete(string(r.Key)); ok {
+					close(ch.(chan struct{}))
+				}
+				if recording.Load() && len(r.Value) == 8 {
+					sent := time.Unix(0, int64(binary.BigEndian.Uint64(r.Value)))
+					mu.Lock()
+					lat = append(lat, now.Sub(sent))
+					mu.Unlock()
+				}
+			})
+		}
+	}()
+	prod, err := eventlog.NewClient(kcfg)
+	if err != nil {
+		return floorResult{}, err
+	}
+	defer prod.Close()
+	send := func(i int) error {
+		v := binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))
+		return prod.ProduceSync(ctx, &kgo.Record{Topic: in, Key: []byte(strconv.Itoa(i)), Value: v}).FirstErr()
+	}
+	// Warm up: the copier joins its group and the reader its partitions.
+	deadline := time.Now().Add(60 * time.Second)
+	for i := 0; arrived.Load() == 0; i++ {
+		if time.Now().After(deadline) {
+			return floorResult{}, errors.New("floor: the copier copied nothing in 60s")
+		}
+		if err := send(i); err != nil {
+			return floorResult{}, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
+
+	say("floor: latency at %d/s for %s", cfg.rate, cfg.duration)
+	recording.Store(true)
+	if err := paced(ctx, cfg.rate, cfg.duration, func(i int) error { return send(i) }); err != nil {
+		return floorResult{}, err
+	}
+	time.Sleep(2 * time.Second)
+	recording.Store(false)
+	mu.Lock()
+	res := floorResult{latencies: slices.Clone(lat)}
+	mu.Unlock()
+
+	say("floor: throughput with %d synchronous producers for %s (open loop)", cfg.clients, cfg.duration)
+	res.throughput, err = clients(cfg.clients, cfg.duration, func(c, i int) error { return send(c*1_000_000 + i) })
+	if err != nil {
+		return res, err
+	}
+	say("floor: throughput with %d clients that each wait for their copy for %s (closed loop)", cfg.clients, cfg.duration)
+	res.closedLoop, err = clients(cfg.clients, cfg.duration, func(c, i int) error {
+		key := fmt.Sprintf("closed-%d-%d", c, i)
+		ch := make(chan struct{})
+		waiters.Store(key, ch)
+		v := binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))
+		if err := prod.ProduceSync(ctx, &kgo.Record{Topic: in, Key: []byte(key), Value: v}).FirstErr(); err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+			return nil
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("floor: %s was not copied in 30s", key)
+		}
+	})
+	if err != nil {
+		return res, err
+	}
+	cancel()
+	if err := <-copyErr; err != nil && !errors.Is(err, context.Canceled) {
+		return res, err
+	}
+	return res, nil
+}
+
+// copier is the floor: consume, produce a copy, commit offsets, all in one
+// transaction per poll, exactly as the decider does minus the deciding.
+func copier(ctx context.Context, kcfg eventlog.Config, in, out string) error {
+	opts, err := kcfg.Opts(
+		kgo.TransactionalID("assent-bench-copier-"+in),
+		kgo.TransactionTimeout(10*time.Second),
+		kgo.ConcurrentTransactionsBackoff(txnBackoff()),
+		kgo.ConsumerGroup("assent-bench-"+in),
+		kgo.ConsumeTopics(in),
+		kgo.RequireStableFetchOffsets(),
+		kgo.FetchMaxWait(time.Second),
+	)
+	if err != nil {
+		return err
+	}
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	for {
+		fs := sess.PollRecords(ctx, 2000)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		recs := fs.Records()
+		if len(recs) == 0 {
+			continue
+		}
+		if err := sess.Begin(); err != nil {
+			return err
+		}
+		for _, r := range recs {
+			sess.Produce(ctx, &kgo.Record{Topic: out, Key: r.Key, Value: r.Value, Partition: r.Partition}, nil)
+		}
+		if _, err := sess.End(ctx, kgo.TryCommit); err != nil {
+			return err
+		}
+	}
+}
+
+// paced calls f at a steady rate for d, each call in its own goroutine.
+func paced(ctx context.Context, rate int, d time.Duration, f func(int) error) error {
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	end := time.Now().Add(d)
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for i := 0; time.Now().Before(end); i++ {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(i); err != nil {
+				firstErr.CompareAndSwap(nil, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if e := firstErr.Load(); e != nil {
+		return e.(error)
+	}
+	return nil
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	url  string
+}
+
+func (p *proc) stop() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+	}
+}
+
+func startServices(ctx context.Context, cfg config, topics eventlog.TopicSpec, stamp string, say func(string, ...any)) ([]*proc, []string, error) {
+	dir, err := os.MkdirTemp("", "assent-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	common := []string{
+		"ASSENT_KAFKA_BROKERS=" + cfg.brokers, "ASSENT_COMMANDS_TOPIC=" + topics.Commands,
+		"ASSENT_EVENTS_TOPIC=" + topics.Events, fmt.Sprintf("ASSENT_PARTITIONS=%d", cfg.partitions),
+		"ASSENT_LOG_LEVEL=" + cmp.Or(os.Getenv("ASSENT_BENCH_LOG_LEVEL"), "warn"),
+	}
+	var procs []*proc
+	var apis []string
+	for i, svc := range []string{"decider", "decider", "api", "api"} {
+		name := fmt.Sprintf("%s-%d", svc, i%2+1)
+		port, err := freePort()
+		if err != nil {
+			return procs, nil, err
+		}
+		env := append(slices.Clone(common),
+			"ASSENT_INSTANCE_ID=bench-"+stamp+"-"+name,
+			"ASSENT_DATA_DIR="+filepath.Join(dir, name),
+			fmt.Sprintf("ASSENT_HTTP_ADDR=127.0.0.1:%d", port))
+		if svc == "decider" {
+			env = append(env, "ASSENT_DECIDER_GROUP=bench-"+stamp, "ASSENT_POLICY_FILE="+filepath.Join(cfg.root, "infra/policies/example.yaml"))
+		} else {
+			env = append(env, "ASSENT_TOKENS_FILE="+filepath.Join(cfg.root, "infra/tokens/demo-tokens.yaml"))
+		}
+		log, err := os.Create(filepath.Join(dir, name+".log"))
+		if err != nil {
+			return procs, nil, err
+		}
+		cmd := exec.Command(filepath.Join(cfg.bin, svc))
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			return procs, nil, fmt.Errorf("start %s: %w", name, err)
+		}
+		p := &proc{name: name, cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
+		procs = append(procs, p)
+		if svc == "api" {
+			apis = append(apis, p.url)
+		}
+	}
+	say("services starting; logs in %s", dir)
+	deadline := time.Now().Add(90 * time.Second)
+	for _, p := range procs {
+		for {
+			resp, err := http.Get(p.url + "/readyz")
+			if err == nil {
+				_ = resp.Body.Close()
+				if resp.StatusCode == 200 {
+					break
+				}
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return procs, nil, fmt.Errorf("%s not ready after 90s; see %s", p.name, dir)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return procs, apis, nil
+}
+
+func freePort() (int, error) {
+	l, err := netListen()
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.port(), nil
+}
+
+var (
+	seq         atomic.Int64
+	slowSubmits atomic.Int64 // latency-run submits answered 202: skipped
+)
+
+func submitBody(rid string) map[string]any {
+	return map[string]any{"request_id": rid, "reason": "bench",
+		"action": map[string]any{"type": "deploy", "resource": "services/billing/api", "environment": "production"}}
+}
+
+// warmUp puts requests through one at a time until 20 in a row are
+// decided within the API's write wait, so that the measured runs do not
+// include the deciders' first rebalances.
+func warmUp(ctx context.Context, apis []string) error {
+	billing := &systest.Client{URLs: apis, Token: "demo-billing", HTTP: httpClient()}
+	alice := &systest.Client{URLs: apis, Token: "demo-alice", HTTP: httpClient()}
+	deadline := time.Now().Add(2 * time.Minute)
+	for streak := 0; streak < 20; {
+		if time.Now().After(deadline) {
+			return errors.New("warm-up: the system did not settle in 2 minutes")
+		}
+		rid := fmt.Sprintf("warm-%d", seq.Add(1))
+		r, err := billing.Do(ctx, 0, "POST", "/v1/requests", submitBody(rid), 1)
+		if err == nil && r.Status == 201 {
+			r, err = alice.Do(ctx, 1, "POST", "/v1/requests/"+rid+"/votes", map[string]any{"decision": "approve"}, 1)
+		}
+		if err != nil || r.Status != 200 {
+			streak = 0
+			continue
+		}
+		streak++
+	}
+	return nil
+}
+
+// measureLatency: at a steady rate, submit, park a GET ?wait= on one
+// replica, then time from the vote's POST on the other to the GET's answer.
+func measureLatency(ctx context.Context, cfg config, apis []string) ([]time.Duration, error) {
+	billing := &systest.Client{URLs: apis, Token: "demo-billing", HTTP: httpClient()}
+	alice := &systest.Client{URLs: apis, Token: "demo-alice", HTTP: httpClient()}
+	var mu sync.Mutex
+	var lat []time.Duration
+	err := paced(ctx, cfg.rate, cfg.duration, func(int) error {
+		rid := fmt.Sprintf("lat-%d-%d", time.Now().UnixNano(), seq.Add(1))
+		resp, err := billing.Do(ctx, 0, "POST", "/v1/requests", submitBody(rid), 1)
+		if err != nil {
+			return fmt.Errorf("submit %s: %w", rid, err)
+		}
+		if resp.Status != 201 {
+			slowSubmits.Add(1) // not decided within the write wait: no sample
+			return nil
+		}
+		got := make(chan time.Time, 1)
+		waitErr := make(chan error, 1)
+		go func() {
+			r, err := billing.Do(ctx, 1, "GET", "/v1/requests/"+rid+"?wait=30s", nil, 1)
+			got <- time.Now()
+			if err == nil && r.Body["status"] != "approved" {
+				err = fmt.Errorf("GET %s: status %v", rid, r.Body["status"])
+			}
+			waitErr <- err
+		}()
+		time.Sleep(50 * time.Millisecond) // let the GET park first
+		t0 := time.Now()
+		if r, err := alice.Do(ctx, 0, "POST", "/v1/requests/"+rid+"/votes", map[string]any{"decision": "approve"}, 1); err != nil || r.Status != 200 {
+			return fmt.Errorf("vote %s at %s: %v %d %s\n%s", rid, t0.Format(time.RFC3339Nano), err, r.Status, r.Raw, diagnose(ctx, apis, rid))
+		}
+		t1 := <-got
+		if err := <-waitErr; err != nil {
+			return err
+		}
+		mu.Lock()
+		lat = append(lat, t1.Sub(t0))
+		mu.Unlock()
+		return nil
+	})
+	return lat, err
+}
+
+// measureThroughput submits cfg.requests requests (not timed), then has
+// cfg.clients clients cast the deciding votes as fast as the answers come:
+// decisions per second. It also reports the rate of whole requests (submit
+// and vote, both waited for) over the same clients.
+func measureThroughput(ctx context.Context, cfg config, apis []string) (decisions, whole float64, err error) {
+	billing := &systest.Client{URLs: apis, Token: "demo-billing", HTTP: httpClient()}
+	alice := &systest.Client{URLs: apis, Token: "demo-alice", HTTP: httpClient()}
+	stamp := time.Now().UnixNano()
+	rid := func(i int) string { return fmt.Sprintf("tput-%d-%d", stamp, i) }
+	var next atomic.Int64
+	run := func(f func(c, i int) error) (float64, error) {
+		next.Store(0)
+		var wg sync.WaitGroup
+		var firstErr atomic.Value
+		began := time.Now()
+		for c := range cfg.clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(1))
+					if i > cfg.requests || firstErr.Load() != nil {
+						return
+					}
+					if err := f(c, i); err != nil {
+						firstErr.CompareAndSwap(nil, err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if e := firstErr.Load(); e != nil {
+			return 0, e.(error)
+		}
+		return float64(cfg.requests) / time.Since(began).Seconds(), nil
+	}
+	submit := func(c, i int) error {
+		if r, err := billing.Do(ctx, c, "POST", "/v1/requests", submitBody(rid(i)), 3); err != nil || r.Status != 201 {
+			return fmt.Errorf("submit %s: %v %d %s", rid(i), err, r.Status, r.Raw)
+		}
+		return nil
+	}
+	vote := func(c, i int) error {
+		if r, err := alice.Do(ctx, c+1, "POST", "/v1/requests/"+rid(i)+"/votes", map[string]any{"decision": "approve"}, 3); err != nil || r.Status != 200 {
+			return fmt.Errorf("vote %s: %v %d %s", rid(i), err, r.Status, r.Raw)
+		}
+		return nil
+	}
+	submits, err := run(submit)
+	if err != nil {
+		return 0, 0, err
+	}
+	decisions, err = run(vote)
+	if err != nil {
+		return 0, 0, err
+	}
+	// Whole requests: one submit and one vote each, back to back.
+	whole = 1 / (1/submits + 1/decisions)
+	return decisions, whole, nil
+}
+
+func httpClient() *http.Client {
+	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 512}}
+}
+
+// rss returns a process's resident set in KiB.
+func rss(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	return 0
+}
+
+// diagnose shows what each api replica has of a request, for a run that
+// failed.
+func diagnose(ctx context.Context, apis []string, rid string) string {
+	var b strings.Builder
+	for i, u := range apis {
+		c := &systest.Client{URLs: []string{u}, Token: "demo-billing"}
+		r, err := c.Do(ctx, 0, "GET", "/v1/requests/"+rid+"/events", nil, 1)
+		fmt.Fprintf(&b, "api-%d at %s: %v %d %s\n", i+1, time.Now().Format(time.RFC3339Nano), err, r.Status, r.Raw)
+	}
+	return b.String()
+}
+
+// txnBackoff is the copier's CONCURRENT_TRANSACTIONS backoff: the same
+// setting as the deciders' (ASSENT_TXN_RETRY_BACKOFF), so the floor and
+// Assent are tuned alike.
+func txnBackoff() time.Duration {
+	d, err := time.ParseDuration(os.Getenv("ASSENT_TXN_RETRY_BACKOFF"))
+	if err != nil {
+		return 20 * time.Millisecond
+	}
+	return d
+}
