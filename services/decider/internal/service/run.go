@@ -22,6 +22,8 @@ import (
 	"github.com/assent-dev/assent/libs/policy"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/services/decider/internal/core"
+	"github.com/assent-dev/assent/services/decider/internal/session"
 )
 
 // Main parses the arguments and runs the decider until ctx ends.
@@ -87,13 +89,30 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		}, func() float64 { return float64(commandLag.Load()) }),
 	)
 
-	d := &Decider{
-		cfg: cfg, log: log, runner: runner, store: store, metrics: m, now: time.Now,
-		policies: func() approval.Policies { return pols },
-		owned:    map[int32]*partition{}, overlay: map[string]overlayEntry{},
-	}
+	c := core.New(core.Config{
+		Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions, Source: Source,
+		Policies: func() approval.Policies { return pols },
+		Signer:   cfg.Signer, CheckpointInterval: cfg.CheckpointInterval,
+		Observe: func(typ string, d approval.Decision, commandTime time.Time) {
+			m.observeDecision(typ, d)
+			if !commandTime.IsZero() && len(d.Events) > 0 {
+				m.commandToEvent.Observe(time.Since(commandTime).Seconds())
+			}
+		},
+		Skipped: func(reason string, in core.In) {
+			m.skipped.WithLabelValues(reason).Inc()
+			switch reason {
+			case "misrouted":
+				log.Error("skipping a command in the wrong partition; produce with Kafka's default (murmur2) partitioner",
+					"partition", in.Partition, "offset", in.Offset, "request", string(in.Key))
+			default:
+				log.Error("skipping a command without a key: it names no request", "partition", in.Partition, "offset", in.Offset)
+			}
+		},
+		Checkpointed: m.checkpoints.Inc,
+	}, store, runner)
 	opts, err := cfg.Kafka.Opts(
-		kgo.TransactionalID("assent-"+cfg.Instance),
+		kgo.TransactionalID(transactionalID(cfg)),
 		kgo.TransactionTimeout(cfg.TxnTimeout),
 		// Back-to-back transactions meet CONCURRENT_TRANSACTIONS until the
 		// previous commit's markers are written; franz-go waits 20ms before
@@ -101,17 +120,25 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		kgo.ConcurrentTransactionsBackoff(cfg.TxnRetryBackoff),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics.Commands),
-		kgo.RequireStableFetchOffsets(),
 		kgo.SessionTimeout(cfg.SessionTTL),
 		kgo.HeartbeatInterval(cfg.SessionTTL/6),
 		kgo.FetchMaxWait(time.Second),
-		kgo.OnPartitionsAssigned(d.onAssigned),
-		kgo.OnPartitionsRevoked(d.onRevoked),
-		kgo.OnPartitionsLost(d.onRevoked),
 	)
 	if err != nil {
 		return err
 	}
+	loop := session.New(session.Config{
+		Group: cfg.Group, TransactionalID: transactionalID(cfg), EventsTopic: cfg.Topics.Events,
+		TxnTimeout: cfg.TxnTimeout, SessionTTL: cfg.SessionTTL, ExpiryPeriod: cfg.ExpiryPeriod, Logger: log,
+		Metrics: session.Metrics{
+			Transaction: func(result string, took time.Duration) {
+				m.txns.WithLabelValues(result).Inc()
+				m.txnSeconds.Observe(took.Seconds())
+			},
+			CatchUp: func(took time.Duration) { m.catchUp.Observe(took.Seconds()) },
+			Restart: m.sessionRestarts.Inc,
+		},
+	}, c, runner, adm, opts)
 
 	mux := http.NewServeMux()
 	daemon.Probes{Registry: reg, Ready: func() error {
@@ -131,7 +158,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		if runner.WaitReady(gctx) != nil {
 			return nil
 		}
-		return d.sessions(gctx, opts, adm)
+		return loop.Run(gctx)
 	})
 	err = g.Wait()
 	log.Info("stopped", "err", err)
@@ -165,76 +192,5 @@ func watchGroupLag(ctx context.Context, adm *kadm.Client, group, topic string, o
 	}
 }
 
-// maxFailedSessions is how many sessions in a row may fail without
-// committing a transaction before the decider gives up and exits (with a
-// clear error, for a supervisor and a human to see).
-const maxFailedSessions = 5
-
-// sessions runs transactional sessions until ctx ends. A session whose
-// transaction cannot end (franz-go: "no returned error is retryable": a
-// broker lost mid-commit, a timeout while paused past the transaction
-// timeout) is closed and replaced by a new one with the same
-// transactional id, as a restart would do but without leaving the group
-// empty for a supervisor's delay. The new session's producer init fences
-// whatever the old one left open, and every effect of the failed batch is
-// dropped: ownership and the overlay are rebuilt from the projection on the
-// next assignment.
-func (d *Decider) sessions(ctx context.Context, opts []kgo.Opt, adm *kadm.Client) error {
-	backoff, failed := 500*time.Millisecond, 0
-	for {
-		before := d.commits.Load()
-		err := d.session(ctx, opts, adm)
-		if ctx.Err() != nil {
-			return nil
-		}
-		var fatal fatalError
-		if errors.As(err, &fatal) {
-			return err
-		}
-		if d.commits.Load() != before {
-			failed, backoff = 0, 500*time.Millisecond
-		}
-		failed++
-		d.forget()
-		d.metrics.sessionRestarts.Inc()
-		if failed >= maxFailedSessions {
-			return fmt.Errorf("decider: %d transactional sessions in a row failed before committing anything (is another process using transactional id %q?): %w",
-				failed, "assent-"+d.cfg.Instance, err)
-		}
-		d.log.Warn("the transactional session failed; starting a new one", "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
-}
-
-// fatalError is a session error that a new session cannot fix.
-type fatalError struct{ error }
-
-func (e fatalError) Unwrap() error { return e.error }
-
-// session runs one transactional session until it fails or ctx ends.
-func (d *Decider) session(ctx context.Context, opts []kgo.Opt, adm *kadm.Client) error {
-	sess, err := kgo.NewGroupTransactSession(opts...)
-	if err != nil {
-		return fatalError{fmt.Errorf("transact session: %w", err)}
-	}
-	defer sess.Close()
-	if err := eventlog.CheckClient(sess.Client()); err != nil {
-		return fatalError{err}
-	}
-	d.log.Info("deciding", "group", d.cfg.Group, "transactional_id", "assent-"+d.cfg.Instance)
-	return d.loop(ctx, sess, adm)
-}
-
-// forget drops every partition and every state staged but not yet
-// projected, after a session failed in an unknown state.
-func (d *Decider) forget() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	clear(d.owned)
-	clear(d.overlay)
-}
+// transactionalID names this replica's transactional producer.
+func transactionalID(cfg Config) string { return "assent-" + cfg.Instance }

@@ -1,0 +1,217 @@
+package core
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/eventlog"
+)
+
+// Store is the decider's projection of the events topic: the folded state
+// of every request, and the pending ones due to expire.
+type Store interface {
+	Get(rid string) (approval.State, bool, error)
+	Due(p int32, now time.Time, limit int) ([]string, error)
+}
+
+// Progress tells how far the projection has applied each events partition.
+type Progress interface {
+	Next(p int32) int64
+}
+
+// Config configures a Core.
+type Config struct {
+	Topic      string // the events topic, which checkpoints name
+	Partitions int32  // of both topics
+	Source     string // CloudEvents source of every event written
+	Policies   func() approval.Policies
+	// Signer signs checkpoints; nil writes none.
+	Signer             *eventlog.Signer
+	CheckpointInterval time.Duration
+	// DueLimit bounds the expiries looked up per partition per Expire.
+	DueLimit int
+	// Observe, if set, is called with every decision (for metrics).
+	Observe func(commandType string, d approval.Decision, commandTime time.Time)
+	// Skipped, if set, is called for a command record that names no
+	// request or sits in the wrong partition, with the reason.
+	Skipped func(reason string, in In)
+	// Checkpointed, if set, is called for every checkpoint staged.
+	Checkpointed func()
+}
+
+// Core is the decider's state machine. Its methods are safe for concurrent
+// use: the adapter's rebalance callbacks run on another goroutine than its
+// transaction loop.
+type Core struct {
+	cfg      Config
+	store    Store
+	progress Progress
+
+	mu      sync.Mutex
+	owned   map[int32]*partition
+	overlay map[string]overlayEntry
+	epoch   uint64
+}
+
+type partition struct {
+	epoch    uint64 // changes on every assignment, so stale effects are dropped
+	caughtUp bool
+	head     string // chain head of the events partition, once caught up
+	// headOffset is the offset of the head record (-1: unknown, or an
+	// empty partition); checkpointOffset is that of the last checkpoint
+	// known (-1: none). A checkpoint is due when headOffset is past it.
+	headOffset       int64
+	checkpointOffset int64
+	lastCheckpoint   time.Time
+}
+
+// overlayEntry is a state written by a committed transaction that the
+// projection may not have applied yet.
+type overlayEntry struct {
+	state     approval.State
+	partition int32
+	offset    int64 // of the last event written for the request
+	epoch     uint64
+}
+
+// New returns a Core that owns nothing yet.
+func New(cfg Config, store Store, progress Progress) *Core {
+	if cfg.DueLimit <= 0 {
+		cfg.DueLimit = 500
+	}
+	return &Core{cfg: cfg, store: store, progress: progress, owned: map[int32]*partition{}, overlay: map[string]overlayEntry{}}
+}
+
+// Assign takes ownership of command partitions, each under a new epoch,
+// not yet caught up.
+func (c *Core) Assign(parts []int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range parts {
+		c.epoch++
+		c.owned[p] = &partition{epoch: c.epoch, headOffset: -1, checkpointOffset: -1}
+	}
+}
+
+// Revoke gives partitions up, with every overlay state written to them.
+func (c *Core) Revoke(parts []int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	gone := map[int32]bool{}
+	for _, p := range parts {
+		delete(c.owned, p)
+		gone[p] = true
+	}
+	for rid, e := range c.overlay {
+		if gone[e.partition] {
+			delete(c.overlay, rid)
+		}
+	}
+}
+
+// Forget drops every partition and every overlay state, after the adapter
+// lost its session in an unknown state.
+func (c *Core) Forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.owned)
+	clear(c.overlay)
+}
+
+// Claim is an owned partition at one epoch.
+type Claim struct {
+	Partition int32
+	Epoch     uint64
+}
+
+// NotCaughtUp lists the owned partitions that must catch up before they
+// are decided, sorted by partition.
+func (c *Core) NotCaughtUp() []Claim {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Claim
+	for p, pt := range c.owned {
+		if !pt.caughtUp {
+			out = append(out, Claim{Partition: p, Epoch: pt.epoch})
+		}
+	}
+	slices.SortFunc(out, func(a, b Claim) int { return int(a.Partition - b.Partition) })
+	return out
+}
+
+// Head is where an events partition's chain ends, as the projection saw it
+// once caught up.
+type Head struct {
+	Hash       string
+	Offset     int64 // of the head record; -1 for none
+	Checkpoint bool  // the head record is a checkpoint
+}
+
+// CaughtUp marks a claimed partition as caught up with head h. It reports
+// false, and changes nothing, if the partition is no longer owned under
+// that claim's epoch: it was revoked, or revoked and assigned again, while
+// the catch-up ran, and the head it read belongs to another owner's time.
+func (c *Core) CaughtUp(cl Claim, h Head) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pt, ok := c.owned[cl.Partition]
+	if !ok || pt.epoch != cl.Epoch {
+		return false
+	}
+	pt.caughtUp = true
+	pt.head = h.Hash
+	pt.headOffset, pt.checkpointOffset = h.Offset, -1
+	if h.Checkpoint {
+		pt.checkpointOffset = h.Offset
+	}
+	return true
+}
+
+// Owned lists the owned partitions and whether each is caught up.
+func (c *Core) Owned() map[int32]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[int32]bool, len(c.owned))
+	for p, pt := range c.owned {
+		out[p] = pt.caughtUp
+	}
+	return out
+}
+
+// HeadOf returns the chain head of an owned, caught-up partition.
+func (c *Core) HeadOf(p int32) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pt, ok := c.owned[p]
+	if !ok || !pt.caughtUp {
+		return "", false
+	}
+	return pt.head, true
+}
+
+// errNotOwned stages nothing for a partition that is not owned or not
+// caught up.
+var errNotOwned = errors.New("core: partition is not owned or not caught up")
+
+// load returns the state of a request: staged in t, else written by an
+// earlier transaction and not yet projected, else projected.
+func (c *Core) load(t *Txn, rid string) (approval.State, error) {
+	if s, ok := t.states[rid]; ok {
+		return s, nil
+	}
+	c.mu.Lock()
+	e, ok := c.overlay[rid]
+	if ok && c.progress.Next(e.partition) > e.offset {
+		delete(c.overlay, rid) // the projection has it now
+		ok = false
+	}
+	c.mu.Unlock()
+	if ok {
+		return e.state, nil
+	}
+	s, _, err := c.store.Get(rid)
+	return s, err
+}

@@ -1,0 +1,375 @@
+package core_test
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/stretchr/testify/require"
+
+	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/services/decider/internal/core"
+)
+
+// TestScenarios runs the scenario files in testdata: each is a sequence of
+// commands to the core, with the output it must print. Run with
+// -rewrite to regenerate the expected output after a deliberate change,
+// and read the diff.
+//
+// The verbs:
+//
+//	assign P...              take command partitions (new epochs)
+//	revoke P...              give them up
+//	claims                   list the partitions not caught up, with epochs
+//	catch-up                 catch up every claim against the log as projected
+//	catch-up-stale P EPOCH   catch P up with a claim of an old epoch
+//	begin                    start a transaction at the clock's time
+//	command ID REQ TYPE ACTOR [k=v...]   decide a command record
+//	garbage REQ              decide a record that is not a CloudEvent
+//	expire                   decide the due expiries
+//	checkpoints              sign the heads that are due
+//	commit                   the transaction commits: its records get offsets
+//	abort                    the transaction aborts: it is dropped
+//	apply                    the projection applies everything committed
+//	tick DURATION            the clock moves on
+//	state REQ                the request as the decider would load it
+//	expect-head P            the partition's head, and whether it is the log's
+//	log P                    the committed records of events partition P
+func TestScenarios(t *testing.T) {
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		h := newHarness(t)
+		datadriven.RunTest(t, path, h.run)
+	})
+}
+
+// partitions is small, so that scenarios can name them.
+const partitions = 4
+
+type logged struct {
+	value []byte
+	hash  string
+}
+
+type harness struct {
+	t       *testing.T
+	now     time.Time
+	core    *core.Core
+	store   *requests.Store
+	db      *pebble.DB
+	log     map[int32][]logged // committed records of each events partition
+	next    map[int32]int64    // what the projection has applied
+	heads   map[int32]string   // the projection's chain heads
+	txn     *core.Txn
+	offset  map[int32]int64 // command offsets, per partition
+	claims  []core.Claim
+	signer  *eventlog.Signer
+	decided []string
+}
+
+type progress struct{ h *harness }
+
+func (p progress) Next(part int32) int64 { return p.h.next[part] }
+
+func newHarness(t *testing.T) *harness {
+	db, err := pebble.Open(filepath.Join(t.TempDir(), "store"), &pebble.Options{Logger: quiet{}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	store := &requests.Store{}
+	store.Attach(db)
+	key := make([]byte, 32)
+	for i := range key {
+		key[i] = byte(i)
+	}
+	signer, err := eventlog.NewSigner("test", ed25519.NewKeyFromSeed(key))
+	require.NoError(t, err)
+	h := &harness{
+		t: t, now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC), store: store, db: db,
+		log: map[int32][]logged{}, next: map[int32]int64{}, heads: map[int32]string{}, offset: map[int32]int64{}, signer: signer,
+	}
+	pols := approval.Policies{Admins: []string{"user:root@example.com"}, Rules: []approval.Policy{{
+		Name: "deploys", Approvers: []string{"user:alice@example.com", "user:bob@example.com", "user:carol@example.com"},
+		MinApprovals: 2, RejectThreshold: 1, TTL: approval.Duration(time.Hour),
+	}}}
+	h.core = core.New(core.Config{
+		Topic: "events", Partitions: partitions, Source: "assent/decider", Policies: func() approval.Policies { return pols },
+		Signer: signer, CheckpointInterval: 30 * time.Second,
+		Observe: func(typ string, d approval.Decision, _ time.Time) {
+			switch {
+			case d.Replayed:
+				h.decided = append(h.decided, "replayed")
+			case d.Refusal != nil:
+				h.decided = append(h.decided, "refused "+string(d.Refusal.Code))
+			default:
+				h.decided = append(h.decided, "accepted")
+			}
+		},
+		Skipped: func(reason string, in core.In) { h.decided = append(h.decided, "skipped "+reason) },
+	}, store, progress{h})
+	return h
+}
+
+func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
+	var out strings.Builder
+	args := func() []string {
+		var a []string
+		for _, arg := range d.CmdArgs {
+			s := arg.Key
+			if len(arg.Vals) > 0 {
+				s += "=" + strings.Join(arg.Vals, ",")
+			}
+			a = append(a, s)
+		}
+		return a
+	}()
+	parts := func(a []string) []int32 {
+		var ps []int32
+		for _, s := range a {
+			n, err := strconv.Atoi(s)
+			require.NoError(t, err)
+			ps = append(ps, int32(n))
+		}
+		return ps
+	}
+	switch d.Cmd {
+	case "assign":
+		h.core.Assign(parts(args))
+		h.owned(&out)
+	case "revoke":
+		h.core.Revoke(parts(args))
+		h.owned(&out)
+	case "claims":
+		h.claims = h.core.NotCaughtUp()
+		for _, c := range h.claims {
+			fmt.Fprintf(&out, "p%d epoch %d\n", c.Partition, c.Epoch)
+		}
+	case "catch-up":
+		for _, c := range h.core.NotCaughtUp() {
+			fmt.Fprintf(&out, "p%d: %v\n", c.Partition, h.core.CaughtUp(c, h.projectedHead(c.Partition)))
+		}
+	case "catch-up-stale":
+		require.Len(t, args, 2)
+		p, epoch := parts(args[:1])[0], parts(args[1:])[0]
+		fmt.Fprintf(&out, "p%d: %v\n", p, h.core.CaughtUp(core.Claim{Partition: p, Epoch: uint64(epoch)}, h.projectedHead(p)))
+	case "begin":
+		require.Nil(t, h.txn, "a transaction is already open")
+		h.txn = h.core.Begin(h.now)
+	case "command":
+		require.GreaterOrEqual(t, len(args), 4, "command ID REQ TYPE ACTOR [k=v...]")
+		h.txn.Command(h.commandRecord(t, args[0], args[1], args[2], args[3], args[4:]))
+		h.flushDecided(&out)
+	case "garbage":
+		rid := args[0]
+		p := eventlog.Partition([]byte(rid), partitions)
+		h.offset[p]++
+		h.txn.Command(core.In{Partition: p, Offset: h.offset[p] - 1, Key: []byte(rid), Value: []byte("{not json"),
+			DecodeErr: fmt.Errorf("%w: not JSON", eventlog.ErrInvalidEnvelope)})
+		h.flushDecided(&out)
+	case "expire":
+		h.txn.Expire()
+		h.flushDecided(&out)
+	case "checkpoints":
+		h.txn.Checkpoints()
+	case "commit":
+		require.NotNil(t, h.txn)
+		if err := h.txn.Err(); err != nil {
+			fmt.Fprintf(&out, "error: %v\n", err)
+		}
+		for i, o := range h.txn.Records() {
+			off := int64(len(h.log[o.Partition]))
+			h.log[o.Partition] = append(h.log[o.Partition], logged{value: o.Value, hash: eventlog.Hash(o.Value)})
+			h.txn.Produced(i, off)
+			fmt.Fprintf(&out, "%s\n", describe(o, off))
+		}
+		h.core.Commit(h.txn)
+		h.txn = nil
+	case "abort":
+		require.NotNil(t, h.txn)
+		for _, o := range h.txn.Records() {
+			fmt.Fprintf(&out, "dropped %s\n", describe(o, -1))
+		}
+		if err := h.txn.Err(); err != nil {
+			fmt.Fprintf(&out, "error: %v\n", err)
+		}
+		h.txn = nil
+	case "apply":
+		h.apply(t)
+		for _, p := range sortedParts(h.next) {
+			fmt.Fprintf(&out, "p%d next %d\n", p, h.next[p])
+		}
+	case "tick":
+		dur, err := time.ParseDuration(args[0])
+		require.NoError(t, err)
+		h.now = h.now.Add(dur)
+	case "state":
+		tx := h.core.Begin(h.now) // loads through the overlay, as a transaction would
+		st, err := core.Load(h.core, tx, args[0])
+		require.NoError(t, err)
+		fmt.Fprintf(&out, "%s seq %d", st.Status, st.Sequence)
+		for _, v := range st.Votes {
+			fmt.Fprintf(&out, " %s:%s", strings.TrimSuffix(strings.TrimPrefix(v.Voter, "user:"), "@example.com"), v.Decision)
+		}
+		out.WriteString("\n")
+	case "expect-head":
+		p := parts(args)[0]
+		head, ok := h.core.HeadOf(p)
+		if !ok {
+			fmt.Fprintf(&out, "p%d: not owned or not caught up\n", p)
+			break
+		}
+		want := eventlog.GenesisHash
+		if l := h.log[p]; len(l) > 0 {
+			want = l[len(l)-1].hash
+		}
+		fmt.Fprintf(&out, "p%d: head is the log's last record: %v\n", p, head == want)
+	case "log":
+		p := parts(args)[0]
+		prev := eventlog.GenesisHash
+		for off, r := range h.log[p] {
+			env, err := eventlog.Unmarshal(r.value)
+			require.NoError(t, err)
+			link := "ok"
+			if env.PrevHash != "" && env.PrevHash != prev {
+				link = "BROKEN"
+			}
+			fmt.Fprintf(&out, "%d %s %s seq=%s link=%s\n", off, shortType(env.Type), env.Subject, env.Sequence, link)
+			prev = r.hash
+		}
+	case "owned":
+		h.owned(&out)
+	default:
+		t.Fatalf("unknown verb %q", d.Cmd)
+	}
+	return out.String()
+}
+
+func (h *harness) owned(out *strings.Builder) {
+	o := h.core.Owned()
+	var ps []int32
+	for p := range o {
+		ps = append(ps, p)
+	}
+	slices.Sort(ps)
+	for _, p := range ps {
+		fmt.Fprintf(out, "p%d caught-up=%v\n", p, o[p])
+	}
+}
+
+func (h *harness) flushDecided(out *strings.Builder) {
+	for _, d := range h.decided {
+		fmt.Fprintln(out, d)
+	}
+	h.decided = nil
+}
+
+// projectedHead is where the projection says partition p's chain ends.
+func (h *harness) projectedHead(p int32) core.Head {
+	l := h.log[p][:h.next[p]]
+	if len(l) == 0 {
+		return core.Head{Hash: eventlog.GenesisHash, Offset: -1}
+	}
+	last := l[len(l)-1]
+	env, err := eventlog.Unmarshal(last.value)
+	require.NoError(h.t, err)
+	return core.Head{Hash: last.hash, Offset: int64(len(l) - 1), Checkpoint: env.Type == eventlog.TypeCheckpoint}
+}
+
+func (h *harness) apply(t *testing.T) {
+	b := h.db.NewIndexedBatch()
+	defer b.Close()
+	for p, l := range h.log {
+		for off := h.next[p]; off < int64(len(l)); off++ {
+			r := l[off]
+			env, err := eventlog.Unmarshal(r.value)
+			require.NoError(t, err)
+			prev := h.heads[p]
+			if prev == "" {
+				prev = eventlog.GenesisHash
+			}
+			e := &projection.Event{Partition: p, Offset: off, Value: r.value, Hash: r.hash, PrevHead: prev, Envelope: env}
+			require.NoError(t, h.store.Apply(b, e))
+			h.heads[p] = r.hash
+		}
+		h.next[p] = int64(len(l))
+	}
+	require.NoError(t, b.Commit(pebble.NoSync))
+}
+
+func (h *harness) commandRecord(t *testing.T, id, rid, typ, actor string, kv []string) core.In {
+	opts := map[string]string{}
+	for _, s := range kv {
+		k, v, _ := strings.Cut(s, "=")
+		opts[k] = v
+	}
+	var body approval.CommandBody
+	switch typ {
+	case "submit":
+		body = approval.Submit{Action: approval.Action{Type: "deploy", Resource: "svc/api", Environment: "production"}, Reason: "release"}
+	case "vote":
+		body = approval.Vote{Decision: approval.VoteDecision(opts["decision"]), Comment: opts["comment"]}
+	case "cancel":
+		body = approval.Cancel{}
+	case "expire":
+		body = approval.Expire{}
+	default:
+		t.Fatalf("unknown command type %q", typ)
+	}
+	cmd := approval.Command{ID: id, RequestID: rid, Actor: actor, Time: h.now, Body: body}
+	env, err := eventlog.CommandEnvelope(cmd, "assent/test")
+	require.NoError(t, err)
+	value, err := eventlog.Marshal(env)
+	require.NoError(t, err)
+	p := eventlog.Partition([]byte(rid), partitions)
+	if s, ok := opts["partition"]; ok {
+		n, err := strconv.Atoi(s)
+		require.NoError(t, err)
+		p = int32(n)
+	}
+	h.offset[p]++
+	return core.In{Partition: p, Offset: h.offset[p] - 1, Key: []byte(rid), Value: value, Envelope: env}
+}
+
+func describe(o core.Out, off int64) string {
+	env, err := eventlog.Unmarshal(o.Value)
+	if err != nil {
+		return "undecodable"
+	}
+	where := fmt.Sprintf("p%d", o.Partition)
+	if off >= 0 {
+		where += fmt.Sprintf("@%d", off)
+	}
+	if o.Checkpoint {
+		return where + " checkpoint"
+	}
+	return fmt.Sprintf("%s %s %s seq=%s", where, shortType(env.Type), env.Subject, env.Sequence)
+}
+
+func shortType(t string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(t, "dev.assent.request."), "dev.assent.")
+}
+
+func sortedParts[V any](m map[int32]V) []int32 {
+	var ps []int32
+	for p := range m {
+		ps = append(ps, p)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+	return ps
+}
+
+// quiet drops Pebble's informational logs.
+type quiet struct{}
+
+func (quiet) Infof(string, ...any)           {}
+func (quiet) Errorf(string, ...any)          {}
+func (quiet) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }

@@ -1,0 +1,36 @@
+// Package core is the decider without Kafka: what it owns, what it has
+// staged, and what it writes. The service's adapter (package txn) feeds it
+// command records and partition assignments from a transactional Kafka
+// session, produces the records it returns, and tells it whether the
+// transaction committed. Everything here is deterministic given its
+// inputs, so it is tested with scenario files (testdata/*.txt, read by a
+// datadriven runner) that need no broker.
+//
+// # Ownership and epochs
+//
+// Assign gives the core command partitions; every assignment starts a new
+// epoch for that partition. A partition is decided only once it is caught
+// up: its projection has applied the events partition to its end, and the
+// chain head is taken from there (CaughtUp). Anything staged or merged
+// under an older epoch is dropped, so a partition revoked and assigned
+// again while a transaction or a catch-up was in flight cannot be written
+// with a stale head.
+//
+// # Transactions and the overlay
+//
+// Begin starts a transaction (Txn). Each command record is decided with
+// approval.Decide against the request's state: staged in this transaction,
+// else written by an earlier committed transaction but not yet projected
+// (the overlay), else projected (the Store). The events are chained by hash
+// from the partition's head and returned as records to produce. On commit
+// (Commit) the new heads and states are kept; on abort the Txn is simply
+// dropped and nothing it staged survives.
+//
+// # Timers and checkpoints
+//
+// Expire decides an expiry for every due request of the caught-up
+// partitions. Checkpoints signs the head of every partition with new
+// events since its last checkpoint, at most once per interval.
+//
+// See docs/architecture.md for the invariants these rules serve.
+package core

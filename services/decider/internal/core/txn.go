@@ -1,0 +1,324 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/eventlog"
+)
+
+// In is a command record as consumed.
+type In struct {
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	// Envelope decodes the record; the adapter passes its own decoder
+	// (content-type header included), the tests theirs.
+	Envelope  eventlog.Envelope
+	DecodeErr error
+}
+
+// Out is a record to produce to the events topic, in order.
+type Out struct {
+	Partition int32
+	Key       []byte // the request id; nil for a checkpoint
+	Value     []byte
+	// RequestID names the request whose state this record advances; empty
+	// for a checkpoint.
+	RequestID  string
+	Checkpoint bool
+}
+
+// Txn stages the effects of one transaction. Its methods other than
+// Produced run on one goroutine; Produced may run on any.
+type Txn struct {
+	c      *Core
+	now    time.Time
+	out    []Out
+	states map[string]approval.State
+	heads  map[int32]string
+	epochs map[int32]uint64
+	parts  map[string]int32
+	err    error
+	events int
+	// checkpointAt is when this transaction signed its checkpoints.
+	checkpointAt time.Time
+
+	mu sync.Mutex
+	// offsets, by the index in out, as the broker acknowledged them.
+	offsets map[int]int64
+}
+
+// Begin starts a transaction decided at now.
+func (c *Core) Begin(now time.Time) *Txn {
+	return &Txn{
+		c: c, now: now, states: map[string]approval.State{}, heads: map[int32]string{}, epochs: map[int32]uint64{},
+		parts: map[string]int32{}, offsets: map[int]int64{},
+	}
+}
+
+// Records returns what to produce, in order.
+func (t *Txn) Records() []Out { return t.out }
+
+// Events counts the event records staged (checkpoints excluded).
+func (t *Txn) Events() int { return t.events }
+
+// Err is the first reason the transaction must abort, if any.
+func (t *Txn) Err() error { return t.err }
+
+func (t *Txn) fail(err error) { t.err = errors.Join(t.err, err) }
+
+// Produced records that Records()[i] was written at offset off.
+func (t *Txn) Produced(i int, off int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.offsets[i] = off
+}
+
+// head returns the chain head of p as staged in t, else as owned.
+func (t *Txn) head(p int32) (string, uint64, bool) {
+	if h, ok := t.heads[p]; ok {
+		return h, t.epochs[p], true
+	}
+	c := t.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pt, ok := c.owned[p]
+	if !ok || !pt.caughtUp {
+		return "", 0, false
+	}
+	return pt.head, pt.epoch, true
+}
+
+// Command decides one command record into the transaction.
+func (t *Txn) Command(in In) {
+	c := t.c
+	rid := string(in.Key)
+	if rid == "" {
+		if c.cfg.Skipped != nil {
+			c.cfg.Skipped("no_key", in)
+		}
+		return
+	}
+	if want := eventlog.Partition(in.Key, int(c.cfg.Partitions)); want != in.Partition {
+		// Its events would belong to another decider's partition.
+		if c.cfg.Skipped != nil {
+			c.cfg.Skipped("misrouted", in)
+		}
+		return
+	}
+	state, err := c.load(t, rid)
+	if err != nil {
+		t.fail(err)
+		return
+	}
+	var dec approval.Decision
+	typ := ""
+	var commandTime time.Time
+	switch {
+	case in.DecodeErr != nil:
+		id := fmt.Sprintf("kafka:%s/%d/%d", c.cfg.Topic, in.Partition, in.Offset)
+		cmd := approval.Command{ID: id, RequestID: rid, Actor: approval.SystemDecider}
+		dec = approval.Refuse(state, cmd, "", &approval.Refusal{Code: approval.ReasonInvalid, Detail: in.DecodeErr.Error()}, t.now)
+	default:
+		env := in.Envelope
+		typ = env.Type
+		cmd, err := eventlog.DomainCommand(env)
+		cmd.RequestID = rid
+		var refusal *approval.Refusal
+		switch {
+		case errors.As(err, &refusal):
+			if cmd.Actor == "" {
+				cmd.Actor = approval.SystemDecider
+			}
+			dec = approval.Refuse(state, cmd, env.Type, refusal, t.now)
+		case err != nil:
+			dec = approval.Refuse(state, cmd, env.Type, &approval.Refusal{Code: approval.ReasonInvalid, Detail: err.Error()}, t.now)
+		default:
+			dec = approval.Decide(state, cmd, c.cfg.Policies(), t.now)
+			commandTime = env.Time
+		}
+	}
+	if c.cfg.Observe != nil {
+		c.cfg.Observe(typ, dec, commandTime)
+	}
+	t.write(in.Partition, state, dec.Events)
+}
+
+// Expire decides an expiry for every due request of the caught-up
+// partitions this core owns.
+func (t *Txn) Expire() {
+	c := t.c
+	c.mu.Lock()
+	var parts []int32
+	for p, pt := range c.owned {
+		if pt.caughtUp {
+			parts = append(parts, p)
+		}
+	}
+	var pendingOverlay []string
+	for rid, e := range c.overlay {
+		if e.state.Status == approval.StatusPending && !t.now.Before(e.state.Policy.ExpiresAt) {
+			pendingOverlay = append(pendingOverlay, rid)
+		}
+	}
+	c.mu.Unlock()
+	due := map[string]int32{}
+	for _, p := range parts {
+		ids, err := c.store.Due(p, t.now, c.cfg.DueLimit)
+		if err != nil {
+			t.fail(err)
+			return
+		}
+		for _, rid := range ids {
+			due[rid] = p
+		}
+	}
+	for _, rid := range pendingOverlay {
+		due[rid] = eventlog.Partition([]byte(rid), int(c.cfg.Partitions))
+	}
+	for rid, p := range due {
+		state, err := c.load(t, rid)
+		if err != nil {
+			t.fail(err)
+			return
+		}
+		cmd := approval.Command{ID: "expire:" + rid, RequestID: rid, Actor: approval.SystemDecider, Time: t.now, Body: approval.Expire{}}
+		dec := approval.Decide(state, cmd, c.cfg.Policies(), t.now)
+		if c.cfg.Observe != nil {
+			c.cfg.Observe(approval.TypeExpire, dec, time.Time{})
+		}
+		t.write(p, state, dec.Events)
+	}
+}
+
+// write stages a decision's events and the new state and head.
+func (t *Txn) write(p int32, state approval.State, events []approval.Event) {
+	if len(events) == 0 {
+		return
+	}
+	head, epoch, ok := t.head(p)
+	if !ok {
+		t.fail(fmt.Errorf("%w: %d", errNotOwned, p))
+		return
+	}
+	rid := events[0].RequestID
+	for _, e := range events {
+		env, err := eventlog.EventEnvelope(e, t.c.cfg.Source, head)
+		if err != nil {
+			t.fail(err)
+			return
+		}
+		value, err := eventlog.Marshal(env)
+		if err != nil {
+			t.fail(err)
+			return
+		}
+		head = eventlog.Hash(value)
+		state = approval.Evolve(state, e)
+		t.events++
+		t.out = append(t.out, Out{Partition: p, Key: []byte(rid), Value: value, RequestID: rid})
+	}
+	t.states[rid] = state
+	t.parts[rid] = p
+	t.heads[p] = head
+	t.epochs[p] = epoch
+}
+
+// Checkpoints signs the head of every caught-up partition this core owns
+// that has new events since its last checkpoint, at most once every
+// CheckpointInterval. Call it first in a transaction: the head it signs
+// was committed by an earlier one and its offset is known, and the events
+// of this transaction then link to the checkpoint.
+func (t *Txn) Checkpoints() {
+	c := t.c
+	if c.cfg.Signer == nil {
+		return
+	}
+	type due struct {
+		p      int32
+		head   string
+		offset int64
+		epoch  uint64
+	}
+	var todo []due
+	c.mu.Lock()
+	for p, pt := range c.owned {
+		if pt.caughtUp && pt.headOffset >= 0 && pt.headOffset > pt.checkpointOffset &&
+			t.now.Sub(pt.lastCheckpoint) >= c.cfg.CheckpointInterval {
+			todo = append(todo, due{p: p, head: pt.head, offset: pt.headOffset, epoch: pt.epoch})
+		}
+	}
+	c.mu.Unlock()
+	for _, d := range todo {
+		env, err := eventlog.NewCheckpoint(c.cfg.Signer, c.cfg.Source, c.cfg.Topic, d.p, d.offset, d.head, t.now)
+		if err != nil {
+			t.fail(err)
+			return
+		}
+		value, err := eventlog.Marshal(env)
+		if err != nil {
+			t.fail(err)
+			return
+		}
+		t.out = append(t.out, Out{Partition: d.p, Value: value, Checkpoint: true})
+		t.heads[d.p] = eventlog.Hash(value)
+		t.epochs[d.p] = d.epoch
+		t.checkpointAt = t.now
+		if c.cfg.Checkpointed != nil {
+			c.cfg.Checkpointed()
+		}
+	}
+}
+
+// Commit keeps the effects of a committed transaction, except on
+// partitions reassigned since it staged them.
+func (c *Core) Commit(t *Txn) {
+	t.mu.Lock()
+	headOffsets := map[int32]int64{}
+	checkpointOffsets := map[int32]int64{}
+	lastOffset := map[string]int64{}
+	for i, o := range t.out {
+		off, ok := t.offsets[i]
+		if !ok {
+			continue
+		}
+		headOffsets[o.Partition] = max(headOffsets[o.Partition], off)
+		if o.Checkpoint {
+			checkpointOffsets[o.Partition] = off
+		} else {
+			lastOffset[o.RequestID] = max(lastOffset[o.RequestID], off)
+		}
+	}
+	t.mu.Unlock()
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p, h := range t.heads {
+		if pt, ok := c.owned[p]; ok && pt.epoch == t.epochs[p] {
+			pt.head = h
+			if off, ok := headOffsets[p]; ok {
+				pt.headOffset = off
+			}
+			if off, ok := checkpointOffsets[p]; ok {
+				pt.checkpointOffset = off
+				pt.lastCheckpoint = t.checkpointAt
+			}
+		}
+	}
+	for rid, s := range t.states {
+		p := t.parts[rid]
+		if pt, ok := c.owned[p]; ok && pt.epoch == t.epochs[p] {
+			c.overlay[rid] = overlayEntry{state: s, partition: p, offset: lastOffset[rid], epoch: pt.epoch}
+		}
+	}
+	for rid, e := range c.overlay {
+		if c.progress.Next(e.partition) > e.offset {
+			delete(c.overlay, rid)
+		}
+	}
+}
