@@ -50,7 +50,7 @@
 // # Reading
 //
 // A request's events are all in one partition of the events topic, the
-// one eventlog.Partition gives for its id. A wait consumes only that
+// one wire.Partition gives for its id. A wait consumes only that
 // partition, with read_committed, so it sees only events of committed
 // decider transactions, and folds the request's events with
 // approval.Evolve, exactly as every projection does.

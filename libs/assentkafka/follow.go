@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/eventlog"
 )
 
@@ -105,7 +106,7 @@ func (c *Client) read(ctx context.Context, w watch, start int64, full bool) (st 
 			if err != nil {
 				return // not Assent's to fold; the auditor reports it
 			}
-			e, err := eventlog.DomainEvent(env)
+			e, err := codec.DomainEvent(env)
 			if err != nil || e.Sequence <= st.Sequence {
 				return
 			}

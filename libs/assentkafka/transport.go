@@ -14,8 +14,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/eventlog"
 	assent "github.com/assent-dev/assent/libs/sdk"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // Source is the CloudEvents source of the commands this package writes.
@@ -303,7 +305,7 @@ func (c *Client) send(ctx context.Context, cmd approval.Command) (Sent, error) {
 		return s, err
 	}
 	s.From = from
-	env, err := eventlog.CommandEnvelope(cmd, Source)
+	env, err := codec.CommandEnvelope(cmd, Source)
 	if err != nil {
 		return s, fmt.Errorf("assentkafka: %w", err)
 	}
@@ -401,7 +403,7 @@ func (c *Client) checkTopics(ctx context.Context) error {
 }
 
 func (c *Client) partition(rid string) int32 {
-	return eventlog.Partition([]byte(rid), int(c.topics.Partitions))
+	return wire.Partition([]byte(rid), int(c.topics.Partitions))
 }
 
 // committedEnd is the last stable offset of an events partition.

@@ -13,8 +13,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/eventlog"
 	assent "github.com/assent-dev/assent/libs/sdk"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/schemas"
 )
 
@@ -64,7 +66,7 @@ func startFakeDecider(t *testing.T, cfg eventlog.Config, spec eventlog.TopicSpec
 					t.Errorf("fake decider: %v", err)
 					return
 				}
-				cmd, err := eventlog.DomainCommand(env)
+				cmd, err := codec.DomainCommand(env)
 				st := states[cmd.RequestID]
 				var d approval.Decision
 				var refusal *approval.Refusal
@@ -75,7 +77,7 @@ func startFakeDecider(t *testing.T, cfg eventlog.Config, spec eventlog.TopicSpec
 				}
 				for _, e := range d.Events {
 					st = approval.Evolve(st, e)
-					ev, err := eventlog.EventEnvelope(e, "assent/decider", eventlog.GenesisHash)
+					ev, err := codec.EventEnvelope(e, "assent/decider", wire.GenesisHash)
 					require.NoError(t, err)
 					rec, err := eventlog.NewRecord(spec.Events, ev)
 					require.NoError(t, err)
@@ -189,7 +191,7 @@ func TestSubmitWaitApproveOnFakeCluster(t *testing.T) {
 
 	s, err := billing.Submit(ctx, deploy("r-1", "production"))
 	require.NoError(t, err)
-	require.Equal(t, eventlog.Partition([]byte("r-1"), 3), s.Partition)
+	require.Equal(t, wire.Partition([]byte("r-1"), 3), s.Partition)
 	require.NoError(t, billing.Outcome(ctx, s), "the submit was accepted")
 
 	v, err := alice.Vote(ctx, "r-1", assent.VoteRequest{Decision: assent.Approve, Comment: "lgtm"})

@@ -1,13 +1,11 @@
 package eventlog
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -162,23 +160,6 @@ func NewClient(cfg Config, opts ...kgo.Opt) (*kgo.Client, error) {
 	if err := CheckClient(cl); err != nil {
 		cl.Close()
 		return nil, err
-	}
-	return cl, nil
-}
-
-// Connect is how a service starts: NewClient, then CheckTopics, within
-// 30 seconds. It refuses to start on topics that differ from spec, and the
-// client is closed on any error.
-func Connect(ctx context.Context, cfg Config, spec TopicSpec) (*kgo.Client, error) {
-	cl, err := NewClient(cfg)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := CheckTopics(ctx, kadm.NewClient(cl), spec); err != nil {
-		cl.Close()
-		return nil, fmt.Errorf("topics: %w", err)
 	}
 	return cl, nil
 }

@@ -29,3 +29,7 @@ func newClient(t *testing.T, cfg eventlog.Config, opts ...kgo.Opt) *kgo.Client {
 	t.Cleanup(cl.Close)
 	return cl
 }
+
+func spec(partitions int32) eventlog.TopicSpec {
+	return eventlog.TopicSpec{Commands: "c", Events: "e", Partitions: partitions, ReplicationFactor: 3, MinInsyncReplicas: 2}
+}

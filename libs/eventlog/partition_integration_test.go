@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/kafkatest"
 )
 
@@ -27,7 +27,7 @@ func TestIntegrationKeyedRecordsLandWherePartitionSays(t *testing.T) {
 	keys := []string{"21", "foobar", "a-little-bit-long-string", "a-little-bit-longer-string",
 		"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", "abc"}
 	for i := range 100 {
-		keys = append(keys, fmt.Sprintf("req-%d", i), eventlog.NewID(time.Now()))
+		keys = append(keys, fmt.Sprintf("req-%d", i), wire.NewID(time.Now()))
 	}
 
 	brokers := kafkatest.Brokers(t)
@@ -44,7 +44,7 @@ func TestIntegrationKeyedRecordsLandWherePartitionSays(t *testing.T) {
 		results := p.ProduceSync(ctx, recs...)
 		require.NoError(t, results.FirstErr(), name)
 		for _, res := range results {
-			require.Equal(t, eventlog.Partition(res.Record.Key, partitions), res.Record.Partition, "%s: key %q", name, res.Record.Key)
+			require.Equal(t, wire.Partition(res.Record.Key, partitions), res.Record.Partition, "%s: key %q", name, res.Record.Key)
 		}
 	}
 
@@ -55,7 +55,7 @@ func TestIntegrationKeyedRecordsLandWherePartitionSays(t *testing.T) {
 		fs := reader.PollFetches(ctx)
 		require.NoError(t, fs.Err(), "polling until all %d records are read", len(keys)*len(producers))
 		for _, r := range fs.Records() {
-			require.Equal(t, eventlog.Partition(r.Key, partitions), r.Partition, "%s: key %q", r.Value, r.Key)
+			require.Equal(t, wire.Partition(r.Key, partitions), r.Partition, "%s: key %q", r.Value, r.Key)
 			seen[string(r.Value)]++
 			total++
 		}

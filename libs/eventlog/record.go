@@ -1,25 +1,12 @@
 package eventlog
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
-	"mime"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/assent-dev/assent/libs/wire"
 )
-
-// ContentType is the content-type header value of a structured-mode
-// CloudEvents record (CloudEvents Kafka protocol binding, section 3.3).
-const ContentType = "application/cloudevents+json"
-
-// HeaderContentType is the record header that carries ContentType.
-const HeaderContentType = "content-type"
-
-// ErrContentType is wrapped by DecodeRecord when a record does not say that
-// it is a structured-mode CloudEvent.
-var ErrContentType = errors.New("eventlog: record is not a structured CloudEvent")
 
 // NewRecord returns a record for topic that carries env in structured mode.
 //
@@ -28,15 +15,15 @@ var ErrContentType = errors.New("eventlog: record is not a structured CloudEvent
 // a subject (a log checkpoint, say) gets a nil key; the producer's
 // partitioner then uses the record's Partition field, which the caller must
 // set.
-func NewRecord(topic string, env Envelope) (*kgo.Record, error) {
-	value, err := Marshal(env)
+func NewRecord(topic string, env wire.Envelope) (*kgo.Record, error) {
+	value, err := wire.Marshal(env)
 	if err != nil {
 		return nil, err
 	}
 	r := &kgo.Record{
 		Topic:   topic,
 		Value:   value,
-		Headers: []kgo.RecordHeader{{Key: HeaderContentType, Value: []byte(ContentType)}},
+		Headers: []kgo.RecordHeader{{Key: wire.HeaderContentType, Value: []byte(wire.ContentType)}},
 	}
 	if env.Subject != "" {
 		r.Key = []byte(env.Subject)
@@ -47,7 +34,7 @@ func NewRecord(topic string, env Envelope) (*kgo.Record, error) {
 // Produce writes one envelope to topic with cl's guarantees (see
 // Config.Opts: acks=all, idempotent, the murmur2 partitioner) and returns
 // once Kafka has acknowledged it.
-func Produce(ctx context.Context, cl *kgo.Client, topic string, env Envelope) error {
+func Produce(ctx context.Context, cl *kgo.Client, topic string, env wire.Envelope) error {
 	rec, err := NewRecord(topic, env)
 	if err != nil {
 		return err
@@ -55,40 +42,18 @@ func Produce(ctx context.Context, cl *kgo.Client, topic string, env Envelope) er
 	return cl.ProduceSync(ctx, rec).FirstErr()
 }
 
-// DecodeRecord decodes the envelope in a record that NewRecord (or any
-// CloudEvents structured-mode producer) wrote.
-//
-// It requires exactly one content-type header whose media type is
-// application/cloudevents+json (parameters such as charset are allowed),
-// and a key equal to the subject when there is a subject: a record keyed by
-// anything else sits in the wrong partition. Errors wrap ErrContentType or
-// ErrInvalidEnvelope and name the record's topic, partition and offset.
-func DecodeRecord(r *kgo.Record) (Envelope, error) {
-	where := fmt.Sprintf("%s/%d@%d", r.Topic, r.Partition, r.Offset)
-	var ct []byte
-	n := 0
-	for _, h := range r.Headers {
-		if h.Key == HeaderContentType {
-			ct = h.Value
-			n++
-		}
+// DecodeRecord decodes the envelope in a franz-go record (see
+// wire.DecodeRecord for the rules).
+func DecodeRecord(r *kgo.Record) (wire.Envelope, error) { return wire.DecodeRecord(WireRecord(r)) }
+
+// WireRecord converts a franz-go record for package wire.
+func WireRecord(r *kgo.Record) wire.Record {
+	hs := make([]wire.Header, len(r.Headers))
+	for i, h := range r.Headers {
+		hs[i] = wire.Header{Key: h.Key, Value: h.Value}
 	}
-	switch n {
-	case 0:
-		return Envelope{}, fmt.Errorf("%w: %s has no %s header; want %s (structured mode)", ErrContentType, where, HeaderContentType, ContentType)
-	case 1:
-	default:
-		return Envelope{}, fmt.Errorf("%w: %s has %d %s headers; want one", ErrContentType, where, n, HeaderContentType)
+	return wire.Record{
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Headers: hs,
+		Control: r.Attrs.IsControl(), Transactional: r.Attrs.IsTransactional(), ProducerID: r.ProducerID,
 	}
-	if mt, _, err := mime.ParseMediaType(string(ct)); err != nil || mt != ContentType {
-		return Envelope{}, fmt.Errorf("%w: %s has %s %q; want %s (structured mode)", ErrContentType, where, HeaderContentType, ct, ContentType)
-	}
-	env, err := Unmarshal(r.Value)
-	if err != nil {
-		return Envelope{}, fmt.Errorf("%s: %w", where, err)
-	}
-	if env.Subject != "" && !bytes.Equal(r.Key, []byte(env.Subject)) {
-		return Envelope{}, fmt.Errorf("%w: %s: key %q differs from subject %q", ErrInvalidEnvelope, where, r.Key, env.Subject)
-	}
-	return env, nil
 }

@@ -1,10 +1,14 @@
 package eventlog
 
 import (
+	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 func TestNewRecordAndDecodeRecord(t *testing.T) {
@@ -15,7 +19,7 @@ func TestNewRecordAndDecodeRecord(t *testing.T) {
 	require.Equal(t, "assent.events.v1", r.Topic)
 	require.Equal(t, []byte("req-42"), r.Key)
 	require.Equal(t, []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/cloudevents+json")}}, r.Headers)
-	value, err := Marshal(env)
+	value, err := wire.Marshal(env)
 	require.NoError(t, err)
 	require.Equal(t, value, r.Value)
 
@@ -40,7 +44,7 @@ func TestNewRecordRefusesInvalidEnvelope(t *testing.T) {
 	env := sampleEnvelope()
 	env.Type = ""
 	_, err := NewRecord("t", env)
-	require.ErrorIs(t, err, ErrInvalidEnvelope)
+	require.ErrorIs(t, err, wire.ErrInvalidEnvelope)
 }
 
 func TestDecodeRecordRefuses(t *testing.T) {
@@ -55,14 +59,14 @@ func TestDecodeRecordRefuses(t *testing.T) {
 		wantErr error
 		want    string
 	}{
-		{"no header", func(r *kgo.Record) { r.Headers = nil }, ErrContentType, "topic/3@42 has no content-type header; want application/cloudevents+json (structured mode)"},
+		{"no header", func(r *kgo.Record) { r.Headers = nil }, wire.ErrContentType, "topic/3@42 has no content-type header; want application/cloudevents+json (structured mode)"},
 		{"binary mode", func(r *kgo.Record) {
 			r.Headers = []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/json")}}
-		}, ErrContentType, `content-type "application/json"`},
-		{"two headers", func(r *kgo.Record) { r.Headers = append(r.Headers, r.Headers[0]) }, ErrContentType, "2 content-type headers"},
-		{"ce_ header case", func(r *kgo.Record) { r.Headers[0].Key = "Content-Type" }, ErrContentType, "no content-type header"},
-		{"bad value", func(r *kgo.Record) { r.Value = []byte(`{}`) }, ErrInvalidEnvelope, "topic/3@42"},
-		{"key differs", func(r *kgo.Record) { r.Key = []byte("other") }, ErrInvalidEnvelope, `key "other" differs from subject "req-42"`},
+		}, wire.ErrContentType, `content-type "application/json"`},
+		{"two headers", func(r *kgo.Record) { r.Headers = append(r.Headers, r.Headers[0]) }, wire.ErrContentType, "2 content-type headers"},
+		{"ce_ header case", func(r *kgo.Record) { r.Headers[0].Key = "Content-Type" }, wire.ErrContentType, "no content-type header"},
+		{"bad value", func(r *kgo.Record) { r.Value = []byte(`{}`) }, wire.ErrInvalidEnvelope, "topic/3@42"},
+		{"key differs", func(r *kgo.Record) { r.Key = []byte("other") }, wire.ErrInvalidEnvelope, `key "other" differs from subject "req-42"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -83,4 +87,21 @@ func TestDecodeRecordAcceptsMediaTypeParameters(t *testing.T) {
 	r.Headers[0].Value = []byte("application/cloudevents+json; charset=UTF-8")
 	_, err = DecodeRecord(r)
 	require.NoError(t, err)
+}
+
+func sampleEnvelope() wire.Envelope {
+	return wire.Envelope{
+		SpecVersion:     "1.0",
+		ID:              "01936f6e-1a2b-7c3d-8e4f-0123456789ab",
+		Source:          "assent/decider",
+		Type:            "dev.assent.request.approved",
+		Subject:         "req-42",
+		Time:            time.Date(2025, 3, 4, 5, 6, 7, 123456789, time.UTC),
+		DataContentType: "application/json",
+		Actor:           "system:decider",
+		CommandID:       "01936f6e-0000-7000-8000-000000000001",
+		Sequence:        "3",
+		PrevHash:        wire.GenesisHash,
+		Data:            json.RawMessage(`{"quorum":2}`),
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/kafkatest"
 )
 
@@ -26,19 +27,19 @@ func TestIntegrationReadCommittedRoundTrip(t *testing.T) {
 	defer cancel()
 
 	now := time.Now().UTC()
-	subject := "req-" + eventlog.NewID(now)
-	head := eventlog.GenesisHash
+	subject := "req-" + wire.NewID(now)
+	head := wire.GenesisHash
 	seq := 0
-	next := func(kind string) (*kgo.Record, eventlog.Envelope) {
+	next := func(kind string) (*kgo.Record, wire.Envelope) {
 		seq++
-		env := eventlog.Envelope{
-			ID:        eventlog.NewID(now.Add(time.Duration(seq) * time.Millisecond)),
+		env := wire.Envelope{
+			ID:        wire.NewID(now.Add(time.Duration(seq) * time.Millisecond)),
 			Source:    "assent/decider",
 			Type:      "dev.assent.vote.recorded",
 			Subject:   subject,
 			Time:      now,
 			Actor:     "system:decider",
-			CommandID: eventlog.NewID(now),
+			CommandID: wire.NewID(now),
 			Sequence:  fmt.Sprint(seq),
 			PrevHash:  head,
 			Data:      json.RawMessage(fmt.Sprintf(`{"kind":%q}`, kind)),
@@ -53,18 +54,18 @@ func TestIntegrationReadCommittedRoundTrip(t *testing.T) {
 	for _, kind := range []string{"plain-1", "plain-2"} {
 		r, env := next(kind)
 		require.NoError(t, plain.ProduceSync(ctx, r).FirstErr())
-		head = eventlog.Hash(r.Value)
+		head = wire.Hash(r.Value)
 		committed = append(committed, env.ID)
 	}
 
-	txn := kafkatest.NewClient(t, kgo.TransactionalID("test-"+eventlog.NewID(now)))
+	txn := kafkatest.NewClient(t, kgo.TransactionalID("test-"+wire.NewID(now)))
 	require.NoError(t, txn.BeginTransaction())
 	r, env := next("txn-committed")
 	require.NoError(t, txn.ProduceSync(ctx, r).FirstErr())
 	ok, err := endTxn(ctx, txn, kgo.TryCommit)
 	require.NoError(t, err)
 	require.True(t, ok, "commit")
-	head = eventlog.Hash(r.Value)
+	head = wire.Hash(r.Value)
 	committed = append(committed, env.ID)
 
 	require.NoError(t, txn.BeginTransaction())
@@ -81,7 +82,7 @@ func TestIntegrationReadCommittedRoundTrip(t *testing.T) {
 	// read_committed, through eventlog.NewClient.
 	reader := kafkatest.NewClient(t, kgo.ConsumeTopics(spec.Events), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	var got []string
-	chain := eventlog.GenesisHash
+	chain := wire.GenesisHash
 	for len(got) == 0 || got[len(got)-1] != sentinel.ID {
 		fs := reader.PollFetches(ctx)
 		require.NoError(t, fs.Err(), "polling read_committed until the sentinel arrives")
@@ -90,7 +91,7 @@ func TestIntegrationReadCommittedRoundTrip(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, chain, env.PrevHash, "chain broken at %s", env.ID)
 			require.Equal(t, fmt.Sprint(len(got)+1), env.Sequence)
-			chain = eventlog.Hash(rec.Value)
+			chain = wire.Hash(rec.Value)
 			got = append(got, env.ID)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/kafkatest"
 )
 
@@ -248,7 +249,7 @@ func subjects(prefix string, parts int32, n int) [][]string {
 	full := 0
 	for i := 0; full < int(parts); i++ {
 		s := prefix + "-" + strconv.Itoa(i)
-		p := eventlog.Partition([]byte(s), int(parts))
+		p := wire.Partition([]byte(s), int(parts))
 		if len(out[p]) < n {
 			out[p] = append(out[p], s)
 			if len(out[p]) == n {
@@ -277,7 +278,7 @@ type producer struct {
 }
 
 func newProducer(t testing.TB, topic string, parts int32) *producer {
-	cl := kafkatest.NewClient(t, kgo.TransactionalID("projection-test-"+eventlog.NewID(time.Now())))
+	cl := kafkatest.NewClient(t, kgo.TransactionalID("projection-test-"+wire.NewID(time.Now())))
 	return &producer{
 		t: t, topic: topic, parts: int(parts), cl: cl, now: time.Now().UTC(),
 		seq: map[string]int{}, heads: map[int32]string{},
@@ -289,7 +290,7 @@ func (pr *producer) head(p int32) string {
 	if h, ok := pr.heads[p]; ok {
 		return h
 	}
-	return eventlog.GenesisHash
+	return wire.GenesisHash
 }
 
 // txn produces one event for each subject in one transaction, committed
@@ -305,7 +306,7 @@ func (pr *producer) txn(commit bool, subjects ...string) []*kgo.Record {
 	require.NoError(pr.t, pr.cl.BeginTransaction())
 	var out []*kgo.Record
 	for _, s := range subjects {
-		p := eventlog.Partition([]byte(s), pr.parts)
+		p := wire.Partition([]byte(s), pr.parts)
 		prev, ok := heads[p]
 		if !ok {
 			prev = pr.head(p)
@@ -314,14 +315,14 @@ func (pr *producer) txn(commit bool, subjects ...string) []*kgo.Record {
 		seq := pr.seq[s] + seqs[s]
 		pr.n++
 		at := pr.now.Add(time.Duration(pr.n) * time.Millisecond)
-		rec, err := eventlog.NewRecord(pr.topic, eventlog.Envelope{
-			ID:        eventlog.NewID(at),
+		rec, err := eventlog.NewRecord(pr.topic, wire.Envelope{
+			ID:        wire.NewID(at),
 			Source:    "assent/decider",
 			Type:      "dev.assent.vote.recorded",
 			Subject:   s,
 			Time:      at,
 			Actor:     "system:decider",
-			CommandID: eventlog.NewID(at),
+			CommandID: wire.NewID(at),
 			Sequence:  strconv.Itoa(seq),
 			PrevHash:  prev,
 			Data:      json.RawMessage(fmt.Sprintf(`{"n":%d}`, pr.n)),
@@ -329,7 +330,7 @@ func (pr *producer) txn(commit bool, subjects ...string) []*kgo.Record {
 		require.NoError(pr.t, err)
 		require.NoError(pr.t, pr.cl.ProduceSync(ctx, rec).FirstErr())
 		require.Equal(pr.t, p, rec.Partition)
-		heads[p] = eventlog.Hash(rec.Value)
+		heads[p] = wire.Hash(rec.Value)
 		pending[pos{rec.Partition, rec.Offset}] = rec.Value
 		out = append(out, rec)
 	}

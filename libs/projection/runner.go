@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // Event is one committed record of the events topic, as a handler sees it.
@@ -21,9 +22,9 @@ type Event struct {
 	Partition int32
 	Offset    int64
 	Value     []byte // the exact record value, as hashed
-	Hash      string // eventlog.Hash(Value)
+	Hash      string // wire.Hash(Value)
 	PrevHead  string // the partition's chain head before this record
-	Envelope  eventlog.Envelope
+	Envelope  wire.Envelope
 }
 
 // Handler applies events to a store. Apply writes into b, an indexed batch
@@ -127,7 +128,7 @@ func (r *Runner) loadOffsets() error {
 	n := r.cfg.Partitions
 	r.next, r.heads, r.tips = make([]int64, n), make([]string, n), make([]tip, n)
 	for p := range n {
-		r.heads[p] = eventlog.GenesisHash
+		r.heads[p] = wire.GenesisHash
 		r.tips[p] = tip{offset: -1}
 		v, closer, err := r.db.Get(keyOffset(p))
 		switch {
@@ -394,7 +395,7 @@ func (r *Runner) wipe() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for p := range r.next {
-		r.next[p], r.heads[p], r.tips[p] = 0, eventlog.GenesisHash, tip{offset: -1}
+		r.next[p], r.heads[p], r.tips[p] = 0, wire.GenesisHash, tip{offset: -1}
 	}
 	r.ready = false
 	return nil
@@ -465,7 +466,7 @@ func (r *Runner) apply(fetches kgo.Fetches) error {
 		if rec.Attrs.IsControl() {
 			return
 		}
-		e := &Event{Partition: p, Offset: rec.Offset, Value: rec.Value, Hash: eventlog.Hash(rec.Value), PrevHead: heads[p]}
+		e := &Event{Partition: p, Offset: rec.Offset, Value: rec.Value, Hash: wire.Hash(rec.Value), PrevHead: heads[p]}
 		heads[p] = e.Hash
 		tips[p] = tip{offset: rec.Offset}
 		env, decErr := eventlog.DecodeRecord(rec)
@@ -475,7 +476,7 @@ func (r *Runner) apply(fetches kgo.Fetches) error {
 			return
 		}
 		e.Envelope = env
-		tips[p].checkpoint = env.Type == eventlog.TypeCheckpoint && env.Subject == ""
+		tips[p].checkpoint = env.Type == wire.TypeCheckpoint && env.Subject == ""
 		stats.Records++
 		if env.Subject != "" {
 			subjects[env.Subject] = true
@@ -575,7 +576,7 @@ func (r *Runner) Next(p int32) int64 {
 }
 
 // Head returns the chain head of partition p: the hash of the last record
-// applied, or eventlog.GenesisHash.
+// applied, or wire.GenesisHash.
 func (r *Runner) Head(p int32) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

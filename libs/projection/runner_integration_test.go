@@ -18,7 +18,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/kafkatest"
 )
 
@@ -33,7 +35,7 @@ func checkApplied(t *testing.T, rr *running, h *recorder, pr *producer, lso []in
 		e, ok := got[at]
 		require.True(t, ok, "committed event %s was not applied", at)
 		require.Equal(t, v, e.Value, "value of %s", at)
-		require.Equal(t, eventlog.Hash(v), e.Hash, "hash of %s", at)
+		require.Equal(t, wire.Hash(v), e.Hash, "hash of %s", at)
 		require.Equal(t, e.Envelope.PrevHash, e.PrevHead, "chain link of %s", at)
 	}
 	for at := range pr.aborted {
@@ -41,9 +43,9 @@ func checkApplied(t *testing.T, rr *running, h *recorder, pr *producer, lso []in
 	}
 	for p, off := range lso {
 		require.Equal(t, off, rr.Next(int32(p)), "Next(%d) is the last stable offset", p)
-		want, wantTip := eventlog.GenesisHash, int64(-1)
+		want, wantTip := wire.GenesisHash, int64(-1)
 		if last, ok := pr.last[int32(p)]; ok {
-			want, wantTip = eventlog.Hash(pr.committed[last]), last.off
+			want, wantTip = wire.Hash(pr.committed[last]), last.off
 			require.Greater(t, off, last.off+1, "partition %d: the commit marker after the last event is counted", p)
 		}
 		require.Equal(t, want, rr.Head(int32(p)), "Head(%d) is the hash of the last committed record", p)
@@ -82,7 +84,7 @@ func TestIntegrationRunnerAppliesCommittedOnce(t *testing.T) {
 
 	// The partition's events, in order, form the chain the producer wrote.
 	for p := range int32(parts) {
-		head := eventlog.GenesisHash
+		head := wire.GenesisHash
 		for _, e := range h.inOrder() {
 			if e.Partition != p {
 				continue
@@ -146,9 +148,9 @@ func TestIntegrationRunnerReadyAfterBacklog(t *testing.T) {
 
 	// A transaction left open in partition 0: the runner cannot read past
 	// it, and must not wait for it.
-	open := kafkatest.NewClient(t, kgo.TransactionalID("projection-test-open-"+eventlog.NewID(time.Now())))
+	open := kafkatest.NewClient(t, kgo.TransactionalID("projection-test-open-"+wire.NewID(time.Now())))
 	require.NoError(t, open.BeginTransaction())
-	env := eventlog.Envelope{ID: eventlog.NewID(time.Now()), Source: "assent/decider", Type: "dev.assent.vote.recorded",
+	env := wire.Envelope{ID: wire.NewID(time.Now()), Source: "assent/decider", Type: "dev.assent.vote.recorded",
 		Subject: subjects("req", parts, 1)[0][0], Time: time.Now(), Sequence: "1000"}
 	openRec, err := eventlog.NewRecord(spec.Events, env)
 	require.NoError(t, err)
@@ -192,7 +194,7 @@ func TestIntegrationRunnerReadyAfterBacklog(t *testing.T) {
 	rr.waitOffsets(t, lso)
 	require.Equal(t, backlog+1, h.count())
 	require.Contains(t, h.applied(), pos{0, openRec.Offset})
-	require.Equal(t, eventlog.Hash(openRec.Value), rr.Head(0))
+	require.Equal(t, wire.Hash(openRec.Value), rr.Head(0))
 }
 
 // TestIntegrationRunnerRestart: stopping, closing and reopening the store,
@@ -284,7 +286,7 @@ func TestIntegrationRunnerWipesOnTopicRecreate(t *testing.T) {
 		require.NoError(t, err)
 		return true
 	})
-	require.NoError(t, eventlog.PollReady(ctx, adm, 0, []string{spec.Events}, nil))
+	require.NoError(t, logadmin.PollReady(ctx, adm, 0, []string{spec.Events}, nil))
 	eventually(t, "the new topic id to be known", func() bool {
 		md, err := adm.Metadata(ctx, spec.Events)
 		require.NoError(t, err)
@@ -433,7 +435,7 @@ func TestIntegrationRunnerSkipsInvalidRecords(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
 	defer cancel()
 	const subject = "req-after-garbage"
-	p := eventlog.Partition([]byte(subject), parts)
+	p := wire.Partition([]byte(subject), parts)
 
 	var (
 		mu      sync.Mutex
@@ -448,7 +450,7 @@ func TestIntegrationRunnerSkipsInvalidRecords(t *testing.T) {
 	eventually(t, "the runner to be ready", rr.Ready)
 
 	plain := kafkatest.NewClient(t)
-	valid := eventlog.Envelope{ID: eventlog.NewID(time.Now()), Source: "assent/decider", Type: "dev.assent.vote.recorded",
+	valid := wire.Envelope{ID: wire.NewID(time.Now()), Source: "assent/decider", Type: "dev.assent.vote.recorded",
 		Subject: "req-someone-else", Time: time.Now()}
 	wrongKey, err := eventlog.NewRecord(spec.Events, valid)
 	require.NoError(t, err)
@@ -456,7 +458,7 @@ func TestIntegrationRunnerSkipsInvalidRecords(t *testing.T) {
 	garbage := []*kgo.Record{
 		{Topic: spec.Events, Key: []byte(subject), Value: []byte("\x00not a cloud event")},
 		{Topic: spec.Events, Key: []byte(subject), Value: []byte(`{"specversion":`),
-			Headers: []kgo.RecordHeader{{Key: eventlog.HeaderContentType, Value: []byte(eventlog.ContentType)}}},
+			Headers: []kgo.RecordHeader{{Key: wire.HeaderContentType, Value: []byte(wire.ContentType)}}},
 		wrongKey,
 	}
 	require.NoError(t, plain.ProduceSync(ctx, garbage...).FirstErr())
@@ -464,7 +466,7 @@ func TestIntegrationRunnerSkipsInvalidRecords(t *testing.T) {
 		require.Equal(t, p, g.Partition)
 	}
 	pr := newProducer(t, spec.Events, parts)
-	pr.heads[p] = eventlog.Hash(garbage[len(garbage)-1].Value) // the chain runs through every record
+	pr.heads[p] = wire.Hash(garbage[len(garbage)-1].Value) // the chain runs through every record
 	pr.txn(true, subject, subject)
 
 	lso := stableOffsets(t, adm, spec.Events, parts)

@@ -5,8 +5,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // TestOpenRequiresConfig: a runner without its essentials is refused with
@@ -32,7 +32,7 @@ func TestOpenRequiresConfig(t *testing.T) {
 	require.False(t, r.Ready())
 	for p := range int32(3) {
 		require.Zero(t, r.Next(p))
-		require.Equal(t, eventlog.GenesisHash, r.Head(p))
+		require.Equal(t, wire.GenesisHash, r.Head(p))
 	}
 	require.NoError(t, r.Close())
 }

@@ -12,7 +12,7 @@ import (
 // another call or process: the id is what makes them idempotent.
 func NewRequestID() string { return newUUIDv7(time.Now()) }
 
-// newUUIDv7 is eventlog.NewID without its dependencies: 48 bits of Unix
+// newUUIDv7 is wire.NewID without its dependencies: 48 bits of Unix
 // milliseconds, 12 bits of sub-millisecond fraction, 62 random bits.
 func newUUIDv7(now time.Time) string {
 	var u [16]byte

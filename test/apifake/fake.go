@@ -25,10 +25,12 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/policy"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // Partitions of the fake topics.
@@ -50,7 +52,7 @@ type Log struct {
 	Clock atomic.Pointer[time.Time]
 
 	mu       sync.Mutex
-	sent     []eventlog.Envelope
+	sent     []wire.Envelope
 	watchers map[string][]chan struct{}
 	heads    map[int32]string
 	offsets  map[int32]int64
@@ -106,14 +108,14 @@ func (l *Log) SetReady(ready bool) { l.notReady.Store(!ready) }
 func (l *Log) Ready() bool { return !l.notReady.Load() }
 
 // Sent returns the commands sent so far, as decoded from their records.
-func (l *Log) Sent() []eventlog.Envelope {
+func (l *Log) Sent() []wire.Envelope {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]eventlog.Envelope(nil), l.sent...)
+	return append([]wire.Envelope(nil), l.sent...)
 }
 
 // Send implements app.Sender.
-func (l *Log) Send(_ context.Context, env eventlog.Envelope) error {
+func (l *Log) Send(_ context.Context, env wire.Envelope) error {
 	if l.Fail != nil {
 		return l.Fail
 	}
@@ -157,7 +159,7 @@ func (l *Log) Expire(rid string) error {
 	return l.append(rid, approval.Decide(st, c, l.policies, l.Now()).Events)
 }
 
-func (l *Log) decide(env eventlog.Envelope) error {
+func (l *Log) decide(env wire.Envelope) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	rid := env.Subject
@@ -166,7 +168,7 @@ func (l *Log) decide(env eventlog.Envelope) error {
 		return err
 	}
 	now := l.Now()
-	c, err := eventlog.DomainCommand(env)
+	c, err := codec.DomainCommand(env)
 	var d approval.Decision
 	var r *approval.Refusal
 	switch {
@@ -186,15 +188,15 @@ func (l *Log) append(rid string, events []approval.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	p := eventlog.Partition([]byte(rid), Partitions)
+	p := wire.Partition([]byte(rid), Partitions)
 	b := l.db.NewIndexedBatch()
 	defer func() { _ = b.Close() }()
 	for _, e := range events {
 		head, ok := l.heads[p]
 		if !ok {
-			head = eventlog.GenesisHash
+			head = wire.GenesisHash
 		}
-		env, err := eventlog.EventEnvelope(e, "assent/decider", head)
+		env, err := codec.EventEnvelope(e, "assent/decider", head)
 		if err != nil {
 			return err
 		}
@@ -208,7 +210,7 @@ func (l *Log) append(rid string, events []approval.Event) error {
 		}
 		pe := &projection.Event{
 			Partition: p, Offset: l.offsets[p], Value: rec.Value,
-			Hash: eventlog.Hash(rec.Value), PrevHead: head, Envelope: got,
+			Hash: wire.Hash(rec.Value), PrevHead: head, Envelope: got,
 		}
 		if err := l.Store.Apply(b, pe); err != nil {
 			return err

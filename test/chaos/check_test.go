@@ -8,7 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/codec"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/systest"
 )
 
@@ -42,7 +43,7 @@ type timed struct {
 func logOf(t *testing.T, dedupe bool, cmds ...timed) []systest.Record {
 	t.Helper()
 	states := map[string]approval.State{}
-	head := eventlog.GenesisHash
+	head := wire.GenesisHash
 	var out []systest.Record
 	for _, tc := range cmds {
 		st := states[tc.c.RequestID]
@@ -51,16 +52,16 @@ func logOf(t *testing.T, dedupe bool, cmds ...timed) []systest.Record {
 		}
 		d := approval.Decide(st, tc.c, testPolicies(), t0.Add(time.Duration(tc.sec*float64(time.Second))))
 		for _, e := range d.Events {
-			env, err := eventlog.EventEnvelope(e, "assent/decider", head)
+			env, err := codec.EventEnvelope(e, "assent/decider", head)
 			require.NoError(t, err)
-			v, err := eventlog.Marshal(env)
+			v, err := wire.Marshal(env)
 			require.NoError(t, err)
-			env, err = eventlog.Unmarshal(v)
+			env, err = wire.Unmarshal(v)
 			require.NoError(t, err)
-			ev, err := eventlog.DomainEvent(env)
+			ev, err := codec.DomainEvent(env)
 			require.NoError(t, err)
 			out = append(out, systest.Record{Partition: 3, Offset: int64(len(out)), Value: v, Envelope: env, Event: ev})
-			head = eventlog.Hash(v)
+			head = wire.Hash(v)
 			states[tc.c.RequestID] = approval.Evolve(states[tc.c.RequestID], e)
 		}
 	}
@@ -219,12 +220,12 @@ func TestCheckFindsEachAnomaly(t *testing.T) {
 			in.Ops[11].HTTP = 201
 		}, "SEC"},
 		{"SEC: a negative reached the commands topic", func(t *testing.T, in *Input) {
-			env, err := eventlog.CommandEnvelope(approval.Command{ID: "x", RequestID: "neg-1", Actor: "user:r@x", Body: approval.Cancel{}}, "assent/api")
+			env, err := codec.CommandEnvelope(approval.Command{ID: "x", RequestID: "neg-1", Actor: "user:r@x", Body: approval.Cancel{}}, "assent/api")
 			require.NoError(t, err)
 			in.Commands = []systest.Record{{Partition: 1, Offset: 7, Envelope: env}}
 		}, "SEC"},
 		{"I4 and I6 from test/systest: a tampered record", func(t *testing.T, in *Input) {
-			in.Log[1].Envelope.PrevHash = eventlog.GenesisHash
+			in.Log[1].Envelope.PrevHash = wire.GenesisHash
 		}, "I6"},
 	}
 	for _, tc := range cases {

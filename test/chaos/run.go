@@ -20,6 +20,7 @@ import (
 
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/test/systest"
 )
 
@@ -249,12 +250,12 @@ func provision(ctx context.Context, kcfg eventlog.Config, spec eventlog.TopicSpe
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	if fresh {
-		if err := eventlog.WaitReady(ctx, adm, 3); err != nil {
+		if err := logadmin.WaitReady(ctx, adm, 3); err != nil {
 			return fmt.Errorf("chaos: the cluster did not become ready: %w", err)
 		}
 	}
 	for i := 0; ; i++ {
-		_, err = eventlog.Provision(ctx, adm, spec)
+		_, err = logadmin.Provision(ctx, adm, spec)
 		if err == nil || ctx.Err() != nil {
 			break
 		}
@@ -263,7 +264,7 @@ func provision(ctx context.Context, kcfg eventlog.Config, spec eventlog.TopicSpe
 	if err != nil {
 		return fmt.Errorf("chaos: provision: %w", err)
 	}
-	if err := eventlog.PollReady(ctx, adm, 0, []string{spec.Commands, spec.Events}, nil); err != nil {
+	if err := logadmin.PollReady(ctx, adm, 0, []string{spec.Commands, spec.Events}, nil); err != nil {
 		return fmt.Errorf("chaos: topics not ready: %w", err)
 	}
 	return nil

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // Recorder collects the history of every client.
@@ -234,13 +234,13 @@ func (c *client) key() string {
 // answer was lost can still be found in the log. The Assent-Command-Id of
 // every answer is compared with it.
 func apiCommandID(caller, actor, typ, rid, key string) string {
-	return eventlog.DerivedID("assent/api command v1", caller, actor, typ, rid, key)
+	return wire.DerivedID("assent/api command v1", caller, actor, typ, rid, key)
 }
 
 // clickCommandID is the command id the gateway derives for a click
 // (services/slack-gateway/internal/inbound/handler.go).
 func clickCommandID(rid, team, user, decision string) string {
-	return eventlog.DerivedID("assent/slack-gateway", "vote", rid, team, user, decision)
+	return wire.DerivedID("assent/slack-gateway", "vote", rid, team, user, decision)
 }
 
 func (c *client) submit(ctx context.Context, who person, rid, action, content, ttl string) bool {

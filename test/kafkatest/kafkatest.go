@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/logadmin"
 )
 
 // probe is the outcome of the one reachability check per test binary.
@@ -116,10 +117,10 @@ func NewTopics(t testing.TB, partitions int32) eventlog.TopicSpec {
 	adm := NewAdmin(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	if _, err := eventlog.Provision(ctx, adm, spec); err != nil {
+	if _, err := logadmin.Provision(ctx, adm, spec); err != nil {
 		t.Fatalf("kafkatest: provision: %v", err)
 	}
-	if err := eventlog.PollReady(ctx, adm, 0, []string{spec.Commands, spec.Events}, nil); err != nil {
+	if err := logadmin.PollReady(ctx, adm, 0, []string{spec.Commands, spec.Events}, nil); err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}
 	return spec

@@ -16,7 +16,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // Options shape a log.
@@ -24,9 +26,9 @@ type Options struct {
 	Topic           string
 	Partitions      int32
 	Requests        int
-	Signer          *eventlog.Signer // nil: no checkpoints
-	CheckpointEvery int              // records between checkpoints; 0: none
-	Start           time.Time        // the first submit; each request starts Step later than the one before
+	Signer          *wire.Signer // nil: no checkpoints
+	CheckpointEvery int          // records between checkpoints; 0: none
+	Start           time.Time    // the first submit; each request starts Step later than the one before
 	Step            time.Duration
 }
 
@@ -111,19 +113,19 @@ func Events(i int, start time.Time, step time.Duration) []approval.Event {
 func Generate(o Options, p int32, emit func(rec *kgo.Record) error) (int64, error) {
 	var mine []int
 	for i := range o.Requests {
-		if eventlog.Partition([]byte(RequestID(i)), int(o.Partitions)) == p {
+		if wire.Partition([]byte(RequestID(i)), int(o.Partitions)) == p {
 			mine = append(mine, i)
 		}
 	}
-	head := eventlog.GenesisHash
+	head := wire.GenesisHash
 	var n int64
-	put := func(env eventlog.Envelope) error {
+	put := func(env wire.Envelope) error {
 		rec, err := eventlog.NewRecord(o.Topic, env)
 		if err != nil {
 			return err
 		}
 		rec.Partition = p
-		head = eventlog.Hash(rec.Value)
+		head = wire.Hash(rec.Value)
 		n++
 		return emit(rec)
 	}
@@ -143,7 +145,7 @@ func Generate(o Options, p int32, emit func(rec *kgo.Record) error) (int64, erro
 				}
 				any = true
 				e := evs[j][k]
-				env, err := eventlog.EventEnvelope(e, "assent/decider", head)
+				env, err := codec.EventEnvelope(e, "assent/decider", head)
 				if err != nil {
 					return n, err
 				}
@@ -153,7 +155,7 @@ func Generate(o Options, p int32, emit func(rec *kgo.Record) error) (int64, erro
 				lastTime = e.Time
 				if since++; o.Signer != nil && o.CheckpointEvery > 0 && since == o.CheckpointEvery {
 					since = 0
-					cp, err := eventlog.NewCheckpoint(o.Signer, "assent/decider", o.Topic, p, n-1, head, lastTime.Add(time.Millisecond))
+					cp, err := wire.NewCheckpoint(o.Signer, "assent/decider", o.Topic, p, n-1, head, lastTime.Add(time.Millisecond))
 					if err != nil {
 						return n, err
 					}

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // Anomaly is one violated invariant.
@@ -55,9 +55,9 @@ func Check(log []Record, acked []Acked) Result {
 		// I6: the chain links.
 		head, ok := heads[r.Partition]
 		if !ok {
-			head = eventlog.GenesisHash
+			head = wire.GenesisHash
 		}
-		heads[r.Partition] = eventlog.Hash(r.Value)
+		heads[r.Partition] = wire.Hash(r.Value)
 		if r.Err != nil {
 			add("I7", r, "undecodable event: %v", r.Err)
 			continue
@@ -146,7 +146,7 @@ func (r Result) Summary() string {
 // canonical string, names its own partition, and signs the head it
 // follows at that head's offset. It returns the number of checkpoints and
 // the anomalies, invariant I6.
-func CheckCheckpoints(log []Record, topic string, keys *eventlog.KeyRing) (int, []Anomaly) {
+func CheckCheckpoints(log []Record, topic string, keys *wire.KeyRing) (int, []Anomaly) {
 	var (
 		n         int
 		anomalies []Anomaly
@@ -158,11 +158,11 @@ func CheckCheckpoints(log []Record, topic string, keys *eventlog.KeyRing) (int, 
 			headOffset = -1
 		}
 		prev[r.Partition] = r.Offset
-		if r.Err != nil || r.Envelope.Type != eventlog.TypeCheckpoint {
+		if r.Err != nil || r.Envelope.Type != wire.TypeCheckpoint {
 			continue
 		}
 		n++
-		if _, err := eventlog.VerifyCheckpoint(keys, topic, r.Partition, headOffset, r.Envelope); err != nil {
+		if _, err := wire.VerifyCheckpoint(keys, topic, r.Partition, headOffset, r.Envelope); err != nil {
 			anomalies = append(anomalies, Anomaly{Invariant: "I6", Partition: r.Partition, Offset: r.Offset, Detail: err.Error()})
 		}
 	}

@@ -8,7 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/codec"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 var t0 = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
@@ -25,13 +26,13 @@ func policies() approval.Policies {
 func logOf(t *testing.T, cmds ...approval.Command) []Record {
 	t.Helper()
 	states := map[string]approval.State{}
-	head := eventlog.GenesisHash
+	head := wire.GenesisHash
 	var out []Record
 	for _, c := range cmds {
 		d := approval.Decide(states[c.RequestID], c, policies(), t0)
 		for _, e := range d.Events {
 			out = append(out, record(t, int64(len(out)), e, head))
-			head = eventlog.Hash(out[len(out)-1].Value)
+			head = wire.Hash(out[len(out)-1].Value)
 			states[c.RequestID] = approval.Evolve(states[c.RequestID], e)
 		}
 	}
@@ -40,13 +41,13 @@ func logOf(t *testing.T, cmds ...approval.Command) []Record {
 
 func record(t *testing.T, off int64, e approval.Event, prev string) Record {
 	t.Helper()
-	env, err := eventlog.EventEnvelope(e, "assent/decider", prev)
+	env, err := codec.EventEnvelope(e, "assent/decider", prev)
 	require.NoError(t, err)
-	v, err := eventlog.Marshal(env)
+	v, err := wire.Marshal(env)
 	require.NoError(t, err)
-	env, err = eventlog.Unmarshal(v)
+	env, err = wire.Unmarshal(v)
 	require.NoError(t, err)
-	ev, err := eventlog.DomainEvent(env)
+	ev, err := codec.DomainEvent(env)
 	require.NoError(t, err)
 	return Record{Offset: off, Value: v, Envelope: env, Event: ev}
 }
@@ -84,7 +85,7 @@ func TestCheckFindsEachAnomaly(t *testing.T) {
 		for _, r := range base[1:] { // the vote and the approval again, with later sequences
 			e := r.Event
 			e.Sequence += 2
-			log = append(log, record(t, int64(len(log)), e, eventlog.Hash(log[len(log)-1].Value)))
+			log = append(log, record(t, int64(len(log)), e, wire.Hash(log[len(log)-1].Value)))
 		}
 		res := Check(log, nil)
 		kinds := map[string]bool{}
@@ -95,14 +96,14 @@ func TestCheckFindsEachAnomaly(t *testing.T) {
 	})
 	t.Run("I6 a broken link", func(t *testing.T) {
 		log := append([]Record(nil), base...)
-		log[1] = record(t, 1, log[1].Event, eventlog.GenesisHash)
+		log[1] = record(t, 1, log[1].Event, wire.GenesisHash)
 		res := Check(log, nil)
 		require.NotEmpty(t, res.Anomalies)
 		require.Equal(t, "I6", res.Anomalies[0].Invariant)
 		require.Equal(t, int64(1), res.Anomalies[0].Offset)
 	})
 	t.Run("a sequence gap", func(t *testing.T) {
-		log := []Record{base[0], record(t, 1, func() approval.Event { e := base[1].Event; e.Sequence = 5; return e }(), eventlog.Hash(base[0].Value))}
+		log := []Record{base[0], record(t, 1, func() approval.Event { e := base[1].Event; e.Sequence = 5; return e }(), wire.Hash(base[0].Value))}
 		res := Check(log, nil)
 		require.Equal(t, "SEQ", res.Anomalies[0].Invariant)
 	})
@@ -116,16 +117,16 @@ func TestCheckCheckpoints(t *testing.T) {
 	log := logOf(t, submit("r1"), vote("r1", "user:a@x"))
 	_, key, err := ed25519.GenerateKey(nil)
 	require.NoError(t, err)
-	signer, err := eventlog.NewSigner("k1", key)
+	signer, err := wire.NewSigner("k1", key)
 	require.NoError(t, err)
-	ring := eventlog.NewKeyRing(map[string]ed25519.PublicKey{"k1": signer.Public()})
-	withCheckpoint := func(s *eventlog.Signer, offset int64) []Record {
+	ring := wire.NewKeyRing(map[string]ed25519.PublicKey{"k1": signer.Public()})
+	withCheckpoint := func(s *wire.Signer, offset int64) []Record {
 		last := log[len(log)-1]
-		env, err := eventlog.NewCheckpoint(s, "assent/decider", "events", 0, offset, eventlog.Hash(last.Value), t0)
+		env, err := wire.NewCheckpoint(s, "assent/decider", "events", 0, offset, wire.Hash(last.Value), t0)
 		require.NoError(t, err)
-		v, err := eventlog.Marshal(env)
+		v, err := wire.Marshal(env)
 		require.NoError(t, err)
-		env, err = eventlog.Unmarshal(v)
+		env, err = wire.Unmarshal(v)
 		require.NoError(t, err)
 		return append(append([]Record(nil), log...), Record{Offset: last.Offset + 1, Value: v, Envelope: env})
 	}
@@ -138,7 +139,7 @@ func TestCheckCheckpoints(t *testing.T) {
 
 	_, otherKey, err := ed25519.GenerateKey(nil)
 	require.NoError(t, err)
-	forger, err := eventlog.NewSigner("k1", otherKey)
+	forger, err := wire.NewSigner("k1", otherKey)
 	require.NoError(t, err)
 	_, anomalies = CheckCheckpoints(withCheckpoint(forger, log[len(log)-1].Offset), "events", ring)
 	require.Len(t, anomalies, 1)

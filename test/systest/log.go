@@ -9,7 +9,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // Record is one committed record of the events topic.
@@ -17,7 +19,7 @@ type Record struct {
 	Partition int32
 	Offset    int64
 	Value     []byte
-	Envelope  eventlog.Envelope
+	Envelope  wire.Envelope
 	Event     approval.Event // zero Body for checkpoints and undecodable events
 	Err       error          // why the record could not be decoded, if it could not
 }
@@ -68,7 +70,7 @@ func ReadLog(ctx context.Context, cfg eventlog.Config, topic string) ([]Record, 
 			rec := Record{Partition: r.Partition, Offset: r.Offset, Value: r.Value}
 			rec.Envelope, rec.Err = eventlog.DecodeRecord(r)
 			if rec.Err == nil && rec.Envelope.Subject != "" {
-				rec.Event, rec.Err = eventlog.DomainEvent(rec.Envelope)
+				rec.Event, rec.Err = codec.DomainEvent(rec.Envelope)
 			}
 			out = append(out, rec)
 		})

@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/test/systest"
 )
 
@@ -90,7 +91,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	// 1. The floor.
 	floorIn, floorOut := "bench."+stamp+".floor-in", "bench."+stamp+".floor-out"
 	spec := eventlog.TopicSpec{Commands: floorIn, Events: floorOut, Partitions: int32(cfg.partitions), ReplicationFactor: 3, MinInsyncReplicas: 2}
-	if _, err := eventlog.Provision(ctx, adm, spec); err != nil {
+	if _, err := logadmin.Provision(ctx, adm, spec); err != nil {
 		return fmt.Errorf("floor topics: %w", err)
 	}
 	defer deleteTopics(adm, floorIn, floorOut)
@@ -103,7 +104,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	// 2. Assent.
 	topics := eventlog.TopicSpec{Commands: "bench." + stamp + ".commands", Events: "bench." + stamp + ".events",
 		Partitions: int32(cfg.partitions), ReplicationFactor: 3, MinInsyncReplicas: 2}
-	if _, err := eventlog.Provision(ctx, adm, topics); err != nil {
+	if _, err := logadmin.Provision(ctx, adm, topics); err != nil {
 		return fmt.Errorf("assent topics: %w", err)
 	}
 	defer deleteTopics(adm, topics.Commands, topics.Events)

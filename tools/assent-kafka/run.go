@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/logadmin"
 )
 
 // defaultBrokers is the local cluster of scripts/kafka.
@@ -149,7 +150,7 @@ func setupWait(fs *flag.FlagSet) func(context.Context, *kadm.Client, []string, i
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
 		last := ""
-		err := eventlog.PollReady(ctx, adm, *nodes, nil, func(r eventlog.Readiness, err error) {
+		err := logadmin.PollReady(ctx, adm, *nodes, nil, func(r logadmin.Readiness, err error) {
 			line := "waiting: " + r.String()
 			if err != nil {
 				line = "waiting: " + err.Error()
@@ -162,7 +163,7 @@ func setupWait(fs *flag.FlagSet) func(context.Context, *kadm.Client, []string, i
 		if err != nil {
 			return err
 		}
-		r, err := eventlog.CheckReady(ctx, adm, *nodes)
+		r, err := logadmin.CheckReady(ctx, adm, *nodes)
 		if err != nil {
 			return err
 		}
@@ -205,7 +206,7 @@ func setupProvision(fs *flag.FlagSet) func(context.Context, *kadm.Client, []stri
 		}
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
-		report, err := eventlog.Provision(ctx, adm, spec)
+		report, err := logadmin.Provision(ctx, adm, spec)
 		if len(report.Topics) > 0 {
 			fmt.Fprintln(stdout, report)
 		}
@@ -222,7 +223,7 @@ func setupCheck(fs *flag.FlagSet) func(context.Context, *kadm.Client, []string, 
 		}
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
-		if err := eventlog.CheckTopics(ctx, adm, spec); err != nil {
+		if err := logadmin.CheckTopics(ctx, adm, spec); err != nil {
 			return explain(err, stdout)
 		}
 		fmt.Fprintf(stdout, "%s, %s: match the spec (%d partitions, replication factor %d, min.insync.replicas %d)\n",
@@ -234,7 +235,7 @@ func setupCheck(fs *flag.FlagSet) func(context.Context, *kadm.Client, []string, 
 // explain prints a MismatchError one difference per line, with its fix,
 // and returns a short error; other errors are returned as they are.
 func explain(err error, stdout io.Writer) error {
-	var me *eventlog.MismatchError
+	var me *logadmin.MismatchError
 	if !errors.As(err, &me) {
 		return err
 	}

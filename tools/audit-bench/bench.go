@@ -33,6 +33,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/logadmin"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/loggen"
 )
 
@@ -103,7 +105,7 @@ func bench(ctx context.Context, o options, out, errw io.Writer) error {
 			_, _ = adm.DeleteTopics(dctx, topic)
 		}()
 	}
-	if err := eventlog.PollReady(ctx, adm, 0, []string{topic}, nil); err != nil {
+	if err := logadmin.PollReady(ctx, adm, 0, []string{topic}, nil); err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "audit-bench-")
@@ -116,13 +118,13 @@ func bench(ctx context.Context, o options, out, errw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	signer, err := eventlog.NewSigner("bench", key)
+	signer, err := wire.NewSigner("bench", key)
 	if err != nil {
 		return err
 	}
 	keysFile := filepath.Join(dir, "keys.json")
-	keys, err := json.Marshal(eventlog.KeysFile{Format: eventlog.KeysFormat, Keys: []eventlog.PublicKey{
-		{KeyID: "bench", Algorithm: eventlog.AlgorithmEd25519, PublicKey: base64.StdEncoding.EncodeToString(pub)}}})
+	keys, err := json.Marshal(wire.KeysFile{Format: wire.KeysFormat, Keys: []wire.PublicKey{
+		{KeyID: "bench", Algorithm: wire.AlgorithmEd25519, PublicKey: base64.StdEncoding.EncodeToString(pub)}}})
 	if err != nil {
 		return err
 	}

@@ -28,9 +28,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/libs/slackport"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/slackfake"
 )
 
@@ -79,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	if _, err := eventlog.Provision(ctx, adm, spec); err != nil {
+	if _, err := logadmin.Provision(ctx, adm, spec); err != nil {
 		return err
 	}
 	defer func() {
@@ -123,11 +126,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hc := &http.Client{Timeout: 10 * time.Second}
 	var floor, ack []time.Duration
 	for i := range *warmup + *clicks {
-		rid := eventlog.NewID(time.Now())
+		rid := wire.NewID(time.Now())
 		// The floor: the same command, produced by a bare client.
 		cmd := approval.Command{ID: command.SlackVoteID(rid, "T0", "U0ALICE", approval.Approve), RequestID: rid,
 			Actor: "user:alice@example.com", Time: time.Now().UTC(), Body: approval.Vote{Decision: approval.Approve}}
-		env, err := eventlog.CommandEnvelope(cmd, command.SourceSlackGateway)
+		env, err := codec.CommandEnvelope(cmd, command.SourceSlackGateway)
 		if err != nil {
 			return err
 		}

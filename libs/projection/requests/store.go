@@ -15,7 +15,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/projection"
 )
 
@@ -111,7 +111,7 @@ func (s *Store) Apply(b *pebble.Batch, e *projection.Event) error {
 	if env.Subject == "" {
 		return nil // a log checkpoint belongs to the partition, not a request
 	}
-	ev, err := eventlog.DomainEvent(env)
+	ev, err := codec.DomainEvent(env)
 	if err != nil {
 		s.Invalid.Add(1)
 		return nil

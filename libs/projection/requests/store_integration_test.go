@@ -11,9 +11,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/kafkatest"
 )
 
@@ -39,21 +41,21 @@ func (d *decider) decide(rid, actor string, body approval.CommandBody, now time.
 	d.ids++
 	c := approval.Command{ID: rid + "-cmd-" + strconv.Itoa(d.ids), RequestID: rid, Actor: actor, Time: now, Body: body}
 	dec := approval.Decide(d.states[rid], c, policies(), now)
-	p := eventlog.Partition([]byte(rid), d.parts)
+	p := wire.Partition([]byte(rid), d.parts)
 	head, ok := d.heads[p]
 	if !ok {
-		head = eventlog.GenesisHash
+		head = wire.GenesisHash
 	}
 	st := d.states[rid]
 	require.NoError(d.t, d.cl.BeginTransaction())
 	for _, ev := range dec.Events {
-		env, err := eventlog.EventEnvelope(ev, "assent/decider", head)
+		env, err := codec.EventEnvelope(ev, "assent/decider", head)
 		require.NoError(d.t, err)
 		rec, err := eventlog.NewRecord(d.topic, env)
 		require.NoError(d.t, err)
 		require.NoError(d.t, d.cl.ProduceSync(ctx, rec).FirstErr())
 		require.Equal(d.t, p, rec.Partition)
-		head = eventlog.Hash(rec.Value)
+		head = wire.Hash(rec.Value)
 		st = approval.Evolve(st, ev)
 	}
 	try := kgo.TryAbort
@@ -79,7 +81,7 @@ func TestIntegrationStoreFoldsTheLog(t *testing.T) {
 	adm := kafkatest.NewAdmin(t)
 	d := &decider{
 		t: t, topic: spec.Events, parts: parts,
-		cl:     kafkatest.NewClient(t, kgo.TransactionalID("requests-test-"+eventlog.NewID(time.Now()))),
+		cl:     kafkatest.NewClient(t, kgo.TransactionalID("requests-test-"+wire.NewID(time.Now()))),
 		states: map[string]approval.State{}, heads: map[int32]string{},
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
@@ -153,7 +155,7 @@ func TestIntegrationStoreFoldsTheLog(t *testing.T) {
 		require.Equal(t, off, r.Next(int32(p)))
 		want, ok := d.heads[int32(p)]
 		if !ok {
-			want = eventlog.GenesisHash
+			want = wire.GenesisHash
 		}
 		require.Equal(t, want, r.Head(int32(p)), "the chain head of partition %d", p)
 	}
@@ -181,7 +183,7 @@ func TestIntegrationStoreFoldsTheLog(t *testing.T) {
 			}
 			env, err := eventlog.DecodeRecord(r)
 			require.NoError(t, err)
-			ev, err := eventlog.DomainEvent(env)
+			ev, err := codec.DomainEvent(env)
 			require.NoError(t, err)
 			logged[env.Subject] = append(logged[env.Subject], rec{r.Partition, r.Offset, r.Value, ev})
 		})
@@ -232,7 +234,7 @@ func TestIntegrationStoreFoldsTheLog(t *testing.T) {
 	require.Equal(t, "req-4", page.Items[0].RequestID)
 	require.Empty(t, page.Next)
 
-	p4 := eventlog.Partition([]byte("req-4"), parts)
+	p4 := wire.Partition([]byte("req-4"), parts)
 	due, err := store.Due(p4, d.states["req-4"].Policy.ExpiresAt, 10)
 	require.NoError(t, err)
 	require.Contains(t, due, "req-4")

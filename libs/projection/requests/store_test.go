@@ -10,9 +10,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 var t0 = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
@@ -85,7 +86,7 @@ func (quiet) Infof(string, ...any)                {}
 func (q quiet) Errorf(format string, args ...any) { q.t.Errorf("pebble: "+format, args...) }
 func (q quiet) Fatalf(format string, args ...any) { q.t.Fatalf("pebble: "+format, args...) }
 
-func partition(rid string) int32 { return eventlog.Partition([]byte(rid), parts) }
+func partition(rid string) int32 { return wire.Partition([]byte(rid), parts) }
 
 // do decides one command at now and applies what it produced.
 func (h *harness) do(rid, actor string, body approval.CommandBody, now time.Time) approval.Decision {
@@ -123,9 +124,9 @@ func (h *harness) apply(events ...approval.Event) {
 		p := partition(ev.RequestID)
 		prev, ok := h.heads[p]
 		if !ok {
-			prev = eventlog.GenesisHash
+			prev = wire.GenesisHash
 		}
-		env, err := eventlog.EventEnvelope(ev, "assent/decider", prev)
+		env, err := codec.EventEnvelope(ev, "assent/decider", prev)
 		require.NoError(h.t, err)
 		h.applyEnvelope(b, p, env)
 		h.states[ev.RequestID] = approval.Evolve(h.states[ev.RequestID], ev)
@@ -135,17 +136,17 @@ func (h *harness) apply(events ...approval.Event) {
 
 // applyEnvelope puts env on the log of partition p and applies it as the
 // runner would hand it over: decoded from the exact bytes.
-func (h *harness) applyEnvelope(b *pebble.Batch, p int32, env eventlog.Envelope) {
+func (h *harness) applyEnvelope(b *pebble.Batch, p int32, env wire.Envelope) {
 	h.t.Helper()
-	value, err := eventlog.Marshal(env)
+	value, err := wire.Marshal(env)
 	require.NoError(h.t, err)
-	wire, err := eventlog.Unmarshal(value)
+	decoded, err := wire.Unmarshal(value)
 	require.NoError(h.t, err)
 	prev, ok := h.heads[p]
 	if !ok {
-		prev = eventlog.GenesisHash
+		prev = wire.GenesisHash
 	}
-	e := &projection.Event{Partition: p, Offset: h.offsets[p], Value: value, Hash: eventlog.Hash(value), PrevHead: prev, Envelope: wire}
+	e := &projection.Event{Partition: p, Offset: h.offsets[p], Value: value, Hash: wire.Hash(value), PrevHead: prev, Envelope: decoded}
 	require.NoError(h.t, h.store.Apply(b, e))
 	h.log[env.Subject] = append(h.log[env.Subject], logged{p, e.Offset, value})
 	h.offsets[p] += 2 // every decision is a transaction: leave room for its marker
@@ -157,9 +158,9 @@ func (h *harness) replay(rid string) approval.State {
 	h.t.Helper()
 	var events []approval.Event
 	for _, l := range h.log[rid] {
-		env, err := eventlog.Unmarshal(l.value)
+		env, err := wire.Unmarshal(l.value)
 		require.NoError(h.t, err)
-		ev, err := eventlog.DomainEvent(env)
+		ev, err := codec.DomainEvent(env)
 		require.NoError(h.t, err)
 		events = append(events, ev)
 	}
@@ -261,9 +262,9 @@ func TestStoreHistory(t *testing.T) {
 	// encoding/json does, nor be compact; a JSON re-encoding of the value
 	// would change its bytes and break the chain.
 	b := h.db.NewIndexedBatch()
-	h.applyEnvelope(b, partition("req-10"), eventlog.Envelope{ID: eventlog.NewID(t0), Source: "assent/decider",
+	h.applyEnvelope(b, partition("req-10"), wire.Envelope{ID: wire.NewID(t0), Source: "assent/decider",
 		Type: approval.TypeNotificationRecorded, Subject: "req-10", Time: t0.Add(3 * time.Minute), Actor: gateway,
-		CommandID: "cmd-note", Sequence: "4", PrevHash: eventlog.GenesisHash,
+		CommandID: "cmd-note", Sequence: "4", PrevHash: wire.GenesisHash,
 		Data: []byte(`{"kind":"card","channel":"<#C1|deploys> & more","ts":"1.2"}`)})
 	require.NoError(t, b.Commit(pebble.Sync))
 	require.NoError(t, b.Close())
@@ -279,7 +280,7 @@ func TestStoreHistory(t *testing.T) {
 			require.Equal(t, l.p, s.Partition)
 			require.Equal(t, l.off, s.Offset)
 			require.Equal(t, l.value, []byte(s.Value), "the value is kept byte for byte")
-			env, err := eventlog.Unmarshal(s.Value)
+			env, err := wire.Unmarshal(s.Value)
 			require.NoError(t, err)
 			require.Equal(t, rid, env.Subject)
 			require.Equal(t, strconv.Itoa(i+1), env.Sequence)
@@ -346,7 +347,7 @@ func TestStoreSkipsUndecodableEvents(t *testing.T) {
 	h := newHarness(t)
 	h.submit("req", dave, t0, 0)
 	b := h.db.NewIndexedBatch()
-	h.applyEnvelope(b, partition("req"), eventlog.Envelope{ID: eventlog.NewID(t0), Source: "assent/decider",
+	h.applyEnvelope(b, partition("req"), wire.Envelope{ID: wire.NewID(t0), Source: "assent/decider",
 		Type: "dev.assent.request.escalated", Subject: "req", Time: t0, Sequence: "2"})
 	require.NoError(t, b.Commit(pebble.Sync))
 	require.NoError(t, b.Close())
@@ -356,7 +357,7 @@ func TestStoreSkipsUndecodableEvents(t *testing.T) {
 
 	// A checkpoint (no subject) belongs to the partition, not a request.
 	b = h.db.NewIndexedBatch()
-	h.applyEnvelope(b, 0, eventlog.Envelope{ID: eventlog.NewID(t0), Source: "assent/decider",
+	h.applyEnvelope(b, 0, wire.Envelope{ID: wire.NewID(t0), Source: "assent/decider",
 		Type: "dev.assent.log.checkpoint", Time: t0})
 	require.NoError(t, b.Commit(pebble.Sync))
 	require.NoError(t, b.Close())

@@ -7,8 +7,9 @@ import (
 	"time"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // Source is the CloudEvents source of every command the api writes.
@@ -28,7 +29,7 @@ var (
 // Sender makes a command durable: it returns nil only once Kafka has
 // acknowledged the record with acks=all.
 type Sender interface {
-	Send(ctx context.Context, env eventlog.Envelope) error
+	Send(ctx context.Context, env wire.Envelope) error
 }
 
 // Projection is what App needs of the projection runner.
@@ -115,7 +116,7 @@ func (a *App) write(ctx context.Context, c approval.Command, done settled) (Resu
 		return res, refusal
 	}
 
-	env, err := eventlog.CommandEnvelope(c, Source)
+	env, err := codec.CommandEnvelope(c, Source)
 	if err != nil {
 		return res, err
 	}

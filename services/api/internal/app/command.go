@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/api/internal/auth"
 )
 
@@ -40,8 +40,8 @@ func ValidRequestID(id string) bool {
 	return true
 }
 
-// derive names a command or request from the parts (see eventlog.DerivedID).
-func derive(parts ...string) string { return eventlog.DerivedID(parts...) }
+// derive names a command or request from the parts (see wire.DerivedID).
+func derive(parts ...string) string { return wire.DerivedID(parts...) }
 
 // derivedRequestID names the request of a keyed submit without request_id.
 func derivedRequestID(caller auth.Principal, key string) string {
@@ -52,7 +52,7 @@ func derivedRequestID(caller auth.Principal, key string) string {
 // everything that identifies the intention; otherwise it is a new UUIDv7.
 func (a *App) command(caller auth.Principal, actor, rid, key string, body approval.CommandBody) approval.Command {
 	now := a.cfg.Now().UTC()
-	id := eventlog.NewID(now)
+	id := wire.NewID(now)
 	if key != "" {
 		id = derive("assent/api command v1", caller.ID, actor, body.CommandType(), rid, key)
 	}

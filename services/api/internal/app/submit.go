@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/api/internal/auth"
 )
 
@@ -38,7 +38,7 @@ func (a *App) Submit(ctx context.Context, caller auth.Principal, in SubmitInput)
 	case in.IdempotencyKey != "":
 		rid = derivedRequestID(caller, in.IdempotencyKey)
 	default:
-		rid = eventlog.NewID(a.cfg.Now())
+		rid = wire.NewID(a.cfg.Now())
 	}
 	body := approval.Submit{Action: in.Action, Reason: in.Reason, TTL: in.TTL}
 	if requester != caller.ID {

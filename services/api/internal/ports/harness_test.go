@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/schemas"
 	"github.com/assent-dev/assent/services/api/internal/app"
 	"github.com/assent-dev/assent/services/api/internal/auth"
@@ -189,7 +189,7 @@ func requireProblem(t testing.TB, r response, status int, code string) map[strin
 func (h *harness) validateSent() {
 	h.t.Helper()
 	for _, env := range h.log.Sent() {
-		raw, err := eventlog.Marshal(env)
+		raw, err := wire.Marshal(env)
 		require.NoError(h.t, err)
 		require.NoError(h.t, schemas.Validate(raw), "command: %s", raw)
 	}

@@ -11,8 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/api/internal/app"
 )
 
@@ -182,15 +182,15 @@ func TestHistoryIsTheLogByteForByte(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(r.body, &got))
 	types := []string{}
-	prev := eventlog.GenesisHash
+	prev := wire.GenesisHash
 	for i, it := range got.Items {
-		env, err := eventlog.Unmarshal(it.Event)
+		env, err := wire.Unmarshal(it.Event)
 		require.NoError(t, err)
 		types = append(types, env.Type)
 		require.Equal(t, fmt.Sprint(i+1), env.Sequence, "gapless sequences")
 		require.Equal(t, prev, env.PrevHash, "the bytes served are the bytes hashed")
 		require.Equal(t, int64(i), it.Offset, "the fake's partition holds only this request")
-		prev = eventlog.Hash(it.Event)
+		prev = wire.Hash(it.Event)
 	}
 	require.Equal(t, []string{
 		"dev.assent.request.submitted", "dev.assent.command.rejected",

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/schemas"
 	"github.com/assent-dev/assent/services/api/internal/config"
 	"github.com/assent-dev/assent/services/api/internal/service"
@@ -258,7 +259,7 @@ func (c *cluster) get(t *testing.T, i int, rid, status string) map[string]any {
 	return v
 }
 
-func uniq(prefix string) string { return prefix + "-" + eventlog.NewID(time.Now()) }
+func uniq(prefix string) string { return prefix + "-" + wire.NewID(time.Now()) }
 
 func deployBody(rid, reason string) string {
 	return `{"request_id":"` + rid + `","action":{"type":"deploy","resource":"services/web","environment":"production","details":{"version":"1.2.3"}},"reason":"` + reason + `"}`
@@ -338,18 +339,18 @@ func (c *cluster) approveByQuorum(t *testing.T) {
 	require.NoError(t, json.Unmarshal(r.body, &h))
 	var types []string
 	for i, it := range h.Items {
-		env, err := eventlog.Unmarshal(it.Event)
+		env, err := wire.Unmarshal(it.Event)
 		require.NoError(t, err)
 		require.NoError(t, schemas.Validate(it.Event))
 		types = append(types, env.Type)
 		require.Equal(t, fmt.Sprint(i+1), env.Sequence)
 		require.Equal(t, rid, env.Subject)
-		require.Equal(t, eventlog.Partition([]byte(rid), 12), it.Partition)
+		require.Equal(t, wire.Partition([]byte(rid), 12), it.Partition)
 		if i > 0 {
 			prev := h.Items[i-1]
 			require.Greater(t, it.Offset, prev.Offset)
 			if it.Offset == prev.Offset+1 { // same transaction: nothing between
-				require.Equal(t, eventlog.Hash(prev.Event), env.PrevHash)
+				require.Equal(t, wire.Hash(prev.Event), env.PrevHash)
 			}
 		}
 	}
@@ -440,7 +441,7 @@ func (c *cluster) resubmit(t *testing.T) {
 	r := c.call(t, 0, http.MethodGet, "/v1/requests/"+rid+"/events", zed, "")
 	var h struct {
 		Items []struct {
-			Event eventlog.Envelope `json:"event"`
+			Event wire.Envelope `json:"event"`
 		} `json:"items"`
 	}
 	require.NoError(t, json.Unmarshal(r.body, &h))

@@ -21,8 +21,10 @@ import (
 
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/api/internal/app"
 	"github.com/assent-dev/assent/services/api/internal/auth"
 	"github.com/assent-dev/assent/services/api/internal/config"
@@ -86,7 +88,7 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		return fmt.Errorf("api: data dir: %w", err)
 	}
 
-	cl, err := eventlog.Connect(ctx, cfg.Kafka, cfg.Topics)
+	cl, err := logadmin.Connect(ctx, cfg.Kafka, cfg.Topics)
 	if err != nil {
 		return err
 	}
@@ -157,6 +159,6 @@ type sender struct {
 	topic string
 }
 
-func (s sender) Send(ctx context.Context, env eventlog.Envelope) error {
+func (s sender) Send(ctx context.Context, env wire.Envelope) error {
 	return eventlog.Produce(ctx, s.cl, s.topic, env)
 }

@@ -19,7 +19,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/auditor/internal/logread"
 )
 
@@ -31,7 +33,7 @@ type Filter struct {
 }
 
 // Match reports whether env passes f.
-func (f Filter) Match(env eventlog.Envelope) bool {
+func (f Filter) Match(env wire.Envelope) bool {
 	switch {
 	case !f.From.IsZero() && env.Time.Before(f.From):
 		return false
@@ -51,7 +53,7 @@ type Row struct {
 	Offset    int64           `json:"offset"`
 	Hash      string          `json:"hash"`
 	Event     json.RawMessage `json:"event"` // the record value, byte for byte
-	env       eventlog.Envelope
+	env       wire.Envelope
 }
 
 // Scan calls fn with every event that passes f, partition by partition in
@@ -70,7 +72,7 @@ func Scan(ctx context.Context, cfg eventlog.Config, topic string, f Filter, fn f
 	}
 	parts := logread.Partitions(bounds)
 	if f.Request != "" {
-		parts = []int32{eventlog.Partition([]byte(f.Request), len(bounds))}
+		parts = []int32{wire.Partition([]byte(f.Request), len(bounds))}
 	}
 	for _, p := range parts {
 		b := bounds[p]
@@ -101,7 +103,7 @@ func (s *sink) Records(recs []*kgo.Record) error {
 		if !s.f.Match(env) {
 			continue
 		}
-		if err := s.fn(Row{Partition: r.Partition, Offset: r.Offset, Hash: eventlog.Hash(r.Value), Event: r.Value, env: env}); err != nil {
+		if err := s.fn(Row{Partition: r.Partition, Offset: r.Offset, Hash: wire.Hash(r.Value), Event: r.Value, env: env}); err != nil {
 			return err
 		}
 	}
@@ -189,7 +191,7 @@ func StateAt(ctx context.Context, cfg eventlog.Config, topic, rid string, at tim
 		if r.env.Time.After(at) {
 			return nil
 		}
-		ev, err := eventlog.DomainEvent(r.env)
+		ev, err := codec.DomainEvent(r.env)
 		if err != nil {
 			return fmt.Errorf("export: %s/%d@%d: %w", topic, r.Partition, r.Offset, err)
 		}

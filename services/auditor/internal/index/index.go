@@ -31,15 +31,15 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // Index is the handler and the queries.
 type Index struct {
 	db    *pebble.DB
 	Topic string // the topic name checkpoints sign
-	Keys  *eventlog.KeyRing
+	Keys  *wire.KeyRing
 	// Breaks counts chain breaks found while projecting; it should read zero.
 	Breaks atomic.Int64
 }
@@ -131,9 +131,9 @@ func (x *Index) Apply(b *pebble.Batch, e *projection.Event) error {
 		ps.addBreak(fmt.Sprintf("offset %d: prevhash %s is not the hash %s of the record before it", e.Offset, env.PrevHash, e.PrevHead))
 		x.Breaks.Add(1)
 	}
-	if env.Type == eventlog.TypeCheckpoint && env.Subject == "" {
+	if env.Type == wire.TypeCheckpoint && env.Subject == "" {
 		ps.Checkpoints++
-		cp, err := eventlog.VerifyCheckpoint(x.Keys, x.Topic, e.Partition, -1, env)
+		cp, err := wire.VerifyCheckpoint(x.Keys, x.Topic, e.Partition, -1, env)
 		switch {
 		case err != nil:
 			ps.addBreak(fmt.Sprintf("offset %d: %v", e.Offset, err))
@@ -327,18 +327,18 @@ func prefixEnd(p []byte) []byte {
 	return nil
 }
 
-func (x *Index) row(r reader, p int32, off int64) (Row, eventlog.Envelope, error) {
+func (x *Index) row(r reader, p int32, off int64) (Row, wire.Envelope, error) {
 	raw, closer, err := r.Get(keyEvent(p, off))
 	if err != nil {
-		return Row{}, eventlog.Envelope{}, fmt.Errorf("index: event %d@%d: %w", p, off, err)
+		return Row{}, wire.Envelope{}, fmt.Errorf("index: event %d@%d: %w", p, off, err)
 	}
 	v := append([]byte(nil), raw...)
 	_ = closer.Close()
-	env, err := eventlog.Unmarshal(v)
+	env, err := wire.Unmarshal(v)
 	if err != nil {
 		return Row{}, env, fmt.Errorf("index: event %d@%d: %w", p, off, err)
 	}
-	return Row{Partition: p, Offset: off, Hash: eventlog.Hash(v), Event: v}, env, nil
+	return Row{Partition: p, Offset: off, Hash: wire.Hash(v), Event: v}, env, nil
 }
 
 // Verification is the status of one request's chain.
@@ -355,12 +355,12 @@ type Verification struct {
 
 // Request is everything the index holds on one request.
 type Request struct {
-	RequestID    string              `json:"request_id"`
-	Partition    int32               `json:"partition"`
-	Terminal     string              `json:"terminal,omitempty"`
-	Verification Verification        `json:"verification"`
-	Events       []Row               `json:"events"`
-	Envelopes    []eventlog.Envelope `json:"-"`
+	RequestID    string          `json:"request_id"`
+	Partition    int32           `json:"partition"`
+	Terminal     string          `json:"terminal,omitempty"`
+	Verification Verification    `json:"verification"`
+	Events       []Row           `json:"events"`
+	Envelopes    []wire.Envelope `json:"-"`
 }
 
 // ErrNotFound is returned by Request for a request with no event.

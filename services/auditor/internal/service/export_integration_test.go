@@ -15,10 +15,11 @@ import (
 
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/eventlog"
-	"github.com/assent-dev/assent/services/auditor/internal/service"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/auditor/internal/export"
-	"github.com/assent-dev/assent/test/loggen"
+	"github.com/assent-dev/assent/services/auditor/internal/service"
 	"github.com/assent-dev/assent/test/kafkatest"
+	"github.com/assent-dev/assent/test/loggen"
 )
 
 func env(topic string) func(string) string {
@@ -40,7 +41,7 @@ func TestIntegrationExportAndStateMatchReplay(t *testing.T) {
 	const requests, parts = 10_000, 6
 	_, key, err := ed25519.GenerateKey(nil)
 	require.NoError(t, err)
-	signer, err := eventlog.NewSigner("k", key)
+	signer, err := wire.NewSigner("k", key)
 	require.NoError(t, err)
 	topic := kafkatest.NewTopics(t, parts).Events
 	log, err := loggen.Build(loggen.Options{Topic: topic, Partitions: parts, Requests: requests, Signer: signer,
@@ -55,14 +56,14 @@ func TestIntegrationExportAndStateMatchReplay(t *testing.T) {
 	var wantAll int
 	for p, recs := range log {
 		for off, r := range recs {
-			e, err := eventlog.Unmarshal(r.Value)
+			e, err := wire.Unmarshal(r.Value)
 			require.NoError(t, err)
 			if e.Time.Before(from) || !e.Time.Before(to) {
 				continue
 			}
 			wantAll++
 			if e.Actor == actor {
-				want = append(want, export.Row{Partition: int32(p), Offset: int64(off), Hash: eventlog.Hash(r.Value), Event: r.Value})
+				want = append(want, export.Row{Partition: int32(p), Offset: int64(off), Hash: wire.Hash(r.Value), Event: r.Value})
 			}
 		}
 	}
@@ -91,9 +92,9 @@ func TestIntegrationExportAndStateMatchReplay(t *testing.T) {
 	for _, row := range rows[1:] {
 		p, _ := strconv.Atoi(row[0])
 		off, _ := strconv.Atoi(row[1])
-		e, err := eventlog.Unmarshal(log[p][off].Value)
+		e, err := wire.Unmarshal(log[p][off].Value)
 		require.NoError(t, err)
-		require.Equal(t, []string{eventlog.Hash(log[p][off].Value), e.ID, e.Type, e.Subject, e.Actor, e.PrevHash},
+		require.Equal(t, []string{wire.Hash(log[p][off].Value), e.ID, e.Type, e.Subject, e.Actor, e.PrevHash},
 			[]string{row[2], row[3], row[5], row[6], row[7], row[10]})
 	}
 

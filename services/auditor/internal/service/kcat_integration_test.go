@@ -13,8 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assent-dev/assent/libs/eventlog"
-	"github.com/assent-dev/assent/test/loggen"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/kafkatest"
+	"github.com/assent-dev/assent/test/loggen"
 	"github.com/assent-dev/assent/test/systest"
 )
 
@@ -30,7 +31,7 @@ func TestIntegrationKcatJqRecipe(t *testing.T) {
 	}
 	_, key, err := ed25519.GenerateKey(nil)
 	require.NoError(t, err)
-	signer, err := eventlog.NewSigner("k", key)
+	signer, err := wire.NewSigner("k", key)
 	require.NoError(t, err)
 	log, err := loggen.Build(loggen.Options{Topic: "assent.events.v1", Partitions: 1, Requests: 6, Signer: signer, CheckpointEvery: 5,
 		Start: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), Step: time.Second})
@@ -53,10 +54,10 @@ func TestIntegrationKcatJqRecipe(t *testing.T) {
 	}
 
 	const k = 4
-	env, err := eventlog.Unmarshal(log[0][k].Value)
+	env, err := wire.Unmarshal(log[0][k].Value)
 	require.NoError(t, err)
 	env.Actor = "user:forger@example.com"
-	log[0][k].Value, err = eventlog.Marshal(env)
+	log[0][k].Value, err = wire.Marshal(env)
 	require.NoError(t, err)
 	tampered := kafkatest.NewTopics(t, 1).Events
 	require.NoError(t, loggen.Write(t.Context(), kcfg, tampered, log))

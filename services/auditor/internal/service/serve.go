@@ -15,6 +15,7 @@ import (
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/auditor/internal/index"
 	"github.com/assent-dev/assent/services/auditor/internal/ports"
 )
@@ -27,7 +28,7 @@ type ServeConfig struct {
 	DataDir  string
 	Instance string
 	LogLevel string
-	Keys     *eventlog.KeyRing
+	Keys     *wire.KeyRing
 }
 
 // LoadServeConfig reads the service's configuration from the environment.
@@ -42,7 +43,7 @@ func LoadServeConfig(getenv func(string) string, keysFlag string) (ServeConfig, 
 	cfg.Instance = env.Instance("auditor", cfg.HTTPAddr)
 	cfg.DataDir = env.String("ASSENT_DATA_DIR", ".run/"+cfg.Instance)
 	cfg.Kafka.ClientID = cfg.Instance
-	ring, rerr := eventlog.LoadKeyRing(keysFile(getenv, keysFlag))
+	ring, rerr := wire.LoadKeyRing(keysFile(getenv, keysFlag))
 	cfg.Keys = ring
 	env.Add(kerr, terr, rerr)
 	return cfg, env.Err()

@@ -17,9 +17,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/eventlog"
-	"github.com/assent-dev/assent/services/auditor/internal/service"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/auditor/internal/index"
+	"github.com/assent-dev/assent/services/auditor/internal/service"
 	"github.com/assent-dev/assent/services/auditor/internal/verify"
 	"github.com/assent-dev/assent/test/kafkatest"
 	"github.com/assent-dev/assent/test/systest"
@@ -151,7 +153,7 @@ func TestIntegrationServeWhileDeciderWrites(t *testing.T) {
 	}()
 	produce := func(c approval.Command) {
 		c.Time = time.Now().UTC()
-		env, err := eventlog.CommandEnvelope(c, "assent/test")
+		env, err := codec.CommandEnvelope(c, "assent/test")
 		require.NoError(t, err)
 		rec, err := eventlog.NewRecord(topics.Commands, env)
 		require.NoError(t, err)
@@ -159,11 +161,11 @@ func TestIntegrationServeWhileDeciderWrites(t *testing.T) {
 	}
 	for i := range n {
 		rid := fmt.Sprintf("audit-req-%d", i)
-		produce(approval.Command{ID: eventlog.NewID(time.Now()), RequestID: rid, Actor: "service:billing", Body: approval.Submit{
+		produce(approval.Command{ID: wire.NewID(time.Now()), RequestID: rid, Actor: "service:billing", Body: approval.Submit{
 			Action: approval.Action{Type: "deploy", Resource: "services/billing/api", Environment: "production"},
 			Reason: "release", TTL: approval.Duration(time.Hour)}})
 		voter := []string{"user:alice@example.com", "user:bob@example.com"}[i%2]
-		produce(approval.Command{ID: eventlog.NewID(time.Now()), RequestID: rid, Actor: voter, Body: approval.Vote{Decision: approval.Approve}})
+		produce(approval.Command{ID: wire.NewID(time.Now()), RequestID: rid, Actor: voter, Body: approval.Vote{Decision: approval.Approve}})
 	}
 
 	// Once everything is decided and signed, the service answers exactly
@@ -181,7 +183,7 @@ func TestIntegrationServeWhileDeciderWrites(t *testing.T) {
 			last[r.Partition] = r.Envelope.Type
 		}
 		for _, typ := range last {
-			if typ != eventlog.TypeCheckpoint {
+			if typ != wire.TypeCheckpoint {
 				return false
 			}
 		}
@@ -207,7 +209,7 @@ func TestIntegrationServeWhileDeciderWrites(t *testing.T) {
 		return code == http.StatusOK && len(got) == len(want)
 	}, 30*time.Second, 100*time.Millisecond, "status %d, %d of %d events", code, len(got), len(want))
 	for i, r := range want {
-		require.Equal(t, index.Row{Partition: r.Partition, Offset: r.Offset, Hash: eventlog.Hash(r.Value), Event: r.Value}, got[i])
+		require.Equal(t, index.Row{Partition: r.Partition, Offset: r.Offset, Hash: wire.Hash(r.Value), Event: r.Value}, got[i])
 	}
 
 	for i := range n {
@@ -229,7 +231,7 @@ func TestIntegrationServeWhileDeciderWrites(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, getJSON(t, base+"/v1/audit/events?from=yesterday", nil))
 	require.Equal(t, http.StatusBadRequest, getJSON(t, base+"/v1/audit/events?cursor=bogus", nil))
 
-	ring, err := eventlog.LoadKeyRing(keysPath)
+	ring, err := wire.LoadKeyRing(keysPath)
 	require.NoError(t, err)
 	res, err := verify.Run(t.Context(), verify.Config{Kafka: kcfg, Topic: topics.Events, Keys: ring})
 	require.NoError(t, err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/auditor/internal/export"
 	"github.com/assent-dev/assent/services/auditor/internal/verify"
 )
@@ -153,7 +154,7 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	if err := finish(); err != nil {
 		return err
 	}
-	ring, err := eventlog.LoadKeyRing(keysFile(getenv, *keys))
+	ring, err := wire.LoadKeyRing(keysFile(getenv, *keys))
 	if err != nil {
 		return fmt.Errorf("%w; give the published public keys with --keys or ASSENT_AUDIT_KEYS_FILE", err)
 	}
@@ -319,10 +320,10 @@ func runKeygen(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("keygen: %w", err)
 	}
-	if _, err := eventlog.NewSigner(*id, key); err != nil {
+	if _, err := wire.NewSigner(*id, key); err != nil {
 		return err
 	}
-	pemBytes, err := eventlog.MarshalPrivateKeyPEM(key)
+	pemBytes, err := wire.MarshalPrivateKeyPEM(key)
 	if err != nil {
 		return err
 	}
@@ -338,7 +339,7 @@ func runKeygen(args []string, stdout io.Writer) error {
 		return fmt.Errorf("keygen: %w", err)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	entry := eventlog.PublicKey{KeyID: *id, Algorithm: eventlog.AlgorithmEd25519, PublicKey: base64.StdEncoding.EncodeToString(pub), NotBefore: &now}
+	entry := wire.PublicKey{KeyID: *id, Algorithm: wire.AlgorithmEd25519, PublicKey: base64.StdEncoding.EncodeToString(pub), NotBefore: &now}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(entry)

@@ -11,9 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/auditor/internal/service"
-	"github.com/assent-dev/assent/test/loggen"
 	"github.com/assent-dev/assent/test/kafkatest"
+	"github.com/assent-dev/assent/test/loggen"
 	"github.com/assent-dev/assent/test/systest"
 )
 
@@ -25,7 +26,7 @@ func TestIntegrationVerifyCommand(t *testing.T) {
 	t.Parallel()
 	const parts = 3
 	root := systest.RepoRoot()
-	signer, err := eventlog.LoadSigner("demo-2026-01", filepath.Join(root, "infra/keys/demo-checkpoint.key.pem"))
+	signer, err := wire.LoadSigner("demo-2026-01", filepath.Join(root, "infra/keys/demo-checkpoint.key.pem"))
 	require.NoError(t, err)
 	keys := filepath.Join(root, "infra/keys/checkpoint-keys.json")
 	original := kafkatest.NewTopics(t, parts).Events

@@ -10,7 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // Kinds of Break.
@@ -70,7 +70,7 @@ var terminalTypes = map[string]bool{
 type chain struct {
 	topic string
 	p     int32
-	keys  *eventlog.KeyRing
+	keys  *wire.KeyRing
 	count *atomic.Int64 // records seen, across partitions (progress)
 
 	st       PartState // head, offsets, counters; saved at the end
@@ -98,7 +98,7 @@ type pendingLink struct {
 	until   int64 // the last offset at which a later record is looked for (a reordering)
 }
 
-func newChain(topic string, p int32, keys *eventlog.KeyRing, count *atomic.Int64, st PartState, logStart int64) (*chain, error) {
+func newChain(topic string, p int32, keys *wire.KeyRing, count *atomic.Int64, st PartState, logStart int64) (*chain, error) {
 	c := &chain{topic: topic, p: p, keys: keys, count: count, st: st, reqs: st.Requests, expect: -1, logStart: logStart}
 	if c.reqs == nil {
 		c.reqs = map[string]*ReqState{}
@@ -202,7 +202,7 @@ func (c *chain) record(off int64, v []byte) {
 
 	typ := f.typ
 	switch {
-	case string(typ) == eventlog.TypeCheckpoint:
+	case string(typ) == wire.TypeCheckpoint:
 		c.checkpoint(off, id, v, prevOff)
 	case len(f.subject) == 0:
 		c.addBreak(off, id, KindFormat, "an event of type %s without a subject; only checkpoints have none", typ)
@@ -241,12 +241,12 @@ func (c *chain) brokenLink(off int64, id []byte, target [32]byte, prevOff int64)
 
 func (c *chain) checkpoint(off int64, id []byte, v []byte, headOffset int64) {
 	c.st.Checkpoints++
-	env, err := eventlog.Unmarshal(v)
+	env, err := wire.Unmarshal(v)
 	if err != nil {
 		c.addBreak(off, id, KindFormat, "checkpoint: %v", err)
 		return
 	}
-	cp, err := eventlog.VerifyCheckpoint(c.keys, c.topic, c.p, headOffset, env)
+	cp, err := wire.VerifyCheckpoint(c.keys, c.topic, c.p, headOffset, env)
 	pend := c.pending
 	if pend != nil && c.breaks[pend.at].Kind == KindLink {
 		b := &c.breaks[pend.at]
@@ -303,7 +303,7 @@ func (c *chain) sequence(off int64, id []byte, typ []byte, f fields) {
 
 // slowFields decodes an envelope that has escapes in its strings.
 func slowFields(v []byte) (fields, error) {
-	env, err := eventlog.Unmarshal(v)
+	env, err := wire.Unmarshal(v)
 	if err != nil {
 		return fields{}, err
 	}

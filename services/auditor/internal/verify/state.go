@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // StateFormat names the layout of a saved verification state.
@@ -47,7 +47,7 @@ type ReqState struct {
 
 // freshPart is the state of a partition never verified.
 func freshPart() *PartState {
-	return &PartState{Head: eventlog.GenesisHash, HeadOffset: -1, CheckpointOffset: -1}
+	return &PartState{Head: wire.GenesisHash, HeadOffset: -1, CheckpointOffset: -1}
 }
 
 // LoadState reads a saved state, or returns (nil, nil) if path does not

@@ -34,6 +34,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/auditor/internal/logread"
 )
 
@@ -45,7 +46,7 @@ type Config struct {
 	// Set it to verify a copy of the log (a mirror, a backup, a scratch
 	// topic): the checkpoints name the topic they were written to.
 	SignedTopic string
-	Keys        *eventlog.KeyRing
+	Keys        *wire.KeyRing
 	// From is a saved state to continue from; nil verifies from the start.
 	From *State
 	// Progress, if set, is called every ProgressEvery with the records

@@ -12,9 +12,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/eventlog"
-	"github.com/assent-dev/assent/test/loggen"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/auditor/internal/verify"
 	"github.com/assent-dev/assent/test/kafkatest"
+	"github.com/assent-dev/assent/test/loggen"
 )
 
 const parts = 3
@@ -24,8 +25,8 @@ const parts = 3
 const signedTopic = "assent.events.v1"
 
 type fixture struct {
-	signer *eventlog.Signer
-	keys   *eventlog.KeyRing
+	signer *wire.Signer
+	keys   *wire.KeyRing
 	log    [][]*kgo.Record // the original log, by partition; record k at offset k
 	kafka  eventlog.Config
 }
@@ -34,14 +35,14 @@ func newFixture(t *testing.T) fixture {
 	t.Helper()
 	_, key, err := ed25519.GenerateKey(nil)
 	require.NoError(t, err)
-	signer, err := eventlog.NewSigner("test-key", key)
+	signer, err := wire.NewSigner("test-key", key)
 	require.NoError(t, err)
 	log, err := loggen.Build(loggen.Options{Topic: signedTopic, Partitions: parts, Requests: 90, Signer: signer,
 		CheckpointEvery: 10, Start: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), Step: time.Second})
 	require.NoError(t, err)
 	return fixture{
 		signer: signer,
-		keys:   eventlog.NewKeyRing(map[string]ed25519.PublicKey{"test-key": signer.Public()}),
+		keys:   wire.NewKeyRing(map[string]ed25519.PublicKey{"test-key": signer.Public()}),
 		log:    log, kafka: eventlog.Config{Brokers: kafkatest.Brokers(t)},
 	}
 }
@@ -79,9 +80,9 @@ func (f fixture) verify(t *testing.T, topic string, from *verify.State) verify.R
 func checkpointAfter(t *testing.T, recs []*kgo.Record, i int) int {
 	t.Helper()
 	for j := i + 1; j < len(recs); j++ {
-		env, err := eventlog.Unmarshal(recs[j].Value)
+		env, err := wire.Unmarshal(recs[j].Value)
 		require.NoError(t, err)
-		if env.Type == eventlog.TypeCheckpoint {
+		if env.Type == wire.TypeCheckpoint {
 			return j
 		}
 	}
@@ -91,7 +92,7 @@ func checkpointAfter(t *testing.T, recs []*kgo.Record, i int) int {
 
 func idAt(t *testing.T, r *kgo.Record) string {
 	t.Helper()
-	env, err := eventlog.Unmarshal(r.Value)
+	env, err := wire.Unmarshal(r.Value)
 	require.NoError(t, err)
 	return env.ID
 }
@@ -113,7 +114,7 @@ func TestIntegrationVerifyTampering(t *testing.T) {
 		for _, recs := range f.log {
 			n += int64(len(recs))
 			for _, r := range recs {
-				if env, _ := eventlog.Unmarshal(r.Value); env.Type == eventlog.TypeCheckpoint {
+				if env, _ := wire.Unmarshal(r.Value); env.Type == wire.TypeCheckpoint {
 					ck++
 				}
 			}
@@ -127,11 +128,11 @@ func TestIntegrationVerifyTampering(t *testing.T) {
 	t.Run("rewritten", func(t *testing.T) {
 		t.Parallel()
 		log := f.copyLog()
-		env, err := eventlog.Unmarshal(log[p][k].Value)
+		env, err := wire.Unmarshal(log[p][k].Value)
 		require.NoError(t, err)
-		require.NotEqual(t, eventlog.TypeCheckpoint, env.Type)
+		require.NotEqual(t, wire.TypeCheckpoint, env.Type)
 		env.Actor = "user:someone-else@example.com" // the forger keeps the record well formed
-		log[p][k].Value, err = eventlog.Marshal(env)
+		log[p][k].Value, err = wire.Marshal(env)
 		require.NoError(t, err)
 		res := f.verify(t, f.write(t, log), nil)
 		require.False(t, res.OK())
@@ -168,18 +169,18 @@ func TestIntegrationVerifyTampering(t *testing.T) {
 		t.Parallel()
 		log := f.copyLog()
 		c := checkpointAfter(t, log[p], k)
-		env, err := eventlog.Unmarshal(log[p][c].Value)
+		env, err := wire.Unmarshal(log[p][c].Value)
 		require.NoError(t, err)
-		cp, err := eventlog.DecodeCheckpoint(env)
+		cp, err := wire.DecodeCheckpoint(env)
 		require.NoError(t, err)
 		_, otherKey, err := ed25519.GenerateKey(nil)
 		require.NoError(t, err)
-		forger, err := eventlog.NewSigner("test-key", otherKey) // claims the real key id
+		forger, err := wire.NewSigner("test-key", otherKey) // claims the real key id
 		require.NoError(t, err)
-		forged, err := eventlog.NewCheckpoint(forger, env.Source, signedTopic, cp.Partition, cp.Offset, cp.Head, env.Time)
+		forged, err := wire.NewCheckpoint(forger, env.Source, signedTopic, cp.Partition, cp.Offset, cp.Head, env.Time)
 		require.NoError(t, err)
 		forged.ID = env.ID
-		log[p][c].Value, err = eventlog.Marshal(forged)
+		log[p][c].Value, err = wire.Marshal(forged)
 		require.NoError(t, err)
 		res := f.verify(t, f.write(t, log), nil)
 		require.False(t, res.OK())
@@ -266,7 +267,7 @@ func TestIntegrationVerifyIncremental(t *testing.T) {
 	require.Zero(t, again.NewRecords)
 
 	// A saved state whose head the log does not hold is tampering.
-	saved.Partitions["2"].Head = eventlog.Hash([]byte("not this log"))
+	saved.Partitions["2"].Head = wire.Hash([]byte("not this log"))
 	bad := f.verify(t, topic, saved)
 	require.False(t, bad.OK())
 	require.Equal(t, verify.KindState, bad.Breaks[0].Kind)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // Store is the decider's projection of the events topic: the folded state
@@ -29,7 +29,7 @@ type Config struct {
 	Source     string // CloudEvents source of every event written
 	Policies   func() approval.Policies
 	// Signer signs checkpoints; nil writes none.
-	Signer             *eventlog.Signer
+	Signer             *wire.Signer
 	CheckpointInterval time.Duration
 	// DueLimit bounds the expiries looked up per partition per Expire.
 	DueLimit int

@@ -16,9 +16,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/decider/internal/core"
 )
 
@@ -73,7 +74,7 @@ type harness struct {
 	txn     *core.Txn
 	offset  map[int32]int64 // command offsets, per partition
 	claims  []core.Claim
-	signer  *eventlog.Signer
+	signer  *wire.Signer
 	decided []string
 }
 
@@ -91,7 +92,7 @@ func newHarness(t *testing.T) *harness {
 	for i := range key {
 		key[i] = byte(i)
 	}
-	signer, err := eventlog.NewSigner("test", ed25519.NewKeyFromSeed(key))
+	signer, err := wire.NewSigner("test", ed25519.NewKeyFromSeed(key))
 	require.NoError(t, err)
 	h := &harness{
 		t: t, now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC), store: store, db: db,
@@ -170,10 +171,10 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		h.flushDecided(&out)
 	case "garbage":
 		rid := args[0]
-		p := eventlog.Partition([]byte(rid), partitions)
+		p := wire.Partition([]byte(rid), partitions)
 		h.offset[p]++
 		h.txn.Command(core.In{Partition: p, Offset: h.offset[p] - 1, Key: []byte(rid), Value: []byte("{not json"),
-			DecodeErr: fmt.Errorf("%w: not JSON", eventlog.ErrInvalidEnvelope)})
+			DecodeErr: fmt.Errorf("%w: not JSON", wire.ErrInvalidEnvelope)})
 		h.flushDecided(&out)
 	case "expire":
 		h.txn.Expire()
@@ -187,7 +188,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		for i, o := range h.txn.Records() {
 			off := int64(len(h.log[o.Partition]))
-			h.log[o.Partition] = append(h.log[o.Partition], logged{value: o.Value, hash: eventlog.Hash(o.Value)})
+			h.log[o.Partition] = append(h.log[o.Partition], logged{value: o.Value, hash: wire.Hash(o.Value)})
 			h.txn.Produced(i, off)
 			fmt.Fprintf(&out, "%s\n", describe(o, off))
 		}
@@ -227,16 +228,16 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			fmt.Fprintf(&out, "p%d: not owned or not caught up\n", p)
 			break
 		}
-		want := eventlog.GenesisHash
+		want := wire.GenesisHash
 		if l := h.log[p]; len(l) > 0 {
 			want = l[len(l)-1].hash
 		}
 		fmt.Fprintf(&out, "p%d: head is the log's last record: %v\n", p, head == want)
 	case "log":
 		p := parts(args)[0]
-		prev := eventlog.GenesisHash
+		prev := wire.GenesisHash
 		for off, r := range h.log[p] {
-			env, err := eventlog.Unmarshal(r.value)
+			env, err := wire.Unmarshal(r.value)
 			require.NoError(t, err)
 			link := "ok"
 			if env.PrevHash != "" && env.PrevHash != prev {
@@ -276,12 +277,12 @@ func (h *harness) flushDecided(out *strings.Builder) {
 func (h *harness) projectedHead(p int32) core.Head {
 	l := h.log[p][:h.next[p]]
 	if len(l) == 0 {
-		return core.Head{Hash: eventlog.GenesisHash, Offset: -1}
+		return core.Head{Hash: wire.GenesisHash, Offset: -1}
 	}
 	last := l[len(l)-1]
-	env, err := eventlog.Unmarshal(last.value)
+	env, err := wire.Unmarshal(last.value)
 	require.NoError(h.t, err)
-	return core.Head{Hash: last.hash, Offset: int64(len(l) - 1), Checkpoint: env.Type == eventlog.TypeCheckpoint}
+	return core.Head{Hash: last.hash, Offset: int64(len(l) - 1), Checkpoint: env.Type == wire.TypeCheckpoint}
 }
 
 func (h *harness) apply(t *testing.T) {
@@ -290,11 +291,11 @@ func (h *harness) apply(t *testing.T) {
 	for p, l := range h.log {
 		for off := h.next[p]; off < int64(len(l)); off++ {
 			r := l[off]
-			env, err := eventlog.Unmarshal(r.value)
+			env, err := wire.Unmarshal(r.value)
 			require.NoError(t, err)
 			prev := h.heads[p]
 			if prev == "" {
-				prev = eventlog.GenesisHash
+				prev = wire.GenesisHash
 			}
 			e := &projection.Event{Partition: p, Offset: off, Value: r.value, Hash: r.hash, PrevHead: prev, Envelope: env}
 			require.NoError(t, h.store.Apply(b, e))
@@ -325,11 +326,11 @@ func (h *harness) commandRecord(t *testing.T, id, rid, typ, actor string, kv []s
 		t.Fatalf("unknown command type %q", typ)
 	}
 	cmd := approval.Command{ID: id, RequestID: rid, Actor: actor, Time: h.now, Body: body}
-	env, err := eventlog.CommandEnvelope(cmd, "assent/test")
+	env, err := codec.CommandEnvelope(cmd, "assent/test")
 	require.NoError(t, err)
-	value, err := eventlog.Marshal(env)
+	value, err := wire.Marshal(env)
 	require.NoError(t, err)
-	p := eventlog.Partition([]byte(rid), partitions)
+	p := wire.Partition([]byte(rid), partitions)
 	if s, ok := opts["partition"]; ok {
 		n, err := strconv.Atoi(s)
 		require.NoError(t, err)
@@ -340,7 +341,7 @@ func (h *harness) commandRecord(t *testing.T, id, rid, typ, actor string, kv []s
 }
 
 func describe(o core.Out, off int64) string {
-	env, err := eventlog.Unmarshal(o.Value)
+	env, err := wire.Unmarshal(o.Value)
 	if err != nil {
 		return "undecodable"
 	}

@@ -7,7 +7,8 @@ import (
 	"time"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/codec"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // In is a command record as consumed.
@@ -18,7 +19,7 @@ type In struct {
 	Value     []byte
 	// Envelope decodes the record; the adapter passes its own decoder
 	// (content-type header included), the tests theirs.
-	Envelope  eventlog.Envelope
+	Envelope  wire.Envelope
 	DecodeErr error
 }
 
@@ -104,7 +105,7 @@ func (t *Txn) Command(in In) {
 		}
 		return
 	}
-	if want := eventlog.Partition(in.Key, int(c.cfg.Partitions)); want != in.Partition {
+	if want := wire.Partition(in.Key, int(c.cfg.Partitions)); want != in.Partition {
 		// Its events would belong to another decider's partition.
 		if c.cfg.Skipped != nil {
 			c.cfg.Skipped("misrouted", in)
@@ -127,7 +128,7 @@ func (t *Txn) Command(in In) {
 	default:
 		env := in.Envelope
 		typ = env.Type
-		cmd, err := eventlog.DomainCommand(env)
+		cmd, err := codec.DomainCommand(env)
 		cmd.RequestID = rid
 		var refusal *approval.Refusal
 		switch {
@@ -179,7 +180,7 @@ func (t *Txn) Expire() {
 		}
 	}
 	for _, rid := range pendingOverlay {
-		due[rid] = eventlog.Partition([]byte(rid), int(c.cfg.Partitions))
+		due[rid] = wire.Partition([]byte(rid), int(c.cfg.Partitions))
 	}
 	for rid, p := range due {
 		state, err := c.load(t, rid)
@@ -208,17 +209,17 @@ func (t *Txn) write(p int32, state approval.State, events []approval.Event) {
 	}
 	rid := events[0].RequestID
 	for _, e := range events {
-		env, err := eventlog.EventEnvelope(e, t.c.cfg.Source, head)
+		env, err := codec.EventEnvelope(e, t.c.cfg.Source, head)
 		if err != nil {
 			t.fail(err)
 			return
 		}
-		value, err := eventlog.Marshal(env)
+		value, err := wire.Marshal(env)
 		if err != nil {
 			t.fail(err)
 			return
 		}
-		head = eventlog.Hash(value)
+		head = wire.Hash(value)
 		state = approval.Evolve(state, e)
 		t.events++
 		t.out = append(t.out, Out{Partition: p, Key: []byte(rid), Value: value, RequestID: rid})
@@ -255,18 +256,18 @@ func (t *Txn) Checkpoints() {
 	}
 	c.mu.Unlock()
 	for _, d := range todo {
-		env, err := eventlog.NewCheckpoint(c.cfg.Signer, c.cfg.Source, c.cfg.Topic, d.p, d.offset, d.head, t.now)
+		env, err := wire.NewCheckpoint(c.cfg.Signer, c.cfg.Source, c.cfg.Topic, d.p, d.offset, d.head, t.now)
 		if err != nil {
 			t.fail(err)
 			return
 		}
-		value, err := eventlog.Marshal(env)
+		value, err := wire.Marshal(env)
 		if err != nil {
 			t.fail(err)
 			return
 		}
 		t.out = append(t.out, Out{Partition: d.p, Value: value, Checkpoint: true})
-		t.heads[d.p] = eventlog.Hash(value)
+		t.heads[d.p] = wire.Hash(value)
 		t.epochs[d.p] = d.epoch
 		t.checkpointAt = t.now
 		if c.cfg.Checkpointed != nil {

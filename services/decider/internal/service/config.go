@@ -5,6 +5,7 @@ import (
 
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // Config is the decider's configuration, read from ASSENT_* variables.
@@ -22,7 +23,7 @@ type Config struct {
 	TxnRetryBackoff time.Duration // backoff on CONCURRENT_TRANSACTIONS
 	ExpiryPeriod    time.Duration // how often due expiries are looked for
 	// Signer signs checkpoints; nil writes none.
-	Signer *eventlog.Signer
+	Signer *wire.Signer
 	// CheckpointInterval is how often a partition with new events gets a
 	// signed checkpoint.
 	CheckpointInterval time.Duration
@@ -88,7 +89,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		env.Problem("ASSENT_CHECKPOINT_KEY_ID is set but ASSENT_CHECKPOINT_KEY_FILE is not: give the private key file")
 	case keyFile != "":
 		var err error
-		cfg.Signer, err = eventlog.LoadSigner(keyID, keyFile)
+		cfg.Signer, err = wire.LoadSigner(keyID, keyFile)
 		env.Add(err)
 	}
 	if cfg.CheckpointInterval <= 0 {

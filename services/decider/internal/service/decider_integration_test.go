@@ -14,7 +14,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/schemas"
 	"github.com/assent-dev/assent/services/decider/internal/service"
 	"github.com/assent-dev/assent/test/kafkatest"
@@ -81,7 +83,7 @@ func startDecider(t *testing.T, topics eventlog.TopicSpec, group, name string) (
 
 func command(t *testing.T, topic string, c approval.Command) *kgo.Record {
 	t.Helper()
-	env, err := eventlog.CommandEnvelope(c, "assent/test")
+	env, err := codec.CommandEnvelope(c, "assent/test")
 	require.NoError(t, err)
 	rec, err := eventlog.NewRecord(topic, env)
 	require.NoError(t, err)
@@ -108,7 +110,7 @@ func TestIntegrationDecidersOverKafka(t *testing.T) {
 	}
 	for i := range n {
 		rid := fmt.Sprintf("req-%d", i)
-		produce(approval.Command{ID: eventlog.NewID(time.Now()), RequestID: rid, Actor: "service:billing", Body: approval.Submit{
+		produce(approval.Command{ID: wire.NewID(time.Now()), RequestID: rid, Actor: "service:billing", Body: approval.Submit{
 			Action: approval.Action{Type: "deploy", Resource: "services/billing/api", Environment: "production"},
 			Reason: "release", TTL: approval.Duration(time.Hour)}})
 	}
@@ -119,13 +121,13 @@ func TestIntegrationDecidersOverKafka(t *testing.T) {
 		}
 		switch i % 4 {
 		case 0:
-			produce(approval.Command{ID: eventlog.NewID(time.Now()), RequestID: rid, Actor: "user:alice@example.com", Body: approval.Vote{Decision: approval.Approve}})
+			produce(approval.Command{ID: wire.NewID(time.Now()), RequestID: rid, Actor: "user:alice@example.com", Body: approval.Vote{Decision: approval.Approve}})
 		case 1:
-			produce(approval.Command{ID: eventlog.NewID(time.Now()), RequestID: rid, Actor: "user:bob@example.com", Body: approval.Vote{Decision: approval.Reject, Comment: "no"}})
+			produce(approval.Command{ID: wire.NewID(time.Now()), RequestID: rid, Actor: "user:bob@example.com", Body: approval.Vote{Decision: approval.Reject, Comment: "no"}})
 		case 2:
-			produce(approval.Command{ID: eventlog.NewID(time.Now()), RequestID: rid, Actor: "service:billing", Body: approval.Cancel{}})
+			produce(approval.Command{ID: wire.NewID(time.Now()), RequestID: rid, Actor: "service:billing", Body: approval.Cancel{}})
 		default:
-			produce(approval.Command{ID: eventlog.NewID(time.Now()), RequestID: rid, Actor: "user:mallory@example.com", Body: approval.Vote{Decision: approval.Approve}})
+			produce(approval.Command{ID: wire.NewID(time.Now()), RequestID: rid, Actor: "user:mallory@example.com", Body: approval.Vote{Decision: approval.Approve}})
 		}
 	}
 	// A retried command (same id) must not be decided twice.
@@ -144,7 +146,7 @@ func TestIntegrationDecidersOverKafka(t *testing.T) {
 	// Once the deciders are idle, every partition with events ends with a
 	// signed checkpoint of its head, and every checkpoint verifies with
 	// the published public key.
-	ring, err := eventlog.LoadKeyRing(infraFile("keys/checkpoint-keys.json"))
+	ring, err := wire.LoadKeyRing(infraFile("keys/checkpoint-keys.json"))
 	require.NoError(t, err)
 	var log []systest.Record
 	require.Eventually(t, func() bool {
@@ -155,7 +157,7 @@ func TestIntegrationDecidersOverKafka(t *testing.T) {
 			last[r.Partition] = r
 		}
 		for _, r := range last {
-			if r.Envelope.Type != eventlog.TypeCheckpoint {
+			if r.Envelope.Type != wire.TypeCheckpoint {
 				return false
 			}
 		}

@@ -18,7 +18,7 @@ import (
 
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/daemon"
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/libs/policy"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
@@ -55,7 +55,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 
-	adminClient, err := eventlog.Connect(ctx, cfg.Kafka, cfg.Topics)
+	adminClient, err := logadmin.Connect(ctx, cfg.Kafka, cfg.Topics)
 	if err != nil {
 		return err
 	}

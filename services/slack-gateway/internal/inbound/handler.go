@@ -44,8 +44,9 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/command"
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/card"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/slackapi"
 )
@@ -55,7 +56,7 @@ const Source = command.SourceSlackGateway
 
 // Sender makes a command durable: nil only once Kafka acknowledged it.
 type Sender interface {
-	Send(ctx context.Context, env eventlog.Envelope) error
+	Send(ctx context.Context, env wire.Envelope) error
 }
 
 // Slack is what the handler calls on Slack's Web API.
@@ -243,7 +244,7 @@ func (h *Handler) vote(ctx context.Context, c echo.Context, cb *slack.Interactio
 		Time:      h.cfg.Now().UTC(),
 		Body:      approval.Vote{Decision: d, Comment: comment},
 	}
-	env, err := eventlog.CommandEnvelope(cmd, Source)
+	env, err := codec.CommandEnvelope(cmd, Source)
 	if err != nil {
 		return "invalid", problem(c, http.StatusBadRequest, "invalid", err.Error())
 	}

@@ -15,8 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/slackport"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/card"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/inbound"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/slackapi"
@@ -29,11 +30,11 @@ var now = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 // sent records the commands the handler made durable.
 type sent struct {
 	mu   sync.Mutex
-	envs []eventlog.Envelope
+	envs []wire.Envelope
 	err  error
 }
 
-func (s *sent) Send(_ context.Context, env eventlog.Envelope) error {
+func (s *sent) Send(_ context.Context, env wire.Envelope) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
@@ -48,7 +49,7 @@ func (s *sent) commands(t testing.TB) []approval.Command {
 	defer s.mu.Unlock()
 	var out []approval.Command
 	for _, env := range s.envs {
-		c, err := eventlog.DomainCommand(env)
+		c, err := codec.DomainCommand(env)
 		require.NoError(t, err)
 		out = append(out, c)
 	}

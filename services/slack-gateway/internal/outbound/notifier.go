@@ -47,7 +47,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/card"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/slackapi"
 )
@@ -75,7 +77,7 @@ type Projection interface {
 
 // Sender makes a command durable.
 type Sender interface {
-	Send(ctx context.Context, env eventlog.Envelope) error
+	Send(ctx context.Context, env wire.Envelope) error
 }
 
 // Config is the notifier's settings and dependencies.
@@ -465,10 +467,10 @@ func (n *Notifier) record(ctx context.Context, st approval.State, t target, ts s
 	}
 	body := approval.RecordNotification{Kind: t.kind, Channel: t.channel, TS: ts, Recipient: t.recipient}
 	cmd := approval.Command{
-		ID:        eventlog.DerivedID(Source, "record-notification", st.RequestID, t.channel, ts),
+		ID:        wire.DerivedID(Source, "record-notification", st.RequestID, t.channel, ts),
 		RequestID: st.RequestID, Actor: Actor, Time: n.cfg.Now().UTC(), Body: body,
 	}
-	env, err := eventlog.CommandEnvelope(cmd, Source)
+	env, err := codec.CommandEnvelope(cmd, Source)
 	if err != nil {
 		return err
 	}

@@ -18,8 +18,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/slackport"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/card"
 	"github.com/assent-dev/assent/test/kafkatest"
 	"github.com/assent-dev/assent/test/slackfake"
@@ -94,8 +96,8 @@ func (r *rig) submit(t *testing.T, rid string) {
 	cl, err := eventlog.NewClient(r.kafka)
 	require.NoError(t, err)
 	defer cl.Close()
-	env, err := eventlog.CommandEnvelope(approval.Command{
-		ID: eventlog.NewID(time.Now()), RequestID: rid, Actor: "user:dave@example.com", Time: time.Now().UTC(),
+	env, err := codec.CommandEnvelope(approval.Command{
+		ID: wire.NewID(time.Now()), RequestID: rid, Actor: "user:dave@example.com", Time: time.Now().UTC(),
 		Body: approval.Submit{Action: approval.Action{Type: "deploy", Resource: "services/payments", Environment: "production"},
 			Reason: "release <42> & friends"},
 	}, "assent/test")
@@ -235,7 +237,7 @@ func TestIntegrationSlackGateway(t *testing.T) {
 	r := newRig(t)
 
 	t.Run("an approval completes through clicks alone", func(t *testing.T) {
-		rid := eventlog.NewID(time.Now())
+		rid := wire.NewID(time.Now())
 		r.submit(t, rid)
 		eventually(t, "the card is posted and DMs sent", func() bool {
 			c := r.countCards(rid)
@@ -282,7 +284,7 @@ func TestIntegrationSlackGateway(t *testing.T) {
 	})
 
 	t.Run("forged, stale and replayed requests are refused and produce nothing", func(t *testing.T) {
-		rid := eventlog.NewID(time.Now())
+		rid := wire.NewID(time.Now())
 		r.submit(t, rid)
 		body := slackport.Click{Team: "T0TEST", User: "U0ALICE", Channel: "C0DEPLOYS", TriggerID: "t", ActionID: card.ActionApprove, RequestID: rid}.Body()
 		for name, h := range map[string]http.Header{
@@ -304,7 +306,7 @@ func TestIntegrationSlackGateway(t *testing.T) {
 	})
 
 	t.Run("a reject with a reason, through the modal, on another replica", func(t *testing.T) {
-		rid := eventlog.NewID(time.Now())
+		rid := wire.NewID(time.Now())
 		r.submit(t, rid)
 		eventually(t, "the card is posted", func() bool { return len(r.slack.Cards("C0DEPLOYS", rid)) == 1 })
 		before := len(r.slack.Views())
@@ -330,7 +332,7 @@ func TestIntegrationSlackGateway(t *testing.T) {
 	t.Run("after a 429 storm every card is still correct", func(t *testing.T) {
 		var rids []string
 		for range 3 {
-			rid := eventlog.NewID(time.Now())
+			rid := wire.NewID(time.Now())
 			rids = append(rids, rid)
 			r.submit(t, rid)
 		}
@@ -356,7 +358,7 @@ func TestIntegrationSlackGateway(t *testing.T) {
 	})
 
 	t.Run("kill -9 a replica between the post and the record", func(t *testing.T) {
-		rid := eventlog.NewID(time.Now())
+		rid := wire.NewID(time.Now())
 		r.slack.HoldPosts(1)
 		r.submit(t, rid)
 		eventually(t, "a replica posted the card and waits for Slack's answer", func() bool { return len(r.slack.HeldPosts()) == 1 })

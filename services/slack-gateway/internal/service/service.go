@@ -22,8 +22,10 @@ import (
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/inbound"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/outbound"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/slackapi"
@@ -57,7 +59,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, ln net.Listener) err
 	if err := os.MkdirAll(filepath.Dir(cfg.DataDir), 0o750); err != nil {
 		return fmt.Errorf("slack-gateway: data dir: %w", err)
 	}
-	cl, err := eventlog.Connect(ctx, cfg.Kafka, cfg.Topics)
+	cl, err := logadmin.Connect(ctx, cfg.Kafka, cfg.Topics)
 	if err != nil {
 		return err
 	}
@@ -146,7 +148,7 @@ type sender struct {
 	observe func(float64)
 }
 
-func (s sender) Send(ctx context.Context, env eventlog.Envelope) error {
+func (s sender) Send(ctx context.Context, env wire.Envelope) error {
 	began := time.Now()
 	err := eventlog.Produce(ctx, s.cl, s.topic, env)
 	s.observe(time.Since(began).Seconds())

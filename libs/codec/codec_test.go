@@ -1,4 +1,4 @@
-package eventlog_test
+package codec_test
 
 import (
 	"encoding/json"
@@ -9,7 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/codec"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 func TestDomainEventRoundTrip(t *testing.T) {
@@ -17,15 +18,15 @@ func TestDomainEventRoundTrip(t *testing.T) {
 	at := time.Date(2026, 11, 21, 10, 0, 0, 123000000, time.UTC)
 	e := approval.Event{RequestID: "req-1", CommandID: "cmd-1", Actor: "user:alice@example.com", Time: at, Sequence: 3,
 		Body: approval.VoteRecorded{Voter: "user:alice@example.com", Decision: approval.Approve, Comment: "ok"}}
-	env, err := eventlog.EventEnvelope(e, "assent/decider", eventlog.GenesisHash)
+	env, err := codec.EventEnvelope(e, "assent/decider", wire.GenesisHash)
 	require.NoError(t, err)
-	raw, err := eventlog.Marshal(env)
+	raw, err := wire.Marshal(env)
 	require.NoError(t, err)
-	back, err := eventlog.Unmarshal(raw)
+	back, err := wire.Unmarshal(raw)
 	require.NoError(t, err)
 	require.Equal(t, "3", back.Sequence)
-	require.Equal(t, eventlog.GenesisHash, back.PrevHash)
-	got, err := eventlog.DomainEvent(back)
+	require.Equal(t, wire.GenesisHash, back.PrevHash)
+	got, err := codec.DomainEvent(back)
 	require.NoError(t, err)
 	require.Equal(t, e, got)
 }
@@ -33,16 +34,16 @@ func TestDomainEventRoundTrip(t *testing.T) {
 func TestDomainCommandRoundTripAndRefusal(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
-	c := approval.Command{ID: eventlog.NewID(at), RequestID: "req-1", Actor: "user:bob@example.com", Time: at,
+	c := approval.Command{ID: wire.NewID(at), RequestID: "req-1", Actor: "user:bob@example.com", Time: at,
 		Body: approval.Vote{Decision: approval.Reject, Comment: "freeze"}}
-	env, err := eventlog.CommandEnvelope(c, "assent/api")
+	env, err := codec.CommandEnvelope(c, "assent/api")
 	require.NoError(t, err)
-	got, err := eventlog.DomainCommand(env)
+	got, err := codec.DomainCommand(env)
 	require.NoError(t, err)
 	require.Equal(t, c, got)
 
 	env.Data = json.RawMessage(`{"decision":"approve","extra":1}`)
-	got, err = eventlog.DomainCommand(env)
+	got, err = codec.DomainCommand(env)
 	var r *approval.Refusal
 	require.True(t, errors.As(err, &r))
 	require.Equal(t, approval.ReasonInvalid, r.Code)

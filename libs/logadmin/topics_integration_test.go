@@ -1,4 +1,4 @@
-package eventlog_test
+package logadmin_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/test/kafkatest"
 )
 
@@ -20,17 +21,17 @@ func TestIntegrationProvisionIsIdempotent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 
-	report, err := eventlog.Provision(ctx, adm, spec)
+	report, err := logadmin.Provision(ctx, adm, spec)
 	require.NoError(t, err)
-	require.Equal(t, []eventlog.Action{eventlog.Created, eventlog.Created}, actions(report))
+	require.Equal(t, []logadmin.Action{logadmin.Created, logadmin.Created}, actions(report))
 
-	report, err = eventlog.Provision(ctx, adm, spec)
+	report, err = logadmin.Provision(ctx, adm, spec)
 	require.NoError(t, err)
-	require.Equal(t, []eventlog.Action{eventlog.Verified, eventlog.Verified}, actions(report))
-	require.NoError(t, eventlog.CheckTopics(ctx, adm, spec))
+	require.Equal(t, []logadmin.Action{logadmin.Verified, logadmin.Verified}, actions(report))
+	require.NoError(t, logadmin.CheckTopics(ctx, adm, spec))
 
-	require.NoError(t, eventlog.PollReady(ctx, adm, 3, []string{spec.Commands, spec.Events}, nil))
-	r, err := eventlog.CheckReady(ctx, adm, 3, spec.Commands, spec.Events)
+	require.NoError(t, logadmin.PollReady(ctx, adm, 3, []string{spec.Commands, spec.Events}, nil))
+	r, err := logadmin.CheckReady(ctx, adm, 3, spec.Commands, spec.Events)
 	require.NoError(t, err)
 	require.Equal(t, 24, r.Partitions)
 
@@ -52,11 +53,11 @@ func TestIntegrationProvisionRefusesMismatch(t *testing.T) {
 		name    string
 		events  int32             // partitions of the pre-created events topic
 		configs map[string]string // its configs
-		want    eventlog.Mismatch
+		want    logadmin.Mismatch
 	}{
-		{"events with 6 partitions", 6, goodEvents, eventlog.Mismatch{Setting: "partitions", Got: "6", Want: "12"}},
-		{"events compacted", 12, with(goodEvents, "cleanup.policy", "compact"), eventlog.Mismatch{Setting: "cleanup.policy", Got: "compact", Want: "delete"}},
-		{"events with 7-day retention", 12, with(goodEvents, "retention.ms", "604800000"), eventlog.Mismatch{Setting: "retention.ms", Got: "604800000", Want: "-1"}},
+		{"events with 6 partitions", 6, goodEvents, logadmin.Mismatch{Setting: "partitions", Got: "6", Want: "12"}},
+		{"events compacted", 12, with(goodEvents, "cleanup.policy", "compact"), logadmin.Mismatch{Setting: "cleanup.policy", Got: "compact", Want: "delete"}},
+		{"events with 7-day retention", 12, with(goodEvents, "retention.ms", "604800000"), logadmin.Mismatch{Setting: "retention.ms", Got: "604800000", Want: "-1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -66,18 +67,18 @@ func TestIntegrationProvisionRefusesMismatch(t *testing.T) {
 			defer cancel()
 			createTopic(t, adm, spec.Events, tc.events, 3, tc.configs)
 
-			_, err := eventlog.Provision(ctx, adm, spec)
-			var me *eventlog.MismatchError
+			_, err := logadmin.Provision(ctx, adm, spec)
+			var me *logadmin.MismatchError
 			require.ErrorAs(t, err, &me)
 			tc.want.Topic = spec.Events
-			require.Equal(t, []eventlog.Mismatch{tc.want}, me.Mismatches)
+			require.Equal(t, []logadmin.Mismatch{tc.want}, me.Mismatches)
 			require.ErrorContains(t, err, spec.Events+": "+tc.want.Setting+" = "+tc.want.Got+", want "+tc.want.Want)
 			require.ErrorContains(t, err, "never altered")
 
 			// Nothing was created, and nothing was altered.
-			err = eventlog.CheckTopics(ctx, adm, spec)
+			err = logadmin.CheckTopics(ctx, adm, spec)
 			require.ErrorAs(t, err, &me)
-			require.Contains(t, me.Mismatches, eventlog.Mismatch{Topic: spec.Commands, Setting: "exists", Got: "no", Want: "yes"})
+			require.Contains(t, me.Mismatches, logadmin.Mismatch{Topic: spec.Commands, Setting: "exists", Got: "no", Want: "yes"})
 			require.Contains(t, me.Mismatches, tc.want)
 			if tc.want.Setting != "partitions" {
 				require.Equal(t, tc.want.Got, topicConfigs(t, adm, spec.Events)[tc.want.Setting])
@@ -98,10 +99,10 @@ func TestIntegrationCheckTopicsRefusesDifferentPartitionCounts(t *testing.T) {
 	createTopic(t, adm, spec.Commands, 3, 3, map[string]string{"retention.ms": "604800000", "cleanup.policy": "delete", "min.insync.replicas": "2"})
 	createTopic(t, adm, spec.Events, 2, 3, map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "min.insync.replicas": "2"})
 
-	err := eventlog.CheckTopics(ctx, adm, spec)
-	var me *eventlog.MismatchError
+	err := logadmin.CheckTopics(ctx, adm, spec)
+	var me *logadmin.MismatchError
 	require.ErrorAs(t, err, &me)
-	require.Equal(t, []eventlog.Mismatch{
+	require.Equal(t, []logadmin.Mismatch{
 		{Topic: spec.Events, Setting: "partitions", Got: "2", Want: "3"},
 		{Topic: spec.Commands + ", " + spec.Events, Setting: "partitions", Got: "3 and 2", Want: "equal"},
 	}, me.Mismatches)
@@ -112,14 +113,14 @@ func TestIntegrationWaitReady(t *testing.T) {
 	adm := kafkatest.NewAdmin(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	require.NoError(t, eventlog.WaitReady(ctx, adm, 3))
-	r, err := eventlog.CheckReady(ctx, adm, 3)
+	require.NoError(t, logadmin.WaitReady(ctx, adm, 3))
+	r, err := logadmin.CheckReady(ctx, adm, 3)
 	require.NoError(t, err)
 	require.Equal(t, 3, r.Brokers)
 }
 
-func actions(r eventlog.Report) []eventlog.Action {
-	var as []eventlog.Action
+func actions(r logadmin.Report) []logadmin.Action {
+	var as []logadmin.Action
 	for _, t := range r.Topics {
 		as = append(as, t.Action)
 	}
@@ -156,18 +157,18 @@ func TestIntegrationConnect(t *testing.T) {
 	t.Parallel()
 	spec := kafkatest.NewTopics(t, 3)
 	cfg := eventlog.Config{Brokers: kafkatest.Brokers(t), ClientID: "connect-test"}
-	cl, err := eventlog.Connect(t.Context(), cfg, spec)
+	cl, err := logadmin.Connect(t.Context(), cfg, spec)
 	require.NoError(t, err)
 	require.NoError(t, cl.Ping(t.Context()))
 	cl.Close()
 
 	wrong := spec
 	wrong.Partitions = 6
-	cl, err = eventlog.Connect(t.Context(), cfg, wrong)
+	cl, err = logadmin.Connect(t.Context(), cfg, wrong)
 	require.Nil(t, cl)
-	var me *eventlog.MismatchError
+	var me *logadmin.MismatchError
 	require.ErrorAs(t, err, &me)
-	require.Contains(t, me.Mismatches, eventlog.Mismatch{Topic: spec.Events, Setting: "partitions", Got: "3", Want: "6"})
+	require.Contains(t, me.Mismatches, logadmin.Mismatch{Topic: spec.Events, Setting: "partitions", Got: "3", Want: "6"})
 	require.ErrorContains(t, err, "topics: ")
 }
 
@@ -178,15 +179,15 @@ func TestIntegrationProvisionReportsWhatTheClusterRefuses(t *testing.T) {
 	spec := kafkatest.TopicSpec(t, 3)
 	spec.ReplicationFactor = 4 // three brokers
 	adm := kafkatest.NewAdmin(t)
-	_, err := eventlog.Provision(t.Context(), adm, spec)
+	_, err := logadmin.Provision(t.Context(), adm, spec)
 	require.ErrorIs(t, err, kerr.InvalidReplicationFactor)
 	require.ErrorContains(t, err, "create topic "+spec.Commands)
 
 	spec.ReplicationFactor = 3
-	err = eventlog.CheckTopics(t.Context(), adm, spec)
-	var me *eventlog.MismatchError
+	err = logadmin.CheckTopics(t.Context(), adm, spec)
+	var me *logadmin.MismatchError
 	require.ErrorAs(t, err, &me)
-	require.Equal(t, []eventlog.Mismatch{
+	require.Equal(t, []logadmin.Mismatch{
 		{Topic: spec.Commands, Setting: "exists", Got: "no", Want: "yes"},
 		{Topic: spec.Events, Setting: "exists", Got: "no", Want: "yes"},
 	}, me.Mismatches)

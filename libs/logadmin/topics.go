@@ -1,4 +1,4 @@
-package eventlog
+package logadmin
 
 import (
 	"context"
@@ -11,82 +11,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/assent-dev/assent/libs/eventlog"
 )
-
-// Topic configuration keys that provisioning sets and checks.
-const (
-	ConfigMinInsyncReplicas = "min.insync.replicas"
-	ConfigRetentionMs       = "retention.ms"
-	ConfigRetentionBytes    = "retention.bytes"
-	ConfigCleanupPolicy     = "cleanup.policy"
-)
-
-// CommandsRetentionMs is the commands topic's retention: 7 days. A command
-// is decided within seconds; the week is for investigating incidents.
-const CommandsRetentionMs = 7 * 24 * 60 * 60 * 1000
-
-// TopicSpec describes the two topics every service relies on.
-type TopicSpec struct {
-	Commands          string // the commands topic name
-	Events            string // the events topic name
-	Partitions        int32  // partitions of each topic; they must be equal
-	ReplicationFactor int16
-	MinInsyncReplicas int
-}
-
-// DefaultTopicSpec is the production layout: assent.commands.v1 and
-// assent.events.v1, 12 partitions each, replication factor 3,
-// min.insync.replicas 2.
-func DefaultTopicSpec() TopicSpec {
-	return TopicSpec{
-		Commands:          "assent.commands.v1",
-		Events:            "assent.events.v1",
-		Partitions:        12,
-		ReplicationFactor: 3,
-		MinInsyncReplicas: 2,
-	}
-}
-
-// Validate reports whether the spec itself is usable.
-func (s TopicSpec) Validate() error {
-	switch {
-	case s.Commands == "" || s.Events == "":
-		return errors.New("eventlog: topic spec: both topic names are required")
-	case s.Commands == s.Events:
-		return fmt.Errorf("eventlog: topic spec: commands and events are both %q", s.Commands)
-	case s.Partitions < 1:
-		return fmt.Errorf("eventlog: topic spec: partitions = %d, want at least 1", s.Partitions)
-	case s.ReplicationFactor < 1:
-		return fmt.Errorf("eventlog: topic spec: replication factor = %d, want at least 1", s.ReplicationFactor)
-	case s.MinInsyncReplicas < 1 || s.MinInsyncReplicas > int(s.ReplicationFactor):
-		return fmt.Errorf("eventlog: topic spec: min.insync.replicas = %d, want 1..%d (the replication factor)", s.MinInsyncReplicas, s.ReplicationFactor)
-	}
-	return nil
-}
-
-// Configs returns the topic configuration each topic is created with and
-// checked against, by topic name.
-//
-// Both topics delete, never compact: compaction would drop events and
-// break the hash chain. The events topic keeps everything, by time
-// (retention.ms=-1) and by size (retention.bytes=-1, explicitly, so that a
-// broker-wide log.retention.bytes cannot age the audit trail out).
-func (s TopicSpec) Configs() map[string]map[string]string {
-	minISR := strconv.Itoa(s.MinInsyncReplicas)
-	return map[string]map[string]string{
-		s.Commands: {
-			ConfigMinInsyncReplicas: minISR,
-			ConfigRetentionMs:       strconv.Itoa(CommandsRetentionMs),
-			ConfigCleanupPolicy:     "delete",
-		},
-		s.Events: {
-			ConfigMinInsyncReplicas: minISR,
-			ConfigRetentionMs:       "-1",
-			ConfigRetentionBytes:    "-1",
-			ConfigCleanupPolicy:     "delete",
-		},
-	}
-}
 
 // Action is what Provision did with a topic.
 type Action string
@@ -220,12 +147,12 @@ const (
 
 // CheckTopics verifies, without changing anything, that both topics exist
 // and match spec: partition count, replication factor and the configs in
-// TopicSpec.Configs. It also refuses topics whose partition counts differ
+// eventlog.TopicSpec.Configs. It also refuses topics whose partition counts differ
 // from each other. Every service calls it before it starts; a non-nil
 // error is a *MismatchError or a failure to ask the cluster. A topic that
 // looks missing is looked for again for up to two seconds, in case it was
 // created a moment ago and not every broker knows it yet.
-func CheckTopics(ctx context.Context, adm *kadm.Client, spec TopicSpec) error {
+func CheckTopics(ctx context.Context, adm *kadm.Client, spec eventlog.TopicSpec) error {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
@@ -246,7 +173,7 @@ func CheckTopics(ctx context.Context, adm *kadm.Client, spec TopicSpec) error {
 // processes at once, is safe: a topic someone else just created is verified.
 // When it returns without error, both topics exist as specified and every
 // broker it asked knows them.
-func Provision(ctx context.Context, adm *kadm.Client, spec TopicSpec) (Report, error) {
+func Provision(ctx context.Context, adm *kadm.Client, spec eventlog.TopicSpec) (Report, error) {
 	if err := spec.Validate(); err != nil {
 		return Report{}, err
 	}
@@ -319,7 +246,7 @@ func Provision(ctx context.Context, adm *kadm.Client, spec TopicSpec) (Report, e
 }
 
 // compareAll is compare plus a mismatch for each topic that does not exist.
-func compareAll(spec TopicSpec, states map[string]topicState) []Mismatch {
+func compareAll(spec eventlog.TopicSpec, states map[string]topicState) []Mismatch {
 	var ms []Mismatch
 	for _, name := range []string{spec.Commands, spec.Events} {
 		if !states[name].exists {
@@ -333,7 +260,7 @@ func compareAll(spec TopicSpec, states map[string]topicState) []Mismatch {
 // asking with a validate-only create, which changes nothing. Any other
 // refusal (a replication factor the cluster cannot meet, say) is left for
 // the real create to report, with the broker's message.
-func existAtController(ctx context.Context, adm *kadm.Client, spec TopicSpec, configs map[string]map[string]string, names []string) ([]string, error) {
+func existAtController(ctx context.Context, adm *kadm.Client, spec eventlog.TopicSpec, configs map[string]map[string]string, names []string) ([]string, error) {
 	var existing []string
 	for _, name := range names {
 		resps, err := adm.ValidateCreateTopics(ctx, spec.Partitions, spec.ReplicationFactor, configPtrs(configs[name]), name)
@@ -396,7 +323,7 @@ func pause(ctx context.Context, d time.Duration) error {
 
 // createTopic creates one topic. It returns false, nil if the topic was
 // created by someone else in the meantime.
-func createTopic(ctx context.Context, adm *kadm.Client, spec TopicSpec, name string, configs map[string]string) (bool, error) {
+func createTopic(ctx context.Context, adm *kadm.Client, spec eventlog.TopicSpec, name string, configs map[string]string) (bool, error) {
 	resp, err := adm.CreateTopic(ctx, spec.Partitions, spec.ReplicationFactor, configPtrs(configs), name)
 	switch {
 	case errors.Is(err, kerr.TopicAlreadyExists):
@@ -421,7 +348,7 @@ func configPtrs(configs map[string]string) map[string]*string {
 }
 
 // compare returns how the existing topics in states differ from spec.
-func compare(spec TopicSpec, states map[string]topicState) []Mismatch {
+func compare(spec eventlog.TopicSpec, states map[string]topicState) []Mismatch {
 	var ms []Mismatch
 	configs := spec.Configs()
 	for _, name := range []string{spec.Commands, spec.Events} {
@@ -465,7 +392,7 @@ func compare(spec TopicSpec, states map[string]topicState) []Mismatch {
 // numbers, lists as sets.
 func sameConfig(key, got, want string) bool {
 	switch key {
-	case ConfigCleanupPolicy:
+	case eventlog.ConfigCleanupPolicy:
 		norm := func(s string) string {
 			parts := strings.Split(s, ",")
 			for i := range parts {
@@ -567,31 +494,3 @@ func freshMetadata(ctx context.Context, adm *kadm.Client, topics ...string) (kad
 }
 
 func itoa[T int16 | int32 | int](n T) string { return strconv.Itoa(int(n)) }
-
-// Environment variables read by TopicSpecFromEnv.
-const (
-	EnvPartitions    = "ASSENT_PARTITIONS"
-	EnvCommandsTopic = "ASSENT_COMMANDS_TOPIC"
-	EnvEventsTopic   = "ASSENT_EVENTS_TOPIC"
-)
-
-// TopicSpecFromEnv is DefaultTopicSpec with ASSENT_PARTITIONS (1 to 10000),
-// ASSENT_COMMANDS_TOPIC and ASSENT_EVENTS_TOPIC applied: the topic settings
-// every service reads the same way.
-func TopicSpecFromEnv(getenv func(string) string) (TopicSpec, error) {
-	spec := DefaultTopicSpec()
-	if v := strings.TrimSpace(getenv(EnvPartitions)); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			return spec, fmt.Errorf("eventlog: %s=%q must be a whole number from 1 to 10000", EnvPartitions, v)
-		}
-		spec.Partitions = int32(n)
-	}
-	if v := strings.TrimSpace(getenv(EnvCommandsTopic)); v != "" {
-		spec.Commands = v
-	}
-	if v := strings.TrimSpace(getenv(EnvEventsTopic)); v != "" {
-		spec.Events = v
-	}
-	return spec, nil
-}

@@ -1,6 +1,7 @@
-package eventlog
+package wire
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -28,7 +29,7 @@ func TestHashChainLinks(t *testing.T) {
 	var values [][]byte
 	for i := range 3 {
 		env := sampleEnvelope()
-		env.Sequence = itoa(i + 1)
+		env.Sequence = strconv.Itoa(i + 1)
 		env.PrevHash = prev
 		b, err := Marshal(env)
 		require.NoError(t, err)

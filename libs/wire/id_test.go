@@ -1,4 +1,4 @@
-package eventlog
+package wire
 
 import (
 	"encoding/hex"

@@ -1,4 +1,4 @@
-package eventlog_test
+package logadmin_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/logadmin"
 )
 
 func TestDefaultTopicSpec(t *testing.T) {
@@ -44,7 +45,7 @@ func TestTopicSpecValidate(t *testing.T) {
 
 func TestMismatchErrorMessage(t *testing.T) {
 	t.Parallel()
-	err := &eventlog.MismatchError{Mismatches: []eventlog.Mismatch{
+	err := &logadmin.MismatchError{Mismatches: []logadmin.Mismatch{
 		{Topic: "assent.events.v1", Setting: "partitions", Got: "6", Want: "12"},
 		{Topic: "assent.events.v1", Setting: "cleanup.policy", Got: "compact", Want: "delete"},
 	}}
@@ -64,26 +65,26 @@ func TestProvisionCreatesThenVerifies(t *testing.T) {
 	_, adm := fakeCluster(t, 3)
 	s := spec(4)
 
-	err := eventlog.CheckTopics(ctx, adm, s)
-	var me *eventlog.MismatchError
+	err := logadmin.CheckTopics(ctx, adm, s)
+	var me *logadmin.MismatchError
 	require.ErrorAs(t, err, &me)
-	require.Equal(t, []eventlog.Mismatch{
+	require.Equal(t, []logadmin.Mismatch{
 		{Topic: "c", Setting: "exists", Got: "no", Want: "yes"},
 		{Topic: "e", Setting: "exists", Got: "no", Want: "yes"},
 	}, me.Mismatches)
 
-	report, err := eventlog.Provision(ctx, adm, s)
+	report, err := logadmin.Provision(ctx, adm, s)
 	require.NoError(t, err)
 	require.Len(t, report.Topics, 2)
-	require.Equal(t, eventlog.Created, report.Topics[0].Action)
-	require.Equal(t, eventlog.Created, report.Topics[1].Action)
+	require.Equal(t, logadmin.Created, report.Topics[0].Action)
+	require.Equal(t, logadmin.Created, report.Topics[1].Action)
 	require.Contains(t, report.String(), "c: created (4 partitions, replication factor 3, cleanup.policy=delete, min.insync.replicas=2, retention.ms=604800000)")
 
-	report, err = eventlog.Provision(ctx, adm, s)
+	report, err = logadmin.Provision(ctx, adm, s)
 	require.NoError(t, err)
-	require.Equal(t, eventlog.Verified, report.Topics[0].Action)
-	require.Equal(t, eventlog.Verified, report.Topics[1].Action)
-	require.NoError(t, eventlog.CheckTopics(ctx, adm, s))
+	require.Equal(t, logadmin.Verified, report.Topics[0].Action)
+	require.Equal(t, logadmin.Verified, report.Topics[1].Action)
+	require.NoError(t, logadmin.CheckTopics(ctx, adm, s))
 
 	cfgs, err := adm.DescribeTopicConfigs(ctx, "e")
 	require.NoError(t, err)
@@ -103,28 +104,28 @@ func TestProvisionRefusesMismatches(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		precreate  func(t *testing.T, adm *kadm.Client)
-		mismatches []eventlog.Mismatch
+		mismatches []logadmin.Mismatch
 	}{
 		{
 			name: "events partitions",
 			precreate: func(t *testing.T, adm *kadm.Client) {
 				createTopic(t, adm, "e", 6, 3, map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "min.insync.replicas": "2"})
 			},
-			mismatches: []eventlog.Mismatch{{Topic: "e", Setting: "partitions", Got: "6", Want: "4"}},
+			mismatches: []logadmin.Mismatch{{Topic: "e", Setting: "partitions", Got: "6", Want: "4"}},
 		},
 		{
 			name: "events compacted",
 			precreate: func(t *testing.T, adm *kadm.Client) {
 				createTopic(t, adm, "e", 4, 3, map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "min.insync.replicas": "2", "cleanup.policy": "compact"})
 			},
-			mismatches: []eventlog.Mismatch{{Topic: "e", Setting: "cleanup.policy", Got: "compact", Want: "delete"}},
+			mismatches: []logadmin.Mismatch{{Topic: "e", Setting: "cleanup.policy", Got: "compact", Want: "delete"}},
 		},
 		{
 			name: "commands defaults",
 			precreate: func(t *testing.T, adm *kadm.Client) {
 				createTopic(t, adm, "c", 4, 1, nil)
 			},
-			mismatches: []eventlog.Mismatch{
+			mismatches: []logadmin.Mismatch{
 				{Topic: "c", Setting: "replication factor", Got: "1", Want: "3"},
 				{Topic: "c", Setting: "min.insync.replicas", Got: "1", Want: "2"},
 			},
@@ -135,7 +136,7 @@ func TestProvisionRefusesMismatches(t *testing.T) {
 				createTopic(t, adm, "c", 4, 3, map[string]string{"min.insync.replicas": "2"})
 				createTopic(t, adm, "e", 2, 3, map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "min.insync.replicas": "2"})
 			},
-			mismatches: []eventlog.Mismatch{
+			mismatches: []logadmin.Mismatch{
 				{Topic: "e", Setting: "partitions", Got: "2", Want: "4"},
 				{Topic: "c, e", Setting: "partitions", Got: "4 and 2", Want: "equal"},
 			},
@@ -148,14 +149,14 @@ func TestProvisionRefusesMismatches(t *testing.T) {
 			tc.precreate(t, adm)
 			before := existingTopics(t, adm)
 
-			_, err := eventlog.Provision(ctx, adm, spec(4))
-			var me *eventlog.MismatchError
+			_, err := logadmin.Provision(ctx, adm, spec(4))
+			var me *logadmin.MismatchError
 			require.ErrorAs(t, err, &me)
 			require.Equal(t, tc.mismatches, me.Mismatches)
 
 			require.Equal(t, before, existingTopics(t, adm), "Provision must create nothing when it refuses")
 
-			err = eventlog.CheckTopics(ctx, adm, spec(4))
+			err = logadmin.CheckTopics(ctx, adm, spec(4))
 			require.ErrorAs(t, err, &me)
 			for _, m := range tc.mismatches {
 				require.Contains(t, me.Mismatches, m)
@@ -169,9 +170,9 @@ func TestCheckTopicsReportsClusterErrors(t *testing.T) {
 	_, adm := fakeCluster(t, 1)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	err := eventlog.CheckTopics(ctx, adm, spec(1))
+	err := logadmin.CheckTopics(ctx, adm, spec(1))
 	require.ErrorIs(t, err, context.Canceled)
-	var me *eventlog.MismatchError
+	var me *logadmin.MismatchError
 	require.False(t, errors.As(err, &me), "a failure to ask is not a mismatch")
 }
 
@@ -186,7 +187,7 @@ func createTopic(t *testing.T, adm *kadm.Client, name string, partitions int32, 
 	// On a real cluster brokers learn of a new topic asynchronously.
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	require.NoError(t, eventlog.PollReady(ctx, adm, 0, []string{name}, nil))
+	require.NoError(t, logadmin.PollReady(ctx, adm, 0, []string{name}, nil))
 }
 
 // existingTopics lists the topics that exist. kadm's listing can also hold

@@ -1,12 +1,11 @@
-package eventlog
+package codec
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"strconv"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // The mapping between the domain's commands and events and their
@@ -15,19 +14,19 @@ import (
 
 // EventEnvelope wraps a domain event. The id is a UUIDv7 from the event
 // time; prevHash is the chain link that the decider supplies.
-func EventEnvelope(e approval.Event, source, prevHash string) (Envelope, error) {
-	data, err := marshalData(e.Body)
+func EventEnvelope(e approval.Event, source, prevHash string) (wire.Envelope, error) {
+	data, err := wire.MarshalData(e.Body)
 	if err != nil {
-		return Envelope{}, fmt.Errorf("eventlog: encode %s: %w", e.Body.EventType(), err)
+		return wire.Envelope{}, fmt.Errorf("eventlog: encode %s: %w", e.Body.EventType(), err)
 	}
-	return Envelope{
-		SpecVersion:     SpecVersion,
-		ID:              NewID(e.Time),
+	return wire.Envelope{
+		SpecVersion:     wire.SpecVersion,
+		ID:              wire.NewID(e.Time),
 		Source:          source,
 		Type:            e.Body.EventType(),
 		Subject:         e.RequestID,
 		Time:            e.Time.UTC(),
-		DataContentType: DataContentTypeJSON,
+		DataContentType: wire.DataContentTypeJSON,
 		Actor:           e.Actor,
 		CommandID:       e.CommandID,
 		Sequence:        strconv.Itoa(e.Sequence),
@@ -37,7 +36,7 @@ func EventEnvelope(e approval.Event, source, prevHash string) (Envelope, error) 
 }
 
 // DomainEvent unwraps an event envelope.
-func DomainEvent(env Envelope) (approval.Event, error) {
+func DomainEvent(env wire.Envelope) (approval.Event, error) {
 	body, err := approval.DecodeEventBody(env.Type, env.Data)
 	if err != nil {
 		return approval.Event{}, fmt.Errorf("eventlog: event %s: %w", env.ID, err)
@@ -60,23 +59,23 @@ func DomainEvent(env Envelope) (approval.Event, error) {
 // commandid extension; the envelope id is the command id when that is a
 // UUIDv7, and a fresh UUIDv7 otherwise, since a
 // CloudEvent id is one.
-func CommandEnvelope(c approval.Command, source string) (Envelope, error) {
+func CommandEnvelope(c approval.Command, source string) (wire.Envelope, error) {
 	id := c.ID
 	if !isUUIDv7(id) {
-		id = NewID(c.Time)
+		id = wire.NewID(c.Time)
 	}
-	data, err := marshalData(c.Body)
+	data, err := wire.MarshalData(c.Body)
 	if err != nil {
-		return Envelope{}, fmt.Errorf("eventlog: encode %s: %w", c.Body.CommandType(), err)
+		return wire.Envelope{}, fmt.Errorf("eventlog: encode %s: %w", c.Body.CommandType(), err)
 	}
-	return Envelope{
-		SpecVersion:     SpecVersion,
+	return wire.Envelope{
+		SpecVersion:     wire.SpecVersion,
 		ID:              id,
 		Source:          source,
 		Type:            c.Body.CommandType(),
 		Subject:         c.RequestID,
 		Time:            c.Time.UTC(),
-		DataContentType: DataContentTypeJSON,
+		DataContentType: wire.DataContentTypeJSON,
 		Actor:           c.Actor,
 		CommandID:       c.ID,
 		Data:            data,
@@ -104,7 +103,7 @@ func isUUIDv7(s string) bool {
 // commandid extension if present, else the envelope id. When the envelope is sound but
 // its data is not, it returns the command without a body and an
 // *approval.Refusal, which the decider records as command.rejected.
-func DomainCommand(env Envelope) (approval.Command, error) {
+func DomainCommand(env wire.Envelope) (approval.Command, error) {
 	id := env.CommandID
 	if id == "" {
 		id = env.ID
@@ -116,16 +115,4 @@ func DomainCommand(env Envelope) (approval.Command, error) {
 	}
 	c.Body = body
 	return c, nil
-}
-
-// marshalData encodes data without HTML escaping, so that "<", ">" and "&"
-// in user text read as themselves in kcat and jq.
-func marshalData(v any) (json.RawMessage, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(b.Bytes(), "\n"), nil
 }

@@ -1,4 +1,4 @@
-package eventlog
+package wire
 
 import (
 	"bytes"
@@ -70,7 +70,7 @@ func NewCheckpoint(s *Signer, source, topic string, partition int32, offset int6
 	}
 	t = t.UTC()
 	sig := ed25519.Sign(s.key, CheckpointMessage(topic, partition, offset, head, t))
-	data, err := marshalData(Checkpoint{
+	data, err := MarshalData(Checkpoint{
 		Partition: partition, Head: head, Offset: offset, KeyID: s.keyID,
 		Signature: base64.StdEncoding.EncodeToString(sig), Algorithm: AlgorithmEd25519,
 	})
