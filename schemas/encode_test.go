@@ -8,7 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/codec"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/schemas"
 )
 
@@ -35,10 +36,10 @@ func TestEveryGoTypeEncodesToAValidCloudEvent(t *testing.T) {
 		if typ == approval.TypeRecordNotification {
 			actor = "service:slack-gateway"
 		}
-		c := approval.Command{ID: eventlog.NewID(at), RequestID: "req-1", Actor: actor, Time: at, Body: body}
-		env, err := eventlog.CommandEnvelope(c, "assent/api")
+		c := approval.Command{ID: wire.NewID(at), RequestID: "req-1", Actor: actor, Time: at, Body: body}
+		env, err := codec.CommandEnvelope(c, "assent/api")
 		require.NoError(t, err)
-		raw, err := eventlog.Marshal(env)
+		raw, err := wire.Marshal(env)
 		require.NoError(t, err)
 		require.NoError(t, schemas.Validate(raw), "%s: %s", typ, raw)
 	}
@@ -62,9 +63,9 @@ func TestEveryGoTypeEncodesToAValidCloudEvent(t *testing.T) {
 	require.ElementsMatch(t, approval.EventTypes(), mapKeys(events), "an event type without a case here")
 	for typ, body := range events {
 		e := approval.Event{RequestID: "req-1", CommandID: "c1", Actor: "user:alice@example.com", Time: at, Sequence: 2, Body: body}
-		env, err := eventlog.EventEnvelope(e, "assent/decider", eventlog.GenesisHash)
+		env, err := codec.EventEnvelope(e, "assent/decider", wire.GenesisHash)
 		require.NoError(t, err)
-		raw, err := eventlog.Marshal(env)
+		raw, err := wire.Marshal(env)
 		require.NoError(t, err)
 		require.NoError(t, schemas.Validate(raw), "%s: %s", typ, raw)
 	}

@@ -38,4 +38,3 @@ func TestPartitionerUnkeyedUsesRecordPartition(t *testing.T) {
 	// An empty key is a key, as in Java: it hashes.
 	require.Equal(t, int(wire.Partition([]byte{}, 12)), p.Partition(&kgo.Record{Key: []byte{}, Partition: 7}, 12))
 }
-
