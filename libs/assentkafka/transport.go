@@ -2,8 +2,6 @@ package assentkafka
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,14 +12,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/codec"
+	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/eventlog"
 	assent "github.com/assent-dev/assent/libs/sdk"
 	"github.com/assent-dev/assent/libs/wire"
 )
 
 // Source is the CloudEvents source of the commands this package writes.
-const Source = "assent/sdk"
+const Source = command.SourceKafkaSDK
 
 // DefaultRescanAfter is how long a wait that reads from the offset listed
 // before its command was produced tolerates seeing nothing of that
@@ -141,7 +139,7 @@ func (c *Client) Submit(ctx context.Context, req assent.SubmitRequest) (Sent, er
 		return Sent{RequestID: rid}, err
 	}
 	cmd := approval.Command{
-		ID:        deriveID("submit", c.principal, rid, hash),
+		ID:        command.SDKCommandID("submit", c.principal, rid, hash),
 		RequestID: rid, Actor: c.principal, Time: c.now().UTC(), Body: body,
 	}
 	s, err := c.send(ctx, cmd)
@@ -161,7 +159,7 @@ func (c *Client) Vote(ctx context.Context, requestID string, v assent.VoteReques
 		}
 	}
 	cmd := approval.Command{
-		ID:        deriveID("vote", c.principal, requestID, string(v.Decision), v.Comment, v.IdempotencyKey),
+		ID:        command.SDKCommandID("vote", c.principal, requestID, string(v.Decision), v.Comment, v.IdempotencyKey),
 		RequestID: requestID, Actor: c.principal, Time: c.now().UTC(),
 		Body: approval.Vote{Decision: approval.VoteDecision(v.Decision), Comment: v.Comment},
 	}
@@ -173,7 +171,7 @@ func (c *Client) Vote(ctx context.Context, requestID string, v assent.VoteReques
 // tells whether it took effect.
 func (c *Client) Cancel(ctx context.Context, requestID string, r assent.CancelRequest) (Sent, error) {
 	cmd := approval.Command{
-		ID:        deriveID("cancel", c.principal, requestID, r.Reason, r.IdempotencyKey),
+		ID:        command.SDKCommandID("cancel", c.principal, requestID, r.Reason, r.IdempotencyKey),
 		RequestID: requestID, Actor: c.principal, Time: c.now().UTC(),
 		Body: approval.Cancel{Reason: r.Reason},
 	}
@@ -293,7 +291,11 @@ func (c *Client) Outcome(ctx context.Context, s Sent) error {
 // send produces one command and returns once Kafka acknowledged it.
 func (c *Client) send(ctx context.Context, cmd approval.Command) (Sent, error) {
 	s := Sent{RequestID: cmd.RequestID, CommandID: cmd.ID}
-	if err := preflight(cmd); err != nil {
+	if err := command.Preflight(cmd); err != nil {
+		var r *approval.Refusal
+		if errors.As(err, &r) {
+			return s, refusalProblem(r)
+		}
 		return s, err
 	}
 	if err := c.checkTopics(ctx); err != nil {
@@ -305,16 +307,9 @@ func (c *Client) send(ctx context.Context, cmd approval.Command) (Sent, error) {
 		return s, err
 	}
 	s.From = from
-	env, err := codec.CommandEnvelope(cmd, Source)
-	if err != nil {
-		return s, fmt.Errorf("assentkafka: %w", err)
-	}
-	rec, err := eventlog.NewRecord(c.topics.Commands, env)
-	if err != nil {
-		return s, fmt.Errorf("assentkafka: %w", err)
-	}
-	if err := c.producer.ProduceSync(ctx, rec).FirstErr(); err != nil {
-		return s, fmt.Errorf("assentkafka: produce %s for %s: %w", env.Type, cmd.RequestID, err)
+	w := command.Writer{Source: Source, Sender: command.Kafka{Client: c.producer, Topic: c.topics.Commands}}
+	if err := w.Send(ctx, cmd); err != nil {
+		return s, fmt.Errorf("assentkafka: produce %s for %s: %w", cmd.Body.CommandType(), cmd.RequestID, err)
 	}
 	return s, nil
 }
@@ -355,26 +350,6 @@ func (c *Client) submitBody(req assent.SubmitRequest) (approval.Submit, string, 
 	full := body
 	full.Requester = requester
 	return body, approval.ContentHash(full), nil
-}
-
-// preflightPolicies match every action and can always reach their quorum,
-// so that Decide against an empty state stops only at validation.
-var preflightPolicies = approval.Policies{Rules: []approval.Policy{{
-	Name:         "preflight",
-	Approvers:    []string{"service:assent-preflight-a", "service:assent-preflight-b"},
-	MinApprovals: 1,
-	TTL:          approval.Duration(time.Hour),
-}}}
-
-// preflight refuses, before anything is produced, a command that the
-// decider would refuse as invalid whatever the state, with the domain's
-// own words.
-func preflight(cmd approval.Command) error {
-	d := approval.Decide(approval.State{}, cmd, preflightPolicies, cmd.Time)
-	if d.Refusal != nil && (d.Refusal.Code == approval.ReasonInvalid || d.Refusal.Code == approval.ReasonUnauthenticated) {
-		return refusalProblem(d.Refusal)
-	}
-	return nil
 }
 
 // checkTopics verifies once that both topics have the partitions of the
@@ -426,20 +401,6 @@ func (c *Client) listOffset(ctx context.Context, p int32,
 		return 0, fmt.Errorf("assentkafka: list offsets of %s/%d: %w", c.topics.Events, p, o.Err)
 	}
 	return o.Offset, nil
-}
-
-// deriveID names a command after everything that identifies the
-// intention, so that the same intention sent twice is one command. It is
-// not a UUID, so the envelope gets its own UUIDv7 id and the command id
-// travels in the commandid extension.
-func deriveID(kind string, parts ...string) string {
-	h := sha256.New()
-	h.Write([]byte("assent/sdk " + kind + " v1"))
-	for _, p := range parts {
-		h.Write([]byte{0})
-		h.Write([]byte(p))
-	}
-	return "sdk-" + kind + "-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 func hasOutcome(st approval.State, commandID string) bool {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/codec"
+	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/eventlog"
 	assent "github.com/assent-dev/assent/libs/sdk"
 	"github.com/assent-dev/assent/libs/wire"
@@ -156,13 +157,13 @@ func TestCommandIDsNameTheIntention(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, a, b)
 	require.Equal(t, h1, h2)
-	require.Equal(t, deriveID("submit", "service:billing", "r-1", h1), deriveID("submit", "service:billing", "r-1", h2))
+	require.Equal(t, command.SDKCommandID("submit", "service:billing", "r-1", h1), command.SDKCommandID("submit", "service:billing", "r-1", h2))
 	_, h3, err := c.submitBody(deploy("r-1", "staging"))
 	require.NoError(t, err)
 	require.NotEqual(t, h1, h3, "other content is another command")
-	require.NotEqual(t, deriveID("submit", "service:billing", "r-1", h1), deriveID("submit", "service:alice", "r-1", h1))
-	require.NotEqual(t, deriveID("vote", "a", "bc"), deriveID("vote", "ab", "c"), "parts are separated")
-	require.Regexp(t, `^sdk-submit-[0-9a-f]{32}$`, deriveID("submit", "x"))
+	require.NotEqual(t, command.SDKCommandID("submit", "service:billing", "r-1", h1), command.SDKCommandID("submit", "service:alice", "r-1", h1))
+	require.NotEqual(t, command.SDKCommandID("vote", "a", "bc"), command.SDKCommandID("vote", "ab", "c"), "parts are separated")
+	require.Regexp(t, `^sdk-submit-[0-9a-f]{32}$`, command.SDKCommandID("submit", "x"))
 }
 
 func TestInvalidCommandsNeverReachTheLog(t *testing.T) {

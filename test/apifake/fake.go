@@ -62,7 +62,7 @@ type Log struct {
 // RepoRoot is the root of this checkout.
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "../../../.."))
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "../.."))
 }
 
 // New returns a fake deciding with infra/policies/example.yaml. It is
@@ -192,25 +192,24 @@ func (l *Log) append(rid string, events []approval.Event) error {
 	b := l.db.NewIndexedBatch()
 	defer func() { _ = b.Close() }()
 	for _, e := range events {
-		head, ok := l.heads[p]
-		if !ok {
-			head = wire.GenesisHash
-		}
+		chain := wire.NewChain(l.heads[p])
+		head := chain.Head
 		env, err := codec.EventEnvelope(e, "assent/decider", head)
 		if err != nil {
 			return err
 		}
-		rec, err := eventlog.NewRecord("events", env)
+		value, err := chain.Next(env)
 		if err != nil {
 			return err
 		}
+		rec := eventlog.RecordOf("events", []byte(e.RequestID), value)
 		got, err := eventlog.DecodeRecord(rec)
 		if err != nil {
 			return err
 		}
 		pe := &projection.Event{
 			Partition: p, Offset: l.offsets[p], Value: rec.Value,
-			Hash: wire.Hash(rec.Value), PrevHead: head, Envelope: got,
+			Hash: chain.Head, PrevHead: head, Envelope: got,
 		}
 		if err := l.Store.Apply(b, pe); err != nil {
 			return err

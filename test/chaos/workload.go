@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/wire"
+	"github.com/assent-dev/assent/libs/command"
 )
 
 // Recorder collects the history of every client.
@@ -229,20 +229,6 @@ func (c *client) key() string {
 	return fmt.Sprintf("%s-k%d-%d", c.w.Prefix, c.id, c.w.seq.Add(1))
 }
 
-// apiCommandID is the command id the API derives from an Idempotency-Key
-// (services/api/internal/app/command.go), so that an operation whose
-// answer was lost can still be found in the log. The Assent-Command-Id of
-// every answer is compared with it.
-func apiCommandID(caller, actor, typ, rid, key string) string {
-	return wire.DerivedID("assent/api command v1", caller, actor, typ, rid, key)
-}
-
-// clickCommandID is the command id the gateway derives for a click
-// (services/slack-gateway/internal/inbound/handler.go).
-func clickCommandID(rid, team, user, decision string) string {
-	return wire.DerivedID("assent/slack-gateway", "vote", rid, team, user, decision)
-}
-
 func (c *client) submit(ctx context.Context, who person, rid, action, content, ttl string) bool {
 	body := map[string]any{
 		"request_id": rid, "reason": content,
@@ -253,7 +239,7 @@ func (c *client) submit(ctx context.Context, who person, rid, action, content, t
 	}
 	key := c.key()
 	op := Op{Kind: KindSubmit, Via: "api", Request: rid, Actor: who.principal, Content: content,
-		Command: apiCommandID(who.principal, who.principal, approval.TypeSubmit, rid, key)}
+		Command: command.APICommandID(who.principal, who.principal, approval.TypeSubmit, rid, key)}
 	op = c.write(ctx, op, who, http.MethodPost, "/v1/requests", body, key, c.rng.IntN(len(c.w.APIs)))
 	c.pause(ctx)
 	return op.Outcome == OK || op.Outcome == Accepted
@@ -261,7 +247,7 @@ func (c *client) submit(ctx context.Context, who person, rid, action, content, t
 
 func (c *client) vote(ctx context.Context, who person, rid, decision, key string) Op {
 	op := Op{Kind: KindVote, Via: "api", Request: rid, Actor: who.principal, Decision: decision,
-		Command: apiCommandID(who.principal, who.principal, approval.TypeVote, rid, key)}
+		Command: command.APICommandID(who.principal, who.principal, approval.TypeVote, rid, key)}
 	op = c.write(ctx, op, who, http.MethodPost, "/v1/requests/"+rid+"/votes", map[string]any{"decision": decision}, key, c.rng.IntN(len(c.w.APIs)))
 	c.pause(ctx)
 	return op
@@ -278,7 +264,7 @@ func (c *client) duplicateVote(ctx context.Context, who person, rid, decision st
 		go func() {
 			defer wg.Done()
 			op := Op{Kind: KindVote, Via: "api", Request: rid, Actor: who.principal, Decision: decision,
-				Command: apiCommandID(who.principal, who.principal, approval.TypeVote, rid, key)}
+				Command: command.APICommandID(who.principal, who.principal, approval.TypeVote, rid, key)}
 			c.write(ctx, op, who, http.MethodPost, "/v1/requests/"+rid+"/votes", map[string]any{"decision": decision}, key, i)
 		}()
 	}
@@ -289,7 +275,7 @@ func (c *client) duplicateVote(ctx context.Context, who person, rid, decision st
 func (c *client) cancel(ctx context.Context, who person, rid string) {
 	key := c.key()
 	op := Op{Kind: KindCancel, Via: "api", Request: rid, Actor: who.principal, Admin: who == judy,
-		Command: apiCommandID(who.principal, who.principal, approval.TypeCancel, rid, key)}
+		Command: command.APICommandID(who.principal, who.principal, approval.TypeCancel, rid, key)}
 	c.write(ctx, op, who, http.MethodPost, "/v1/requests/"+rid+"/cancel", map[string]any{"reason": "chaos"}, key, c.rng.IntN(len(c.w.APIs)))
 	c.pause(ctx)
 }
@@ -445,7 +431,7 @@ func ClickBody(user, rid, action string) []byte {
 func (c *client) click(ctx context.Context, who person, rid string) {
 	body := ClickBody(who.slack, rid, "assent.approve")
 	op := Op{Kind: KindVote, Via: "slack", Request: rid, Actor: who.principal, Decision: "approve", Client: c.id,
-		Command: clickCommandID(rid, SlackTeam, who.slack, "approve"), Call: time.Now().UnixNano()}
+		Command: slackVoteID(rid, SlackTeam, who.slack, "approve"), Call: time.Now().UnixNano()}
 	start := c.rng.IntN(len(c.w.Gateways))
 	var last answer
 	var sent map[string]string
@@ -567,4 +553,8 @@ func (c *client) negativeOp(ctx context.Context, what, rid string, expect int, m
 		op.Outcome = OK
 	}
 	c.w.Rec.Add(op)
+}
+
+func slackVoteID(rid, team, user, decision string) string {
+	return command.SlackVoteID(rid, team, user, approval.VoteDecision(decision))
 }

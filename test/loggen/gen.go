@@ -117,15 +117,19 @@ func Generate(o Options, p int32, emit func(rec *kgo.Record) error) (int64, erro
 			mine = append(mine, i)
 		}
 	}
-	head := wire.GenesisHash
+	chain := wire.NewChain("")
 	var n int64
 	put := func(env wire.Envelope) error {
-		rec, err := eventlog.NewRecord(o.Topic, env)
+		value, err := chain.Next(env)
 		if err != nil {
 			return err
 		}
+		var key []byte
+		if env.Subject != "" {
+			key = []byte(env.Subject)
+		}
+		rec := eventlog.RecordOf(o.Topic, key, value)
 		rec.Partition = p
-		head = wire.Hash(rec.Value)
 		n++
 		return emit(rec)
 	}
@@ -145,7 +149,7 @@ func Generate(o Options, p int32, emit func(rec *kgo.Record) error) (int64, erro
 				}
 				any = true
 				e := evs[j][k]
-				env, err := codec.EventEnvelope(e, "assent/decider", head)
+				env, err := codec.EventEnvelope(e, "assent/decider", chain.Head)
 				if err != nil {
 					return n, err
 				}
@@ -155,7 +159,7 @@ func Generate(o Options, p int32, emit func(rec *kgo.Record) error) (int64, erro
 				lastTime = e.Time
 				if since++; o.Signer != nil && o.CheckpointEvery > 0 && since == o.CheckpointEvery {
 					since = 0
-					cp, err := wire.NewCheckpoint(o.Signer, "assent/decider", o.Topic, p, n-1, head, lastTime.Add(time.Millisecond))
+					cp, err := wire.NewCheckpoint(o.Signer, "assent/decider", o.Topic, p, n-1, chain.Head, lastTime.Add(time.Millisecond))
 					if err != nil {
 						return n, err
 					}

@@ -6,14 +6,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/assent-dev/assent/libs/command"
+
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/projection/requests"
-	"github.com/assent-dev/assent/libs/wire"
 )
 
 // Source is the CloudEvents source of every command the api writes.
-const Source = "assent/api"
+const Source = command.SourceAPI
 
 // The errors App returns besides *approval.Refusal, which carries a reason
 // code and is the caller's to fix.
@@ -26,11 +26,8 @@ var (
 	ErrNotReady = errors.New("app: the projection is catching up with the event log")
 )
 
-// Sender makes a command durable: it returns nil only once Kafka has
-// acknowledged the record with acks=all.
-type Sender interface {
-	Send(ctx context.Context, env wire.Envelope) error
-}
+// Sender makes a command durable (command.Kafka in production).
+type Sender = command.Sender
 
 // Projection is what App needs of the projection runner.
 type Projection interface {
@@ -97,13 +94,9 @@ type Result struct {
 	Written bool
 }
 
-// settled inspects a request's state and says whether the outcome of the
-// command being written is known, and if so whether it was refused.
-type settled func(st approval.State) (done bool, refusal error)
-
 // write answers from the projection if it can, else sends the command and
 // waits for its outcome.
-func (a *App) write(ctx context.Context, c approval.Command, done settled) (Result, error) {
+func (a *App) write(ctx context.Context, c approval.Command, done command.Settled) (Result, error) {
 	res := Result{RequestID: c.RequestID, CommandID: c.ID}
 	typ := c.Body.CommandType()
 	st, _, err := a.cfg.Store.Get(c.RequestID)
@@ -116,12 +109,8 @@ func (a *App) write(ctx context.Context, c approval.Command, done settled) (Resu
 		return res, refusal
 	}
 
-	env, err := codec.CommandEnvelope(c, Source)
-	if err != nil {
-		return res, err
-	}
 	began := time.Now()
-	err = a.cfg.Sender.Send(ctx, env)
+	err = command.Writer{Source: Source, Sender: a.cfg.Sender}.Send(ctx, c)
 	if a.cfg.ObserveSend != nil {
 		a.cfg.ObserveSend(time.Since(began), err)
 	}
@@ -133,7 +122,7 @@ func (a *App) write(ctx context.Context, c approval.Command, done settled) (Resu
 	began = time.Now()
 	timer := time.NewTimer(a.cfg.WriteWait)
 	defer timer.Stop()
-	st, timedOut, refusal, err := a.await(ctx, c.RequestID, timer.C, done)
+	st, timedOut, refusal, err := command.Await(ctx, projectionView{a.cfg.Projection, a.cfg.Store}, c.RequestID, timer.C, a.cfg.Done, done)
 	if err != nil {
 		return res, err
 	}
@@ -151,33 +140,6 @@ func (a *App) write(ctx context.Context, c approval.Command, done settled) (Resu
 	return res, refusal
 }
 
-// await reads the request until done says so or the wait ends. The watch
-// is registered before each read, so a batch applied between the read and
-// the select still wakes it.
-func (a *App) await(ctx context.Context, rid string, deadline <-chan time.Time, done settled) (st approval.State, timedOut bool, refusal, err error) {
-	for {
-		woken, stop := a.cfg.Projection.Watch(rid)
-		st, _, err = a.cfg.Store.Get(rid)
-		if err != nil {
-			stop()
-			return st, false, nil, err
-		}
-		if ok, refusal := done(st); ok {
-			stop()
-			return st, false, refusal, nil
-		}
-		select {
-		case <-woken:
-			continue
-		case <-deadline:
-		case <-ctx.Done():
-		case <-a.cfg.Done:
-		}
-		stop()
-		return st, true, nil, nil
-	}
-}
-
 // ready fails when the projection cannot be trusted yet.
 func (a *App) ready() error {
 	if !a.cfg.Projection.Ready() {
@@ -191,14 +153,9 @@ func refuse(code approval.ReasonCode, format string, args ...any) *approval.Refu
 	return &approval.Refusal{Code: code, Detail: fmt.Sprintf(format, args...)}
 }
 
-// outcomeOf reports the recorded outcome of command id in st, if any.
-func outcomeOf(st approval.State, id string) (known bool, refusal error) {
-	o, ok := st.Outcomes[id]
-	if !ok {
-		return false, nil
-	}
-	if r := o.Refusal(); r != nil {
-		return true, r
-	}
-	return true, nil
+// projectionView is the projection and the store as command.Await reads
+// them.
+type projectionView struct {
+	Projection
+	Store
 }

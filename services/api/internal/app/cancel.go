@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 
+	"github.com/assent-dev/assent/libs/command"
+
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/services/api/internal/auth"
 )
@@ -24,10 +26,10 @@ func (a *App) Cancel(ctx context.Context, caller auth.Principal, in CancelInput)
 		return Result{}, notFound(in.RequestID)
 	}
 	c := a.command(caller, caller.ID, in.RequestID, in.IdempotencyKey, approval.Cancel{Reason: in.Reason})
-	if err := a.preflight(c); err != nil {
+	if err := command.Preflight(c); err != nil {
 		return Result{RequestID: in.RequestID}, err
 	}
 	return a.write(ctx, c, func(st approval.State) (bool, error) {
-		return outcomeOf(st, c.ID)
+		return command.OutcomeOf(st, c.ID)
 	})
 }

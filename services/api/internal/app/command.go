@@ -2,7 +2,8 @@ package app
 
 import (
 	"strings"
-	"time"
+
+	"github.com/assent-dev/assent/libs/command"
 
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/wire"
@@ -40,12 +41,9 @@ func ValidRequestID(id string) bool {
 	return true
 }
 
-// derive names a command or request from the parts (see wire.DerivedID).
-func derive(parts ...string) string { return wire.DerivedID(parts...) }
-
 // derivedRequestID names the request of a keyed submit without request_id.
 func derivedRequestID(caller auth.Principal, key string) string {
-	return derive("assent/api request v1", caller.ID, key)
+	return command.APIRequestID(caller.ID, key)
 }
 
 // command builds a command. With an Idempotency-Key its id is derived from
@@ -54,31 +52,9 @@ func (a *App) command(caller auth.Principal, actor, rid, key string, body approv
 	now := a.cfg.Now().UTC()
 	id := wire.NewID(now)
 	if key != "" {
-		id = derive("assent/api command v1", caller.ID, actor, body.CommandType(), rid, key)
+		id = command.APICommandID(caller.ID, actor, body.CommandType(), rid, key)
 	}
 	return approval.Command{ID: id, RequestID: rid, Actor: actor, Time: now, Body: body}
-}
-
-// preflightPolicies match every action and can always reach their quorum,
-// so that Decide against an empty state stops only at validation.
-var preflightPolicies = approval.Policies{Rules: []approval.Policy{{
-	Name:         "preflight",
-	Approvers:    []string{"service:assent-preflight-a", "service:assent-preflight-b"},
-	MinApprovals: 1,
-	TTL:          approval.Duration(time.Hour),
-}}}
-
-// preflight runs the domain's own validation on a command before it is
-// sent: Decide against an empty state refuses a malformed command as
-// invalid before it looks at any state (a vote or cancel then stops at
-// not_found, a submit is accepted). Only invalid is taken from it; every
-// other outcome is the decider's to find against the real state.
-func (a *App) preflight(c approval.Command) error {
-	d := approval.Decide(approval.State{}, c, preflightPolicies, a.cfg.Now())
-	if d.Refusal != nil && d.Refusal.Code == approval.ReasonInvalid {
-		return d.Refusal
-	}
-	return nil
 }
 
 // actingFor returns the principal a write is made for: the caller, or the

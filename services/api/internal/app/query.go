@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/assent-dev/assent/libs/command"
+
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/projection/requests"
 )
@@ -41,7 +43,7 @@ func (a *App) Get(ctx context.Context, rid string, wait time.Duration) (approval
 		close(closed)
 		deadline = closed
 	}
-	st, _, _, err := a.await(ctx, rid, deadline, func(st approval.State) (bool, error) {
+	st, _, _, err := command.Await(ctx, projectionView{a.cfg.Projection, a.cfg.Store}, rid, deadline, a.cfg.Done, func(st approval.State) (bool, error) {
 		return st.Status.Terminal(), nil
 	})
 	if err != nil {

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 
+	"github.com/assent-dev/assent/libs/command"
+
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/api/internal/auth"
@@ -50,7 +52,7 @@ func (a *App) Submit(ctx context.Context, caller auth.Principal, in SubmitInput)
 		body.Action.Details = details
 	}
 	c := a.command(caller, caller.ID, rid, in.IdempotencyKey, body)
-	if err := a.preflight(c); err != nil {
+	if err := command.Preflight(c); err != nil {
 		return Result{RequestID: rid}, err
 	}
 	// The decider hashes the submit with the requester filled in.
@@ -59,7 +61,7 @@ func (a *App) Submit(ctx context.Context, caller auth.Principal, in SubmitInput)
 	hash := approval.ContentHash(full)
 
 	return a.write(ctx, c, func(st approval.State) (bool, error) {
-		if known, refusal := outcomeOf(st, c.ID); known {
+		if known, refusal := command.OutcomeOf(st, c.ID); known {
 			if refusal == nil && st.ContentHash != hash {
 				// Only a reused Idempotency-Key can get here: the key's
 				// command was a submit of other content.

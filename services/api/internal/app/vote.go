@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 
+	"github.com/assent-dev/assent/libs/command"
+
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/services/api/internal/auth"
 )
@@ -30,27 +32,8 @@ func (a *App) Vote(ctx context.Context, caller auth.Principal, in VoteInput) (Re
 		return Result{}, notFound(in.RequestID)
 	}
 	c := a.command(caller, voter, in.RequestID, in.IdempotencyKey, approval.Vote{Decision: in.Decision, Comment: in.Comment})
-	if err := a.preflight(c); err != nil {
+	if err := command.Preflight(c); err != nil {
 		return Result{RequestID: in.RequestID}, err
 	}
-	return a.write(ctx, c, func(st approval.State) (bool, error) {
-		known, refusal := outcomeOf(st, c.ID)
-		if !known || refusal != nil {
-			return known, refusal
-		}
-		// The decision, if this vote makes one, is written in the same
-		// transaction as the vote; a poll may still split them. Wait for
-		// it, so that the answer says whether the vote decided.
-		return !decisive(st), nil
-	})
-}
-
-// decisive reports whether a pending request's votes already reach the
-// quorum or the reject threshold, so that its terminal event must follow.
-func decisive(st approval.State) bool {
-	if st.Status != approval.StatusPending {
-		return false
-	}
-	approvals, rejections := st.Tally()
-	return approvals >= st.Policy.MinApprovals || rejections >= max(st.Policy.RejectThreshold, 1)
+	return a.write(ctx, c, command.Decided(c.ID))
 }

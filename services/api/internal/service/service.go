@@ -16,15 +16,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/assent-dev/assent/libs/command"
+
 	"golang.org/x/sync/errgroup"
 
 	"github.com/assent-dev/assent/libs/daemon"
-	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
-	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/api/internal/app"
 	"github.com/assent-dev/assent/services/api/internal/auth"
 	"github.com/assent-dev/assent/services/api/internal/config"
@@ -115,7 +114,7 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	a := app.New(app.Config{
-		Sender:      sender{cl: cl, topic: cfg.Topics.Commands},
+		Sender:      command.Kafka{Client: cl, Topic: cfg.Topics.Commands},
 		Projection:  runner,
 		Store:       store,
 		WriteWait:   cfg.WriteWait,
@@ -150,15 +149,4 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	err = g.Wait()
 	log.Info("stopped", "err", err)
 	return err
-}
-
-// sender produces commands with the eventlog client's guarantees: acks=all,
-// idempotent, the murmur2 partitioner keyed by request id.
-type sender struct {
-	cl    *kgo.Client
-	topic string
-}
-
-func (s sender) Send(ctx context.Context, env wire.Envelope) error {
-	return eventlog.Produce(ctx, s.cl, s.topic, env)
 }

@@ -208,25 +208,25 @@ func (t *Txn) write(p int32, state approval.State, events []approval.Event) {
 		return
 	}
 	rid := events[0].RequestID
+	chain := wire.NewChain(head)
 	for _, e := range events {
-		env, err := codec.EventEnvelope(e, t.c.cfg.Source, head)
+		env, err := codec.EventEnvelope(e, t.c.cfg.Source, chain.Head)
 		if err != nil {
 			t.fail(err)
 			return
 		}
-		value, err := wire.Marshal(env)
+		value, err := chain.Next(env)
 		if err != nil {
 			t.fail(err)
 			return
 		}
-		head = wire.Hash(value)
 		state = approval.Evolve(state, e)
 		t.events++
 		t.out = append(t.out, Out{Partition: p, Key: []byte(rid), Value: value, RequestID: rid})
 	}
 	t.states[rid] = state
 	t.parts[rid] = p
-	t.heads[p] = head
+	t.heads[p] = chain.Head
 	t.epochs[p] = epoch
 }
 
@@ -261,13 +261,14 @@ func (t *Txn) Checkpoints() {
 			t.fail(err)
 			return
 		}
-		value, err := wire.Marshal(env)
+		chain := wire.NewChain(d.head)
+		value, err := chain.Next(env)
 		if err != nil {
 			t.fail(err)
 			return
 		}
 		t.out = append(t.out, Out{Partition: d.p, Value: value, Checkpoint: true})
-		t.heads[d.p] = wire.Hash(value)
+		t.heads[d.p] = chain.Head
 		t.epochs[d.p] = d.epoch
 		t.checkpointAt = t.now
 		if c.cfg.Checkpointed != nil {

@@ -44,9 +44,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/command"
-	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/card"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/slackapi"
 )
@@ -54,10 +52,8 @@ import (
 // Source is the CloudEvents source of the gateway's commands.
 const Source = command.SourceSlackGateway
 
-// Sender makes a command durable: nil only once Kafka acknowledged it.
-type Sender interface {
-	Send(ctx context.Context, env wire.Envelope) error
-}
+// Sender makes a command durable (command.Kafka in production).
+type Sender = command.Sender
 
 // Slack is what the handler calls on Slack's Web API.
 type Slack interface {
@@ -237,18 +233,12 @@ func (h *Handler) vote(ctx context.Context, c echo.Context, cb *slack.Interactio
 		h.cfg.Logger.Warn("could not look up the Slack user", "user", cb.User.ID, "err", err)
 		return "unavailable", problem(c, http.StatusServiceUnavailable, "unavailable", "could not look up your Slack user; try again")
 	}
-	cmd := approval.Command{
-		ID:        CommandID(rid, cb.Team.ID, cb.User.ID, d),
-		RequestID: rid,
-		Actor:     principal,
-		Time:      h.cfg.Now().UTC(),
-		Body:      approval.Vote{Decision: d, Comment: comment},
-	}
-	env, err := codec.CommandEnvelope(cmd, Source)
-	if err != nil {
+	w := command.Writer{Source: Source, Sender: h.cfg.Sender, Now: h.cfg.Now}
+	cmd := w.New(command.SlackVoteID(rid, cb.Team.ID, cb.User.ID, d), rid, principal, approval.Vote{Decision: d, Comment: comment})
+	if err := command.Preflight(cmd); err != nil {
 		return "invalid", problem(c, http.StatusBadRequest, "invalid", err.Error())
 	}
-	if err := h.cfg.Sender.Send(ctx, env); err != nil {
+	if err := w.Send(ctx, cmd); err != nil {
 		h.cfg.Logger.Warn("could not store a vote in Kafka; Slack will show an error and the user can click again",
 			"request", rid, "command", cmd.ID, "err", err)
 		return "unavailable", problem(c, http.StatusServiceUnavailable, "unavailable", "could not record your vote; try again")
@@ -256,11 +246,6 @@ func (h *Handler) vote(ctx context.Context, c echo.Context, cb *slack.Interactio
 	h.cfg.Logger.Info("vote stored", "request", rid, "command", cmd.ID, "voter", principal, "decision", d)
 	h.replyOutcome(channel, cb.User.ID, rid, cmd.ID, d)
 	return "accepted", c.NoContent(http.StatusOK)
-}
-
-// CommandID names the vote of one Slack user on one request.
-func CommandID(rid, team, user string, d approval.VoteDecision) string {
-	return command.SlackVoteID(rid, team, user, d)
 }
 
 func validID(s string) bool {

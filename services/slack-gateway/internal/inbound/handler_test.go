@@ -16,6 +16,7 @@ import (
 
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/codec"
+	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/slackport"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/card"
@@ -144,7 +145,7 @@ func TestApproveClickProducesOneVoteAndReplies(t *testing.T) {
 	require.Equal(t, "req-1", cmds[0].RequestID)
 	require.Equal(t, "user:alice@example.com", cmds[0].Actor)
 	require.Equal(t, approval.Vote{Decision: approval.Approve}, cmds[0].Body)
-	require.Equal(t, inbound.CommandID("req-1", "T1", "U0ALICE", approval.Approve), cmds[0].ID)
+	require.Equal(t, command.SlackVoteID("req-1", "T1", "U0ALICE", approval.Approve), cmds[0].ID)
 	r.h.Close()
 	require.Len(t, r.slack.ephemerals, 2)
 	require.Contains(t, r.slack.ephemerals[0], "Recorded: your approval")
@@ -230,7 +231,7 @@ func TestRejectOpensAModalAndItsSubmissionVotes(t *testing.T) {
 	cmds := r.sent.commands(t)
 	require.Len(t, cmds, 1)
 	require.Equal(t, approval.Vote{Decision: approval.Reject, Comment: "the change freeze starts today"}, cmds[0].Body)
-	require.Equal(t, inbound.CommandID("req-1", "T1", "U0ALICE", approval.Reject), cmds[0].ID)
+	require.Equal(t, command.SlackVoteID("req-1", "T1", "U0ALICE", approval.Reject), cmds[0].ID)
 }
 
 func TestMalformedAndOversizedBodies(t *testing.T) {

@@ -48,6 +48,7 @@ import (
 
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/codec"
+	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/card"
@@ -467,7 +468,7 @@ func (n *Notifier) record(ctx context.Context, st approval.State, t target, ts s
 	}
 	body := approval.RecordNotification{Kind: t.kind, Channel: t.channel, TS: ts, Recipient: t.recipient}
 	cmd := approval.Command{
-		ID:        wire.DerivedID(Source, "record-notification", st.RequestID, t.channel, ts),
+		ID:        command.NotificationID(Source, st.RequestID, t.channel, ts),
 		RequestID: st.RequestID, Actor: Actor, Time: n.cfg.Now().UTC(), Body: body,
 	}
 	env, err := codec.CommandEnvelope(cmd, Source)

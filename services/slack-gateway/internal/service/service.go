@@ -15,17 +15,16 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/assent-dev/assent/libs/command"
+
 	"github.com/labstack/echo/v4"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/daemon"
-	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
-	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/inbound"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/outbound"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/slackapi"
@@ -87,7 +86,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, ln net.Listener) err
 		Token: cfg.BotToken, APIURL: cfg.SlackAPIURL, RateScale: cfg.RateScale, UserTTL: cfg.UserTTL,
 		Observe: m.observeAPI,
 	})
-	snd := sender{cl: cl, topic: cfg.Topics.Commands, observe: m.send.Observe}
+	snd := command.Kafka{Client: cl, Topic: cfg.Topics.Commands, Observe: func(took time.Duration, _ error) { m.send.Observe(took.Seconds()) }}
 	view := requestsView{runner: runner, store: store}
 	in := inbound.New(inbound.Config{
 		Verifier: inbound.NewVerifier(cfg.SigningSecret, nil, 0),
@@ -141,20 +140,6 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, ln net.Listener) err
 	return err
 }
 
-// sender produces commands with acks=all, keyed by request id.
-type sender struct {
-	cl      *kgo.Client
-	topic   string
-	observe func(float64)
-}
-
-func (s sender) Send(ctx context.Context, env wire.Envelope) error {
-	began := time.Now()
-	err := eventlog.Produce(ctx, s.cl, s.topic, env)
-	s.observe(time.Since(began).Seconds())
-	return err
-}
-
 // requestsView reads requests from the projection and waits on it.
 type requestsView struct {
 	runner *projection.Runner
@@ -169,23 +154,15 @@ func (v requestsView) WaitOffset(ctx context.Context, p int32, off int64) error 
 
 // Await waits until the command's outcome is in the projection.
 func (v requestsView) Await(ctx context.Context, rid, commandID string) (approval.State, error) {
-	for {
-		woken, stop := v.runner.Watch(rid)
-		st, _, err := v.store.Get(rid)
-		if err != nil {
-			stop()
-			return st, err
-		}
-		if _, ok := st.Outcomes[commandID]; ok {
-			stop()
-			return st, nil
-		}
-		select {
-		case <-ctx.Done():
-			stop()
-			return st, ctx.Err()
-		case <-woken:
-			stop()
-		}
+	st, timedOut, _, err := command.Await(ctx, v, rid, nil, nil, func(st approval.State) (bool, error) {
+		known, _ := command.OutcomeOf(st, commandID)
+		return known, nil
+	})
+	if err == nil && timedOut {
+		err = ctx.Err()
 	}
+	return st, err
 }
+
+// Watch wakes after the next batch that applies an event about subject.
+func (v requestsView) Watch(subject string) (<-chan struct{}, func()) { return v.runner.Watch(subject) }

@@ -1,0 +1,74 @@
+package command
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/codec"
+	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
+)
+
+// Sender makes a command durable: it returns nil only once Kafka has
+// acknowledged the record with acks=all (I1).
+type Sender interface {
+	Send(ctx context.Context, env wire.Envelope) error
+}
+
+// Kafka is the Sender of every service: it produces to the commands topic
+// with the eventlog client's guarantees (acks=all, idempotent, the murmur2
+// partitioner keyed by request id).
+type Kafka struct {
+	Client *kgo.Client
+	Topic  string
+	// Observe, if set, receives each produce's duration and error.
+	Observe func(took time.Duration, err error)
+}
+
+// Send produces env and waits for Kafka's acknowledgement.
+func (k Kafka) Send(ctx context.Context, env wire.Envelope) error {
+	began := time.Now()
+	err := eventlog.Produce(ctx, k.Client, k.Topic, env)
+	if k.Observe != nil {
+		k.Observe(time.Since(began), err)
+	}
+	return err
+}
+
+// Ping reports whether the brokers answer, within ctx.
+func (k Kafka) Ping(ctx context.Context) error {
+	if err := k.Client.Ping(ctx); err != nil {
+		return fmt.Errorf("kafka is unreachable: %w", err)
+	}
+	return nil
+}
+
+// Writer writes the commands of one source.
+type Writer struct {
+	Source string
+	Sender Sender
+	Now    func() time.Time // default time.Now
+}
+
+// New builds a command stamped with the writer's clock.
+func (w Writer) New(id, rid, actor string, body approval.CommandBody) approval.Command {
+	now := time.Now
+	if w.Now != nil {
+		now = w.Now
+	}
+	return approval.Command{ID: id, RequestID: rid, Actor: actor, Time: now().UTC(), Body: body}
+}
+
+// Send wraps the command in its envelope and sends it. Run Preflight
+// first, where a refusal should be told before anything else.
+func (w Writer) Send(ctx context.Context, c approval.Command) error {
+	env, err := codec.CommandEnvelope(c, w.Source)
+	if err != nil {
+		return fmt.Errorf("command: %w", err)
+	}
+	return w.Sender.Send(ctx, env)
+}
