@@ -146,7 +146,7 @@ func TestOpenAPIMatchesContract(t *testing.T) {
 	t.Parallel()
 	doc := openapi(t)
 
-	// The endpoints of DESIGN.md, and no others.
+	// The endpoints of docs/architecture.md ("HTTP API"), and no others.
 	want := []string{
 		"GET /healthz", "GET /metrics", "GET /readyz",
 		"GET /v1/requests", "GET /v1/requests/{id}", "GET /v1/requests/{id}/events",

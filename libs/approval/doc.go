@@ -28,7 +28,7 @@
 //
 // # Invariants
 //
-// Decide enforces I3 and I4 of DESIGN.md: a request reaches at most one
+// Decide enforces I3 and I4 (docs/architecture.md): a request reaches at most one
 // terminal status; the requester never votes on their own request; only the
 // approvers in the policy snapshot taken at submission count, each once; and
 // the quorum and reject threshold are the snapshot's, never the live policy's.

@@ -7,7 +7,7 @@ import "fmt"
 // replies, and clients branch on them.
 type ReasonCode string
 
-// The reason codes of DESIGN.md. Add to this list only with a new API version.
+// The reason codes of docs/architecture.md. Add to this list only with a new API version.
 const (
 	ReasonUnauthenticated ReasonCode = "unauthenticated"
 	ReasonForbidden       ReasonCode = "forbidden"
@@ -22,7 +22,7 @@ const (
 	ReasonExpired         ReasonCode = "expired"
 )
 
-// ReasonCodes lists every reason code, in the order of DESIGN.md.
+// ReasonCodes lists every reason code, in the order of docs/architecture.md.
 func ReasonCodes() []ReasonCode {
 	return []ReasonCode{
 		ReasonUnauthenticated, ReasonForbidden, ReasonInvalid, ReasonNoPolicy,

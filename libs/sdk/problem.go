@@ -12,7 +12,7 @@ import (
 // in Slack replies; branch on them, never on Detail.
 type Code string
 
-// The reason codes of DESIGN.md and openapi.yaml, with their HTTP status.
+// The reason codes of docs/architecture.md and schemas/openapi.yaml, with their HTTP status.
 const (
 	CodeUnauthenticated Code = "unauthenticated" // 401: the token is missing or unknown
 	CodeForbidden       Code = "forbidden"       // 403: the caller may not do this

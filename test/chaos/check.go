@@ -63,7 +63,7 @@ type Verdict struct {
 	LinChecked, LinTimedOut int
 }
 
-// Check proves the invariants of DESIGN.md over a run:
+// Check proves the invariants of docs/architecture.md over a run:
 //
 //   - I1: every command acknowledged with a 2xx (an outcome, a 202, a Slack
 //     click's 200) has an outcome in the log (test/systest);

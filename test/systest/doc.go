@@ -1,6 +1,6 @@
 // Package systest runs Assent as a system and judges the result: it
 // builds and starts service processes, kills them, reads the whole event
-// log back and checks the invariants of DESIGN.md against it.
+// log back and checks the invariants of docs/architecture.md against it.
 //
 // # The checker
 //
