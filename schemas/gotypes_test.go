@@ -79,7 +79,7 @@ func jsonFields(typ reflect.Type) (names, always []string) {
 			name = f.Name
 		}
 		names = append(names, name)
-		if !slices.Contains(strings.Split(opts, ","), "omitempty") {
+		if o := strings.Split(opts, ","); !slices.Contains(o, "omitempty") && !slices.Contains(o, "omitzero") {
 			always = append(always, name)
 		}
 	}
@@ -180,7 +180,8 @@ func TestEnumsMatchDomain(t *testing.T) {
 	}
 	require.Equal(t, codes, enumOf(t, set, "reasonCode"))
 	require.Equal(t, []string{string(approval.Approve), string(approval.Reject)}, enumOf(t, set, "voteDecision"))
-	require.Equal(t, []string{string(approval.NotifyCard), string(approval.NotifyDM)}, enumOf(t, set, "notificationKind"))
+	require.Equal(t, []string{string(approval.NotifyCard), string(approval.NotifyDM), string(approval.NotifyWebhook), string(approval.NotifyEmail)}, enumOf(t, set, "notificationKind"))
+	require.Equal(t, []string{string(approval.Delivered), string(approval.DeadLetter), string(approval.ReplayAsked)}, enumOf(t, set, "deliveryOutcome"))
 }
 
 // The schemas and the domain agree on what is valid input, except where a

@@ -73,12 +73,21 @@ type Cancel struct {
 }
 
 // RecordNotification records where a notification about the request was
-// posted, so that any gateway replica can update it later.
+// posted, so that any gateway replica can update it later. For the
+// notifier's kinds (webhook, email) it records a delivery's outcome:
+// Channel is the target (the URL or address), TS the id of the event
+// delivered (the webhook-id), and Outcome what became of it.
 type RecordNotification struct {
 	Kind      NotificationKind `json:"kind"`
 	Channel   string           `json:"channel"`
 	TS        string           `json:"ts"`
-	Recipient string           `json:"recipient,omitempty"` // the principal a DM went to
+	Recipient string           `json:"recipient,omitempty"` // the principal a DM or an email went to
+	// The delivery fields, for the kinds webhook and email only.
+	Outcome    DeliveryOutcome `json:"outcome,omitempty"`
+	Reason     string          `json:"reason,omitempty"`     // why it was dead-lettered, or who asked for a replay
+	Attempts   int             `json:"attempts,omitempty"`   // attempts made by the replica that recorded it
+	At         time.Time       `json:"at,omitzero"`          // when it was delivered or given up
+	Generation int             `json:"generation,omitempty"` // 0, then one more for each replay
 }
 
 // NotificationKind says what was posted.
@@ -86,8 +95,25 @@ type NotificationKind string
 
 // The notification kinds.
 const (
-	NotifyCard NotificationKind = "card" // the approval card in a channel
-	NotifyDM   NotificationKind = "dm"   // a direct message to one person
+	NotifyCard    NotificationKind = "card"    // the approval card in a channel
+	NotifyDM      NotificationKind = "dm"      // a direct message to one person
+	NotifyWebhook NotificationKind = "webhook" // a signed webhook delivery (the notifier)
+	NotifyEmail   NotificationKind = "email"   // an email (the notifier)
+)
+
+// Delivery reports whether the kind is a delivery of the notifier, which
+// carries an outcome, rather than a Slack message reference.
+func (k NotificationKind) Delivery() bool { return k == NotifyWebhook || k == NotifyEmail }
+
+// DeliveryOutcome is what became of one delivery of one event to one
+// target.
+type DeliveryOutcome string
+
+// The delivery outcomes.
+const (
+	Delivered   DeliveryOutcome = "delivered"   // the receiver accepted it
+	DeadLetter  DeliveryOutcome = "dead_letter" // given up: a permanent refusal, or the retry horizon passed
+	ReplayAsked DeliveryOutcome = "replay"      // an operator asked for a dead letter to be delivered again
 )
 
 // Expire asks the decider to expire a request whose time is up.

@@ -341,9 +341,14 @@ func (d *decider) cancel(b Cancel, ps Policies) Decision {
 }
 
 func (d *decider) recordNotification(b RecordNotification) Decision {
+	if b.Kind.Delivery() {
+		return d.recordDelivery(b)
+	}
 	switch {
 	case b.Kind != NotifyCard && b.Kind != NotifyDM:
-		return d.refused(refuse(ReasonInvalid, "kind must be card or dm, got %q", b.Kind))
+		return d.refused(refuse(ReasonInvalid, "kind must be card, dm, webhook or email, got %q", b.Kind))
+	case b.Outcome != "" || b.Reason != "" || b.Attempts != 0 || !b.At.IsZero() || b.Generation != 0:
+		return d.refused(refuse(ReasonInvalid, "outcome, reason, attempts, at and generation are for webhook and email deliveries"))
 	case checkText("channel", b.Channel, 1, MaxFieldLen) != nil || checkText("ts", b.TS, 1, MaxFieldLen) != nil:
 		return d.refused(refuse(ReasonInvalid, "channel and ts are required, at most %d printable characters each", MaxFieldLen))
 	case b.Recipient != "" && principalKind(b.Recipient) == "":
@@ -354,10 +359,38 @@ func (d *decider) recordNotification(b RecordNotification) Decision {
 		return d.refused(refuse(ReasonNotFound, "request %s does not exist", d.c.RequestID))
 	}
 	for _, n := range d.s.Notes {
-		if n.Channel == b.Channel && n.TS == b.TS {
+		if !n.Kind.Delivery() && n.Channel == b.Channel && n.TS == b.TS {
 			return d.done() // already recorded through another command id
 		}
 	}
+	d.emit(d.c.Actor, NotificationRecorded(b))
+	return d.done()
+}
+
+// recordDelivery records the outcome of a webhook or email delivery. Every
+// outcome is a fact of its own (a dead letter, its replay, then a delivery
+// of the same event to the same target), so nothing is folded into an
+// earlier note: the command id alone makes a retried record one event.
+func (d *decider) recordDelivery(b RecordNotification) Decision {
+	switch {
+	case b.Outcome != Delivered && b.Outcome != DeadLetter && b.Outcome != ReplayAsked:
+		return d.refused(refuse(ReasonInvalid, "outcome must be delivered, dead_letter or replay, got %q", b.Outcome))
+	case checkText("channel", b.Channel, 1, MaxFieldLen) != nil || checkText("ts", b.TS, 1, MaxFieldLen) != nil:
+		return d.refused(refuse(ReasonInvalid, "channel (the target) and ts (the event id) are required, at most %d printable characters each", MaxFieldLen))
+	case checkText("reason", b.Reason, 0, MaxReasonLen) != nil:
+		return d.refused(refuse(ReasonInvalid, "reason is at most %d bytes of UTF-8", MaxReasonLen))
+	case b.Attempts < 0 || b.Generation < 0:
+		return d.refused(refuse(ReasonInvalid, "attempts and generation cannot be negative"))
+	case b.Outcome != ReplayAsked && b.At.IsZero():
+		return d.refused(refuse(ReasonInvalid, "a delivery outcome needs at, when it happened"))
+	case b.Recipient != "" && principalKind(b.Recipient) == "":
+		return d.refused(refuse(ReasonInvalid, "recipient %q is not a principal", b.Recipient))
+	case principalKind(d.c.Actor) != KindService:
+		return d.refused(refuse(ReasonForbidden, "only a service may record notifications, not %s", d.c.Actor))
+	case d.s.Status == StatusNone:
+		return d.refused(refuse(ReasonNotFound, "request %s does not exist", d.c.RequestID))
+	}
+	b.At = b.At.UTC()
 	d.emit(d.c.Actor, NotificationRecorded(b))
 	return d.done()
 }

@@ -349,6 +349,46 @@ func TestDecide(t *testing.T) {
 			refusal: approval.ReasonForbidden,
 		},
 		{
+			name:  "the notifier records a webhook delivery",
+			given: []approval.Event{submitted()},
+			when: cmd("c1", "service:notifier", approval.RecordNotification{Kind: approval.NotifyWebhook, Channel: "https://hooks.example.com/a", TS: "e-1",
+				Outcome: approval.Delivered, Attempts: 2, At: t0}),
+			then: []approval.EventBody{approval.NotificationRecorded{Kind: approval.NotifyWebhook, Channel: "https://hooks.example.com/a", TS: "e-1",
+				Outcome: approval.Delivered, Attempts: 2, At: t0}},
+		},
+		{
+			name: "a dead letter, its replay and the delivery after it are three facts",
+			given: []approval.Event{submitted(),
+				ev(2, "c-dead", "service:notifier", approval.NotificationRecorded{Kind: approval.NotifyEmail, Channel: "sre@example.com", TS: "e-1", Outcome: approval.DeadLetter, Reason: "550 no such user", At: t0}),
+				ev(3, "c-replay", "service:notifier", approval.NotificationRecorded{Kind: approval.NotifyEmail, Channel: "sre@example.com", TS: "e-1", Outcome: approval.ReplayAsked})},
+			when: cmd("c1", "service:notifier", approval.RecordNotification{Kind: approval.NotifyEmail, Channel: "sre@example.com", TS: "e-1", Outcome: approval.Delivered, At: t0, Generation: 1}),
+			then: []approval.EventBody{approval.NotificationRecorded{Kind: approval.NotifyEmail, Channel: "sre@example.com", TS: "e-1", Outcome: approval.Delivered, At: t0, Generation: 1}},
+		},
+		{
+			name:    "a delivery needs an outcome",
+			given:   []approval.Event{submitted()},
+			when:    cmd("c1", "service:notifier", approval.RecordNotification{Kind: approval.NotifyWebhook, Channel: "https://h.example.com", TS: "e-1", At: t0}),
+			refusal: approval.ReasonInvalid,
+		},
+		{
+			name:    "a delivery needs its time",
+			given:   []approval.Event{submitted()},
+			when:    cmd("c1", "service:notifier", approval.RecordNotification{Kind: approval.NotifyWebhook, Channel: "https://h.example.com", TS: "e-1", Outcome: approval.Delivered}),
+			refusal: approval.ReasonInvalid,
+		},
+		{
+			name:    "a Slack card carries no outcome",
+			given:   []approval.Event{submitted()},
+			when:    cmd("c1", "service:slack-gateway", approval.RecordNotification{Kind: approval.NotifyCard, Channel: "C1", TS: "1.2", Outcome: approval.Delivered}),
+			refusal: approval.ReasonInvalid,
+		},
+		{
+			name:    "a user may not record a delivery",
+			given:   []approval.Event{submitted()},
+			when:    cmd("c1", alice, approval.RecordNotification{Kind: approval.NotifyWebhook, Channel: "https://h.example.com", TS: "e-1", Outcome: approval.ReplayAsked}),
+			refusal: approval.ReasonForbidden,
+		},
+		{
 			name:    "a notification for an unknown request",
 			when:    cmd("c1", "service:slack-gateway", approval.RecordNotification{Kind: approval.NotifyCard, Channel: "C1", TS: "1.2"}),
 			refusal: approval.ReasonNotFound,
@@ -492,6 +532,25 @@ func TestRequesterDefaultsToTheActor(t *testing.T) {
 	d := approval.Decide(approval.State{}, cmd("c1", dave, s), testPolicies(), t0)
 	require.Nil(t, d.Refusal)
 	require.Equal(t, dave, d.Events[0].Body.(approval.RequestSubmitted).Requester)
+}
+
+func TestDeadLettersAreTheLatestOutcomeOfEachDelivery(t *testing.T) {
+	t.Parallel()
+	note := func(target, event string, o approval.DeliveryOutcome, gen int) approval.NotificationRecorded {
+		return approval.NotificationRecorded{Kind: approval.NotifyWebhook, Channel: target, TS: event, Outcome: o, At: t0, Generation: gen}
+	}
+	st := approval.State{Notes: []approval.NotificationRecorded{
+		{Kind: approval.NotifyCard, Channel: "C1", TS: "1.2"},
+		note("https://a", "e-1", approval.DeadLetter, 0),
+		note("https://a", "e-1", approval.ReplayAsked, 0),
+		note("https://b", "e-1", approval.DeadLetter, 0),
+		note("https://a", "e-2", approval.Delivered, 0),
+	}}
+	require.Equal(t, []approval.NotificationRecorded{note("https://b", "e-1", approval.DeadLetter, 0)}, st.DeadLetters(),
+		"a replayed dead letter is no longer dead, a delivered one never was, and a card is not a delivery")
+	st.Notes = append(st.Notes, note("https://a", "e-1", approval.DeadLetter, 1))
+	require.Len(t, st.DeadLetters(), 2, "the replay failed again")
+	require.Equal(t, 1, st.Replays(approval.NotifyWebhook, "https://a", "e-1"))
 }
 
 func TestFoldBuildsTheView(t *testing.T) {

@@ -80,12 +80,19 @@ type CommandRejected struct {
 	Detail      string     `json:"detail"`
 }
 
-// NotificationRecorded says where a notification was posted.
+// NotificationRecorded says where a notification was posted, or, for the
+// kinds webhook and email, what became of a delivery (see
+// RecordNotification).
 type NotificationRecorded struct {
-	Kind      NotificationKind `json:"kind"`
-	Channel   string           `json:"channel"`
-	TS        string           `json:"ts"`
-	Recipient string           `json:"recipient,omitempty"`
+	Kind       NotificationKind `json:"kind"`
+	Channel    string           `json:"channel"`
+	TS         string           `json:"ts"`
+	Recipient  string           `json:"recipient,omitempty"`
+	Outcome    DeliveryOutcome  `json:"outcome,omitempty"`
+	Reason     string           `json:"reason,omitempty"`
+	Attempts   int              `json:"attempts,omitempty"`
+	At         time.Time        `json:"at,omitzero"`
+	Generation int              `json:"generation,omitempty"`
 }
 
 func (RequestSubmitted) EventType() string     { return TypeRequestSubmitted }

@@ -94,6 +94,41 @@ func (s State) HasVoted(principal string) bool {
 	return slices.ContainsFunc(s.Votes, func(v VoteView) bool { return v.Voter == principal })
 }
 
+// DeadLetters returns the deliveries (webhook and email notes) whose latest
+// outcome is a dead letter, in the order they were given up: a replayed
+// or later delivered one is no longer dead.
+func (s State) DeadLetters() []NotificationRecorded {
+	type key struct {
+		kind        NotificationKind
+		channel, ts string
+	}
+	latest := map[key]int{}
+	for i, n := range s.Notes {
+		if n.Kind.Delivery() {
+			latest[key{n.Kind, n.Channel, n.TS}] = i
+		}
+	}
+	var out []NotificationRecorded
+	for i, n := range s.Notes {
+		if n.Kind.Delivery() && n.Outcome == DeadLetter && latest[key{n.Kind, n.Channel, n.TS}] == i {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Replays counts the replays asked for one delivery (of the event ts to
+// the target channel): the generation its next outcome belongs to.
+func (s State) Replays(kind NotificationKind, channel, ts string) int {
+	n := 0
+	for _, note := range s.Notes {
+		if note.Kind == kind && note.Channel == channel && note.TS == ts && note.Outcome == ReplayAsked {
+			n++
+		}
+	}
+	return n
+}
+
 // Evolve applies one event and returns the next state. It never mutates s:
 // slices and maps are copied before they change, so earlier states stay
 // valid (the decider keeps them to roll back an aborted transaction).
