@@ -107,6 +107,8 @@ func TestInvalidExamplesFail(t *testing.T) {
 		"system-actor-on-command__pattern.json":       "/actor",
 		"checkpoint-with-subject__false.json":         "/subject",
 		"short-signature__pattern.json":               "/data/signature",
+		"delivery-without-outcome__required.json":     "/data",
+		"card-with-outcome__false.json":               "/data/outcome",
 	}
 	v := newValidator(t)
 	seen := map[string]bool{}
