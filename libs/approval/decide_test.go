@@ -534,6 +534,25 @@ func TestRequesterDefaultsToTheActor(t *testing.T) {
 	require.Equal(t, dave, d.Events[0].Body.(approval.RequestSubmitted).Requester)
 }
 
+func TestNotifyTargetsWantTheirEvents(t *testing.T) {
+	t.Parallel()
+	hook := approval.NotifyTarget{Kind: "webhook", Target: "https://h.example.com"}
+	requester := approval.NotifyTarget{Kind: "email", Target: "requester"}
+	picky := approval.NotifyTarget{Kind: "email", Target: "a@example.com", Events: []string{approval.NotifyVoted}}
+	for typ, want := range map[string][3]bool{
+		approval.TypeRequestSubmitted:     {true, false, false},
+		approval.TypeVoteRecorded:         {false, false, true},
+		approval.TypeRequestApproved:      {true, true, false},
+		approval.TypeRequestRejected:      {true, true, false},
+		approval.TypeRequestExpired:       {true, true, false},
+		approval.TypeRequestCancelled:     {true, true, false},
+		approval.TypeCommandRejected:      {false, false, false},
+		approval.TypeNotificationRecorded: {false, false, false},
+	} {
+		require.Equal(t, want, [3]bool{hook.Wants(typ), requester.Wants(typ), picky.Wants(typ)}, typ)
+	}
+}
+
 func TestDeadLettersAreTheLatestOutcomeOfEachDelivery(t *testing.T) {
 	t.Parallel()
 	note := func(target, event string, o approval.DeliveryOutcome, gen int) approval.NotificationRecorded {

@@ -40,7 +40,71 @@ type Match struct {
 // NotifyTarget is where notifications about a matched request go.
 type NotifyTarget struct {
 	Kind   string `json:"kind"`   // "slack_channel", "slack_dm_approvers", "webhook", "email"
-	Target string `json:"target"` // channel id or name, URL or address; empty for DMs
+	Target string `json:"target"` // channel id or name, URL or address ("approvers" or "requester" for email); empty for DMs
+	// Events, for webhook and email targets, lists the events delivered
+	// there (NotifyEvents); empty means the default, DefaultNotifyEvents.
+	Events []string `json:"events,omitempty"`
+}
+
+// The event names a webhook or email target may list.
+const (
+	NotifySubmitted = "submitted"
+	NotifyVoted     = "voted"
+	NotifyApproved  = "approved"
+	NotifyRejected  = "rejected"
+	NotifyExpired   = "expired"
+	NotifyCancelled = "cancelled"
+)
+
+// NotifyEvents are the event names, in lifecycle order.
+func NotifyEvents() []string {
+	return []string{NotifySubmitted, NotifyVoted, NotifyApproved, NotifyRejected, NotifyExpired, NotifyCancelled}
+}
+
+// NotifyEventOf names an event type for a target's Events; "" for an event
+// that is never delivered (a refusal, a notification note).
+func NotifyEventOf(eventType string) string {
+	switch eventType {
+	case TypeRequestSubmitted:
+		return NotifySubmitted
+	case TypeVoteRecorded:
+		return NotifyVoted
+	case TypeRequestApproved:
+		return NotifyApproved
+	case TypeRequestRejected:
+		return NotifyRejected
+	case TypeRequestExpired:
+		return NotifyExpired
+	case TypeRequestCancelled:
+		return NotifyCancelled
+	default:
+		return ""
+	}
+}
+
+// DefaultNotifyEvents is what a webhook or email target gets when its
+// Events are empty: a submission goes to the approvers' targets (every
+// target but the requester's), and a decision, expiry or cancellation to
+// every target.
+func (t NotifyTarget) DefaultNotifyEvents() []string {
+	outcomes := []string{NotifyApproved, NotifyRejected, NotifyExpired, NotifyCancelled}
+	if t.Kind == "email" && t.Target == "requester" {
+		return outcomes
+	}
+	return append([]string{NotifySubmitted}, outcomes...)
+}
+
+// Wants reports whether the target gets events of the given type.
+func (t NotifyTarget) Wants(eventType string) bool {
+	name := NotifyEventOf(eventType)
+	if name == "" {
+		return false
+	}
+	events := t.Events
+	if len(events) == 0 {
+		events = t.DefaultNotifyEvents()
+	}
+	return slices.Contains(events, name)
 }
 
 // PolicySnapshot is the policy as it stood when the request was submitted.

@@ -38,6 +38,15 @@
 //	      - slack_dm: approvers       # DM each eligible approver
 //	      - webhook: https://hooks.example.com/assent
 //	      - email: sre@example.com
+//	      - email: requester          # or approvers: each one's address
+//	        events: [approved, rejected] # optional, for webhook and email
+//
+// A webhook or email target gets, unless its events say otherwise, the
+// submission and the outcome (approved, rejected, expired, cancelled);
+// "email: requester" gets only the outcome, since the requester cannot
+// approve. events lists any of submitted, voted, approved, rejected,
+// expired, cancelled. The notifier service delivers them
+// (services/notifier).
 //
 // infra/policies/example.yaml is a complete, commented example, and the
 // tests keep it valid.

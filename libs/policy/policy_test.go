@@ -214,6 +214,38 @@ policies:
 			}}},
 		},
 		{
+			name: "webhook and email targets choose their events",
+			yaml: `
+version: 1
+policies:
+  - name: deploy
+    match: {environment: [prod]}
+    approvers: {users: [alice@example.com]}
+    min_approvals: 1
+    ttl: 1h
+    notify:
+      - webhook: https://hooks.example.com/all
+        events: [cancelled, submitted, voted, approved, rejected, expired]
+      - email: approvers
+      - email: requester
+      - {email: audit@example.com, events: approved}
+`,
+			want: approval.Policies{Rules: []approval.Policy{{
+				Name:            "deploy",
+				Match:           approval.Match{Environments: []string{"prod"}},
+				Approvers:       users("alice"),
+				MinApprovals:    1,
+				RejectThreshold: 1,
+				TTL:             approval.Duration(time.Hour),
+				Notify: []approval.NotifyTarget{
+					{Kind: "webhook", Target: "https://hooks.example.com/all", Events: approval.NotifyEvents()},
+					{Kind: "email", Target: "approvers"},
+					{Kind: "email", Target: "requester"},
+					{Kind: "email", Target: "audit@example.com", Events: []string{"approved"}},
+				},
+			}}},
+		},
+		{
 			// Only a plainly broader earlier match shadows a later one. A glob
 			// that happens to cover another ("services/*" over "services/a")
 			// is not judged, and a narrower earlier policy shadows nothing.

@@ -307,10 +307,15 @@ func (p *parser) notify(n *yaml.Node) []approval.NotifyTarget {
 		return nil
 	}
 	var out []approval.NotifyTarget
-	seen := map[approval.NotifyTarget]int{}
+	seen := map[[2]string]int{}
 	for i, e := range n.Content {
 		e = resolve(e)
 		what := fmt.Sprintf("notify[%d]", i)
+		var events *yaml.Node
+		if e.Kind == yaml.MappingNode && len(e.Content) == 4 && e.Content[2].Value == "events" {
+			events = resolve(e.Content[3])
+			e = &yaml.Node{Kind: yaml.MappingNode, Line: e.Line, Content: e.Content[:2]}
+		}
 		if e.Kind == yaml.MappingNode && len(e.Content) > 2 {
 			p.errorf(e.Line, "%s: an entry has exactly one key; write each target as its own \"- kind: value\" entry", what)
 			continue
@@ -329,15 +334,49 @@ func (p *parser) notify(n *yaml.Node) []approval.NotifyTarget {
 			if !ok {
 				continue
 			}
-			if line, dup := seen[t]; dup {
+			if events != nil {
+				if t.Events, ok = p.notifyEvents(what, kind, events); !ok {
+					continue
+				}
+			}
+			key := [2]string{t.Kind, t.Target}
+			if line, dup := seen[key]; dup {
 				p.errorf(v.Line, "%s: repeats the target at line %d; remove one", what, line)
 				continue
 			}
-			seen[t] = v.Line
+			seen[key] = v.Line
 			out = append(out, t)
 		}
 	}
 	return out
+}
+
+// notifyEvents reads the events a webhook or email target gets, in
+// lifecycle order.
+func (p *parser) notifyEvents(what, kind string, n *yaml.Node) ([]string, bool) {
+	if kind != "webhook" && kind != "email" {
+		p.errorf(n.Line, "%s: events are for webhook and email targets; Slack cards follow the request", what)
+		return nil, false
+	}
+	items, ok := p.list(n, what+".events")
+	if !ok {
+		return nil, false
+	}
+	if len(items) == 0 {
+		p.errorf(n.Line, "%s.events: list at least one of %s, or leave events out for the default", what, strings.Join(approval.NotifyEvents(), ", "))
+		return nil, false
+	}
+	var out []string
+	for _, it := range items {
+		if !slices.Contains(approval.NotifyEvents(), it.v) {
+			p.errorf(it.line, "%s.events: unknown event %q %s", what, it.v, hint(it.v, approval.NotifyEvents()))
+			ok = false
+			continue
+		}
+		out = append(out, it.v)
+	}
+	out = slices.DeleteFunc(approval.NotifyEvents(), func(e string) bool { return !slices.Contains(out, e) })
+	return out, ok
 }
 
 func (p *parser) notifyTarget(what, kind string, n *yaml.Node) (approval.NotifyTarget, bool) {
@@ -369,9 +408,12 @@ func (p *parser) notifyTarget(what, kind string, n *yaml.Node) (approval.NotifyT
 		}
 		return approval.NotifyTarget{Kind: "webhook", Target: it.v}, true
 	case "email":
+		if it.v == "approvers" || it.v == "requester" {
+			return approval.NotifyTarget{Kind: "email", Target: it.v}, true
+		}
 		a, err := mail.ParseAddress(it.v)
 		if err != nil || a.Name != "" || a.Address != it.v {
-			p.errorf(it.line, "%s %q: want a bare address such as sre@example.com", what, it.v)
+			p.errorf(it.line, "%s %q: want a bare address such as sre@example.com, or approvers, or requester", what, it.v)
 			return approval.NotifyTarget{}, false
 		}
 		return approval.NotifyTarget{Kind: "email", Target: it.v}, true

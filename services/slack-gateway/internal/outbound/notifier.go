@@ -451,6 +451,8 @@ func (n *Notifier) ensure(ctx context.Context, st approval.State, t target, care
 // recorded returns the ts of the target's message from the log's notes.
 func (n *Notifier) recorded(st approval.State, t target) string {
 	for _, note := range st.Notes {
+		// Only card and dm notes match: t.kind is one of them, so the
+		// notifier's webhook and email notes are never taken for a card.
 		if note.Kind == t.kind && note.Channel == t.channel && note.Recipient == t.recipient {
 			return note.TS
 		}
@@ -462,8 +464,8 @@ func (n *Notifier) recorded(st approval.State, t target) string {
 // the projection already.
 func (n *Notifier) record(ctx context.Context, st approval.State, t target, ts string) error {
 	for _, note := range st.Notes {
-		if note.Channel == t.channel && note.TS == ts {
-			return nil
+		if !note.Kind.Delivery() && note.Channel == t.channel && note.TS == ts {
+			return nil // the notifier's webhook and email notes are not cards
 		}
 	}
 	body := approval.RecordNotification{Kind: t.kind, Channel: t.channel, TS: ts, Recipient: t.recipient}
