@@ -143,18 +143,22 @@ func oneLine(s string) string {
 	return b.String()
 }
 
-var funcs = map[string]any{"oneLine": oneLine}
+// indent lines after the first, so that a multi-line reason stays inside
+// its field in the text part.
+func indent(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\n            ") }
+
+var funcs = map[string]any{"oneLine": oneLine, "indent": indent}
 
 var textTmpl = texttemplate.Must(texttemplate.New("text").Funcs(funcs).Parse(`{{.Headline | oneLine}}
 {{if .Outcome}}
 Outcome:    {{.Outcome | oneLine}}{{if .Comment}}
-Comment:    {{.Comment}}{{end}}
+Comment:    {{.Comment | indent}}{{end}}
 {{end}}
 Action:     {{.Action.Type | oneLine}} {{.Action.Resource | oneLine}} in {{.Action.Environment | oneLine}}{{if .Action.Digest}}
 Digest:     {{.Action.Digest | oneLine}}{{end}}{{if .Details}}
-Details:    {{.Details}}{{end}}
+Details:    {{.Details | indent}}{{end}}
 Requester:  {{.Requester}}
-Reason:     {{.Reason}}
+Reason:     {{.Reason | indent}}
 Approvers:  {{range $i, $a := .Approvers}}{{if $i}}, {{end}}{{$a}}{{end}} ({{.Needed}} needed)
 Deadline:   {{.Deadline}}{{if .Votes}}
 Votes:{{range .Votes}}
