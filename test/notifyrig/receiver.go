@@ -47,7 +47,7 @@ func Verify(secret string, h http.Header, body []byte, now time.Time, tolerance 
 		return errors.New("bad secret")
 	}
 	mac := hmac.New(sha256.New, key)
-	fmt.Fprintf(mac, "%s.%s.", id, ts)
+	mac.Write([]byte(id + "." + ts + "."))
 	mac.Write(body)
 	want := mac.Sum(nil)
 	for _, s := range strings.Fields(sigs) {

@@ -593,7 +593,7 @@ func (g *Engine) backoff(n int) time.Duration {
 	}
 	// Full jitter, but never less than a tenth of the ceiling, so that a
 	// failing receiver is not retried in a tight loop.
-	return ceiling/10 + time.Duration(rand.Int64N(int64(ceiling-ceiling/10)+1))
+	return ceiling/10 + time.Duration(rand.Int64N(int64(ceiling-ceiling/10)+1)) //nolint:gosec // jitter, not a secret
 }
 
 func (g *Engine) observeAttempt(kind approval.NotificationKind, res Result, took time.Duration) {

@@ -184,7 +184,7 @@ func (g *Engine) failureLocked(t *target, now time.Time, res Result) {
 	if n := t.failures - g.cfg.BreakerFailures; n < 20 {
 		cooldown = min(cooldown, g.cfg.BaseBackoff*time.Duration(1<<n))
 	}
-	cooldown += time.Duration(rand.Int64N(int64(cooldown/4) + 1))
+	cooldown += time.Duration(rand.Int64N(int64(cooldown/4) + 1)) //nolint:gosec // jitter, not a secret
 	t.openUntil = now.Add(cooldown)
 	g.cfg.Logger.Warn("circuit breaker open: the target failed repeatedly; pausing it", "target", t.key, "failures", t.failures, "for", cooldown.Round(time.Millisecond))
 }

@@ -3,6 +3,7 @@ package email_test
 import (
 	"bytes"
 	"crypto/x509"
+	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -47,7 +48,7 @@ func parts(t *testing.T, raw []byte) (*mail.Message, map[string]string) {
 	mr := multipart.NewReader(msg.Body, params["boundary"])
 	for {
 		p, err := mr.NextPart()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		require.NoError(t, err)

@@ -145,7 +145,9 @@ func oneLine(s string) string {
 
 // indent lines after the first, so that a multi-line reason stays inside
 // its field in the text part.
-func indent(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\n            ") }
+func indent(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\n            ")
+}
 
 var funcs = map[string]any{"oneLine": oneLine, "indent": indent}
 

@@ -219,13 +219,13 @@ func appendEscaped(k []byte, s string) []byte {
 }
 
 func pendingPartition(p int32) []byte {
-	return binary.BigEndian.AppendUint32([]byte("n/p/"), uint32(p))
+	return binary.BigEndian.AppendUint32([]byte("n/p/"), uint32(p)) //nolint:gosec // a partition is never negative
 }
 
 func pendingRequest(p int32, rid string) []byte { return appendEscaped(pendingPartition(p), rid) }
 
 func pendingKey(e Entry) []byte {
-	k := binary.BigEndian.AppendUint64(pendingRequest(e.Partition, e.RequestID), uint64(e.Sequence))
+	k := binary.BigEndian.AppendUint64(pendingRequest(e.Partition, e.RequestID), uint64(e.Sequence)) //nolint:gosec // sequences start at 1
 	k = appendEscaped(k, string(e.Kind))
 	return appendEscaped(k, e.Target)
 }
@@ -294,7 +294,7 @@ func scan[T any](r reader, prefix []byte) ([]T, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: scan: %w", err)
 	}
-	defer it.Close()
+	defer it.Close() //nolint:errcheck // a read
 	var out []T
 	for it.First(); it.Valid(); it.Next() {
 		var v T
@@ -336,7 +336,7 @@ func (s *Store) IsPending(e Entry) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("queue: read: %w", err)
 	}
-	defer closer.Close()
+	defer closer.Close() //nolint:errcheck // a read
 	var got Entry
 	if err := json.Unmarshal(v, &got); err != nil {
 		return false, fmt.Errorf("queue: decode: %w", err)

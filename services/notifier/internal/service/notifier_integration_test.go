@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -35,8 +36,8 @@ import (
 // The secrets of the receivers; "ok" is in the middle of a rotation: the
 // notifier signs with both, the receiver still knows only the old one.
 const (
-	secretNew = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
-	secretOld = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	secretNew = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD" //nolint:gosec // a test key
+	secretOld = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" //nolint:gosec // the specification's example key
 	adminTok  = "integration-admin-token-0123456789"
 	horizon   = 40 * time.Second
 )
@@ -334,7 +335,7 @@ func TestIntegrationNotifier(t *testing.T) {
 			var kinds []string
 			for {
 				part, err := mr.NextPart()
-				if err == io.EOF {
+				if errors.Is(err, io.EOF) {
 					break
 				}
 				require.NoError(t, err)

@@ -200,7 +200,7 @@ func (c *Client) Send(ctx context.Context, j delivery.Job) delivery.Result {
 	if err != nil {
 		return failure(ctx, err)
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() //nolint:errcheck // read and drained above
 	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxResponse))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
 	return Classify(resp.StatusCode, resp.Header.Get("Retry-After"), excerpt, c.cfg.Now())

@@ -77,6 +77,8 @@ func ParseSecrets(b []byte) (map[string][]Secret, error) {
 				}
 				list = append(list, n.Value)
 			}
+		case yaml.DocumentNode, yaml.MappingNode, yaml.AliasNode:
+			return nil, fmt.Errorf("webhook secrets: %s: line %d: want a whsec_ secret or a list of them", url, node.Line)
 		default:
 			return nil, fmt.Errorf("webhook secrets: %s: line %d: want a whsec_ secret or a list of them", url, node.Line)
 		}
