@@ -263,7 +263,7 @@ func (p promServer) get(t *testing.T, path string, v any) {
 	t.Helper()
 	resp, err := http.Get(p.url + path)
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	var body struct {
 		Status string          `json:"status"`
 		Data   json.RawMessage `json:"data"`

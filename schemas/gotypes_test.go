@@ -51,7 +51,7 @@ func (s schemaSet) resolve(t *testing.T, node map[string]any, base string) (map[
 		frag := abs.Fragment
 		abs.Fragment = ""
 		base = abs.String()
-		var cur any = s[base]
+		cur := s[base]
 		require.NotNil(t, cur, "%s does not resolve", ref)
 		for _, tok := range strings.Split(strings.TrimPrefix(frag, "/"), "/") {
 			if tok == "" {

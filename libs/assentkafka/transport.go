@@ -366,8 +366,10 @@ func (c *Client) checkTopics(ctx context.Context) error {
 	for _, name := range []string{c.topics.Commands, c.topics.Events} {
 		d, ok := details[name]
 		switch {
-		case !ok || d.Err != nil:
-			return fmt.Errorf("assentkafka: topic %s: %v", name, d.Err)
+		case !ok:
+			return fmt.Errorf("assentkafka: topic %s is missing", name)
+		case d.Err != nil:
+			return fmt.Errorf("assentkafka: topic %s: %w", name, d.Err)
 		case len(d.Partitions) != int(c.topics.Partitions):
 			return fmt.Errorf("assentkafka: topic %s has %d partitions, the configuration says %d",
 				name, len(d.Partitions), c.topics.Partitions)

@@ -107,7 +107,7 @@ func stored(t testing.TB, db *pebble.DB) map[pos][]byte {
 	t.Helper()
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte("x/"), UpperBound: []byte("x0")})
 	require.NoError(t, err)
-	defer it.Close()
+	defer func() { _ = it.Close() }()
 	out := make(map[pos][]byte)
 	for it.First(); it.Valid(); it.Next() {
 		k := it.Key()[2:]

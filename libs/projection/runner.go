@@ -316,8 +316,11 @@ func (r *Runner) prepare(ctx context.Context, adm *kadm.Client) error {
 		return fmt.Errorf("projection: metadata of %s: %w", r.cfg.Topic, err)
 	}
 	td, ok := md.Topics[r.cfg.Topic]
-	if !ok || td.Err != nil {
-		return fmt.Errorf("projection: topic %s is missing (%v); provision it with assent-kafka provision", r.cfg.Topic, td.Err)
+	if !ok {
+		return fmt.Errorf("projection: topic %s is missing; provision it with assent-kafka provision", r.cfg.Topic)
+	}
+	if td.Err != nil {
+		return fmt.Errorf("projection: topic %s is missing (%w); provision it with assent-kafka provision", r.cfg.Topic, td.Err)
 	}
 	if got := int32(len(td.Partitions)); got != r.cfg.Partitions {
 		return permanentError{fmt.Errorf("projection: %s has %d partitions, configured for %d; they must match", r.cfg.Topic, got, r.cfg.Partitions)}
@@ -358,15 +361,21 @@ func (r *Runner) prepare(ctx context.Context, adm *kadm.Client) error {
 	ahead := false
 	for p := range r.cfg.Partitions {
 		end, ok := ends.Lookup(r.cfg.Topic, p)
-		if !ok || end.Err != nil {
-			return fmt.Errorf("projection: end offset of %s/%d: %w (%v)", r.cfg.Topic, p, errNoLeader, end.Err)
+		if !ok {
+			return fmt.Errorf("projection: end offset of %s/%d: %w", r.cfg.Topic, p, errNoLeader)
+		}
+		if end.Err != nil {
+			return fmt.Errorf("projection: end offset of %s/%d: %w (%w)", r.cfg.Topic, p, errNoLeader, end.Err)
 		}
 		if r.Next(p) > end.Offset {
 			ahead = true
 		}
 		lso, ok := stable.Lookup(r.cfg.Topic, p)
-		if !ok || lso.Err != nil {
-			return fmt.Errorf("projection: stable offset of %s/%d: %v", r.cfg.Topic, p, lso.Err)
+		if !ok {
+			return fmt.Errorf("projection: stable offset of %s/%d: not listed", r.cfg.Topic, p)
+		}
+		if lso.Err != nil {
+			return fmt.Errorf("projection: stable offset of %s/%d: %w", r.cfg.Topic, p, lso.Err)
 		}
 		target[p] = lso.Offset
 	}
@@ -443,7 +452,7 @@ func (r *Runner) apply(fetches kgo.Fetches) error {
 	r.mu.Unlock()
 
 	b := r.db.NewIndexedBatch()
-	defer b.Close()
+	defer func() { _ = b.Close() }() // committed or abandoned: Close only recycles it
 	touched := make(map[int32]bool)
 	subjects := make(map[string]bool)
 	stats := BatchStats{}

@@ -28,7 +28,7 @@ func Build(ctx context.Context, root, dir, deciderTags string) error {
 		cmd := exec.CommandContext(ctx, "go", append(args, ".")...)
 		cmd.Dir = filepath.Join(root, s)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("chaos: build %s: %v\n%s", s, err, out)
+			return fmt.Errorf("chaos: build %s: %w\n%s", s, err, out)
 		}
 	}
 	return nil
@@ -111,7 +111,7 @@ func FreePort() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("chaos: free port: %w", err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
@@ -143,7 +143,7 @@ func (p *Proc) Start() error {
 	if err != nil {
 		return fmt.Errorf("chaos: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // the child holds its own descriptor
 	// A marker, so that Owned forgets what an earlier incarnation held.
 	_, _ = fmt.Fprintf(f, "{\"msg\":%q,\"time\":%q}\n", startMarker, time.Now().UTC().Format(time.RFC3339Nano))
 	cmd := exec.Command(p.Bin, p.Args...)
@@ -237,7 +237,7 @@ func (p *Proc) Owned() []int32 {
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	owned := map[int32]bool{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)

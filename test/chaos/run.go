@@ -387,7 +387,7 @@ func settle(ctx context.Context, kcfg eventlog.Config, topic string, ops []Op) (
 		for _, op := range ops {
 			if op.Write() && op.Command != "" && (op.Outcome == OK || op.Outcome == Accepted) {
 				st := states[op.Request]
-				if _, ok := st.Outcomes[op.Command]; !ok && !(op.Kind == KindSubmit && st.Status != approval.StatusNone) {
+				if _, ok := st.Outcomes[op.Command]; !ok && (op.Kind != KindSubmit || st.Status == approval.StatusNone) {
 					missing++
 				}
 			}

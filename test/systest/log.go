@@ -57,7 +57,7 @@ func ReadLog(ctx context.Context, cfg eventlog.Config, topic string) ([]Record, 
 	next := map[int32]int64{}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	for done(next, want) == false {
+	for !done(next, want) {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("systest: read %s: %w (read %v of %v)", topic, err, next, want)

@@ -63,7 +63,7 @@ func build(name, dir string) error {
 	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), ".")
 	cmd.Dir = src
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("systest: build %s: %v\n%s", name, err, out)
+		return fmt.Errorf("systest: build %s: %w\n%s", name, err, out)
 	}
 	return nil
 }
@@ -75,7 +75,7 @@ func FreePort(t testing.TB) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().(*net.TCPAddr).Port
 }
 

@@ -36,7 +36,7 @@ func getJSON(t *testing.T, u string, v any) int {
 	if err != nil {
 		return 0
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	if v != nil && resp.StatusCode == http.StatusOK {
 		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 			return -1

@@ -108,7 +108,7 @@ func newFlags(name, synopsis string, w io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(w)
 	fs.Usage = func() {
-		fmt.Fprintf(w, "usage: auditor %s\n\nFlags:\n", synopsis)
+		_, _ = fmt.Fprintf(w, "usage: auditor %s\n\nFlags:\n", synopsis)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -169,7 +169,7 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 		began := time.Now()
 		cfg.ProgressEvery = *every
 		cfg.Progress = func(done, total int64) {
-			fmt.Fprintf(stderr, "verify: %s\n", progressLine(done, total, time.Since(began)))
+			_, _ = fmt.Fprintf(stderr, "verify: %s\n", progressLine(done, total, time.Since(began)))
 		}
 	}
 	res, err := verify.Run(ctx, cfg)
@@ -186,14 +186,14 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 	} else {
-		fmt.Fprintf(stdout, "%s: %d events (%d new) in %d partitions, %d checkpoints (%d new), %d requests, in %s (%.0f events/s)\n",
+		_, _ = fmt.Fprintf(stdout, "%s: %d events (%d new) in %d partitions, %d checkpoints (%d new), %d requests, in %s (%.0f events/s)\n",
 			c.topic, res.Records, res.NewRecords, res.Partitions, res.Checkpoints, res.NewCheckpoints, res.Requests,
 			res.Took.Round(time.Millisecond), float64(res.NewRecords)/res.Took.Seconds())
 		for _, b := range res.Breaks {
-			fmt.Fprintf(stdout, "BREAK %s\n", b)
+			_, _ = fmt.Fprintf(stdout, "BREAK %s\n", b)
 		}
 		if res.Dropped > 0 {
-			fmt.Fprintf(stdout, "... and %d more breaks not listed\n", res.Dropped)
+			_, _ = fmt.Fprintf(stdout, "... and %d more breaks not listed\n", res.Dropped)
 		}
 	}
 	if !res.OK() {
@@ -205,10 +205,10 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 		if !*asJSON {
-			fmt.Fprintf(stdout, "verified; state saved to %s\n", *statePath)
+			_, _ = fmt.Fprintf(stdout, "verified; state saved to %s\n", *statePath)
 		}
 	} else if !*asJSON {
-		fmt.Fprintln(stdout, "verified")
+		_, _ = fmt.Fprintln(stdout, "verified")
 	}
 	return nil
 }

@@ -76,7 +76,11 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer runner.Close()
+	defer func() {
+		if err := runner.Close(); err != nil {
+			log.Error("closing the projection", "err", err)
+		}
+	}()
 	store.Attach(runner.DB())
 	runner.RegisterMetrics(reg, func() float64 { return float64(store.Invalid.Load()) })
 	m := newMetrics(reg)

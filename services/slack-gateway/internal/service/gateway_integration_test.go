@@ -115,7 +115,7 @@ func (r *rig) post(t *testing.T, gw int, body []byte, h http.Header) (int, strin
 	req.Header = h
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
@@ -220,7 +220,7 @@ func metric(t *testing.T, p *systest.Proc, name string) float64 {
 	t.Helper()
 	resp, err := http.Get(p.URL() + "/metrics")
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	b, _ := io.ReadAll(resp.Body)
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` ([0-9.e+]+)$`).FindSubmatch(b)
 	if m == nil {
