@@ -231,7 +231,7 @@ func relinkExamples(t *testing.T) {
 				raw = bytes.Replace(raw, []byte(`"offset":`+strconv.FormatInt(c.Offset, 10)), []byte(`"offset":`+strconv.FormatInt(prevOffset, 10)), 1)
 				raw = bytes.Replace(raw, []byte(c.Signature), []byte(base64.StdEncoding.EncodeToString(sig)), 1)
 			}
-			require.NoError(t, os.WriteFile(name, raw, 0o644))
+			require.NoError(t, os.WriteFile(name, raw, 0o600))
 		}
 		relinkOpenAPI(t, env.ID, raw)
 		prev, prevOffset = raw, link.offset
@@ -252,7 +252,7 @@ func relinkOpenAPI(t *testing.T, id string, raw []byte) {
 			lines[i] = slices.Concat(before, []byte(`"event": `), raw, []byte("}"))
 		}
 	}
-	require.NoError(t, os.WriteFile("openapi.yaml", bytes.Join(lines, []byte("\n")), 0o644))
+	require.NoError(t, os.WriteFile("openapi.yaml", bytes.Join(lines, []byte("\n")), 0o600))
 }
 
 func TestExampleStoryIsConsistent(t *testing.T) {
@@ -264,7 +264,11 @@ func TestExampleStoryIsConsistent(t *testing.T) {
 	}
 	for _, typ := range approval.CommandTypes() {
 		env := decodeEnvelope(t, readFile(t, "examples/"+typ+".json"))
-		require.True(t, causes[env.ID], "no event example was caused by the %s example", typ)
+		id := env.CommandID
+		if id == "" {
+			id = env.ID
+		}
+		require.True(t, causes[id], "no event example was caused by the %s example", typ)
 	}
 
 	// The submitted event's content hash is the submit's.

@@ -175,7 +175,7 @@ func TestValidateRefuses(t *testing.T) {
 		{"no type", strings.Replace(vote, `"type":"dev.assent.command.vote",`, "", 1), schemas.ErrInvalid, "type"},
 		{"type not a string", strings.Replace(vote, `"type":"dev.assent.command.vote"`, `"type":7`, 1), schemas.ErrInvalid, "type"},
 		{"unknown type", strings.Replace(vote, "command.vote", "command.veto", 1), schemas.ErrUnknownType, `"dev.assent.command.veto"; known types: dev.assent.command.cancel`},
-		{"expire is internal", strings.Replace(vote, "command.vote", "command.expire", 1), schemas.ErrUnknownType, "dev.assent.command.expire"},
+		{"expire from a user", strings.Replace(vote, "command.vote", "command.expire", 1), schemas.ErrInvalid, "value must be 'system:decider'"},
 		{"duplicate attribute", strings.Replace(vote, `"actor":"user:alice@example.com"`, `"actor":"user:alice@example.com","actor":"user:root@example.com"`, 1), schemas.ErrInvalid, `key "actor" appears twice`},
 		{"duplicate data field", strings.Replace(vote, `"decision":"approve"`, `"decision":"reject","decision":"approve"`, 1), schemas.ErrInvalid, `key "decision" appears twice`},
 		{"data_base64", strings.Replace(vote, `"data":`, `"data_base64":"e30=","data":`, 1), schemas.ErrInvalid, "data_base64"},

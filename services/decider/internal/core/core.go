@@ -54,6 +54,7 @@ type Core struct {
 	owned   map[int32]*partition
 	overlay map[string]overlayEntry
 	epoch   uint64
+	asked   map[string]time.Time // expiries asked for, by request, and when
 }
 
 type partition struct {

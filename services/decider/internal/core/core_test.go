@@ -38,7 +38,7 @@ import (
 //	begin                    start a transaction at the clock's time
 //	command ID REQ TYPE ACTOR [k=v...]   decide a command record
 //	garbage REQ              decide a record that is not a CloudEvent
-//	expire                   decide the due expiries
+//	timers                   the timers ask for expiries; decided in the open transaction, if any
 //	checkpoints              sign the heads that are due
 //	commit                   the transaction commits: its records get offsets
 //	abort                    the transaction aborts: it is dropped
@@ -176,8 +176,24 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		h.txn.Command(core.In{Partition: p, Offset: h.offset[p] - 1, Key: []byte(rid), Value: []byte("{not json"),
 			DecodeErr: fmt.Errorf("%w: not JSON", wire.ErrInvalidEnvelope)})
 		h.flushDecided(&out)
-	case "expire":
-		h.txn.Expire()
+	case "timers":
+		// The timers ask for expiries; the commands go through the
+		// commands topic and come back to the owner, who decides them in
+		// the open transaction.
+		cmds, err := h.core.Timers(h.now)
+		require.NoError(t, err)
+		for _, c := range cmds {
+			fmt.Fprintf(&out, "asked %s %s\n", c.ID, c.Actor)
+			env, err := codec.CommandEnvelope(c, "assent/decider")
+			require.NoError(t, err)
+			value, err := wire.Marshal(env)
+			require.NoError(t, err)
+			p := wire.Partition([]byte(c.RequestID), partitions)
+			h.offset[p]++
+			if h.txn != nil {
+				h.txn.Command(core.In{Partition: p, Offset: h.offset[p] - 1, Key: []byte(c.RequestID), Value: value, Envelope: env})
+			}
+		}
 		h.flushDecided(&out)
 	case "checkpoints":
 		h.txn.Checkpoints()

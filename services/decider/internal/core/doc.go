@@ -28,9 +28,13 @@
 //
 // # Timers and checkpoints
 //
-// Expire decides an expiry for every due request of the caught-up
-// partitions. Checkpoints signs the head of every partition with new
-// events since its last checkpoint, at most once per interval.
+// Timers returns an expire command for every due request of the caught-up
+// partitions; it never writes an event. The adapter sends the commands to
+// the commands topic, and they are decided like any other, in a
+// transaction that consumes them and is therefore fenced by the consumer
+// group. Checkpoints signs the head of every partition with new events
+// since its last checkpoint, at most once per interval; the adapter calls
+// it only in a transaction that consumes commands, for the same reason.
 //
 // See docs/architecture.md for the invariants these rules serve.
 package core

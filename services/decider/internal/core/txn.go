@@ -150,53 +150,6 @@ func (t *Txn) Command(in In) {
 	t.write(in.Partition, state, dec.Events)
 }
 
-// Expire decides an expiry for every due request of the caught-up
-// partitions this core owns.
-func (t *Txn) Expire() {
-	c := t.c
-	c.mu.Lock()
-	var parts []int32
-	for p, pt := range c.owned {
-		if pt.caughtUp {
-			parts = append(parts, p)
-		}
-	}
-	var pendingOverlay []string
-	for rid, e := range c.overlay {
-		if e.state.Status == approval.StatusPending && !t.now.Before(e.state.Policy.ExpiresAt) {
-			pendingOverlay = append(pendingOverlay, rid)
-		}
-	}
-	c.mu.Unlock()
-	due := map[string]int32{}
-	for _, p := range parts {
-		ids, err := c.store.Due(p, t.now, c.cfg.DueLimit)
-		if err != nil {
-			t.fail(err)
-			return
-		}
-		for _, rid := range ids {
-			due[rid] = p
-		}
-	}
-	for _, rid := range pendingOverlay {
-		due[rid] = wire.Partition([]byte(rid), int(c.cfg.Partitions))
-	}
-	for rid, p := range due {
-		state, err := c.load(t, rid)
-		if err != nil {
-			t.fail(err)
-			return
-		}
-		cmd := approval.Command{ID: "expire:" + rid, RequestID: rid, Actor: approval.SystemDecider, Time: t.now, Body: approval.Expire{}}
-		dec := approval.Decide(state, cmd, c.cfg.Policies(), t.now)
-		if c.cfg.Observe != nil {
-			c.cfg.Observe(approval.TypeExpire, dec, time.Time{})
-		}
-		t.write(p, state, dec.Events)
-	}
-}
-
 // write stages a decision's events and the new state and head.
 func (t *Txn) write(p int32, state approval.State, events []approval.Event) {
 	if len(events) == 0 {
