@@ -322,7 +322,7 @@ func (r *Runner) prepare(ctx context.Context, adm *kadm.Client) error {
 	if td.Err != nil {
 		return fmt.Errorf("projection: topic %s is missing (%w); provision it with assent-kafka provision", r.cfg.Topic, td.Err)
 	}
-	if got := int32(len(td.Partitions)); got != r.cfg.Partitions {
+	if got := len(td.Partitions); got != int(r.cfg.Partitions) {
 		return permanentError{fmt.Errorf("projection: %s has %d partitions, configured for %d; they must match", r.cfg.Topic, got, r.cfg.Partitions)}
 	}
 	identity := md.Cluster + "/" + td.ID.String()

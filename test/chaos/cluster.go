@@ -115,7 +115,7 @@ func StartCluster(ctx context.Context, root, dir string, logf func(string, ...an
 	errs := make(chan error, 3)
 	for _, nd := range c.nodes {
 		ndir := c.nodeDir(nd.n)
-		if err := os.MkdirAll(filepath.Join(ndir, "logs"), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(ndir, "logs"), 0o750); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("chaos: %w", err)
 		}
@@ -125,7 +125,7 @@ func StartCluster(ctx context.Context, root, dir string, logf func(string, ...an
 			"@DATA_DIR@", filepath.Join(ndir, "data"), "@REPLICATION_FACTOR@", "3", "@MIN_ISR@", "2",
 			"127.0.0.1", nd.ip,
 		).Replace(string(tmpl))
-		if err := os.WriteFile(filepath.Join(ndir, "server.properties"), []byte(props), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(ndir, "server.properties"), []byte(props), 0o600); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("chaos: %w", err)
 		}
@@ -239,7 +239,7 @@ func (c *Cluster) Start(n int) error {
 		return nil
 	}
 	ndir := c.nodeDir(n)
-	f, err := os.OpenFile(filepath.Join(ndir, "logs/stdout.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(filepath.Join(ndir, "logs/stdout.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("chaos: %w", err)
 	}

@@ -107,7 +107,7 @@ func (r *Run) Save(dir string) error {
 	if err != nil {
 		return fmt.Errorf("chaos: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "report.json"), j, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "report.json"), j, 0o600); err != nil {
 		return fmt.Errorf("chaos: %w", err)
 	}
 	h, err := os.Create(filepath.Join(dir, "history.jsonl"))

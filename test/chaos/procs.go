@@ -139,7 +139,7 @@ func (p *Proc) Start() error {
 	if p.cmd != nil || p.closed {
 		return nil
 	}
-	f, err := os.OpenFile(p.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(p.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("chaos: %w", err)
 	}

@@ -95,7 +95,7 @@ type Proc struct {
 // Start starts the process; its output is appended to p.Log.
 func (p *Proc) Start() {
 	p.t.Helper()
-	f, err := os.OpenFile(p.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(p.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		p.t.Fatal(err)
 	}

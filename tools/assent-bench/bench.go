@@ -79,6 +79,10 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil || cfg.brokers == "" {
 		return errors.New("no brokers: set ASSENT_KAFKA_BROKERS or --brokers (scripts/bench starts a cluster)")
 	}
+	if cfg.partitions < 1 || cfg.partitions > 10000 { // what the services accept in ASSENT_PARTITIONS
+		return fmt.Errorf("--partitions must be 1 to 10000, got %d", cfg.partitions)
+	}
+	partitions := int32(cfg.partitions)
 	kcfg := eventlog.Config{Brokers: brokers, ClientID: "assent-bench"}
 	admCl, err := eventlog.NewClient(kcfg)
 	if err != nil {
@@ -90,7 +94,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	// 1. The floor.
 	floorIn, floorOut := "bench."+stamp+".floor-in", "bench."+stamp+".floor-out"
-	spec := eventlog.TopicSpec{Commands: floorIn, Events: floorOut, Partitions: int32(cfg.partitions), ReplicationFactor: 3, MinInsyncReplicas: 2}
+	spec := eventlog.TopicSpec{Commands: floorIn, Events: floorOut, Partitions: partitions, ReplicationFactor: 3, MinInsyncReplicas: 2}
 	if _, err := logadmin.Provision(ctx, adm, spec); err != nil {
 		return fmt.Errorf("floor topics: %w", err)
 	}
@@ -103,7 +107,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	// 2. Assent.
 	topics := eventlog.TopicSpec{Commands: "bench." + stamp + ".commands", Events: "bench." + stamp + ".events",
-		Partitions: int32(cfg.partitions), ReplicationFactor: 3, MinInsyncReplicas: 2}
+		Partitions: partitions, ReplicationFactor: 3, MinInsyncReplicas: 2}
 	if _, err := logadmin.Provision(ctx, adm, topics); err != nil {
 		return fmt.Errorf("assent topics: %w", err)
 	}
@@ -253,7 +257,7 @@ func measureFloor(ctx context.Context, kcfg eventlog.Config, cfg config, in, out
 					close(ch.(chan struct{}))
 				}
 				if recording.Load() && len(r.Value) == 8 {
-					sent := time.Unix(0, int64(binary.BigEndian.Uint64(r.Value)))
+					sent := time.Unix(0, int64(binary.BigEndian.Uint64(r.Value))) //nolint:gosec // G115: the bits the sender wrote from UnixNano, read back
 					mu.Lock()
 					lat = append(lat, now.Sub(sent))
 					mu.Unlock()

@@ -183,7 +183,7 @@ func specFlags(fs *flag.FlagSet) (func() (eventlog.TopicSpec, error), *time.Dura
 	minISR := fs.Int("min-isr", def.MinInsyncReplicas, "min.insync.replicas of each topic")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	return func() (eventlog.TopicSpec, error) {
-		if *partitions > math.MaxInt32 || *rf > math.MaxInt16 {
+		if *partitions < 0 || *partitions > math.MaxInt32 || *rf < 0 || *rf > math.MaxInt16 {
 			return eventlog.TopicSpec{}, errors.New("--partitions or --replication-factor is out of range")
 		}
 		spec := eventlog.TopicSpec{

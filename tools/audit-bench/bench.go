@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -77,6 +78,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	seeds, err := eventlog.ParseBrokers(*brokers)
 	if err != nil {
 		return fmt.Errorf("--brokers: %w (scripts/kafka up prints them)", err)
+	}
+	if *parts < 1 || *parts > math.MaxInt32 {
+		return fmt.Errorf("--partitions must be 1 to %d, got %d", math.MaxInt32, *parts)
 	}
 	o := options{kafka: eventlog.Config{Brokers: seeds, ClientID: "audit-bench"}, bin: *bin, events: *events,
 		partitions: int32(*parts), checkpointEvery: *every, keep: *keep, skipIndex: *skip}

@@ -66,7 +66,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // called with the index once the store is open (tests query it directly).
 func Serve(ctx context.Context, cfg ServeConfig, stdout io.Writer, ready func(*index.Index, *projection.Runner)) error {
 	log := daemon.NewLogger(stdout, cfg.LogLevel, "auditor", cfg.Instance)
-	if err := os.MkdirAll(filepath.Dir(cfg.DataDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(cfg.DataDir), 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	idx := &index.Index{Topic: cfg.Topics.Events, Keys: cfg.Keys}
