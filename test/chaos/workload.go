@@ -102,7 +102,7 @@ func (w *Workload) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cl := &client{w: w, id: c, rng: rand.New(rand.NewPCG(uint64(c), uint64(time.Now().UnixNano())))}
+			cl := &client{w: w, id: c, rng: rand.New(rand.NewPCG(uint64(c), uint64(time.Now().UnixNano())))} //nolint:gosec // G404: workload choices and jitter, not secrets
 			for n := 0; ; n++ {
 				select {
 				case <-w.Stop:

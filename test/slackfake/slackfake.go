@@ -38,7 +38,7 @@ import (
 )
 
 // Token is the bot token the fake accepts.
-const Token = "xoxb-assent-test"
+const Token = "xoxb-assent-test" //nolint:gosec // G101: the fake's own made-up token
 
 // User is a member of the fake workspace.
 type User struct {
