@@ -88,7 +88,7 @@ func (r *rig) startDecider(t *testing.T, name string) *decider {
 	require.NoError(t, err)
 	t.Cleanup(timers.Close)
 	loop := session.New(session.Config{Group: "deciders", TransactionalID: "assent-" + name, EventsTopic: r.topics.Events,
-		Timers: command.Kafka{Client: timers, Topic: r.topics.Commands},
+		Timers:     command.Kafka{Client: timers, Topic: r.topics.Commands},
 		TxnTimeout: 5 * time.Second, SessionTTL: time.Second, ExpiryPeriod: 50 * time.Millisecond, Logger: log}, c, runner, r.adm, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &decider{name: name, core: c, runner: runner, cancel: cancel, done: make(chan error, 2)}
@@ -102,8 +102,11 @@ func (r *rig) startDecider(t *testing.T, name string) *decider {
 	}()
 	t.Cleanup(func() {
 		cancel()
-		<-d.done
-		<-d.done
+		for range 2 { // both loops: how they ended is logged, not checked
+			if err := <-d.done; err != nil {
+				t.Logf("%s: %v", name, err)
+			}
+		}
 		_ = runner.Close()
 	})
 	return d
