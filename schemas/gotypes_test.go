@@ -136,8 +136,8 @@ func TestSchemaFieldsMatchGoTypes(t *testing.T) {
 	t.Parallel()
 	set := loadSchemas(t)
 	goType := func(typ string) reflect.Type {
-		if typ == schemas.CheckpointType {
-			return reflect.TypeFor[checkpoint]()
+		if typ == schemas.SealType {
+			return reflect.TypeFor[seal]()
 		}
 		if slices.Contains(approval.CommandTypes(), typ) {
 			b, err := approval.DecodeCommandBody(typ, nil)

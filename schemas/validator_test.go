@@ -51,7 +51,7 @@ func examples(t *testing.T, dir string) []example {
 // domainTypes is every type on the wire: the commands and request events
 // the domain defines, and the checkpoint.
 func domainTypes() []string {
-	types := slices.Concat(approval.CommandTypes(), approval.EventTypes(), []string{schemas.CheckpointType})
+	types := slices.Concat(approval.CommandTypes(), approval.EventTypes(), []string{schemas.SealType})
 	slices.Sort(types)
 	return types
 }
@@ -105,7 +105,7 @@ func TestInvalidExamplesFail(t *testing.T) {
 		"event-without-prevhash__required.json":       "",
 		"prevhash-on-command__false.json":             "/prevhash",
 		"system-actor-on-command__pattern.json":       "/actor",
-		"checkpoint-with-subject__false.json":         "/subject",
+		"seal-with-subject__false.json":         "/subject",
 		"short-signature__pattern.json":               "/data/signature",
 	}
 	v := newValidator(t)

@@ -169,6 +169,11 @@ func (a *Authenticator) seal(it Item) Result {
 	if len(run) != s.Count {
 		return reject(KindUnauthenticated, "the seal signs %d records, %d link from %s to %s", s.Count, len(run), s.From, s.Head)
 	}
+	for j := 1; j < len(run); j++ {
+		if run[j] > run[j-1] {
+			return reject(KindUnauthenticated, "the records the seal signs are not in the order it signed them (reordered)")
+		}
+	}
 	covered := make(map[int]bool, len(run))
 	for j := len(run) - 1; j >= 0; j-- {
 		covered[run[j]] = true
@@ -184,5 +189,19 @@ func (a *Authenticator) seal(it Item) Result {
 	a.pending = a.pending[:0]
 	a.head = it.Hash
 	a.lastSeal = it.Env.Time
+	return res
+}
+
+// Flush rejects every record still held for its seal: a reader that has
+// read up to a stable offset (the end of the log as it stands, where every
+// transaction has ended) knows none of them will be covered. A reader that
+// follows the log live never flushes.
+func (a *Authenticator) Flush() Result {
+	var res Result
+	for _, p := range a.pending {
+		res.Rejected = append(res.Rejected, Rejection{Item: p, Kind: KindUnauthenticated,
+			Reason: "no seal covers it by the end of the log"})
+	}
+	a.pending = a.pending[:0]
 	return res
 }

@@ -182,6 +182,18 @@ func TestAuthenticatorRejectsForgeries(t *testing.T) {
 			l.seal(s, from, 2)
 			l.marker(1)
 		}, map[int64]string{4: wire.KindUnauthenticated}, []int64{0, 1, 3, 5, 6}},
+		{"a run reordered", func(l *partitionLog) {
+			l.txn(1)
+			from := l.chain.Head
+			a, err := l.chain.Next(l.event("r-1"))
+			require.NoError(t, err)
+			b, err := l.chain.Next(l.event("r-1"))
+			require.NoError(t, err)
+			l.item(b, true, 1) // written in the wrong order
+			l.item(a, true, 1)
+			l.seal(s, from, 2)
+			l.marker(1)
+		}, map[int64]string{3: wire.KindUnauthenticated, 4: wire.KindUnauthenticated, 5: wire.KindUnauthenticated}, []int64{0, 1}},
 		{"a reordered pair", func(l *partitionLog) {
 			l.txn(2)
 			l.item(l.records[1].Record.Value, true, 66)

@@ -16,6 +16,9 @@ import (
 // it wrote there before it.
 const TypeSeal = "dev.assent.log.seal"
 
+// AlgorithmEd25519 is the only signature algorithm.
+const AlgorithmEd25519 = "ed25519"
+
 // SealActor is the actor of every seal.
 const SealActor = "system:decider"
 

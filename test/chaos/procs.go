@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/assent-dev/assent/test/systest"
 )
 
 // Build compiles the services the suite runs into dir. tags, if set, are
@@ -124,11 +126,11 @@ func NewProc(dir, bin, kind, name, instance string, env ...string) (*Proc, error
 	}
 	return &Proc{
 		Name: name, Kind: kind, Bin: bin, Port: port, Log: filepath.Join(dir, name+".log"),
-		Env: append([]string{
-			"ASSENT_INSTANCE_ID=" + instance,
-			"ASSENT_DATA_DIR=" + filepath.Join(dir, "data", name),
+		Env: append(append(systest.DeciderKeyEnv(),
+			"ASSENT_INSTANCE_ID="+instance,
+			"ASSENT_DATA_DIR="+filepath.Join(dir, "data", name),
 			fmt.Sprintf("ASSENT_HTTP_ADDR=127.0.0.1:%d", port),
-		}, env...),
+		), env...),
 	}, nil
 }
 

@@ -179,7 +179,7 @@ func NewProc(t testing.TB, bin, name string, env ...string) *Proc {
 	port := FreePort(t)
 	p := &Proc{
 		Name: name, Bin: bin, Port: port, Log: filepath.Join(dir, name+".log"), t: t,
-		Env: append([]string{
+		Env: append(DeciderKeyEnv(), append([]string{
 			// The instance names the Kafka transactional id, which is
 			// cluster-wide: two tests (or a test and scripts/up) that both
 			// start a "decider-1" on one cluster would fence each other.
@@ -187,7 +187,7 @@ func NewProc(t testing.TB, bin, name string, env ...string) *Proc {
 			fmt.Sprintf("ASSENT_INSTANCE_ID=%s-%d", name, port),
 			"ASSENT_DATA_DIR=" + filepath.Join(dir, "data"),
 			fmt.Sprintf("ASSENT_HTTP_ADDR=127.0.0.1:%d", port),
-		}, env...),
+		}, env...)...),
 	}
 	t.Cleanup(p.Stop)
 	return p

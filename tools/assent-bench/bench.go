@@ -336,6 +336,7 @@ func copier(ctx context.Context, kcfg eventlog.Config, in, out string) error {
 		kgo.TransactionalID("assent-bench-copier-"+in),
 		kgo.TransactionTimeout(10*time.Second),
 		kgo.ConcurrentTransactionsBackoff(txnBackoff()),
+		kgo.MetadataMinAge(100*time.Millisecond), // as the deciders' (services/decider: metadataMinAge)
 		kgo.ConsumerGroup("assent-bench-"+in),
 		kgo.ConsumeTopics(in),
 		kgo.FetchMaxWait(time.Second),
@@ -425,6 +426,7 @@ func startServices(ctx context.Context, cfg config, topics eventlog.TopicSpec, s
 	common := []string{
 		"ASSENT_KAFKA_BROKERS=" + cfg.brokers, "ASSENT_COMMANDS_TOPIC=" + topics.Commands,
 		"ASSENT_EVENTS_TOPIC=" + topics.Events, fmt.Sprintf("ASSENT_PARTITIONS=%d", cfg.partitions),
+		"ASSENT_SEAL_KEYS_FILE=" + filepath.Join(cfg.root, "infra/keys/decider-keys.json"),
 		"ASSENT_LOG_LEVEL=" + cmp.Or(os.Getenv("ASSENT_BENCH_LOG_LEVEL"), "warn"),
 	}
 	var procs []*proc
@@ -440,7 +442,9 @@ func startServices(ctx context.Context, cfg config, topics eventlog.TopicSpec, s
 			"ASSENT_DATA_DIR="+filepath.Join(dir, name),
 			fmt.Sprintf("ASSENT_HTTP_ADDR=127.0.0.1:%d", port))
 		if svc == "decider" {
-			env = append(env, "ASSENT_DECIDER_GROUP=bench-"+stamp, "ASSENT_POLICY_FILE="+filepath.Join(cfg.root, "infra/policies/example.yaml"))
+			env = append(env, "ASSENT_DECIDER_GROUP=bench-"+stamp, "ASSENT_POLICY_FILE="+filepath.Join(cfg.root, "infra/policies/example.yaml"),
+				// The demo key: the bench is a local tool, like scripts/up.
+				"ASSENT_SIGNING_KEY_FILE="+filepath.Join(cfg.root, "infra/keys/demo-decider.key.pem"), "ASSENT_SIGNING_KEY_ID=demo-2026-01")
 		} else {
 			env = append(env, "ASSENT_TOKENS_FILE="+filepath.Join(cfg.root, "infra/tokens/demo-tokens.yaml"))
 		}

@@ -57,7 +57,7 @@ type options struct {
 	bin             string // holds the auditor binary
 	events          int64  // at least this many records
 	partitions      int32
-	checkpointEvery int
+	sealEvery       int
 	keep            bool // keep the scratch topic
 	skipIndex       bool
 }
@@ -69,7 +69,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	bin := fs.String("bin", ".run/bin", "directory holding the auditor binary (scripts/bench builds it there)")
 	events := fs.Int64("events", 1_000_000, "records to generate (at least)")
 	parts := fs.Int("partitions", 12, "partitions of the scratch topic")
-	every := fs.Int("checkpoint-every", 1000, "records between signed checkpoints")
+	every := fs.Int("seal-every", 100, "events per sealed transaction (a decider seals each transaction)")
 	keep := fs.Bool("keep", false, "keep the scratch topic")
 	skip := fs.Bool("skip-index", false, "skip the audit service's projection and the actor query")
 	if err := fs.Parse(args); err != nil {
@@ -83,7 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("--partitions must be 1 to %d, got %d", math.MaxInt32, *parts)
 	}
 	o := options{kafka: eventlog.Config{Brokers: seeds, ClientID: "audit-bench"}, bin: *bin, events: *events,
-		partitions: int32(*parts), checkpointEvery: *every, keep: *keep, skipIndex: *skip}
+		partitions: int32(*parts), sealEvery: *every, keep: *keep, skipIndex: *skip}
 	return bench(ctx, o, stdout, stderr)
 }
 
@@ -139,8 +139,8 @@ func bench(ctx context.Context, o options, out, errw io.Writer) error {
 	// 3.5 events a request on average (loggen's six scenarios).
 	requests := int(o.events*6/21) + 1000
 	gopts := loggen.Options{Topic: topic, Partitions: o.partitions, Requests: requests, Signer: signer,
-		CheckpointEvery: o.checkpointEvery, Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Step: 10 * time.Millisecond}
-	_, _ = fmt.Fprintf(out, "topic %s: %d partitions, %d requests, a checkpoint every %d records\n", topic, o.partitions, requests, o.checkpointEvery)
+		SealEvery: o.sealEvery, Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Step: 10 * time.Millisecond}
+	_, _ = fmt.Fprintf(out, "topic %s: %d partitions, %d requests, a seal every %d events\n", topic, o.partitions, requests, o.sealEvery)
 	began := time.Now()
 	n, err := loggen.Stream(ctx, o.kafka, gopts, func(n int64) {
 		_, _ = fmt.Fprintf(errw, "audit-bench: written %d records (%.0f/s)\n", n, float64(n)/time.Since(began).Seconds())
@@ -176,7 +176,7 @@ func bench(ctx context.Context, o options, out, errw io.Writer) error {
 	verifyRate := float64(n) / took.Seconds()
 	_, _ = fmt.Fprintf(out, "bare franz-go read: %d records in %s (%.0f/s; runs %s and %s)\n", n, bare.Round(time.Millisecond), bareRate,
 		bare1.Round(time.Millisecond), bare2.Round(time.Millisecond))
-	_, _ = fmt.Fprintf(out, "verify:             %d records, %d checkpoints, %d requests in %s (%.0f/s)\n", res.Records, res.Checkpoints, res.Requests,
+	_, _ = fmt.Fprintf(out, "verify:             %d records, %d seals, %d requests in %s (%.0f/s)\n", res.Records, res.Seals, res.Requests,
 		took.Round(time.Millisecond), verifyRate)
 	_, _ = fmt.Fprintf(out, "verify / bare read: %.2fx the time (%.0f%% of the bare read's throughput)\n", took.Seconds()/bare.Seconds(), 100*verifyRate/bareRate)
 	if o.skipIndex {
@@ -189,7 +189,7 @@ func bench(ctx context.Context, o options, out, errw io.Writer) error {
 type verifyResult struct {
 	OK          bool            `json:"ok"`
 	Records     int64           `json:"records"`
-	Checkpoints int64           `json:"checkpoints"`
+	Seals       int64           `json:"seals"`
 	Requests    int64           `json:"requests"`
 	Seconds     float64         `json:"seconds"`
 	Breaks      json.RawMessage `json:"breaks"`

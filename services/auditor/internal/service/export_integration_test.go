@@ -45,9 +45,10 @@ func TestIntegrationExportAndStateMatchReplay(t *testing.T) {
 	require.NoError(t, err)
 	topic := kafkatest.NewTopics(t, parts).Events
 	log, err := loggen.Build(loggen.Options{Topic: topic, Partitions: parts, Requests: requests, Signer: signer,
-		CheckpointEvery: 200, Start: start, Step: time.Second})
+		SealEvery: 200, Start: start, Step: time.Second})
 	require.NoError(t, err)
-	require.NoError(t, loggen.Write(t.Context(), eventlog.Config{Brokers: kafkatest.Brokers(t)}, topic, log))
+	_, err = loggen.Write(t.Context(), eventlog.Config{Brokers: kafkatest.Brokers(t)}, topic, log)
+	require.NoError(t, err)
 
 	// By hand: what an export of this window and actor must hold.
 	from, to := start.Add(2000*time.Second), start.Add(6000*time.Second)

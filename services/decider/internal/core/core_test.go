@@ -39,7 +39,7 @@ import (
 //	command ID REQ TYPE ACTOR [k=v...]   decide a command record
 //	garbage REQ              decide a record that is not a CloudEvent
 //	timers                   the timers ask for expiries; decided in the open transaction, if any
-//	checkpoints              sign the heads that are due
+//	seal                     seal the run each partition got in the transaction
 //	commit                   the transaction commits: its records get offsets
 //	abort                    the transaction aborts: it is dropped
 //	apply                    the projection applies everything committed
@@ -104,7 +104,7 @@ func newHarness(t *testing.T) *harness {
 	}}}
 	h.core = core.New(core.Config{
 		Topic: "events", Partitions: partitions, Source: "assent/decider", Policies: func() approval.Policies { return pols },
-		Signer: signer, CheckpointInterval: 30 * time.Second,
+		Signer: signer,
 		Observe: func(typ string, d approval.Decision, _ time.Time) {
 			switch {
 			case d.Replayed:
@@ -195,8 +195,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			}
 		}
 		h.flushDecided(&out)
-	case "checkpoints":
-		h.txn.Checkpoints()
+	case "seal":
+		h.txn.Seal()
 	case "commit":
 		require.NotNil(t, h.txn)
 		if err := h.txn.Err(); err != nil {
@@ -252,14 +252,20 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "log":
 		p := parts(args)[0]
 		prev := wire.GenesisHash
+		keys := wire.NewKeyRing(map[string]ed25519.PublicKey{"test": h.signer.Public()})
 		for off, r := range h.log[p] {
 			env, err := wire.Unmarshal(r.value)
 			require.NoError(t, err)
 			link := "ok"
-			if env.PrevHash != "" && env.PrevHash != prev {
+			if env.PrevHash != prev {
 				link = "BROKEN"
 			}
-			fmt.Fprintf(&out, "%d %s %s seq=%s link=%s\n", off, shortType(env.Type), env.Subject, env.Sequence, link)
+			if env.Type == wire.TypeSeal {
+				s, err := wire.VerifySeal(keys, "events", p, env)
+				fmt.Fprintf(&out, "%d seal count=%d verifies=%v link=%s\n", off, s.Count, err == nil, link)
+			} else {
+				fmt.Fprintf(&out, "%d %s %s seq=%s link=%s\n", off, shortType(env.Type), env.Subject, env.Sequence, link)
+			}
 			prev = r.hash
 		}
 	case "owned":
@@ -289,16 +295,14 @@ func (h *harness) flushDecided(out *strings.Builder) {
 	h.decided = nil
 }
 
-// projectedHead is where the projection says partition p's chain ends.
-func (h *harness) projectedHead(p int32) core.Head {
+// projectedHead is where the projection says partition p's authenticated
+// chain ends: the hash of the last record applied.
+func (h *harness) projectedHead(p int32) string {
 	l := h.log[p][:h.next[p]]
 	if len(l) == 0 {
-		return core.Head{Hash: wire.GenesisHash, Offset: -1}
+		return wire.GenesisHash
 	}
-	last := l[len(l)-1]
-	env, err := wire.Unmarshal(last.value)
-	require.NoError(h.t, err)
-	return core.Head{Hash: last.hash, Offset: int64(len(l) - 1), Checkpoint: env.Type == wire.TypeCheckpoint}
+	return l[len(l)-1].hash
 }
 
 func (h *harness) apply(t *testing.T) {
@@ -365,8 +369,12 @@ func describe(o core.Out, off int64) string {
 	if off >= 0 {
 		where += fmt.Sprintf("@%d", off)
 	}
-	if o.Checkpoint {
-		return where + " checkpoint"
+	if o.Seal {
+		s, err := wire.DecodeSeal(env)
+		if err != nil {
+			return where + " bad seal"
+		}
+		return fmt.Sprintf("%s seal count=%d", where, s.Count)
 	}
 	return fmt.Sprintf("%s %s %s seq=%s", where, shortType(env.Type), env.Subject, env.Sequence)
 }

@@ -62,16 +62,12 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	defer adminClient.Close()
 	adm := kadm.NewClient(adminClient)
 
-	if cfg.Signer == nil {
-		log.Warn("checkpoints disabled: set ASSENT_CHECKPOINT_KEY_FILE and ASSENT_CHECKPOINT_KEY_ID to sign the log (see infra/keys/README.md)")
-	} else {
-		log.Info("signing checkpoints", "key_id", cfg.Signer.KeyID(), "interval", cfg.CheckpointInterval.String())
-	}
+	log.Info("sealing every transaction", "key_id", cfg.Signer.KeyID(), "published_keys", cfg.Keys.Len())
 	reg := daemon.NewRegistry()
 	store := &requests.Store{}
 	runner, err := projection.Open(projection.Config{
 		Dir: cfg.DataDir, Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions,
-		Kafka: cfg.Kafka, Handler: store, Logger: log,
+		Kafka: cfg.Kafka, Handler: store, Logger: log, Keys: cfg.Keys,
 	})
 	if err != nil {
 		return err
@@ -96,7 +92,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	c := core.New(core.Config{
 		Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions, Source: Source,
 		Policies: func() approval.Policies { return pols },
-		Signer:   cfg.Signer, CheckpointInterval: cfg.CheckpointInterval,
+		Signer:   cfg.Signer,
 		Observe: func(typ string, d approval.Decision, commandTime time.Time) {
 			m.observeDecision(typ, d)
 			if !commandTime.IsZero() && len(d.Events) > 0 {
@@ -113,7 +109,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 				log.Error("skipping a command without a key: it names no request", "partition", in.Partition, "offset", in.Offset)
 			}
 		},
-		Checkpointed: m.checkpoints.Inc,
+		Sealed: m.seals.Inc,
 	}, store, runner)
 	opts, err := cfg.Kafka.Opts(
 		kgo.TransactionalID(transactionalID(cfg)),
@@ -122,6 +118,14 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		// previous commit's markers are written; franz-go waits 20ms before
 		// retrying, which a user waiting on a vote pays in full.
 		kgo.ConcurrentTransactionsBackoff(cfg.TxnRetryBackoff),
+		// With transaction.version 2 (Kafka 4) a partition joins the
+		// transaction through the Produce itself, so the first produce
+		// after a commit can meet CONCURRENT_TRANSACTIONS while the
+		// broker still writes the commit's markers. franz-go retries that
+		// batch only after a metadata refresh, and spaces refreshes
+		// MetadataMinAge apart: 5s by default, which stalled every
+		// decision under continuous load (issue 13.10).
+		kgo.MetadataMinAge(metadataMinAge),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics.Commands),
 		kgo.SessionTimeout(cfg.SessionTTL),
@@ -195,6 +199,12 @@ func watchGroupLag(ctx context.Context, adm *kadm.Client, group, topic string, o
 		}
 	}
 }
+
+// metadataMinAge is the least time between two metadata refreshes of the
+// decider's client, and so the wait before a produce that met
+// CONCURRENT_TRANSACTIONS is retried (Kafka's own clients back off 100ms).
+// It also bounds the refreshes during a broker outage to ten a second.
+const metadataMinAge = 100 * time.Millisecond
 
 // transactionalID names this replica's transactional producer.
 func transactionalID(cfg Config) string { return "assent-" + cfg.Instance }

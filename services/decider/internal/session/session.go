@@ -24,12 +24,11 @@ import (
 )
 
 // Projection is what the adapter needs of the decider's projection: to
-// wait until a partition is applied up to an offset, and the chain head
-// it then holds.
+// wait until a partition is applied up to an offset, and the authenticated
+// chain head it then holds.
 type Projection interface {
 	WaitOffset(ctx context.Context, p int32, off int64) error
 	Head(p int32) string
-	Tip(p int32) (offset int64, checkpoint bool)
 }
 
 // Metrics receives what the adapter measures; nil fields are skipped.
@@ -234,8 +233,8 @@ func (l *Loop) timers(ctx context.Context) {
 	}
 }
 
-// transact runs one transaction: catch up new partitions, sign the heads
-// that are due, decide the records, commit.
+// transact runs one transaction: catch up new partitions, decide the
+// records, seal what it wrote, commit.
 func (l *Loop) transact(ctx context.Context, sess *kgo.GroupTransactSession, records []*kgo.Record) error {
 	if err := sess.Begin(); err != nil {
 		return fmt.Errorf("decider: begin transaction: %w", err)
@@ -245,10 +244,10 @@ func (l *Loop) transact(ctx context.Context, sess *kgo.GroupTransactSession, rec
 	txn := l.core.Begin(l.cfg.Now())
 	ok := l.catchUp(ctx)
 	if ok {
-		txn.Checkpoints()
 		for _, rec := range records {
 			txn.Command(in(rec))
 		}
+		txn.Seal()
 	}
 	if txn.Err() != nil {
 		ok = false
@@ -362,8 +361,7 @@ func (l *Loop) catchUp(ctx context.Context) bool {
 	}
 	var done, stale []int32
 	for _, c := range need {
-		off, checkpoint := l.proj.Tip(c.Partition)
-		if l.core.CaughtUp(c, core.Head{Hash: l.proj.Head(c.Partition), Offset: off, Checkpoint: checkpoint}) {
+		if l.core.CaughtUp(c, l.proj.Head(c.Partition)) {
 			done = append(done, c.Partition)
 		} else {
 			stale = append(stale, c.Partition)

@@ -26,6 +26,7 @@ import (
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/decider/internal/core"
 	"github.com/assent-dev/assent/services/decider/internal/session"
+	"github.com/assent-dev/assent/test/systest"
 )
 
 // rig is a Kafka cluster in this process (kfake) with the two topics.
@@ -73,11 +74,11 @@ func (r *rig) startDecider(t *testing.T, name string) *decider {
 	cfg.ClientID = name
 	store := &requests.Store{}
 	runner, err := projection.Open(projection.Config{Dir: filepath.Join(t.TempDir(), name), Topic: r.topics.Events,
-		Partitions: r.topics.Partitions, Kafka: cfg, Handler: store, Logger: log})
+		Partitions: r.topics.Partitions, Kafka: cfg, Handler: store, Logger: log, Keys: systest.DemoKeys(t)})
 	require.NoError(t, err)
 	store.Attach(runner.DB())
 	c := core.New(core.Config{Topic: r.topics.Events, Partitions: r.topics.Partitions, Source: "assent/decider",
-		Policies: func() approval.Policies { return testPolicies }}, store, runner)
+		Policies: func() approval.Policies { return testPolicies }, Signer: systest.DemoSigner(t)}, store, runner)
 	opts, err := cfg.Opts(
 		kgo.TransactionalID("assent-"+name), kgo.TransactionTimeout(5*time.Second),
 		kgo.ConsumerGroup("deciders"), kgo.ConsumeTopics(r.topics.Commands),
