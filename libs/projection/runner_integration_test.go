@@ -98,9 +98,12 @@ func TestIntegrationRunnerAppliesCommittedOnce(t *testing.T) {
 
 	// The metrics every service exports for its projection say the same.
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(fmt.Sprintf(`
-# HELP assent_consistency_violations_total Events a projection could not fold, or other broken invariants it found (should read zero).
+# HELP assent_consistency_violations_total Records a projection did not apply (kind: unauthenticated, invalid, gap) or could not fold (fold), or other broken invariants it found (should read zero).
 # TYPE assent_consistency_violations_total counter
-assent_consistency_violations_total 7
+assent_consistency_violations_total{kind="fold"} 7
+assent_consistency_violations_total{kind="gap"} 0
+assent_consistency_violations_total{kind="invalid"} 0
+assent_consistency_violations_total{kind="unauthenticated"} 0
 # HELP assent_projection_lag_records Committed event records not yet applied to this replica's projection (-1 before the first reading).
 # TYPE assent_projection_lag_records gauge
 assent_projection_lag_records 0

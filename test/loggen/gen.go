@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/approval"
@@ -249,7 +250,39 @@ func Write(ctx context.Context, cfg eventlog.Config, topic string, parts [][]*kg
 			}
 		}
 	}
-	return offsets, nil
+	return offsets, waitStable(ctx, cl, topic)
+}
+
+// waitStable waits until no transaction is open on topic (its last stable
+// offsets equal its high watermarks): EndTransaction returns before the
+// brokers have written the commit markers, and a reader that starts then
+// would not see the last transaction yet.
+func waitStable(ctx context.Context, cl *kgo.Client, topic string) error {
+	adm := kadm.NewClient(cl)
+	for {
+		hw, err := adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			return fmt.Errorf("loggen: end offsets: %w", err)
+		}
+		lso, err := adm.ListCommittedOffsets(ctx, topic)
+		if err != nil {
+			return fmt.Errorf("loggen: stable offsets: %w", err)
+		}
+		stable := true
+		hw.Each(func(o kadm.ListedOffset) {
+			if l, ok := lso.Lookup(topic, o.Partition); !ok || l.Offset != o.Offset {
+				stable = false
+			}
+		})
+		if stable {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Stream generates the whole log and produces it to topic in sealed
@@ -323,5 +356,10 @@ func Stream(ctx context.Context, cfg eventlog.Config, o Options, progress func(i
 	if first != nil {
 		return total, fmt.Errorf("loggen: produce: %w", first)
 	}
-	return total, nil
+	cl, err := eventlog.NewClient(cfg)
+	if err != nil {
+		return total, err
+	}
+	defer cl.Close()
+	return total, waitStable(ctx, cl, o.Topic)
 }

@@ -199,7 +199,18 @@ func TestIntegrationServeWhileDeciderWrites(t *testing.T) {
 			want = append(want, r)
 		}
 	}
-	sort.SliceStable(want, func(i, j int) bool { return want[i].Envelope.Time.Before(want[j].Envelope.Time) })
+	// The index orders by time, then partition and offset: events decided
+	// in one transaction share its time.
+	sort.SliceStable(want, func(i, j int) bool {
+		a, b := want[i], want[j]
+		if !a.Envelope.Time.Equal(b.Envelope.Time) {
+			return a.Envelope.Time.Before(b.Envelope.Time)
+		}
+		if a.Partition != b.Partition {
+			return a.Partition < b.Partition
+		}
+		return a.Offset < b.Offset
+	})
 	var (
 		got  []index.Row
 		code int

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/libs/policy"
@@ -138,6 +139,9 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	loop := session.New(session.Config{
 		Group: cfg.Group, TransactionalID: transactionalID(cfg), EventsTopic: cfg.Topics.Events,
 		TxnTimeout: cfg.TxnTimeout, SessionTTL: cfg.SessionTTL, ExpiryPeriod: cfg.ExpiryPeriod, Logger: log,
+		// The timers ask for expiries with the plain (idempotent, acks=all)
+		// client: a command is only a request, decided by the owner.
+		Timers: command.Kafka{Client: adminClient, Topic: cfg.Topics.Commands},
 		Metrics: session.Metrics{
 			Transaction: func(result string, took time.Duration) {
 				m.txns.WithLabelValues(result).Inc()

@@ -68,7 +68,7 @@ func newRig(t *testing.T) *rig {
 		// Transactional ids are cluster-wide: a name shared with another
 		// test's decider would fence one of them.
 		"ASSENT_INSTANCE_ID=decider-"+topics.Commands,
-		"ASSENT_POLICY_FILE="+filepath.Join(systest.RepoRoot(), "services/slack-gateway/internal/gateway/testdata/policy.yaml"))...)
+		"ASSENT_POLICY_FILE="+filepath.Join(systest.RepoRoot(), "services/slack-gateway/internal/service/testdata/policy.yaml"))...)
 	for _, name := range []string{"g1", "g2"} {
 		r.gw = append(r.gw, systest.NewProc(t, gwBin, name, append(slices.Clone(common),
 			"ASSENT_SLACK_GROUP=gw-"+topics.Events,
