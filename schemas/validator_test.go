@@ -105,7 +105,7 @@ func TestInvalidExamplesFail(t *testing.T) {
 		"event-without-prevhash__required.json":       "",
 		"prevhash-on-command__false.json":             "/prevhash",
 		"system-actor-on-command__pattern.json":       "/actor",
-		"seal-with-subject__false.json":         "/subject",
+		"seal-with-subject__false.json":               "/subject",
 		"short-signature__pattern.json":               "/data/signature",
 	}
 	v := newValidator(t)

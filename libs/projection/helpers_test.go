@@ -264,10 +264,10 @@ func subjects(prefix string, parts int32, n int) [][]string {
 // producer writes hash-chained events to the events topic, as a decider
 // would, and remembers what it committed and what it aborted.
 type producer struct {
-	t     testing.TB
-	topic string
-	parts int
-	cl    *kgo.Client
+	t      testing.TB
+	topic  string
+	parts  int
+	cl     *kgo.Client
 	now    time.Time
 	n      int // events built so far, for distinct times
 	signer *wire.Signer

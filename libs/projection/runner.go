@@ -109,9 +109,9 @@ type Runner struct {
 	heads    []string // per partition: the authenticated head
 	target   []int64  // per partition: the end offsets captured at start
 	ready    bool
-	ends     []int64                  // per partition: the last stable offsets, read every lagPeriod
-	stopped  []string                 // per partition: why it stopped ("" if it did not)
-	progress chan struct{}            // closed and replaced after every batch
+	ends     []int64                        // per partition: the last stable offsets, read every lagPeriod
+	stopped  []string                       // per partition: why it stopped ("" if it did not)
+	progress chan struct{}                  // closed and replaced after every batch
 	watchers map[string]map[*watch]struct{} // by subject, woken once; guarded by wmu
 	wmu      sync.Mutex
 	metrics  atomic.Pointer[metrics] // set by RegisterMetrics

@@ -53,13 +53,13 @@ func main() {
 
 // options shape a run.
 type options struct {
-	kafka           eventlog.Config
-	bin             string // holds the auditor binary
-	events          int64  // at least this many records
-	partitions      int32
-	sealEvery       int
-	keep            bool // keep the scratch topic
-	skipIndex       bool
+	kafka      eventlog.Config
+	bin        string // holds the auditor binary
+	events     int64  // at least this many records
+	partitions int32
+	sealEvery  int
+	keep       bool // keep the scratch topic
+	skipIndex  bool
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -187,12 +187,12 @@ func bench(ctx context.Context, o options, out, errw io.Writer) error {
 
 // verifyResult is what `auditor verify --json` prints.
 type verifyResult struct {
-	OK          bool            `json:"ok"`
-	Records     int64           `json:"records"`
-	Seals       int64           `json:"seals"`
-	Requests    int64           `json:"requests"`
-	Seconds     float64         `json:"seconds"`
-	Breaks      json.RawMessage `json:"breaks"`
+	OK       bool            `json:"ok"`
+	Records  int64           `json:"records"`
+	Seals    int64           `json:"seals"`
+	Requests int64           `json:"requests"`
+	Seconds  float64         `json:"seconds"`
+	Breaks   json.RawMessage `json:"breaks"`
 }
 
 func verify(ctx context.Context, bin string, env []string, errw io.Writer) (verifyResult, error) {

@@ -16,7 +16,7 @@ import (
 
 // Kinds of Break.
 const (
-	KindFormat          = "format"               // not a CloudEvent Assent could have written
+	KindFormat          = "format"                 // not a CloudEvent Assent could have written
 	KindUnauthenticated = wire.KindUnauthenticated // no valid seal covers the record
 	KindGap             = wire.KindGap             // a valid seal follows records that are missing
 	KindSequence        = "sequence"               // a request's sequence has a gap or a repeat

@@ -28,7 +28,7 @@ type State struct {
 
 // PartState is one partition's verified chain.
 type PartState struct {
-	Next             int64                `json:"next"`              // the last stable offset read to
+	Next       int64                `json:"next"`              // the last stable offset read to
 	Head       string               `json:"head"`              // the hash of the last record authenticated (a seal)
 	HeadOffset int64                `json:"head_offset"`       // its offset; -1 for none
 	HeadID     string               `json:"head_id,omitempty"` // its event id

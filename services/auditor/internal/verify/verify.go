@@ -47,16 +47,16 @@ type Config struct {
 
 // Result is what a run found.
 type Result struct {
-	Partitions     int
+	Partitions int
 	Records    int64 // records verified in all runs, seals included
 	Seals      int64 // seals verified in all runs
 	NewRecords int64 // records verified in this run
 	NewSeals   int64
-	Requests       int
-	Took           time.Duration
-	Breaks         []Break
-	Dropped        int    // breaks not listed (more than 100 in a partition)
-	State          *State // the state to save: only when there is no break
+	Requests   int
+	Took       time.Duration
+	Breaks     []Break
+	Dropped    int    // breaks not listed (more than 100 in a partition)
+	State      *State // the state to save: only when there is no break
 }
 
 // OK reports whether the log verified.

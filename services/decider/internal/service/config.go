@@ -82,7 +82,6 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		TxnTimeout:      env.Duration("ASSENT_TXN_TIMEOUT", 10*time.Second),
 		TxnRetryBackoff: env.Duration("ASSENT_TXN_RETRY_BACKOFF", 20*time.Millisecond),
 		ExpiryPeriod:    env.Duration("ASSENT_EXPIRY_PERIOD", 250*time.Millisecond),
-
 	}
 	env.Add(kerr, terr)
 	keyFile, keyID := env.String("ASSENT_SIGNING_KEY_FILE", ""), env.String("ASSENT_SIGNING_KEY_ID", "")
