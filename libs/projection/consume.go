@@ -114,8 +114,11 @@ func (r *Runner) prepare(ctx context.Context, adm *kadm.Client) error {
 		return fmt.Errorf("projection: metadata of %s: %w", r.cfg.Topic, err)
 	}
 	td, ok := md.Topics[r.cfg.Topic]
-	if !ok || td.Err != nil {
-		return fmt.Errorf("projection: topic %s is missing (%v); provision it with assent-kafka provision", r.cfg.Topic, td.Err)
+	switch {
+	case !ok:
+		return fmt.Errorf("projection: topic %s is missing; provision it with assent-kafka provision", r.cfg.Topic)
+	case td.Err != nil:
+		return fmt.Errorf("projection: topic %s is missing (%w); provision it with assent-kafka provision", r.cfg.Topic, td.Err)
 	}
 	if got := int32(len(td.Partitions)); got != r.cfg.Partitions { //nolint:gosec // a partition count from metadata fits int32
 		return permanentError{fmt.Errorf("projection: %s has %d partitions, configured for %d; they must match", r.cfg.Topic, got, r.cfg.Partitions)}
@@ -156,15 +159,21 @@ func (r *Runner) prepare(ctx context.Context, adm *kadm.Client) error {
 	ahead := false
 	for p := range r.cfg.Partitions {
 		end, ok := ends.Lookup(r.cfg.Topic, p)
-		if !ok || end.Err != nil {
-			return fmt.Errorf("projection: end offset of %s/%d: %w (%v)", r.cfg.Topic, p, errNoLeader, end.Err)
+		switch {
+		case !ok:
+			return fmt.Errorf("projection: end offset of %s/%d: %w", r.cfg.Topic, p, errNoLeader)
+		case end.Err != nil:
+			return fmt.Errorf("projection: end offset of %s/%d: %w: %w", r.cfg.Topic, p, errNoLeader, end.Err)
 		}
 		if r.Next(p) > end.Offset {
 			ahead = true
 		}
 		lso, ok := stable.Lookup(r.cfg.Topic, p)
-		if !ok || lso.Err != nil {
-			return fmt.Errorf("projection: stable offset of %s/%d: %v", r.cfg.Topic, p, lso.Err)
+		switch {
+		case !ok:
+			return fmt.Errorf("projection: no stable offset listed for %s/%d", r.cfg.Topic, p)
+		case lso.Err != nil:
+			return fmt.Errorf("projection: stable offset of %s/%d: %w", r.cfg.Topic, p, lso.Err)
 		}
 		target[p] = lso.Offset
 	}

@@ -234,7 +234,7 @@ func Write(ctx context.Context, cfg eventlog.Config, topic string, parts [][]*kg
 			}
 			for ; i < len(recs); i++ {
 				r := recs[i]
-				rec := &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: r.Headers, Partition: int32(p)} //nolint:gosec // a partition index
+				rec := &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: r.Headers, Partition: int32(p)}
 				res := cl.ProduceSync(ctx, rec)
 				if err := res.FirstErr(); err != nil {
 					return nil, fmt.Errorf("loggen: produce: %w", err)

@@ -136,7 +136,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	parts := func(a []string) []int32 {
 		var ps []int32
 		for _, s := range a {
-			n, err := strconv.Atoi(s)
+			n, err := strconv.ParseInt(s, 10, 32)
 			require.NoError(t, err)
 			ps = append(ps, int32(n))
 		}
@@ -160,8 +160,10 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 	case "catch-up-stale":
 		require.Len(t, args, 2)
-		p, epoch := parts(args[:1])[0], parts(args[1:])[0]
-		fmt.Fprintf(&out, "p%d: %v\n", p, h.core.CaughtUp(core.Claim{Partition: p, Epoch: uint64(epoch)}, h.projectedHead(p)))
+		p := parts(args[:1])[0]
+		epoch, err := strconv.ParseUint(args[1], 10, 64)
+		require.NoError(t, err)
+		fmt.Fprintf(&out, "p%d: %v\n", p, h.core.CaughtUp(core.Claim{Partition: p, Epoch: epoch}, h.projectedHead(p)))
 	case "begin":
 		require.Nil(t, h.txn, "a transaction is already open")
 		h.txn = h.core.Begin(h.now)
@@ -307,7 +309,7 @@ func (h *harness) projectedHead(p int32) string {
 
 func (h *harness) apply(t *testing.T) {
 	b := h.db.NewIndexedBatch()
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	for p, l := range h.log {
 		for off := h.next[p]; off < int64(len(l)); off++ {
 			r := l[off]
@@ -352,7 +354,7 @@ func (h *harness) commandRecord(t *testing.T, id, rid, typ, actor string, kv []s
 	require.NoError(t, err)
 	p := wire.Partition([]byte(rid), partitions)
 	if s, ok := opts["partition"]; ok {
-		n, err := strconv.Atoi(s)
+		n, err := strconv.ParseInt(s, 10, 32)
 		require.NoError(t, err)
 		p = int32(n)
 	}
