@@ -13,12 +13,17 @@ import (
 
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/notifier/internal/email"
 	"github.com/assent-dev/assent/services/notifier/internal/webhook"
 )
 
 // Config is the notifier's configuration.
 type Config struct {
+	// Keys are the published decider public keys: the projection applies
+	// only what they sign.
+	Keys     *wire.KeyRing
 	Kafka    eventlog.Config
 	Topics   eventlog.TopicSpec
 	HTTPAddr string
@@ -68,6 +73,9 @@ Environment:
   ASSENT_PARTITIONS                 partitions of both topics (default 12)
   ASSENT_COMMANDS_TOPIC             default assent.commands.v1
   ASSENT_EVENTS_TOPIC               default assent.events.v1
+  ASSENT_SEAL_KEYS_FILE             the published decider public keys; only records a
+                                    seal signed with one of them covers are applied
+                                    (default infra/keys/decider-keys.json)
   ASSENT_LOG_LEVEL                  debug, info, warn, error (default info)
 
   Webhooks:
@@ -115,7 +123,10 @@ func Load(getenv func(string) string) (Config, error) {
 	env := daemon.NewEnv(getenv)
 	kafka, kerr := eventlog.ConfigFromEnv(getenv)
 	topics, terr := eventlog.TopicSpecFromEnv(getenv)
+	keys, keysErr := projection.LoadKeys(getenv)
+	env.Add(keysErr)
 	cfg := Config{
+		Keys:            keys,
 		Kafka:           kafka,
 		Topics:          topics,
 		HTTPAddr:        env.String("ASSENT_HTTP_ADDR", "127.0.0.1:8580"),

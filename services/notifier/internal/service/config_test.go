@@ -18,7 +18,7 @@ func env(m map[string]string) func(string) string { return func(k string) string
 
 func TestLoadDefaults(t *testing.T) {
 	t.Parallel()
-	cfg, err := service.Load(env(map[string]string{"ASSENT_KAFKA_BROKERS": "127.0.0.1:19092"}))
+	cfg, err := service.Load(env(map[string]string{"ASSENT_KAFKA_BROKERS": "127.0.0.1:19092", "ASSENT_SEAL_KEYS_FILE": "../../../../infra/keys/decider-keys.json"}))
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:8580", cfg.HTTPAddr)
 	require.Equal(t, "assent-notifier", cfg.Group)
