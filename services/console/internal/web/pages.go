@@ -247,6 +247,7 @@ type requestData struct {
 	CSRF         string
 	Now          time.Time
 	Version      string
+	Live         bool // the page follows the projection (not a form's answer)
 	VoteError    string
 	CancelError  string
 	Comment      string
@@ -329,6 +330,7 @@ func (s *Server) request(w http.ResponseWriter, r *http.Request, v *viewer) {
 		s.internal(w, r, err)
 		return
 	}
+	d.Live = true
 	s.showRequest(w, r, v, http.StatusOK, d)
 }
 

@@ -40,6 +40,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, v *viewer, event
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	last := r.URL.Query().Get("v")
+	if len(last) != 16 || strings.Trim(last, "0123456789abcdef") != "" {
+		last = "" // not a version this server made: send the fragment
+	}
 	send := func() error {
 		frag, err := render()
 		if err != nil {
@@ -69,6 +72,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, v *viewer, event
 	defer func() { stop() }()
 	if err := send(); err != nil {
 		s.streamEnd(r, err)
+		return
+	}
+	// Tell the page it is in step: it now shows what the projection holds,
+	// and every change from here on arrives as an event.
+	if _, err := w.Write([]byte("event: synced\ndata: " + last + "\n\n")); err != nil || rc.Flush() != nil {
 		return
 	}
 	life := time.NewTimer(s.cfg.StreamLife)
