@@ -35,8 +35,8 @@ func run(args []string) error {
 	secretFile := fs.String("client-secret-file", "", "file holding the console's client secret (required)")
 	urlFile := fs.String("url-file", "", "write the issuer URL here once listening")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: fake-oidc --client-secret-file FILE [--addr 127.0.0.1:8590] [--client-id assent-console] [--url-file FILE]")
-		fmt.Fprintln(fs.Output(), "\nA local OpenID Connect provider for the console's demo. FOR THE LOCAL DEMO ONLY: anyone may sign in as any demo person, with no password.")
+		_, _ = fmt.Fprintln(fs.Output(), "usage: fake-oidc --client-secret-file FILE [--addr 127.0.0.1:8590] [--client-id assent-console] [--url-file FILE]")
+		_, _ = fmt.Fprintln(fs.Output(), "\nA local OpenID Connect provider for the console's demo. FOR THE LOCAL DEMO ONLY: anyone may sign in as any demo person, with no password.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -73,7 +73,7 @@ func run(args []string) error {
 	}
 	fmt.Printf("fake-oidc: issuer %s (client id %s; LOCAL DEMO ONLY)\n", srv.Issuer(), *clientID)
 	if *urlFile != "" {
-		if err := os.WriteFile(*urlFile, []byte(srv.Issuer()+"\n"), 0o600); err != nil {
+		if err := os.WriteFile(*urlFile, []byte(srv.Issuer()+"\n"), 0o600); err != nil { //nolint:gosec // G703: the operator's own flag
 			return err
 		}
 	}

@@ -162,14 +162,14 @@ func (j *Jar) open(name, value string, v any) error {
 }
 
 func (j *Jar) set(w http.ResponseWriter, name, value string, maxAge time.Duration) {
-	http.SetCookie(w, &http.Cookie{
+	http.SetCookie(w, &http.Cookie{ //nolint:gosec // G124: HttpOnly and SameSite=Lax always; Secure whenever the console is served over https (j.secure)
 		Name: name, Value: value, Path: "/", MaxAge: int(maxAge.Seconds()),
 		HttpOnly: true, Secure: j.secure, SameSite: http.SameSiteLaxMode,
 	})
 }
 
 func (j *Jar) clear(w http.ResponseWriter, name string) {
-	http.SetCookie(w, &http.Cookie{
+	http.SetCookie(w, &http.Cookie{ //nolint:gosec // G124: a deletion; the same attributes as set, Secure behind https
 		Name: name, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: j.secure, SameSite: http.SameSiteLaxMode,
 	})
