@@ -141,7 +141,7 @@ func (j *Jar) open(name, value string, v any) error {
 	if value == "" || len(value) > MaxCookie {
 		return ErrInvalid
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(value)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(value)
 	if err != nil {
 		return ErrInvalid
 	}
