@@ -94,11 +94,12 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// start runs a binary until ctx ends; its output goes to logFile.
-func start(ctx context.Context, wg *sync.WaitGroup, bin, logFile string, env []string, args ...string) error {
+// start runs a binary until ctx ends; its output goes to logFile. The
+// returned channel is closed if it exits.
+func start(ctx context.Context, wg *sync.WaitGroup, bin, logFile string, env []string, args ...string) (<-chan struct{}, error) {
 	f, err := os.Create(logFile) //nolint:gosec // G304: a file in the bench's own temporary directory
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cmd := exec.Command(bin, args...) //nolint:gosec // G204: the binaries scripts/bench built
 	cmd.Env = append(os.Environ(), env...)
@@ -106,20 +107,28 @@ func start(ctx context.Context, wg *sync.WaitGroup, bin, logFile string, env []s
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		_ = f.Close()
-		return err
+		return nil, err
 	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		_ = f.Close()
+		close(exited)
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		<-ctx.Done()
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		_ = f.Close()
+		select {
+		case <-ctx.Done():
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			<-exited
+		case <-exited:
+		}
 	}()
-	return nil
+	return exited, nil
 }
 
-func waitReady(ctx context.Context, base string, d time.Duration) error {
+func waitReady(ctx context.Context, base string, d time.Duration, exited <-chan struct{}, logFile string) error {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	for {
@@ -131,6 +140,9 @@ func waitReady(ctx context.Context, base string, d time.Duration) error {
 			}
 		}
 		select {
+		case <-exited:
+			log, _ := os.ReadFile(logFile) //nolint:gosec // G304: the bench's own log file
+			return fmt.Errorf("%s exited:\n%s", base, log)
 		case <-ctx.Done():
 			return fmt.Errorf("%s is not ready: %w", base, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
@@ -181,13 +193,15 @@ func bench(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	if err := start(pctx, &wg, filepath.Join(o.bin, "decider"), filepath.Join(dir, "decider.log"), append(common,
+	dlog := filepath.Join(dir, "decider.log")
+	dexit, err := start(pctx, &wg, filepath.Join(o.bin, "decider"), dlog, append(common,
 		"ASSENT_HTTP_ADDR="+daddr, "ASSENT_INSTANCE_ID=console-bench-decider-"+hex.EncodeToString(rnd[:]),
 		"ASSENT_DATA_DIR="+filepath.Join(dir, "decider"), "ASSENT_DECIDER_GROUP="+base,
-		"ASSENT_POLICY_FILE="+filepath.Join(o.root, "infra/policies/example.yaml"))); err != nil {
+		"ASSENT_POLICY_FILE="+filepath.Join(o.root, "infra/policies/example.yaml")))
+	if err != nil {
 		return err
 	}
-	if err := waitReady(ctx, "http://"+daddr, 2*time.Minute); err != nil {
+	if err := waitReady(ctx, "http://"+daddr, 2*time.Minute, dexit, dlog); err != nil {
 		return err
 	}
 	cl, err := eventlog.NewClient(o.kafka)
@@ -254,15 +268,17 @@ func bench(ctx context.Context, o options) error {
 	}
 	console := "http://" + caddr
 	began = time.Now()
-	if err := start(pctx, &wg, filepath.Join(o.bin, "console"), filepath.Join(dir, "console.log"), append(common,
+	clog := filepath.Join(dir, "console.log")
+	cexit, err := start(pctx, &wg, filepath.Join(o.bin, "console"), clog, append(common,
 		"ASSENT_HTTP_ADDR="+caddr, "ASSENT_CONSOLE_PUBLIC_URL="+console, "ASSENT_INSTANCE_ID=console-bench-"+hex.EncodeToString(rnd[:]),
 		"ASSENT_DATA_DIR="+filepath.Join(dir, "console"), "ASSENT_OIDC_ISSUER="+idp.Issuer(), "ASSENT_OIDC_CLIENT_ID=assent-console",
 		"ASSENT_OIDC_CLIENT_SECRET_FILE="+secretFile, "ASSENT_CONSOLE_SESSION_KEY_FILE="+keyFile,
 		"ASSENT_AUDIT_KEYS_FILE="+filepath.Join(o.root, "infra/keys/checkpoint-keys.json"),
-		"ASSENT_CONSOLE_RATE_LIMIT=100000")); err != nil {
+		"ASSENT_CONSOLE_RATE_LIMIT=10000"))
+	if err != nil {
 		return err
 	}
-	if err := waitReady(ctx, console, 2*time.Minute); err != nil {
+	if err := waitReady(ctx, console, 2*time.Minute, cexit, clog); err != nil {
 		return err
 	}
 	// Every submit decided and projected: N request.submitted records.
