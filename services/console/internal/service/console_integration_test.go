@@ -297,6 +297,10 @@ func TestIntegrationConsoleInBrowser(t *testing.T) {
 
 	signIn(t, alice, a+"/inbox", "alice@example.com", "")
 	openWhen(t, alice, a+"/inbox", `!!document.querySelector('#inbox-list a[href="/requests/web-1"]')`)
+	// The deadline counts down (console.js, allowed by the CSP).
+	before := eval[string](t, alice, `document.querySelector("#inbox-list .countdown").textContent`)
+	require.Contains(t, before, "left")
+	waitFor(t, alice, "the deadline counts down", `document.querySelector("#inbox-list .countdown").textContent !== `+strconvQuote(before))
 	browser.Screenshot(t, alice, "03-inbox")
 	checkAxe(t, alice, "03-inbox")
 	do(t, alice, "alice approves web-1 from the inbox",
@@ -489,6 +493,11 @@ func TestIntegrationConsoleInBrowser(t *testing.T) {
 	axeMu.Lock()
 	t.Logf("axe-core:\n  %s", strings.Join(axeSummary, "\n  "))
 	axeMu.Unlock()
+}
+
+func strconvQuote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
 
 func waitReady(ctx context.Context, base string) error {

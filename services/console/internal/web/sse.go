@@ -86,6 +86,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, v *viewer, event
 	beat := time.NewTicker(heartbeat)
 	defer beat.Stop()
 	for {
+		if !s.cfg.Now().Before(v.Expires) {
+			return // the session ended: the next request signs in again
+		}
 		select {
 		case <-woken:
 			stop()
