@@ -178,7 +178,7 @@ func scrapeCost(t *testing.T, u string) (size, series int, median, maxT time.Dur
 	var times []time.Duration
 	for range 20 {
 		start := time.Now()
-		resp, err := http.Get(u)
+		resp, err := http.Get(u) //nolint:gosec // G107: the test's own service on 127.0.0.1
 		require.NoError(t, err)
 		b, err := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
@@ -206,7 +206,7 @@ func startPrometheus(t *testing.T, bin, dir string, scale int, jobs map[string][
 	rules, err := os.ReadFile(filepath.Join(repoRoot(), "infra/prometheus/rules/assent.rules.yml"))
 	require.NoError(t, err)
 	rulesPath := filepath.Join(dir, "rules.yml")
-	require.NoError(t, os.WriteFile(rulesPath, ScaleDurations(rules, scale), 0o644))
+	require.NoError(t, os.WriteFile(rulesPath, ScaleDurations(rules, scale), 0o600))
 
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\nrule_files:\n  - %s\nscrape_configs:\n", rulesPath)
@@ -217,7 +217,7 @@ func startPrometheus(t *testing.T, bin, dir string, scale int, jobs map[string][
 		}
 	}
 	cfgPath := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg.String()), 0o644))
+	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg.String()), 0o600))
 
 	port := systest.FreePort(t)
 	logf, err := os.Create(filepath.Join(dir, "prometheus.log"))
@@ -263,7 +263,7 @@ func (p promServer) get(t *testing.T, path string, v any) {
 	t.Helper()
 	resp, err := http.Get(p.url + path)
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	var body struct {
 		Status string          `json:"status"`
 		Data   json.RawMessage `json:"data"`

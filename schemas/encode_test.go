@@ -9,6 +9,7 @@ import (
 
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/codec"
+	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/schemas"
 )
@@ -29,15 +30,19 @@ func TestEveryGoTypeEncodesToAValidCloudEvent(t *testing.T) {
 		approval.TypeVote:               approval.Vote{Decision: approval.Approve, Comment: "ok"},
 		approval.TypeCancel:             approval.Cancel{Reason: "not needed"},
 		approval.TypeRecordNotification: approval.RecordNotification{Kind: approval.NotifyCard, Channel: "C1", TS: "1.2"},
+		approval.TypeExpire:             approval.Expire{},
 	}
 	require.ElementsMatch(t, approval.CommandTypes(), mapKeys(commands), "a command type without a case here")
 	for typ, body := range commands {
-		actor := "user:alice@example.com"
-		if typ == approval.TypeRecordNotification {
+		actor, id, source := "user:alice@example.com", wire.NewID(at), "assent/api"
+		switch typ {
+		case approval.TypeRecordNotification:
 			actor = "service:slack-gateway"
+		case approval.TypeExpire:
+			actor, id, source = approval.SystemDecider, command.ExpireID("req-1"), command.SourceDecider
 		}
-		c := approval.Command{ID: wire.NewID(at), RequestID: "req-1", Actor: actor, Time: at, Body: body}
-		env, err := codec.CommandEnvelope(c, "assent/api")
+		c := approval.Command{ID: id, RequestID: "req-1", Actor: actor, Time: at, Body: body}
+		env, err := codec.CommandEnvelope(c, source)
 		require.NoError(t, err)
 		raw, err := wire.Marshal(env)
 		require.NoError(t, err)

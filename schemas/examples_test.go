@@ -57,12 +57,13 @@ func decodeEnvelope(t *testing.T, b []byte) envelope {
 	return e
 }
 
-// checkpoint is the data of dev.assent.log.checkpoint, which libs/approval
-// does not define.
-type checkpoint struct {
+// seal is the data of dev.assent.log.seal, which libs/approval does not
+// define (libs/wire does; the schemas are checked against their own copy).
+type seal struct {
 	Partition int32  `json:"partition"`
+	From      string `json:"from"`
 	Head      string `json:"head"`
-	Offset    int64  `json:"offset"`
+	Count     int    `json:"count"`
 	KeyID     string `json:"key_id"`
 	Signature string `json:"signature"`
 	Algorithm string `json:"algorithm"`
@@ -86,8 +87,8 @@ func TestExamplesDecodeStrictly(t *testing.T) {
 				body, err = approval.DecodeCommandBody(env.Type, env.Data)
 			case slices.Contains(approval.EventTypes(), env.Type):
 				body, err = approval.DecodeEventBody(env.Type, env.Data)
-			case env.Type == schemas.CheckpointType:
-				var c checkpoint
+			case env.Type == schemas.SealType:
+				var c seal
 				dec := json.NewDecoder(bytes.NewReader(env.Data))
 				dec.DisallowUnknownFields()
 				err = dec.Decode(&c)
@@ -135,7 +136,8 @@ func TestExamplesAreRecordValues(t *testing.T) {
 }
 
 // The event examples are consecutive records of events partition 7, each
-// linked to the one before, and the checkpoint signs the head.
+// linked to the one before, and the seal signs the run of the last
+// transaction (the expiry).
 var chain = []struct {
 	file   string
 	offset int64
@@ -149,13 +151,13 @@ var chain = []struct {
 	{"dev.assent.request.rejected.json", 1052},
 	{"dev.assent.request.cancelled.json", 1054},
 	{"dev.assent.request.expired.json", 1056},
-	{"dev.assent.log.checkpoint.json", 1058},
+	{"dev.assent.log.seal.json", 1057},
 }
 
 const (
 	exampleTopic     = "assent.events.v1"
 	examplePartition = 7
-	// ExamplePublicKey verifies the example checkpoint; its private key is
+	// ExamplePublicKey verifies the example seal; its private key is
 	// derived from exampleKeySeed and is for documentation and tests only.
 	examplePublicKey = "zSlMapBgYN8iNPnUS4iojTC8Aoxfp/3rZN5A59yVlQk="
 	exampleKeySeed   = "assent example checkpoint key: for documentation and tests only"
@@ -166,9 +168,9 @@ func hashOf(b []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// signingString is what a checkpoint signs; see README.md.
-func signingString(topic string, partition int32, offset int64, head, time string) string {
-	return fmt.Sprintf("assent-checkpoint-v1\n%s\n%d\n%d\n%s\n%s", topic, partition, offset, head, time)
+// signingString is what a seal signs; see README.md.
+func signingString(topic string, partition int32, from, head string, count int, time string) string {
+	return fmt.Sprintf("assent-seal-v1\n%s\n%d\n%s\n%s\n%d\n%s", topic, partition, from, head, count, time)
 }
 
 func TestExampleChain(t *testing.T) {
@@ -177,7 +179,7 @@ func TestExampleChain(t *testing.T) {
 		return
 	}
 	var prev []byte
-	var prevOffset int64
+	var prevLink string // the prevhash of the record before
 	sequences := map[string]int{}
 	for i, link := range chain {
 		raw := readFile(t, "examples/"+link.file)
@@ -185,18 +187,19 @@ func TestExampleChain(t *testing.T) {
 		if i > 0 {
 			require.Equal(t, hashOf(prev), env.PrevHash, "%s does not link to the record before it; run go test -run TestExampleChain -relink", link.file)
 		}
-		if env.Type == schemas.CheckpointType {
-			var c checkpoint
+		if env.Type == schemas.SealType {
+			var c seal
 			require.NoError(t, json.Unmarshal(env.Data, &c))
 			require.Equal(t, env.PrevHash, c.Head)
-			require.Equal(t, prevOffset, c.Offset)
+			require.Equal(t, 1, c.Count, "the seal signs the last transaction's run: the expiry")
+			require.Equal(t, prevLink, c.From, "the run extends the head before it")
 			require.EqualValues(t, examplePartition, c.Partition)
 			pub, err := base64.StdEncoding.DecodeString(examplePublicKey)
 			require.NoError(t, err)
 			sig, err := base64.StdEncoding.DecodeString(c.Signature)
 			require.NoError(t, err)
-			msg := signingString(exampleTopic, c.Partition, c.Offset, c.Head, env.Time)
-			require.True(t, ed25519.Verify(pub, []byte(msg), sig), "the example checkpoint signature does not verify")
+			msg := signingString(exampleTopic, c.Partition, c.From, c.Head, c.Count, env.Time)
+			require.True(t, ed25519.Verify(pub, []byte(msg), sig), "the example seal signature does not verify")
 			continue
 		}
 		// Each request's events are numbered without gaps.
@@ -206,15 +209,14 @@ func TestExampleChain(t *testing.T) {
 			require.Equal(t, last+1, seq, link.file)
 		}
 		sequences[env.Subject] = seq
-		prev, prevOffset = raw, link.offset
+		prev, prevLink = raw, env.PrevHash
 	}
 }
 
-// relinkExamples rewrites prevhash along the chain and re-signs the
-// checkpoint, after an example was edited.
+// relinkExamples rewrites prevhash along the chain and re-signs the seal,
+// after an example was edited.
 func relinkExamples(t *testing.T) {
 	var prev []byte
-	var prevOffset int64
 	for i, link := range chain {
 		name := "examples/" + link.file
 		raw, err := os.ReadFile(name)
@@ -223,18 +225,19 @@ func relinkExamples(t *testing.T) {
 		if i > 0 {
 			head := hashOf(prev)
 			raw = bytes.ReplaceAll(raw, []byte(env.PrevHash), []byte(head))
-			if env.Type == schemas.CheckpointType {
-				var c checkpoint
+			if env.Type == schemas.SealType {
+				var c seal
 				require.NoError(t, json.Unmarshal(env.Data, &c))
+				from := decodeEnvelope(t, prev).PrevHash
 				seed := sha256.Sum256([]byte(exampleKeySeed))
-				sig := ed25519.Sign(ed25519.NewKeyFromSeed(seed[:]), []byte(signingString(exampleTopic, c.Partition, prevOffset, head, env.Time)))
-				raw = bytes.Replace(raw, []byte(`"offset":`+strconv.FormatInt(c.Offset, 10)), []byte(`"offset":`+strconv.FormatInt(prevOffset, 10)), 1)
+				sig := ed25519.Sign(ed25519.NewKeyFromSeed(seed[:]), []byte(signingString(exampleTopic, c.Partition, from, head, 1, env.Time)))
+				raw = bytes.Replace(raw, []byte(`"from":"`+c.From+`"`), []byte(`"from":"`+from+`"`), 1)
 				raw = bytes.Replace(raw, []byte(c.Signature), []byte(base64.StdEncoding.EncodeToString(sig)), 1)
 			}
-			require.NoError(t, os.WriteFile(name, raw, 0o644))
+			require.NoError(t, os.WriteFile(name, raw, 0o600))
 		}
 		relinkOpenAPI(t, env.ID, raw)
-		prev, prevOffset = raw, link.offset
+		prev = raw
 	}
 	t.Log("relinked examples/ and openapi.yaml; run the tests again")
 }
@@ -252,7 +255,7 @@ func relinkOpenAPI(t *testing.T, id string, raw []byte) {
 			lines[i] = slices.Concat(before, []byte(`"event": `), raw, []byte("}"))
 		}
 	}
-	require.NoError(t, os.WriteFile("openapi.yaml", bytes.Join(lines, []byte("\n")), 0o644))
+	require.NoError(t, os.WriteFile("openapi.yaml", bytes.Join(lines, []byte("\n")), 0o600))
 }
 
 func TestExampleStoryIsConsistent(t *testing.T) {
@@ -264,7 +267,11 @@ func TestExampleStoryIsConsistent(t *testing.T) {
 	}
 	for _, typ := range approval.CommandTypes() {
 		env := decodeEnvelope(t, readFile(t, "examples/"+typ+".json"))
-		require.True(t, causes[env.ID], "no event example was caused by the %s example", typ)
+		id := env.CommandID
+		if id == "" {
+			id = env.ID
+		}
+		require.True(t, causes[id], "no event example was caused by the %s example", typ)
 	}
 
 	// The submitted event's content hash is the submit's.

@@ -51,7 +51,7 @@ func (s schemaSet) resolve(t *testing.T, node map[string]any, base string) (map[
 		frag := abs.Fragment
 		abs.Fragment = ""
 		base = abs.String()
-		var cur any = s[base]
+		cur := s[base]
 		require.NotNil(t, cur, "%s does not resolve", ref)
 		for _, tok := range strings.Split(strings.TrimPrefix(frag, "/"), "/") {
 			if tok == "" {
@@ -136,8 +136,8 @@ func TestSchemaFieldsMatchGoTypes(t *testing.T) {
 	t.Parallel()
 	set := loadSchemas(t)
 	goType := func(typ string) reflect.Type {
-		if typ == schemas.CheckpointType {
-			return reflect.TypeFor[checkpoint]()
+		if typ == schemas.SealType {
+			return reflect.TypeFor[seal]()
 		}
 		if slices.Contains(approval.CommandTypes(), typ) {
 			b, err := approval.DecodeCommandBody(typ, nil)

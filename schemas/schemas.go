@@ -47,10 +47,9 @@ var files embed.FS
 // path in this directory.
 const BaseURL = "https://raw.githubusercontent.com/assent-dev/assent/main/schemas/"
 
-// CheckpointType is the CloudEvents type of a signed checkpoint. It belongs
-// to an events partition, not to a request, so libs/approval does not
-// define it.
-const CheckpointType = "dev.assent.log.checkpoint"
+// SealType is the CloudEvents type of a seal. It belongs to an events
+// partition, not to a request, so libs/approval does not define it.
+const SealType = "dev.assent.log.seal"
 
 // The errors Validate wraps.
 var (

@@ -51,7 +51,7 @@ func examples(t *testing.T, dir string) []example {
 // domainTypes is every type on the wire: the commands and request events
 // the domain defines, and the checkpoint.
 func domainTypes() []string {
-	types := slices.Concat(approval.CommandTypes(), approval.EventTypes(), []string{schemas.CheckpointType})
+	types := slices.Concat(approval.CommandTypes(), approval.EventTypes(), []string{schemas.SealType})
 	slices.Sort(types)
 	return types
 }
@@ -105,7 +105,7 @@ func TestInvalidExamplesFail(t *testing.T) {
 		"event-without-prevhash__required.json":       "",
 		"prevhash-on-command__false.json":             "/prevhash",
 		"system-actor-on-command__pattern.json":       "/actor",
-		"checkpoint-with-subject__false.json":         "/subject",
+		"seal-with-subject__false.json":               "/subject",
 		"short-signature__pattern.json":               "/data/signature",
 	}
 	v := newValidator(t)
@@ -175,7 +175,7 @@ func TestValidateRefuses(t *testing.T) {
 		{"no type", strings.Replace(vote, `"type":"dev.assent.command.vote",`, "", 1), schemas.ErrInvalid, "type"},
 		{"type not a string", strings.Replace(vote, `"type":"dev.assent.command.vote"`, `"type":7`, 1), schemas.ErrInvalid, "type"},
 		{"unknown type", strings.Replace(vote, "command.vote", "command.veto", 1), schemas.ErrUnknownType, `"dev.assent.command.veto"; known types: dev.assent.command.cancel`},
-		{"expire is internal", strings.Replace(vote, "command.vote", "command.expire", 1), schemas.ErrUnknownType, "dev.assent.command.expire"},
+		{"expire from a user", strings.Replace(vote, "command.vote", "command.expire", 1), schemas.ErrInvalid, "value must be 'system:decider'"},
 		{"duplicate attribute", strings.Replace(vote, `"actor":"user:alice@example.com"`, `"actor":"user:alice@example.com","actor":"user:root@example.com"`, 1), schemas.ErrInvalid, `key "actor" appears twice`},
 		{"duplicate data field", strings.Replace(vote, `"decision":"approve"`, `"decision":"reject","decision":"approve"`, 1), schemas.ErrInvalid, `key "decision" appears twice`},
 		{"data_base64", strings.Replace(vote, `"data":`, `"data_base64":"e30=","data":`, 1), schemas.ErrInvalid, "data_base64"},

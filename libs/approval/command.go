@@ -30,8 +30,9 @@ const (
 	TypeVote               = "dev.assent.command.vote"
 	TypeCancel             = "dev.assent.command.cancel"
 	TypeRecordNotification = "dev.assent.command.record-notification"
-	// TypeExpire is never accepted from the commands topic: only the
-	// decider's timer issues it, inside the transaction that records it.
+	// TypeExpire is the decider's timer asking for an expiry: only
+	// system:decider may send it (Decide refuses anyone else), and it
+	// changes nothing unless the request is pending and due.
 	TypeExpire = "dev.assent.command.expire"
 )
 
@@ -107,11 +108,10 @@ func (Expire) isCommandBody()             {}
 
 // CommandTypes lists the command types accepted from the commands topic.
 func CommandTypes() []string {
-	return []string{TypeSubmit, TypeVote, TypeCancel, TypeRecordNotification}
+	return []string{TypeSubmit, TypeVote, TypeCancel, TypeRecordNotification, TypeExpire}
 }
 
 // DecodeCommandBody decodes the data of a command of the given wire type.
-// Expire is refused: it never comes from outside the decider.
 func DecodeCommandBody(typ string, data []byte) (CommandBody, error) {
 	switch typ {
 	case TypeSubmit:
@@ -122,6 +122,8 @@ func DecodeCommandBody(typ string, data []byte) (CommandBody, error) {
 		return decodeBody[Cancel](typ, data)
 	case TypeRecordNotification:
 		return decodeBody[RecordNotification](typ, data)
+	case TypeExpire:
+		return decodeBody[Expire](typ, data)
 	default:
 		return nil, refuse(ReasonInvalid, "unknown command type %q", typ)
 	}

@@ -7,7 +7,9 @@
 // It lives in its own package so that services that only use HTTP do not
 // import franz-go through the SDK.
 //
-//	tr, err := assentkafka.New(eventlog.Config{Brokers: brokers}, eventlog.DefaultTopicSpec(), "service:billing")
+//	keys, _ := wire.LoadKeyRing("infra/keys/decider-keys.json") // the published decider keys
+//	tr, err := assentkafka.New(eventlog.Config{Brokers: brokers}, eventlog.DefaultTopicSpec(), "service:billing",
+//		assentkafka.WithKeys(keys))
 //	...
 //	defer tr.Close()
 //	d, err := tr.RequestApproval(ctx, assent.SubmitRequest{...})

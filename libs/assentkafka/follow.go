@@ -12,6 +12,7 @@ import (
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // watch is what a wait is waiting for.
@@ -71,6 +72,14 @@ func (c *Client) read(ctx context.Context, w watch, start int64, full bool) (st 
 
 	next := start
 	var untracedSince time.Time
+	// Only what a valid seal covers is folded. Read from the start, the
+	// chain starts at the genesis hash; read from an offset, the first
+	// complete seal is trusted (its signature and its run are checked).
+	head := ""
+	if full && start == 0 {
+		head = wire.GenesisHash
+	}
+	auth := wire.NewAuthenticator(c.keys, c.topics.Events, w.partition, head)
 	for {
 		pctx, cancel := context.WithTimeout(ctx, idlePoll)
 		fs := cl.PollFetches(pctx)
@@ -99,24 +108,28 @@ func (c *Client) read(ctx context.Context, w watch, start int64, full bool) (st 
 				return
 			}
 			next = r.Offset + 1
-			if r.Attrs.IsControl() || string(r.Key) != w.rid {
-				return
+			it := wire.Item{Record: eventlog.WireRecord(r)}
+			var derr error
+			if !r.Attrs.IsControl() {
+				it.Hash = wire.Hash(r.Value)
+				it.Env, derr = eventlog.DecodeRecord(r)
 			}
-			env, err := eventlog.DecodeRecord(r)
-			if err != nil {
-				return // not Assent's to fold; the auditor reports it
-			}
-			e, err := codec.DomainEvent(env)
-			if err != nil || e.Sequence <= st.Sequence {
-				return
-			}
-			if e.Sequence != st.Sequence+1 && !full {
-				gap = true // the request began before start
-				return
-			}
-			st = approval.Evolve(st, e)
-			if w.observe != nil {
-				w.observe(e)
+			for _, x := range auth.Add(it, derr).Apply {
+				if gap || x.Env.Subject != w.rid {
+					continue
+				}
+				e, err := codec.DomainEvent(x.Env)
+				if err != nil || e.Sequence <= st.Sequence {
+					continue
+				}
+				if e.Sequence != st.Sequence+1 && !full {
+					gap = true // the request began before start
+					continue
+				}
+				st = approval.Evolve(st, e)
+				if w.observe != nil {
+					w.observe(e)
+				}
 			}
 		})
 		if gap {

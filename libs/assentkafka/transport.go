@@ -42,6 +42,7 @@ type Client struct {
 	rescanAfter time.Duration
 	now         func() time.Time
 	checked     atomic.Bool // the topics have the partitions the spec says
+	keys        *wire.KeyRing
 }
 
 // Option configures a Client.
@@ -51,6 +52,11 @@ type Option func(*Client)
 // the end of the partition before it rereads the partition from the start
 // (default DefaultRescanAfter).
 func WithRescanAfter(d time.Duration) Option { return func(c *Client) { c.rescanAfter = d } }
+
+// WithKeys gives the published decider public keys (infra/keys): the
+// transport folds only events a seal signed with one of them covers.
+// Required.
+func WithKeys(keys *wire.KeyRing) Option { return func(c *Client) { c.keys = keys } }
 
 // New returns a transport that acts as principal, such as
 // "service:billing", on the topics of spec (eventlog.DefaultTopicSpec() in
@@ -85,6 +91,10 @@ func New(cfg eventlog.Config, spec eventlog.TopicSpec, principal string, opts ..
 	}
 	for _, o := range opts {
 		o(c)
+	}
+	if c.keys.Len() == 0 {
+		producer.Close()
+		return nil, errors.New("assentkafka: the published decider public keys are required (WithKeys): only events they sign are trusted")
 	}
 	return c, nil
 }
@@ -366,8 +376,10 @@ func (c *Client) checkTopics(ctx context.Context) error {
 	for _, name := range []string{c.topics.Commands, c.topics.Events} {
 		d, ok := details[name]
 		switch {
-		case !ok || d.Err != nil:
-			return fmt.Errorf("assentkafka: topic %s: %v", name, d.Err)
+		case !ok:
+			return fmt.Errorf("assentkafka: topic %s is missing", name)
+		case d.Err != nil:
+			return fmt.Errorf("assentkafka: topic %s: %w", name, d.Err)
 		case len(d.Partitions) != int(c.topics.Partitions):
 			return fmt.Errorf("assentkafka: topic %s has %d partitions, the configuration says %d",
 				name, len(d.Partitions), c.topics.Partitions)

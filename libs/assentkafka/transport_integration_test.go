@@ -17,7 +17,7 @@ import (
 
 func transport(t *testing.T, c *sdktest.Cluster, principal string) *assentkafka.Client {
 	t.Helper()
-	tr, err := assentkafka.New(c.Kafka, c.Topics, principal)
+	tr, err := assentkafka.New(c.Kafka, c.Topics, principal, assentkafka.WithKeys(systest.DemoKeys(t)))
 	require.NoError(t, err)
 	t.Cleanup(tr.Close)
 	return tr

@@ -19,12 +19,13 @@ import (
 	assent "github.com/assent-dev/assent/libs/sdk"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/schemas"
+	"github.com/assent-dev/assent/test/systest"
 )
 
 // The component tests run the transport against kfake, with a fake decider:
 // a loop that decides each command with the pure domain and writes the
-// events, without transactions. The real decider runs in the integration
-// tests.
+// events in a transaction that ends with a seal, as the real decider does
+// (which runs in the integration tests).
 
 var policies = approval.Policies{Rules: []approval.Policy{{
 	Name:         "prod-deploy",
@@ -47,8 +48,10 @@ func (f *fakeDecider) seen() [][]byte {
 // startFakeDecider decides commands until the test ends.
 func startFakeDecider(t *testing.T, cfg eventlog.Config, spec eventlog.TopicSpec) *fakeDecider {
 	t.Helper()
-	cl, err := eventlog.NewClient(cfg, kgo.ConsumeTopics(spec.Commands), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := eventlog.NewClient(cfg, kgo.ConsumeTopics(spec.Commands), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.TransactionalID("fake-decider-"+wire.NewID(time.Now())))
 	require.NoError(t, err)
+	signer := systest.DemoSigner(t)
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done; cl.Close() })
@@ -56,6 +59,7 @@ func startFakeDecider(t *testing.T, cfg eventlog.Config, spec eventlog.TopicSpec
 	go func() {
 		defer close(done)
 		states := map[string]approval.State{}
+		heads := map[int32]*wire.Chain{}
 		for ctx.Err() == nil {
 			fs := cl.PollFetches(ctx)
 			fs.EachRecord(func(r *kgo.Record) {
@@ -76,15 +80,42 @@ func startFakeDecider(t *testing.T, cfg eventlog.Config, spec eventlog.TopicSpec
 				} else {
 					d = approval.Decide(st, cmd, policies, time.Now())
 				}
-				for _, e := range d.Events {
-					st = approval.Evolve(st, e)
-					ev, err := codec.EventEnvelope(e, "assent/decider", wire.GenesisHash)
-					require.NoError(t, err)
-					rec, err := eventlog.NewRecord(spec.Events, ev)
-					require.NoError(t, err)
+				if len(d.Events) == 0 {
+					return
+				}
+				p := wire.Partition([]byte(cmd.RequestID), int(spec.Partitions))
+				chain := heads[p]
+				if chain == nil {
+					chain = wire.NewChain("")
+					heads[p] = chain
+				}
+				from := chain.Head
+				if err := cl.BeginTransaction(); err != nil {
+					t.Errorf("fake decider: begin: %v", err)
+					return
+				}
+				produce := func(key, value []byte) {
+					rec := eventlog.RecordOf(spec.Events, key, value)
+					rec.Partition = p
 					if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil && ctx.Err() == nil {
 						t.Errorf("fake decider: produce: %v", err)
 					}
+				}
+				for _, e := range d.Events {
+					st = approval.Evolve(st, e)
+					ev, err := codec.EventEnvelope(e, "assent/decider", chain.Head)
+					require.NoError(t, err)
+					value, err := chain.Next(ev)
+					require.NoError(t, err)
+					produce([]byte(cmd.RequestID), value)
+				}
+				sealEnv, err := wire.NewSeal(signer, "assent/decider", spec.Events, p, from, chain.Head, len(d.Events), time.Now())
+				require.NoError(t, err)
+				value, err := chain.Next(sealEnv)
+				require.NoError(t, err)
+				produce(nil, value)
+				if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil && ctx.Err() == nil {
+					t.Errorf("fake decider: commit: %v", err)
 				}
 				states[cmd.RequestID] = st
 			})
@@ -110,7 +141,7 @@ func fakeCluster(t *testing.T) (eventlog.Config, eventlog.TopicSpec) {
 
 func newTransport(t *testing.T, cfg eventlog.Config, spec eventlog.TopicSpec, principal string) *Client {
 	t.Helper()
-	c, err := New(cfg, spec, principal, WithRescanAfter(100*time.Millisecond))
+	c, err := New(cfg, spec, principal, WithRescanAfter(100*time.Millisecond), WithKeys(systest.DemoKeys(t)))
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	return c
@@ -142,7 +173,9 @@ func TestNewRefusesBadConfiguration(t *testing.T) {
 	spec.Partitions = 0
 	_, err = New(cfg, spec, "service:billing")
 	require.Error(t, err)
-	c, err := New(cfg, eventlog.DefaultTopicSpec(), "Alice@Example.com")
+	_, err = New(cfg, eventlog.DefaultTopicSpec(), "service:billing")
+	require.ErrorContains(t, err, "published decider public keys are required")
+	c, err := New(cfg, eventlog.DefaultTopicSpec(), "Alice@Example.com", WithKeys(systest.DemoKeys(t)))
 	require.NoError(t, err)
 	require.Equal(t, "user:alice@example.com", c.Principal())
 	c.Close()

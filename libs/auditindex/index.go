@@ -35,17 +35,17 @@ import (
 	"github.com/assent-dev/assent/libs/wire"
 )
 
-// Index is the handler and the queries.
+// Index is the handler and the queries. The runner hands it only records
+// a valid seal covers (Apply) and tells it of every other one (Reject).
 type Index struct {
-	db    *pebble.DB
-	Topic string // the topic name checkpoints sign
-	Keys  *wire.KeyRing
-	// Breaks counts chain breaks found while projecting; it should read zero.
+	db *pebble.DB
+	// Breaks counts chain, sequence and terminal breaks found while
+	// projecting, and records the runner rejected; it should read zero.
 	Breaks atomic.Int64
 }
 
 // Version names the layout.
-func (*Index) Version() string { return "audit-index/1" }
+func (*Index) Version() string { return "audit-index/2" }
 
 // Attach gives the index the database to read.
 func (x *Index) Attach(db *pebble.DB) { x.db = db }
@@ -58,16 +58,30 @@ type RequestStatus struct {
 	LastOffset int64    `json:"last_offset"`
 	Terminal   string   `json:"terminal,omitempty"`
 	Breaks     []string `json:"breaks,omitempty"`
+	// Unauthenticated lists records about the request that no valid seal
+	// covers: never applied, kept here for the auditor (the first 20).
+	Unauthenticated []RejectedRecord `json:"unauthenticated,omitempty"`
+}
+
+// RejectedRecord is a record the runner did not apply, and why.
+type RejectedRecord struct {
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	EventID   string `json:"event_id,omitempty"`
+	Type      string `json:"type,omitempty"`
+	Kind      string `json:"kind"`
+	Reason    string `json:"reason"`
 }
 
 // PartitionStatus is what the index knows of one partition's chain.
 type PartitionStatus struct {
-	Records          int64     `json:"records"`
-	Checkpoints      int64     `json:"checkpoints"`
-	CheckpointOffset int64     `json:"last_checkpoint_offset"` // the record the last valid checkpoint signs; -1 none
-	CheckpointTime   time.Time `json:"last_checkpoint_time,omitzero"`
-	KeyID            string    `json:"last_checkpoint_key_id,omitempty"`
-	Breaks           []string  `json:"breaks,omitempty"` // the first 20
+	Records    int64     `json:"records"`
+	Seals      int64     `json:"seals"`
+	SealOffset int64     `json:"last_seal_offset"` // the last valid seal; -1 none
+	SealTime   time.Time `json:"last_seal_time,omitzero"`
+	KeyID      string    `json:"last_seal_key_id,omitempty"`
+	Rejected   int64     `json:"rejected"`
+	Breaks     []string  `json:"breaks,omitempty"` // the first 20
 }
 
 const maxListedBreaks = 20
@@ -131,15 +145,10 @@ func (x *Index) Apply(b *pebble.Batch, e *projection.Event) error {
 		ps.addBreak(fmt.Sprintf("offset %d: prevhash %s is not the hash %s of the record before it", e.Offset, env.PrevHash, e.PrevHead))
 		x.Breaks.Add(1)
 	}
-	if env.Type == wire.TypeCheckpoint && env.Subject == "" {
-		ps.Checkpoints++
-		cp, err := wire.VerifyCheckpoint(x.Keys, x.Topic, e.Partition, -1, env)
-		switch {
-		case err != nil:
-			ps.addBreak(fmt.Sprintf("offset %d: %v", e.Offset, err))
-			x.Breaks.Add(1)
-		case linkOK:
-			ps.CheckpointOffset, ps.CheckpointTime, ps.KeyID = cp.Offset, env.Time, cp.KeyID
+	if env.Type == wire.TypeSeal && env.Subject == "" {
+		ps.Seals++
+		if s, err := wire.DecodeSeal(env); err == nil { // the runner verified it
+			ps.SealOffset, ps.SealTime, ps.KeyID = e.Offset, env.Time, s.KeyID
 		}
 	}
 	if err := putJSON(b, keyPartition(e.Partition), ps); err != nil {
@@ -181,6 +190,38 @@ func (x *Index) Apply(b *pebble.Batch, e *projection.Event) error {
 	return putJSON(b, keyStatus(env.Subject), rs)
 }
 
+// Reject records a record the runner will not apply: the
+// projection.Rejecter. It counts as a break, and is listed under its
+// request (if it names one) as unauthenticated.
+func (x *Index) Reject(b *pebble.Batch, r *projection.Rejected) error {
+	x.Breaks.Add(1)
+	ps, err := x.partition(b, r.Partition)
+	if err != nil {
+		return err
+	}
+	ps.Rejected++
+	ps.addBreak(fmt.Sprintf("offset %d: %s: %s", r.Offset, r.Kind, r.Reason))
+	if err := putJSON(b, keyPartition(r.Partition), ps); err != nil {
+		return err
+	}
+	rid := r.Envelope.Subject
+	if rid == "" {
+		return nil
+	}
+	var rs RequestStatus
+	if err := getJSON(b, keyStatus(rid), &rs); err != nil && !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
+	if rs.Events == 0 {
+		rs.Partition, rs.LastOffset = r.Partition, -1
+	}
+	if len(rs.Unauthenticated) < maxListedBreaks {
+		rs.Unauthenticated = append(rs.Unauthenticated, RejectedRecord{Partition: r.Partition, Offset: r.Offset,
+			EventID: r.Envelope.ID, Type: r.Envelope.Type, Kind: r.Kind, Reason: r.Reason})
+	}
+	return putJSON(b, keyStatus(rid), rs)
+}
+
 func (ps *PartitionStatus) addBreak(s string) {
 	if len(ps.Breaks) < maxListedBreaks {
 		ps.Breaks = append(ps.Breaks, s)
@@ -200,7 +241,7 @@ type reader interface {
 }
 
 func (x *Index) partition(r reader, p int32) (PartitionStatus, error) {
-	ps := PartitionStatus{CheckpointOffset: -1}
+	ps := PartitionStatus{SealOffset: -1}
 	if err := getJSON(r, keyPartition(p), &ps); err != nil && !errors.Is(err, pebble.ErrNotFound) {
 		return ps, err
 	}
@@ -343,14 +384,16 @@ func (x *Index) row(r reader, p int32, off int64) (Row, wire.Envelope, error) {
 
 // Verification is the status of one request's chain.
 type Verification struct {
-	// Status is "verified" (every link and sequence holds and a valid
-	// checkpoint signs a head at or after its last event), "unsigned"
-	// (they hold, but no checkpoint covers its last event yet) or
-	// "broken".
-	Status               string   `json:"status"`
-	LastCheckpointOffset int64    `json:"last_checkpoint_offset"`
-	CheckpointKeyID      string   `json:"checkpoint_key_id,omitempty"`
-	Breaks               []string `json:"breaks,omitempty"`
+	// Status is "verified" (every event was covered by a valid seal
+	// before it was applied, and every link, sequence and terminal rule
+	// holds), "unauthenticated" (that holds, but records about the request
+	// that no valid seal covers were found, and not applied: see
+	// Unauthenticated) or "broken".
+	Status          string           `json:"status"`
+	LastSealOffset  int64            `json:"last_seal_offset"`
+	SealKeyID       string           `json:"seal_key_id,omitempty"`
+	Breaks          []string         `json:"breaks,omitempty"`
+	Unauthenticated []RejectedRecord `json:"unauthenticated,omitempty"`
 }
 
 // Request is everything the index holds on one request.
@@ -403,17 +446,14 @@ func (x *Index) Request(rid string) (Request, error) {
 		out.Events = append(out.Events, row)
 		out.Envelopes = append(out.Envelopes, env)
 	}
-	v := Verification{LastCheckpointOffset: ps.CheckpointOffset, CheckpointKeyID: ps.KeyID, Breaks: rs.Breaks}
+	v := Verification{LastSealOffset: ps.SealOffset, SealKeyID: ps.KeyID, Breaks: rs.Breaks, Unauthenticated: rs.Unauthenticated}
 	switch {
-	case len(rs.Breaks) > 0 || len(ps.Breaks) > 0:
+	case len(rs.Breaks) > 0:
 		v.Status = "broken"
-		if len(rs.Breaks) == 0 {
-			v.Breaks = append(v.Breaks, fmt.Sprintf("partition %d has breaks: %v", rs.Partition, ps.Breaks))
-		}
-	case ps.CheckpointOffset >= rs.LastOffset:
-		v.Status = "verified"
+	case len(rs.Unauthenticated) > 0:
+		v.Status = "unauthenticated"
 	default:
-		v.Status = "unsigned"
+		v.Status = "verified"
 	}
 	out.Verification = v
 	return out, it.Error()

@@ -14,7 +14,7 @@ import (
 // It reads one snapshot, so a long scan sees no record applied after it
 // began. An error from fn stops the scan and is returned.
 func (x *Index) Scan(p int32, fn func(Row, wire.Envelope) error) error {
-	prefix := binary.BigEndian.AppendUint32([]byte("e/"), uint32(p)) //nolint:gosec // G115: a partition number, never negative
+	prefix := binary.BigEndian.AppendUint32([]byte("e/"), uint32(p))
 	snap := x.db.NewSnapshot()
 	defer snap.Close() //nolint:errcheck // a read
 	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})

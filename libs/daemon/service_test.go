@@ -71,13 +71,13 @@ func TestProbesAndGracefulShutdown(t *testing.T) {
 	get := func(path string) (int, string) {
 		resp, err := http.Get(base + path)
 		require.NoError(t, err)
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }() // read-only
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	code, body := get("/healthz")
+	code, _ := get("/healthz")
 	require.Equal(t, 200, code)
-	code, body = get("/readyz")
+	code, body := get("/readyz")
 	require.Equal(t, 503, code)
 	require.Contains(t, body, "projection catching up")
 	code, body = get("/metrics")
@@ -94,7 +94,7 @@ func TestServeRefusesATakenPort(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	err = daemon.Serve(t.Context(), ln.Addr().String(), http.NewServeMux(), time.Second)
 	require.ErrorContains(t, err, "set another address")
 }

@@ -95,7 +95,7 @@ const (
 func TopicSpecFromEnv(getenv func(string) string) (TopicSpec, error) {
 	spec := DefaultTopicSpec()
 	if v := strings.TrimSpace(getenv(EnvPartitions)); v != "" {
-		n, err := strconv.Atoi(v)
+		n, err := strconv.ParseInt(v, 10, 32)
 		if err != nil || n < 1 || n > 10000 {
 			return spec, fmt.Errorf("eventlog: %s=%q must be a whole number from 1 to 10000", EnvPartitions, v)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -446,9 +447,17 @@ func describeTopicsOnce(ctx context.Context, adm *kadm.Client, names ...string) 
 		if td.Err != nil {
 			return nil, fmt.Errorf("eventlog: describe topic %s: %w", name, td.Err)
 		}
-		st := topicState{exists: true, partitions: int32(len(td.Partitions))}
+		n := len(td.Partitions)
+		if n > math.MaxInt32 {
+			return nil, fmt.Errorf("eventlog: describe topic %s: %d partitions", name, n)
+		}
+		st := topicState{exists: true, partitions: int32(n)}
 		for i, p := range td.Partitions.Sorted() {
-			rf := int16(len(p.Replicas))
+			r := len(p.Replicas)
+			if r > math.MaxInt16 {
+				return nil, fmt.Errorf("eventlog: describe topic %s: %d replicas of partition %d", name, r, p.Partition)
+			}
+			rf := int16(r)
 			if i == 0 || rf < st.minRF {
 				st.minRF = rf
 			}

@@ -20,6 +20,7 @@ import (
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/kafkatest"
+	"github.com/assent-dev/assent/test/systest"
 )
 
 // waitLimit bounds every wait for the runner; a healthy cluster needs a
@@ -107,7 +108,7 @@ func stored(t testing.TB, db *pebble.DB) map[pos][]byte {
 	t.Helper()
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte("x/"), UpperBound: []byte("x0")})
 	require.NoError(t, err)
-	defer it.Close()
+	defer func() { _ = it.Close() }()
 	out := make(map[pos][]byte)
 	for it.First(); it.Valid(); it.Next() {
 		k := it.Key()[2:]
@@ -134,7 +135,7 @@ func kafkaConfig(t testing.TB) eventlog.Config {
 func openRunner(t testing.TB, dir, topic string, parts int32, h projection.Handler, observe func(projection.BatchStats), batch ...int) *projection.Runner {
 	t.Helper()
 	cfg := projection.Config{
-		Dir: dir, Topic: topic, Partitions: parts, Kafka: kafkaConfig(t), Handler: h, Observe: observe,
+		Dir: dir, Topic: topic, Partitions: parts, Kafka: kafkaConfig(t), Handler: h, Observe: observe, Keys: systest.DemoKeys(t),
 	}
 	if len(batch) > 0 {
 		cfg.BatchRecords = batch[0]
@@ -263,12 +264,13 @@ func subjects(prefix string, parts int32, n int) [][]string {
 // producer writes hash-chained events to the events topic, as a decider
 // would, and remembers what it committed and what it aborted.
 type producer struct {
-	t     testing.TB
-	topic string
-	parts int
-	cl    *kgo.Client
-	now   time.Time
-	n     int // events built so far, for distinct times
+	t      testing.TB
+	topic  string
+	parts  int
+	cl     *kgo.Client
+	now    time.Time
+	n      int // events built so far, for distinct times
+	signer *wire.Signer
 
 	seq       map[string]int   // committed events per subject
 	heads     map[int32]string // committed chain head per partition
@@ -280,7 +282,7 @@ type producer struct {
 func newProducer(t testing.TB, topic string, parts int32) *producer {
 	cl := kafkatest.NewClient(t, kgo.TransactionalID("projection-test-"+wire.NewID(time.Now())))
 	return &producer{
-		t: t, topic: topic, parts: int(parts), cl: cl, now: time.Now().UTC(),
+		t: t, topic: topic, parts: int(parts), cl: cl, now: time.Now().UTC(), signer: systest.DemoSigner(t),
 		seq: map[string]int{}, heads: map[int32]string{},
 		committed: map[pos][]byte{}, aborted: map[pos][]byte{}, last: map[int32]pos{},
 	}
@@ -305,12 +307,18 @@ func (pr *producer) txn(commit bool, subjects ...string) []*kgo.Record {
 	seqs := map[string]int{}
 	require.NoError(pr.t, pr.cl.BeginTransaction())
 	var out []*kgo.Record
+	from := map[int32]string{}
+	count := map[int32]int{}
+	var order []int32
 	for _, s := range subjects {
 		p := wire.Partition([]byte(s), pr.parts)
 		prev, ok := heads[p]
 		if !ok {
 			prev = pr.head(p)
+			from[p] = prev
+			order = append(order, p)
 		}
+		count[p]++
 		seqs[s]++
 		seq := pr.seq[s] + seqs[s]
 		pr.n++
@@ -333,6 +341,21 @@ func (pr *producer) txn(commit bool, subjects ...string) []*kgo.Record {
 		heads[p] = wire.Hash(rec.Value)
 		pending[pos{rec.Partition, rec.Offset}] = rec.Value
 		out = append(out, rec)
+	}
+	// Each partition's run ends with its seal, as the decider's does.
+	for _, p := range order {
+		pr.n++
+		at := pr.now.Add(time.Duration(pr.n) * time.Millisecond)
+		env, err := wire.NewSeal(pr.signer, "assent/decider", pr.topic, p, from[p], heads[p], count[p], at)
+		require.NoError(pr.t, err)
+		chain := wire.NewChain(heads[p])
+		value, err := chain.Next(env)
+		require.NoError(pr.t, err)
+		rec := eventlog.RecordOf(pr.topic, nil, value)
+		rec.Partition = p
+		require.NoError(pr.t, pr.cl.ProduceSync(ctx, rec).FirstErr())
+		heads[p] = chain.Head
+		pending[pos{rec.Partition, rec.Offset}] = rec.Value
 	}
 	try := kgo.TryAbort
 	if commit {

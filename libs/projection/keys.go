@@ -15,7 +15,6 @@ var (
 
 func keyOffset(p int32) []byte { return partKey("offset/", p) }
 func keyHead(p int32) []byte   { return partKey("head/", p) }
-func keyTip(p int32) []byte    { return partKey("tip/", p) }
 
 func partKey(kind string, p int32) []byte {
 	k := make([]byte, 0, len(metaPrefix)+len(kind)+4)

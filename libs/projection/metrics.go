@@ -27,9 +27,15 @@ func (m *metrics) observe(s BatchStats) {
 //   - assent_projection_records_total, the event records applied;
 //   - assent_projection_lag_records, the committed records not yet
 //     applied, against the last stable offsets;
-//   - assent_consistency_violations_total, read from violations: events
-//     the handler could not fold, or any other broken invariant it counts
-//     (it should read zero).
+//   - assent_consistency_violations_total{kind}: records the runner did
+//     not apply because no valid seal covers them (kind="unauthenticated"),
+//     records that are not Assent CloudEvents ("invalid"), records missing
+//     before a valid seal ("gap"), and, read from violations, events the
+//     handler could not fold or any other broken invariant it counts
+//     ("fold"); every kind should read zero;
+//   - assent_projection_stopped_partitions, the partitions the runner
+//     stopped reading because records are missing (data loss): it should
+//     read zero, and decisions on such a partition wait for an operator.
 //
 // Call it once, before Run.
 func (r *Runner) RegisterMetrics(reg prometheus.Registerer, violations func() float64) {
@@ -49,10 +55,35 @@ func (r *Runner) RegisterMetrics(reg prometheus.Registerer, violations func() fl
 			Name: "assent_projection_lag_records",
 			Help: "Committed event records not yet applied to this replica's projection (-1 before the first reading).",
 		}, func() float64 { return float64(r.Lag()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "assent_consistency_violations_total",
-			Help: "Events a projection could not fold, or other broken invariants it found (should read zero).",
-		}, violations),
+		violationsCollector{r: r, fold: violations},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "assent_projection_stopped_partitions",
+			Help: "Partitions of the events topic this replica stopped reading because records are missing (should read zero).",
+		}, func() float64 { return float64(len(r.Stopped())) }),
 	)
 	r.metrics.Store(m)
+}
+
+var violationsDesc = prometheus.NewDesc("assent_consistency_violations_total",
+	"Records a projection did not apply (kind: unauthenticated, invalid, gap) or could not fold (fold), or other broken invariants it found (should read zero).",
+	[]string{"kind"}, nil)
+
+// violationsCollector exports the runner's rejections and the handler's
+// violations under one name, by kind.
+type violationsCollector struct {
+	r    *Runner
+	fold func() float64
+}
+
+func (c violationsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- violationsDesc }
+
+func (c violationsCollector) Collect(ch chan<- prometheus.Metric) {
+	for kind, n := range c.r.Rejections() {
+		ch <- prometheus.MustNewConstMetric(violationsDesc, prometheus.CounterValue, float64(n), kind)
+	}
+	fold := 0.0
+	if c.fold != nil {
+		fold = c.fold()
+	}
+	ch <- prometheus.MustNewConstMetric(violationsDesc, prometheus.CounterValue, fold, "fold")
 }

@@ -45,7 +45,7 @@ type Client struct {
 	requestTimeout time.Duration
 	principal      string
 	userAgent      string
-	preferred      atomic.Int32 // index of the URL that answered last
+	preferred      atomic.Int64 // index of the URL that answered last
 }
 
 // Option configures a Client.
@@ -155,7 +155,7 @@ func (c *Client) do(ctx context.Context, cl call) (*response, error) {
 	for attempt := 1; ; attempt++ {
 		res, err := c.attempt(ctx, c.urls[idx], cl, payload)
 		if res != nil && res.status < 300 {
-			c.preferred.Store(int32(idx))
+			c.preferred.Store(int64(idx))
 			res.unknownBefore = unknown
 			return res, nil
 		}
@@ -164,7 +164,7 @@ func (c *Client) do(ctx context.Context, cl call) (*response, error) {
 		}
 		retry, maybeApplied, retryAfter := classify(res, err)
 		if res != nil && !retry {
-			c.preferred.Store(int32(idx))
+			c.preferred.Store(int64(idx))
 			res.unknownBefore = unknown
 			return res, parseProblem(res)
 		}
@@ -248,7 +248,7 @@ func (c *Client) attempt(ctx context.Context, base string, cl call, payload []by
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		return nil, fmt.Errorf("read the response: %w", err)

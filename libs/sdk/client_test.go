@@ -402,7 +402,8 @@ func TestListAllFollowsTheCursor(t *testing.T) {
 	require.Equal(t, "approver=user%3Aalice%40example.com&cursor=c2&limit=2&status=pending", got[1].Query)
 
 	pages := 0
-	for range c.ListPages(t.Context(), assent.ListOptions{}) {
+	for _, err := range c.ListPages(t.Context(), assent.ListOptions{}) {
+		require.NoError(t, err)
 		pages++
 		break
 	}

@@ -2,6 +2,7 @@ package assent
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"time"
 )
@@ -20,11 +21,7 @@ func newUUIDv7(now time.Time) string {
 	ns := now.UnixNano()
 	ms := uint64(ns / int64(time.Millisecond))
 	frac := uint64(ns%int64(time.Millisecond)) * 4096 / uint64(time.Millisecond)
-	for i := range 6 {
-		u[i] = byte(ms >> (40 - 8*i))
-	}
-	u[6] = 0x70 | byte(frac>>8)
-	u[7] = byte(frac)
+	binary.BigEndian.PutUint64(u[:8], ms<<16|0x7000|frac) // version 7
 	u[8] = 0x80 | u[8]&0x3f
 	var s [36]byte
 	hex.Encode(s[0:8], u[0:4])

@@ -30,13 +30,22 @@
 // Java producer's choice, toPositive(murmur2(key)) % n, so Java and Go
 // producers agree; it is tested against Kafka's own murmur2 vectors.
 //
-// # Hash chain and checkpoints
+// # Hash chain and seals
 //
-// Each event's prevhash is Hash of the previous record value in its events
-// partition: "sha256:" and the hex SHA-256 of the exact stored bytes. The
-// first event of a partition uses GenesisHash. A checkpoint signs a head
-// with Ed25519 (Signer); auditors verify it offline with the published
-// public keys (KeyRing, read from infra/keys).
+// Each event's prevhash is Hash of the previous authenticated record value
+// in its events partition: "sha256:" and the hex SHA-256 of the exact
+// stored bytes. The first event of a partition uses GenesisHash. Chain
+// writes the links.
+//
+// Every decider transaction ends the run of records it wrote to a
+// partition with a Seal, signed with Ed25519 (Signer) over the run: from
+// the head it extended to the hash of its last record, and how many. A
+// reader applies only what a valid seal covers: Authenticator holds a
+// transaction's records until its seal arrives, walks back from the
+// seal's head by hash, and rejects whatever no seal can cover (a record
+// written outside a transaction, a transaction without a seal, a run a
+// seal passes over, a seal signed by an unknown key or replayed). The
+// public keys (KeyRing) are published in infra/keys.
 //
 // See docs/architecture.md for the invariants these rules serve.
 package wire

@@ -3,6 +3,7 @@ package wire
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"time"
 )
@@ -26,14 +27,8 @@ func NewID(now time.Time) string {
 	ms := uint64(ns / int64(time.Millisecond))
 	frac := uint64(ns%int64(time.Millisecond)) * 4096 / uint64(time.Millisecond) // 12 bits
 
-	u[0] = byte(ms >> 40)
-	u[1] = byte(ms >> 32)
-	u[2] = byte(ms >> 24)
-	u[3] = byte(ms >> 16)
-	u[4] = byte(ms >> 8)
-	u[5] = byte(ms)
-	u[6] = 0x70 | byte(frac>>8) // version 7
-	u[7] = byte(frac)
+	// 48 bits of milliseconds, version 7, 12 bits of fraction.
+	binary.BigEndian.PutUint64(u[:8], ms<<16|0x7000|frac)
 	u[8] = 0x80 | u[8]&0x3f // variant 10
 
 	return formatUUID(u)

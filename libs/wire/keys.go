@@ -17,7 +17,7 @@ import (
 // keyIDPattern is the schema's pattern for data.key_id.
 var keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
-// Signer signs checkpoints with one Ed25519 key, named by its key id.
+// Signer signs seals with one Ed25519 key, named by its key id.
 type Signer struct {
 	keyID string
 	key   ed25519.PrivateKey
@@ -46,11 +46,11 @@ func (s *Signer) Public() ed25519.PublicKey { return s.key.Public().(ed25519.Pub
 func LoadSigner(keyID, path string) (*Signer, error) {
 	raw, err := os.ReadFile(path) //nolint:gosec // the operator names the key file
 	if err != nil {
-		return nil, fmt.Errorf("eventlog: checkpoint key: %w", err)
+		return nil, fmt.Errorf("wire: signing key: %w", err)
 	}
 	key, err := ParsePrivateKeyPEM(raw)
 	if err != nil {
-		return nil, fmt.Errorf("eventlog: checkpoint key %s: %w", path, err)
+		return nil, fmt.Errorf("wire: signing key %s: %w", path, err)
 	}
 	return NewSigner(keyID, key)
 }
@@ -89,8 +89,8 @@ type PublicKey struct {
 	KeyID     string `json:"key_id"`
 	Algorithm string `json:"algorithm"`  // "ed25519"
 	PublicKey string `json:"public_key"` // standard base64 of the 32-byte key
-	// NotBefore and NotAfter, if set, bound the checkpoint times the key
-	// may sign: a retired key cannot vouch for a checkpoint dated after
+	// NotBefore and NotAfter, if set, bound the seal times the key may
+	// sign: a retired key cannot vouch for a seal dated after
 	// its retirement, even if it leaks later.
 	NotBefore *time.Time `json:"not_before,omitempty"`
 	NotAfter  *time.Time `json:"not_after,omitempty"`
@@ -98,13 +98,13 @@ type PublicKey struct {
 }
 
 // KeysFile is the published public keys file: what an auditor needs to
-// verify checkpoints offline.
+// verify seals offline, and every reader to authenticate the log.
 type KeysFile struct {
 	Format string      `json:"format"` // KeysFormat
 	Keys   []PublicKey `json:"keys"`
 }
 
-// KeyRing holds the public keys that checkpoints may be signed with.
+// KeyRing holds the public keys that seals may be signed with.
 type KeyRing struct {
 	keys map[string]ringKey
 }
@@ -187,9 +187,9 @@ func (r *KeyRing) Lookup(id string, t time.Time) (ed25519.PublicKey, error) {
 	case !ok:
 		return nil, fmt.Errorf("key id %q is not in the published public keys", id)
 	case k.notBefore != nil && t.Before(*k.notBefore):
-		return nil, fmt.Errorf("key %q is valid from %s, the checkpoint is dated %s", id, k.notBefore.Format(time.RFC3339), t.Format(time.RFC3339Nano))
+		return nil, fmt.Errorf("key %q is valid from %s, the seal is dated %s", id, k.notBefore.Format(time.RFC3339), t.Format(time.RFC3339Nano))
 	case k.notAfter != nil && t.After(*k.notAfter):
-		return nil, fmt.Errorf("key %q was retired at %s, the checkpoint is dated %s", id, k.notAfter.Format(time.RFC3339), t.Format(time.RFC3339Nano))
+		return nil, fmt.Errorf("key %q was retired at %s, the seal is dated %s", id, k.notAfter.Format(time.RFC3339), t.Format(time.RFC3339Nano))
 	}
 	return k.pub, nil
 }

@@ -25,7 +25,7 @@ func murmur2(data []byte) uint32 {
 		m    uint32 = 0x5bd1e995
 		r           = 24
 	)
-	h := seed ^ uint32(len(data))
+	h := seed ^ uint32(len(data)) //nolint:gosec // G115: a hash; Java mixes in its int length the same way
 	for ; len(data) >= 4; data = data[4:] {
 		k := uint32(data[0]) | uint32(data[1])<<8 | uint32(data[2])<<16 | uint32(data[3])<<24
 		k *= m

@@ -22,7 +22,7 @@ func TestMurmur2KafkaVectors(t *testing.T) {
 		{[]byte("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"), -58897971},
 		{[]byte{'a', 'b', 'c'}, 479470107},
 	} {
-		require.Equal(t, tc.want, int32(murmur2(tc.key)), "murmur2(%q)", tc.key)
+		require.Equal(t, tc.want, int32(murmur2(tc.key)), "murmur2(%q)", tc.key) //nolint:gosec // G115: the bits as Java's signed int
 		// toPositive masks the sign bit; 2^31 partitions keep the whole hash.
 		require.Equal(t, tc.want&0x7fffffff, Partition(tc.key, 1<<31-1)+boolToInt32(tc.want&0x7fffffff == 1<<31-1), "Partition(%q)", tc.key)
 	}

@@ -115,7 +115,7 @@ func StartCluster(ctx context.Context, root, dir string, logf func(string, ...an
 	errs := make(chan error, 3)
 	for _, nd := range c.nodes {
 		ndir := c.nodeDir(nd.n)
-		if err := os.MkdirAll(filepath.Join(ndir, "logs"), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(ndir, "logs"), 0o750); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("chaos: %w", err)
 		}
@@ -125,7 +125,7 @@ func StartCluster(ctx context.Context, root, dir string, logf func(string, ...an
 			"@DATA_DIR@", filepath.Join(ndir, "data"), "@REPLICATION_FACTOR@", "3", "@MIN_ISR@", "2",
 			"127.0.0.1", nd.ip,
 		).Replace(string(tmpl))
-		if err := os.WriteFile(filepath.Join(ndir, "server.properties"), []byte(props), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(ndir, "server.properties"), []byte(props), 0o600); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("chaos: %w", err)
 		}
@@ -135,7 +135,7 @@ func StartCluster(ctx context.Context, root, dir string, logf func(string, ...an
 				"-cp", c.libs+"/*", "kafka.tools.StorageTool", "format", "--ignore-formatted",
 				"-t", cid, "-c", filepath.Join(ndir, "server.properties")).CombinedOutput()
 			if err != nil {
-				err = fmt.Errorf("chaos: format node %d: %v\n%s", nd.n, err, out)
+				err = fmt.Errorf("chaos: format node %d: %w\n%s", nd.n, err, out)
 			}
 			errs <- err
 		}()
@@ -162,7 +162,7 @@ func (c *Cluster) bridge() string { return "acb" + c.id }
 func (c *Cluster) ipCmd(ctx context.Context, args ...string) error {
 	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("chaos: ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("chaos: ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
@@ -239,11 +239,11 @@ func (c *Cluster) Start(n int) error {
 		return nil
 	}
 	ndir := c.nodeDir(n)
-	f, err := os.OpenFile(filepath.Join(ndir, "logs/stdout.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(filepath.Join(ndir, "logs/stdout.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("chaos: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // the child holds its own descriptor
 	cmd := exec.Command("ip", "netns", "exec", nd.ns, c.java, "-Xms384m", "-Xmx384m",
 		"-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
 		"-Dlog4j2.configurationFile="+c.log4j, "-Dkafka.logs.dir="+filepath.Join(ndir, "logs"),

@@ -123,7 +123,7 @@ func ReadHistory(path string) ([]Op, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chaos: read history: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	var ops []Op
 	dec := json.NewDecoder(f)
 	for {

@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -45,11 +46,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) (int, er
 	think := fs.Duration("think", 25*time.Millisecond, "pause between a client's operations (random, up to twice this)")
 	tags := fs.String("decider-tags", "", "build the decider with these tags (assent_broken_dedupe: a deliberately broken build)")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, Usage)
+		_, _ = fmt.Fprint(stderr, Usage)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+		if errors.Is(err, flag.ErrHelp) {
 			return 0, nil
 		}
 		return 2, err
@@ -70,7 +71,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) (int, er
 		dir = filepath.Join(root, ".run", "chaos-"+time.Now().UTC().Format("20060102-150405"))
 	}
 	logf := func(format string, a ...any) {
-		fmt.Fprintf(stderr, "chaos: %s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
+		_, _ = fmt.Fprintf(stderr, "chaos: %s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
 	}
 	r, err := Execute(ctx, Config{Root: root, Dir: dir, Duration: *duration, Faults: list, Quiet: *quiet,
 		Clients: *clients, Think: *think, DeciderTags: *tags, Logf: logf})
@@ -81,7 +82,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) (int, er
 		return 2, err
 	}
 	r.WriteReport(stdout)
-	fmt.Fprintf(stdout, "\nreport: %s\n", filepath.Join(dir, "report.txt"))
+	_, _ = fmt.Fprintf(stdout, "\nreport: %s\n", filepath.Join(dir, "report.txt"))
 	if len(r.Verdict.Anomalies) > 0 {
 		return 1, nil
 	}
@@ -106,7 +107,7 @@ func (r *Run) Save(dir string) error {
 	if err != nil {
 		return fmt.Errorf("chaos: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "report.json"), j, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "report.json"), j, 0o600); err != nil {
 		return fmt.Errorf("chaos: %w", err)
 	}
 	h, err := os.Create(filepath.Join(dir, "history.jsonl"))

@@ -98,7 +98,8 @@ func (p params) step(s mstate, in linOp) []mstate {
 	// A decided write with call >= expires_at was decided after it: a
 	// pending request was then expired by the decider's own check.
 	decided := op.Write() && !in.asRead && !op.Indeterminate()
-	if !(decided && s.status == approval.StatusPending && p.expiresAt > 0 && op.Call >= p.expiresAt) {
+	expiredFirst := decided && s.status == approval.StatusPending && p.expiresAt > 0 && op.Call >= p.expiresAt
+	if !expiredFirst {
 		cands = append(cands, s)
 	}
 	ret := op.Return
@@ -143,7 +144,8 @@ func (p params) apply(s mstate, in linOp) (mstate, bool) {
 		if code != "" {
 			next = s // a refusal changes nothing but the memo
 		}
-		if op.Command != "" && !(op.Kind == KindSubmit && code == "" && s.status != approval.StatusNone) {
+		resubmit := op.Kind == KindSubmit && code == "" && s.status != approval.StatusNone
+		if op.Command != "" && !resubmit {
 			next.outcomes = maps.Clone(s.outcomes)
 			if next.outcomes == nil {
 				next.outcomes = map[string]string{}
@@ -229,6 +231,10 @@ func (p params) decide(s mstate, op *Op) (mstate, []string) {
 		n := s
 		n.status = approval.StatusCancelled
 		return n, []string{""}
+	case KindRead, KindNegative:
+		// Not writes: apply checks reads itself, and negatives are
+		// left out of the histories the model checks.
+		return s, nil
 	default:
 		return s, nil
 	}

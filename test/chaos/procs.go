@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/assent-dev/assent/test/systest"
 )
 
 // Build compiles the services the suite runs into dir. tags, if set, are
@@ -28,7 +30,7 @@ func Build(ctx context.Context, root, dir, deciderTags string) error {
 		cmd := exec.CommandContext(ctx, "go", append(args, ".")...)
 		cmd.Dir = filepath.Join(root, s)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("chaos: build %s: %v\n%s", s, err, out)
+			return fmt.Errorf("chaos: build %s: %w\n%s", s, err, out)
 		}
 	}
 	return nil
@@ -111,7 +113,7 @@ func FreePort() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("chaos: free port: %w", err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
@@ -124,11 +126,11 @@ func NewProc(dir, bin, kind, name, instance string, env ...string) (*Proc, error
 	}
 	return &Proc{
 		Name: name, Kind: kind, Bin: bin, Port: port, Log: filepath.Join(dir, name+".log"),
-		Env: append([]string{
-			"ASSENT_INSTANCE_ID=" + instance,
-			"ASSENT_DATA_DIR=" + filepath.Join(dir, "data", name),
+		Env: append(append(systest.DeciderKeyEnv(),
+			"ASSENT_INSTANCE_ID="+instance,
+			"ASSENT_DATA_DIR="+filepath.Join(dir, "data", name),
 			fmt.Sprintf("ASSENT_HTTP_ADDR=127.0.0.1:%d", port),
-		}, env...),
+		), env...),
 	}, nil
 }
 
@@ -139,11 +141,11 @@ func (p *Proc) Start() error {
 	if p.cmd != nil || p.closed {
 		return nil
 	}
-	f, err := os.OpenFile(p.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(p.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("chaos: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // the child holds its own descriptor
 	// A marker, so that Owned forgets what an earlier incarnation held.
 	_, _ = fmt.Fprintf(f, "{\"msg\":%q,\"time\":%q}\n", startMarker, time.Now().UTC().Format(time.RFC3339Nano))
 	cmd := exec.Command(p.Bin, p.Args...)
@@ -237,7 +239,7 @@ func (p *Proc) Owned() []int32 {
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	owned := map[int32]bool{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)

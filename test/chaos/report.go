@@ -99,20 +99,22 @@ func Outcomes(ops []Op) (map[string]map[Outcome]int, map[Outcome]int) {
 
 // WriteReport writes the human-readable report of a run.
 func (r *Run) WriteReport(w io.Writer) {
+	// A report for a terminal or a file; Save checks the file's Close.
+	printf := func(format string, a ...any) { _, _ = fmt.Fprintf(w, format, a...) }
 	v := r.Verdict
-	fmt.Fprintf(w, "Assent fault-injection run %s\n", r.Config.Prefix)
-	fmt.Fprintf(w, "  started %s, ended %s (%s); workload %s; faults %s; quiet %s between faults\n",
+	printf("Assent fault-injection run %s\n", r.Config.Prefix)
+	printf("  started %s, ended %s (%s); workload %s; faults %s; quiet %s between faults\n",
 		r.Started.UTC().Format(time.RFC3339), r.Ended.UTC().Format(time.RFC3339), r.Ended.Sub(r.Started).Round(time.Second),
 		durationOr(r.Config.Duration, "one pass over the faults"), strings.Join(r.Config.Faults, ","), r.Config.Quiet)
 	if r.Config.DeciderTags != "" {
-		fmt.Fprintf(w, "  DELIBERATELY BROKEN decider build: -tags %s\n", r.Config.DeciderTags)
+		printf("  DELIBERATELY BROKEN decider build: -tags %s\n", r.Config.DeciderTags)
 	}
 	by, total := Outcomes(r.Ops)
-	fmt.Fprintf(w, "\nOperations: %d (ok %d, refused %d, accepted-without-outcome %d, unknown %d)\n",
+	printf("\nOperations: %d (ok %d, refused %d, accepted-without-outcome %d, unknown %d)\n",
 		len(r.Ops), total[OK], total[Refused], total[Accepted], total[Unknown])
 	for _, k := range slices.Sorted(mapsKeys(by)) {
 		o := by[k]
-		fmt.Fprintf(w, "  %-14s ok %6d  refused %6d  accepted %6d  unknown %5d\n", k, o[OK], o[Refused], o[Accepted], o[Unknown])
+		printf("  %-14s ok %6d  refused %6d  accepted %6d  unknown %5d\n", k, o[OK], o[Refused], o[Accepted], o[Unknown])
 	}
 	codes := map[string]int{}
 	for _, op := range r.Ops {
@@ -120,23 +122,23 @@ func (r *Run) WriteReport(w io.Writer) {
 			codes[op.Code]++
 		}
 	}
-	fmt.Fprintf(w, "  refusals by code: %s\n", counts(codes))
+	printf("  refusals by code: %s\n", counts(codes))
 	neg := map[string]int{}
 	for _, op := range r.Ops {
 		if op.Kind == KindNegative {
 			neg[op.Detail]++
 		}
 	}
-	fmt.Fprintf(w, "  security negatives sent: %s\n", counts(neg))
+	printf("  security negatives sent: %s\n", counts(neg))
 
-	fmt.Fprintf(w, "\nLog: %d events, %d requests, terminal %v; every acknowledged command decided within %s of the end\n",
+	printf("\nLog: %d events, %d requests, terminal %v; every acknowledged command decided within %s of the end\n",
 		v.Base.Events, v.Base.Requests, v.Base.Terminal, r.Settle.Round(time.Millisecond))
-	fmt.Fprintf(w, "Linearizability: %d request histories checked with porcupine, %d timed out\n", v.LinChecked, v.LinTimedOut)
+	printf("Linearizability: %d request histories checked with porcupine, %d timed out\n", v.LinChecked, v.LinTimedOut)
 
-	fmt.Fprintf(w, "\nFaults injected: %d\n", len(r.Faults))
-	fmt.Fprintf(w, "  %-17s %-8s %-10s %-12s %-14s %s\n", "fault", "at", "held", "global gap", "partition gap", "target")
+	printf("\nFaults injected: %d\n", len(r.Faults))
+	printf("  %-17s %-8s %-10s %-12s %-14s %s\n", "fault", "at", "held", "global gap", "partition gap", "target")
 	b := r.Baseline
-	fmt.Fprintf(w, "  %-17s %-8s %-10s %-12s %-14s %s\n", "(baseline)", "", "",
+	printf("  %-17s %-8s %-10s %-12s %-14s %s\n", "(baseline)", "", "",
 		b.Global.Round(time.Millisecond), fmt.Sprintf("%s p%d", b.PartitionGap.Round(time.Millisecond), b.PartitionName), "warm-up, no fault")
 	for i, f := range r.Faults {
 		g := r.Gaps[i]
@@ -144,11 +146,11 @@ func (r *Run) WriteReport(w io.Writer) {
 		if f.Err != "" {
 			target += " ERROR: " + f.Err
 		}
-		fmt.Fprintf(w, "  %-17s %-8s %-10s %-12s %-14s %s\n", f.Name, "+"+f.Start.Sub(r.Started).Round(time.Second).String(),
+		printf("  %-17s %-8s %-10s %-12s %-14s %s\n", f.Name, "+"+f.Start.Sub(r.Started).Round(time.Second).String(),
 			f.Healed.Sub(f.Start).Round(100*time.Millisecond), g.Global.Round(time.Millisecond),
 			fmt.Sprintf("%s p%d", g.PartitionGap.Round(time.Millisecond), g.PartitionName), target)
 	}
-	fmt.Fprintf(w, "\nFailover per fault type (longest gap between decisions, worst occurrence):\n")
+	printf("\nFailover per fault type (longest gap between decisions, worst occurrence):\n")
 	worst := map[string]Gap{}
 	for _, g := range r.Gaps {
 		if w := worst[g.Fault]; g.PartitionGap > w.PartitionGap || w.Fault == "" {
@@ -157,26 +159,26 @@ func (r *Run) WriteReport(w io.Writer) {
 	}
 	for _, name := range AllFaults {
 		if g, ok := worst[name]; ok {
-			fmt.Fprintf(w, "  %-17s all partitions %-10s one partition %s\n", name, g.Global.Round(time.Millisecond), g.PartitionGap.Round(time.Millisecond))
+			printf("  %-17s all partitions %-10s one partition %s\n", name, g.Global.Round(time.Millisecond), g.PartitionGap.Round(time.Millisecond))
 		}
 	}
-	fmt.Fprintf(w, "\nService processes that exited on their own (restarted 1s later, as a supervisor would): %d\n", len(r.Exits))
+	printf("\nService processes that exited on their own (restarted 1s later, as a supervisor would): %d\n", len(r.Exits))
 	for _, e := range r.Exits {
-		fmt.Fprintf(w, "  %s +%s %s (%s): %s\n", e.Process, e.At.Sub(r.Started).Round(time.Second), e.At.UTC().Format("15:04:05"), e.Status, strings.TrimSpace(e.LastLog))
+		printf("  %s +%s %s (%s): %s\n", e.Process, e.At.Sub(r.Started).Round(time.Second), e.At.UTC().Format("15:04:05"), e.Status, strings.TrimSpace(e.LastLog))
 	}
 	for _, n := range r.Notes {
-		fmt.Fprintf(w, "Note: %s\n", n)
+		printf("Note: %s\n", n)
 	}
-	fmt.Fprintf(w, "\nAnomalies: %d\n", len(v.Anomalies))
+	printf("\nAnomalies: %d\n", len(v.Anomalies))
 	inv := map[string]int{}
 	for _, a := range v.Anomalies {
 		inv[a.Invariant]++
 	}
 	if len(inv) > 0 {
-		fmt.Fprintf(w, "  by invariant: %s\n", counts(inv))
+		printf("  by invariant: %s\n", counts(inv))
 	}
 	for _, a := range v.Anomalies {
-		fmt.Fprintf(w, "  %s\n", a)
+		printf("  %s\n", a)
 	}
 }
 

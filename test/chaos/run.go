@@ -89,7 +89,7 @@ func Execute(ctx context.Context, cfg Config) (*Run, error) {
 		return nil, errors.New("chaos: broker faults need the suite's own cluster; leave Brokers empty")
 	}
 	r := &Run{Config: cfg, Started: time.Now()}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("chaos: %w", err)
 	}
 	bin := filepath.Join(cfg.Dir, "bin")
@@ -306,7 +306,7 @@ func (s *services) stopAll() {
 
 func startServices(ctx context.Context, cfg Config, bin string, brokers []string, spec eventlog.TopicSpec, secret string) (*services, error) {
 	dir := filepath.Join(cfg.Dir, "services")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("chaos: %w", err)
 	}
 	s := &services{}
@@ -387,7 +387,7 @@ func settle(ctx context.Context, kcfg eventlog.Config, topic string, ops []Op) (
 		for _, op := range ops {
 			if op.Write() && op.Command != "" && (op.Outcome == OK || op.Outcome == Accepted) {
 				st := states[op.Request]
-				if _, ok := st.Outcomes[op.Command]; !ok && !(op.Kind == KindSubmit && st.Status != approval.StatusNone) {
+				if _, ok := st.Outcomes[op.Command]; !ok && (op.Kind != KindSubmit || st.Status == approval.StatusNone) {
 					missing++
 				}
 			}

@@ -1,18 +1,20 @@
 // Package loggen makes realistic event logs for the auditor's tests and
-// benchmark: requests decided by the pure domain (approval.Decide), their
+// benchmarks: requests decided by the pure domain (approval.Decide), their
 // events wrapped, chained by hash per partition and interleaved as a busy
-// decider would write them, with signed checkpoints every few records. It
-// writes them straight to a topic with a plain idempotent producer, so a
-// fresh topic holds them at offsets 0, 1, 2, ... of each partition, which
-// is what the checkpoints sign.
+// decider would write them, in runs that each end with a seal signed by a
+// decider key, written in one Kafka transaction per run as the deciders
+// write.
 package loggen
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/approval"
@@ -23,13 +25,13 @@ import (
 
 // Options shape a log.
 type Options struct {
-	Topic           string
-	Partitions      int32
-	Requests        int
-	Signer          *wire.Signer // nil: no checkpoints
-	CheckpointEvery int          // records between checkpoints; 0: none
-	Start           time.Time    // the first submit; each request starts Step later than the one before
-	Step            time.Duration
+	Topic      string
+	Partitions int32
+	Requests   int
+	Signer     *wire.Signer // signs the seals (required)
+	SealEvery  int          // events per sealed run, as one decider transaction writes (required)
+	Start      time.Time    // the first submit; each request starts Step later than the one before
+	Step       time.Duration
 }
 
 // Approvers is the pool of approvers; request i is voted on by
@@ -109,8 +111,14 @@ func Events(i int, start time.Time, step time.Duration) []approval.Event {
 
 // Generate calls emit with every record of partition p in offset order,
 // p's records only, then returns how many it emitted. Requests are
-// interleaved in groups of 16, as concurrent requests are.
+// interleaved in groups of 16, as concurrent requests are. Every
+// o.SealEvery events (and at the end) a seal signed by o.Signer ends the
+// run, as a decider's transaction does: Write and Stream commit a Kafka
+// transaction after each seal.
 func Generate(o Options, p int32, emit func(rec *kgo.Record) error) (int64, error) {
+	if o.Signer == nil || o.SealEvery <= 0 {
+		return 0, errors.New("loggen: a Signer and SealEvery are required: readers apply only sealed records")
+	}
 	var mine []int
 	for i := range o.Requests {
 		if wire.Partition([]byte(RequestID(i)), int(o.Partitions)) == p {
@@ -118,6 +126,7 @@ func Generate(o Options, p int32, emit func(rec *kgo.Record) error) (int64, erro
 		}
 	}
 	chain := wire.NewChain("")
+	from := chain.Head
 	var n int64
 	put := func(env wire.Envelope) error {
 		value, err := chain.Next(env)
@@ -134,7 +143,21 @@ func Generate(o Options, p int32, emit func(rec *kgo.Record) error) (int64, erro
 		return emit(rec)
 	}
 	var lastTime time.Time
-	since := 0 // events since the last checkpoint
+	run := 0 // events since the last seal
+	seal := func() error {
+		if run == 0 {
+			return nil
+		}
+		env, err := wire.NewSeal(o.Signer, "assent/decider", o.Topic, p, from, chain.Head, run, lastTime.Add(time.Millisecond))
+		if err != nil {
+			return err
+		}
+		if err := put(env); err != nil {
+			return err
+		}
+		from, run = chain.Head, 0
+		return nil
+	}
 	for g := 0; g < len(mine); g += 16 {
 		group := mine[g:min(g+16, len(mine))]
 		evs := make([][]approval.Event, len(group))
@@ -157,13 +180,8 @@ func Generate(o Options, p int32, emit func(rec *kgo.Record) error) (int64, erro
 					return n, err
 				}
 				lastTime = e.Time
-				if since++; o.Signer != nil && o.CheckpointEvery > 0 && since == o.CheckpointEvery {
-					since = 0
-					cp, err := wire.NewCheckpoint(o.Signer, "assent/decider", o.Topic, p, n-1, chain.Head, lastTime.Add(time.Millisecond))
-					if err != nil {
-						return n, err
-					}
-					if err := put(cp); err != nil {
+				if run++; run == o.SealEvery {
+					if err := seal(); err != nil {
 						return n, err
 					}
 				}
@@ -173,11 +191,11 @@ func Generate(o Options, p int32, emit func(rec *kgo.Record) error) (int64, erro
 			}
 		}
 	}
-	return n, nil
+	return n, seal()
 }
 
-// Build returns every partition's record values in offset order (for
-// small logs that tests copy and tamper with).
+// Build returns every partition's records in log order (for small logs
+// that tests copy and tamper with).
 func Build(o Options) ([][]*kgo.Record, error) {
 	out := make([][]*kgo.Record, o.Partitions)
 	for p := range o.Partitions {
@@ -192,85 +210,141 @@ func Build(o Options) ([][]*kgo.Record, error) {
 	return out, nil
 }
 
-// Write produces parts[p] to partition p of topic, in order, and waits
-// until every record is acknowledged. Into a fresh topic, record k of
-// partition p lands at offset k.
-func Write(ctx context.Context, cfg eventlog.Config, topic string, parts [][]*kgo.Record) error {
-	cl, err := eventlog.NewClient(cfg, kgo.MaxBufferedRecords(100_000))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	var (
-		mu    sync.Mutex
-		first error
-	)
-	for p, recs := range parts {
-		for _, r := range recs {
-			rec := &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: r.Headers, Partition: int32(p)}
-			cl.Produce(ctx, rec, func(r *kgo.Record, err error) {
-				if err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			})
-		}
-	}
-	if err := cl.Flush(ctx); err != nil {
-		return fmt.Errorf("gen: flush: %w", err)
-	}
-	if first != nil {
-		return fmt.Errorf("gen: produce: %w", first)
-	}
-	return nil
+// isSeal reports whether a generated record ends a run.
+func isSeal(r *kgo.Record) bool {
+	return r.Key == nil && bytes.Contains(r.Value, []byte(`"type":"`+wire.TypeSeal+`"`))
 }
 
-// Stream generates the whole log and produces it to topic, partitions in
-// parallel, returning the records written. progress, if set, is called
-// with the running count now and then.
-func Stream(ctx context.Context, cfg eventlog.Config, o Options, progress func(int64)) (int64, error) {
-	cl, err := eventlog.NewClient(cfg, kgo.MaxBufferedRecords(200_000), kgo.ProducerLinger(20*time.Millisecond),
-		kgo.ProducerBatchMaxBytes(1<<20))
+// Write produces parts[p] to partition p of topic, in order, in Kafka
+// transactions that each end after a seal (records after the last seal go
+// in a last transaction), as the deciders write. It returns the offset of
+// every record, by partition and index.
+func Write(ctx context.Context, cfg eventlog.Config, topic string, parts [][]*kgo.Record) ([][]int64, error) {
+	cl, err := eventlog.NewClient(cfg, kgo.TransactionalID("loggen-"+wire.NewID(time.Now())), kgo.MaxBufferedRecords(100_000))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer cl.Close()
+	offsets := make([][]int64, len(parts))
+	for p, recs := range parts {
+		offsets[p] = make([]int64, len(recs))
+		for i := 0; i < len(recs); {
+			if err := cl.BeginTransaction(); err != nil {
+				return nil, fmt.Errorf("loggen: begin: %w", err)
+			}
+			for ; i < len(recs); i++ {
+				r := recs[i]
+				rec := &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: r.Headers, Partition: int32(p)}
+				res := cl.ProduceSync(ctx, rec)
+				if err := res.FirstErr(); err != nil {
+					return nil, fmt.Errorf("loggen: produce: %w", err)
+				}
+				offsets[p][i] = rec.Offset
+				if isSeal(r) {
+					i++
+					break
+				}
+			}
+			if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+				return nil, fmt.Errorf("loggen: commit: %w", err)
+			}
+		}
+	}
+	return offsets, waitStable(ctx, cl, topic)
+}
+
+// waitStable waits until no transaction is open on topic (its last stable
+// offsets equal its high watermarks): EndTransaction returns before the
+// brokers have written the commit markers, and a reader that starts then
+// would not see the last transaction yet.
+func waitStable(ctx context.Context, cl *kgo.Client, topic string) error {
+	adm := kadm.NewClient(cl)
+	for {
+		hw, err := adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			return fmt.Errorf("loggen: end offsets: %w", err)
+		}
+		lso, err := adm.ListCommittedOffsets(ctx, topic)
+		if err != nil {
+			return fmt.Errorf("loggen: stable offsets: %w", err)
+		}
+		stable := true
+		hw.Each(func(o kadm.ListedOffset) {
+			if l, ok := lso.Lookup(topic, o.Partition); !ok || l.Offset != o.Offset {
+				stable = false
+			}
+		})
+		if stable {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Stream generates the whole log and produces it to topic in sealed
+// transactions, partitions in parallel (one transactional producer each),
+// returning the records written. progress, if set, is called with the
+// running count now and then.
+func Stream(ctx context.Context, cfg eventlog.Config, o Options, progress func(int64)) (int64, error) {
 	var (
 		mu    sync.Mutex
 		first error
 		total int64
 		wg    sync.WaitGroup
-		sem   = make(chan struct{}, 2)
+		sem   = make(chan struct{}, 4)
 	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first == nil {
+			first = err
+		}
+	}
 	for p := range o.Partitions {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			cl, err := eventlog.NewClient(cfg, kgo.TransactionalID(fmt.Sprintf("loggen-%s-%d", wire.NewID(time.Now()), p)),
+				kgo.MaxBufferedRecords(200_000), kgo.ProducerLinger(20*time.Millisecond), kgo.ProducerBatchMaxBytes(1<<20))
+			if err != nil {
+				fail(err)
+				return
+			}
+			defer cl.Close()
+			open := false
 			n, err := Generate(o, p, func(rec *kgo.Record) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
+				if !open {
+					if err := cl.BeginTransaction(); err != nil {
+						return err
+					}
+					open = true
+				}
 				cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
 					if err != nil {
-						mu.Lock()
-						if first == nil {
-							first = err
-						}
-						mu.Unlock()
+						fail(err)
 					}
 				})
+				if isSeal(rec) {
+					open = false
+					// EndTransaction flushes first: the seal and its run commit together.
+					return cl.EndTransaction(ctx, kgo.TryCommit)
+				}
 				return nil
 			})
+			if err != nil {
+				fail(err)
+			}
 			mu.Lock()
 			total += n
-			if err != nil && first == nil {
-				first = err
-			}
 			t := total
 			mu.Unlock()
 			if progress != nil {
@@ -279,11 +353,13 @@ func Stream(ctx context.Context, cfg eventlog.Config, o Options, progress func(i
 		}()
 	}
 	wg.Wait()
-	if err := cl.Flush(ctx); err != nil {
-		return total, fmt.Errorf("gen: flush: %w", err)
-	}
 	if first != nil {
-		return total, fmt.Errorf("gen: produce: %w", first)
+		return total, fmt.Errorf("loggen: produce: %w", first)
 	}
-	return total, nil
+	cl, err := eventlog.NewClient(cfg)
+	if err != nil {
+		return total, err
+	}
+	defer cl.Close()
+	return total, waitStable(ctx, cl, o.Topic)
 }

@@ -93,7 +93,7 @@ func writeModuleZip(t *testing.T, dst, src, prefix string) {
 		if err != nil {
 			return err
 		}
-		b, err := os.ReadFile(p) //nolint:gosec // a file of this checkout
+		b, err := os.ReadFile(p)
 		if err != nil {
 			return err
 		}

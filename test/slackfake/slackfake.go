@@ -21,6 +21,7 @@ package slackfake
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -37,7 +38,7 @@ import (
 )
 
 // Token is the bot token the fake accepts.
-const Token = "xoxb-assent-test"
+const Token = "xoxb-assent-test" //nolint:gosec // G101: the fake's own made-up token
 
 // User is a member of the fake workspace.
 type User struct {
@@ -148,7 +149,7 @@ func Start(users []User, channels map[string]string) *Server {
 		})
 	}
 	s.Server = slacktest.NewTestServer(bind)
-	s.Server.Start()
+	s.Start()
 	return s
 }
 
@@ -332,11 +333,7 @@ func (s *Server) handler(method, tag string, h func(url.Values) (any, error)) ht
 }
 
 func asAPIError(err error, ae *apiError) bool {
-	e, ok := err.(apiError)
-	if ok {
-		*ae = e
-	}
-	return ok
+	return errors.As(err, ae)
 }
 
 // decode reads a form-encoded or JSON call into url.Values (JSON fields

@@ -141,30 +141,44 @@ func (r Result) Summary() string {
 	return b.String()
 }
 
-// CheckCheckpoints verifies every checkpoint of a log read by ReadLog from
-// topic (the second half of I6): each is signed by a key of keys over the
-// canonical string, names its own partition, and signs the head it
-// follows at that head's offset. It returns the number of checkpoints and
-// the anomalies, invariant I6.
-func CheckCheckpoints(log []Record, topic string, keys *wire.KeyRing) (int, []Anomaly) {
+// CheckSeals authenticates a log read by ReadLog from topic the way every
+// reader does (wire.Authenticator, the second half of I6): every record
+// must be covered by a valid seal signed with one of keys. It returns the
+// number of seals and an I6 anomaly for every record no seal covers.
+func CheckSeals(log []Record, topic string, keys *wire.KeyRing) (int, []Anomaly) {
 	var (
 		n         int
 		anomalies []Anomaly
 	)
-	prev := map[int32]int64{}
+	auth := map[int32]*wire.Authenticator{}
+	collect := func(res wire.Result) {
+		for _, x := range res.Apply {
+			if x.Env.Type == wire.TypeSeal {
+				n++
+			}
+		}
+		for _, rj := range append(res.Rejected, func() []wire.Rejection {
+			if res.Gap != nil {
+				return []wire.Rejection{*res.Gap}
+			}
+			return nil
+		}()...) {
+			anomalies = append(anomalies, Anomaly{Invariant: "I6", Request: rj.Env.Subject, Partition: rj.Record.Partition,
+				Offset: rj.Record.Offset, Detail: rj.Kind + ": " + rj.Reason})
+		}
+	}
 	for _, r := range log {
-		headOffset, ok := prev[r.Partition]
-		if !ok {
-			headOffset = -1
+		a := auth[r.Partition]
+		if a == nil {
+			a = wire.NewAuthenticator(keys, topic, r.Partition, wire.GenesisHash)
+			auth[r.Partition] = a
 		}
-		prev[r.Partition] = r.Offset
-		if r.Err != nil || r.Envelope.Type != wire.TypeCheckpoint {
-			continue
-		}
-		n++
-		if _, err := wire.VerifyCheckpoint(keys, topic, r.Partition, headOffset, r.Envelope); err != nil {
-			anomalies = append(anomalies, Anomaly{Invariant: "I6", Partition: r.Partition, Offset: r.Offset, Detail: err.Error()})
-		}
+		it := wire.Item{Record: wire.Record{Topic: topic, Partition: r.Partition, Offset: r.Offset, Value: r.Value,
+			Transactional: r.Transactional, ProducerID: r.ProducerID}, Env: r.Envelope, Hash: wire.Hash(r.Value)}
+		collect(a.Add(it, r.Err))
+	}
+	for _, a := range auth {
+		collect(a.Flush())
 	}
 	return n, anomalies
 }

@@ -109,31 +109,34 @@ func TestCheckFindsEachAnomaly(t *testing.T) {
 	})
 }
 
-// A log with a checkpoint in its chain: Check counts no anomaly for it,
-// CheckCheckpoints verifies its signature, and a forged or misplaced one
-// is an I6 anomaly.
-func TestCheckCheckpoints(t *testing.T) {
+// A log whose run ends with a seal: Check counts no anomaly for it,
+// CheckSeals authenticates it, and a forged seal, or a record no seal
+// covers, is an I6 anomaly.
+func TestCheckSeals(t *testing.T) {
 	t.Parallel()
 	log := logOf(t, submit("r1"), vote("r1", "user:a@x"))
+	for i := range log {
+		log[i].Transactional, log[i].ProducerID = true, 1
+	}
 	_, key, err := ed25519.GenerateKey(nil)
 	require.NoError(t, err)
 	signer, err := wire.NewSigner("k1", key)
 	require.NoError(t, err)
 	ring := wire.NewKeyRing(map[string]ed25519.PublicKey{"k1": signer.Public()})
-	withCheckpoint := func(s *wire.Signer, offset int64) []Record {
+	withSeal := func(s *wire.Signer, count int) []Record {
 		last := log[len(log)-1]
-		env, err := wire.NewCheckpoint(s, "assent/decider", "events", 0, offset, wire.Hash(last.Value), t0)
+		env, err := wire.NewSeal(s, "assent/decider", "events", 0, wire.GenesisHash, wire.Hash(last.Value), count, t0)
 		require.NoError(t, err)
 		v, err := wire.Marshal(env)
 		require.NoError(t, err)
 		env, err = wire.Unmarshal(v)
 		require.NoError(t, err)
-		return append(append([]Record(nil), log...), Record{Offset: last.Offset + 1, Value: v, Envelope: env})
+		return append(append([]Record(nil), log...), Record{Offset: last.Offset + 1, Value: v, Envelope: env, Transactional: true, ProducerID: 1})
 	}
 
-	good := withCheckpoint(signer, log[len(log)-1].Offset)
+	good := withSeal(signer, len(log))
 	require.Empty(t, Check(good, nil).Anomalies)
-	n, anomalies := CheckCheckpoints(good, "events", ring)
+	n, anomalies := CheckSeals(good, "events", ring)
 	require.Equal(t, 1, n)
 	require.Empty(t, anomalies)
 
@@ -141,12 +144,11 @@ func TestCheckCheckpoints(t *testing.T) {
 	require.NoError(t, err)
 	forger, err := wire.NewSigner("k1", otherKey)
 	require.NoError(t, err)
-	_, anomalies = CheckCheckpoints(withCheckpoint(forger, log[len(log)-1].Offset), "events", ring)
-	require.Len(t, anomalies, 1)
+	_, anomalies = CheckSeals(withSeal(forger, len(log)), "events", ring)
+	require.Len(t, anomalies, 1+len(log), "the forged seal, and the records it cannot cover")
 	require.Equal(t, "I6", anomalies[0].Invariant)
 	require.Contains(t, anomalies[0].Detail, "does not verify")
 
-	_, anomalies = CheckCheckpoints(withCheckpoint(signer, 0), "events", ring)
-	require.Len(t, anomalies, 1)
-	require.Contains(t, anomalies[0].Detail, "data.offset is 0")
+	_, anomalies = CheckSeals(withSeal(signer, 1), "events", ring)
+	require.NotEmpty(t, anomalies, "a seal over a run of another length covers nothing")
 }

@@ -82,7 +82,7 @@ func (c *Client) once(ctx context.Context, method, url string, body any, key str
 	if err != nil {
 		return Response{}, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return Response{}, err

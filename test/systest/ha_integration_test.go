@@ -104,8 +104,11 @@ func TestIntegrationHighAvailability(t *testing.T) {
 				case resp.Status == 404 && results[i].submitted:
 					// The vote reached a replica before the submit was decided; retry below.
 					resp, err = voters[voter].Do(gctx, i, "POST", "/v1/requests/"+rid+"/votes", map[string]any{"decision": decision}, 20)
-					if err != nil || resp.Status >= 300 && resp.Body["code"] != "duplicate_vote" {
-						return fmt.Errorf("vote %s after 404: %v %d %s", rid, err, resp.Status, resp.Raw)
+					if err != nil {
+						return fmt.Errorf("vote %s after 404: %w", rid, err)
+					}
+					if resp.Status >= 300 && resp.Body["code"] != "duplicate_vote" {
+						return fmt.Errorf("vote %s after 404: %d %s", rid, resp.Status, resp.Raw)
 					}
 				default:
 					return fmt.Errorf("vote %s: %d %s", rid, resp.Status, resp.Raw)
@@ -225,7 +228,7 @@ func lastAssignment(t *testing.T, path string, before time.Time) []int32 {
 	t.Helper()
 	f, err := os.Open(path)
 	require.NoError(t, err)
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	owned := map[int32]bool{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {

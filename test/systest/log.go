@@ -20,8 +20,11 @@ type Record struct {
 	Offset    int64
 	Value     []byte
 	Envelope  wire.Envelope
-	Event     approval.Event // zero Body for checkpoints and undecodable events
+	Event     approval.Event // zero Body for seals and undecodable events
 	Err       error          // why the record could not be decoded, if it could not
+	// Transactional and ProducerID say who wrote the record and how.
+	Transactional bool
+	ProducerID    int64
 }
 
 // ReadLog reads every committed record of topic, up to the last stable
@@ -57,7 +60,7 @@ func ReadLog(ctx context.Context, cfg eventlog.Config, topic string) ([]Record, 
 	next := map[int32]int64{}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	for done(next, want) == false {
+	for !done(next, want) {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("systest: read %s: %w (read %v of %v)", topic, err, next, want)
@@ -67,7 +70,7 @@ func ReadLog(ctx context.Context, cfg eventlog.Config, topic string) ([]Record, 
 			if r.Attrs.IsControl() || r.Offset >= want[r.Partition] {
 				return
 			}
-			rec := Record{Partition: r.Partition, Offset: r.Offset, Value: r.Value}
+			rec := Record{Partition: r.Partition, Offset: r.Offset, Value: r.Value, Transactional: r.Attrs.IsTransactional(), ProducerID: r.ProducerID}
 			rec.Envelope, rec.Err = eventlog.DecodeRecord(r)
 			if rec.Err == nil && rec.Envelope.Subject != "" {
 				rec.Event, rec.Err = codec.DomainEvent(rec.Envelope)

@@ -63,7 +63,7 @@ func build(name, dir string) error {
 	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), ".")
 	cmd.Dir = src
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("systest: build %s: %v\n%s", name, err, out)
+		return fmt.Errorf("systest: build %s: %w\n%s", name, err, out)
 	}
 	return nil
 }
@@ -75,7 +75,7 @@ func FreePort(t testing.TB) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
@@ -95,7 +95,7 @@ type Proc struct {
 // Start starts the process; its output is appended to p.Log.
 func (p *Proc) Start() {
 	p.t.Helper()
-	f, err := os.OpenFile(p.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(p.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func NewProc(t testing.TB, bin, name string, env ...string) *Proc {
 	port := FreePort(t)
 	p := &Proc{
 		Name: name, Bin: bin, Port: port, Log: filepath.Join(dir, name+".log"), t: t,
-		Env: append([]string{
+		Env: append(DeciderKeyEnv(), append([]string{
 			// The instance names the Kafka transactional id, which is
 			// cluster-wide: two tests (or a test and scripts/up) that both
 			// start a "decider-1" on one cluster would fence each other.
@@ -187,7 +187,7 @@ func NewProc(t testing.TB, bin, name string, env ...string) *Proc {
 			fmt.Sprintf("ASSENT_INSTANCE_ID=%s-%d", name, port),
 			"ASSENT_DATA_DIR=" + filepath.Join(dir, "data"),
 			fmt.Sprintf("ASSENT_HTTP_ADDR=127.0.0.1:%d", port),
-		}, env...),
+		}, env...)...),
 	}
 	t.Cleanup(p.Stop)
 	return p

@@ -74,11 +74,15 @@ func (c *config) flags(fs *flag.FlagSet) {
 }
 
 func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
-	say := func(format string, args ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", args...) }
+	say := func(format string, args ...any) { _, _ = fmt.Fprintf(stderr, "bench: "+format+"\n", args...) }
 	brokers, err := eventlog.ParseBrokers(cfg.brokers)
 	if err != nil || cfg.brokers == "" {
 		return errors.New("no brokers: set ASSENT_KAFKA_BROKERS or --brokers (scripts/bench starts a cluster)")
 	}
+	if cfg.partitions < 1 || cfg.partitions > 10000 { // what the services accept in ASSENT_PARTITIONS
+		return fmt.Errorf("--partitions must be 1 to 10000, got %d", cfg.partitions)
+	}
+	partitions := int32(cfg.partitions)
 	kcfg := eventlog.Config{Brokers: brokers, ClientID: "assent-bench"}
 	admCl, err := eventlog.NewClient(kcfg)
 	if err != nil {
@@ -90,7 +94,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	// 1. The floor.
 	floorIn, floorOut := "bench."+stamp+".floor-in", "bench."+stamp+".floor-out"
-	spec := eventlog.TopicSpec{Commands: floorIn, Events: floorOut, Partitions: int32(cfg.partitions), ReplicationFactor: 3, MinInsyncReplicas: 2}
+	spec := eventlog.TopicSpec{Commands: floorIn, Events: floorOut, Partitions: partitions, ReplicationFactor: 3, MinInsyncReplicas: 2}
 	if _, err := logadmin.Provision(ctx, adm, spec); err != nil {
 		return fmt.Errorf("floor topics: %w", err)
 	}
@@ -103,7 +107,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	// 2. Assent.
 	topics := eventlog.TopicSpec{Commands: "bench." + stamp + ".commands", Events: "bench." + stamp + ".events",
-		Partitions: int32(cfg.partitions), ReplicationFactor: 3, MinInsyncReplicas: 2}
+		Partitions: partitions, ReplicationFactor: 3, MinInsyncReplicas: 2}
 	if _, err := logadmin.Provision(ctx, adm, topics); err != nil {
 		return fmt.Errorf("assent topics: %w", err)
 	}
@@ -135,14 +139,14 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	p50f, p99f := pct(floor.latencies, 50), pct(floor.latencies, 99)
 	p50, p99 := pct(lat, 50), pct(lat, 99)
 	w := stdout
-	fmt.Fprintf(w, "\nAssent benchmark, %s, %d partitions, RF 3, min ISR 2, 3 brokers on 127.0.0.1\n\n", time.Now().UTC().Format(time.RFC3339), cfg.partitions)
-	fmt.Fprintf(w, "%-34s %14s %14s %8s  %s\n", "figure", "floor (Kafka)", "Assent", "ratio", "goal")
-	fmt.Fprintf(w, "%-34s %14s %14s %8.2f  %s\n", "latency p50 (vote POST -> GET)", ms(p50f), ms(p50), ratio(p50, p50f), "")
-	fmt.Fprintf(w, "%-34s %14s %14s %8.2f  %s\n", "latency p99 (vote POST -> GET)", ms(p99f), ms(p99), ratio(p99, p99f), verdict(ratio(p99, p99f) <= 1.5, "<= 1.5x"))
-	fmt.Fprintf(w, "%-34s %12.0f/s %12.0f/s %8.2f  %s\n", "throughput, closed loop", floor.closedLoop, tput, tput/floor.closedLoop, verdict(tput/floor.closedLoop >= 0.5, ">= 0.5x"))
-	fmt.Fprintf(w, "%-34s %12.0f/s %12.0f/s %8.2f  %s\n", "throughput, open loop", floor.throughput, tput, tput/floor.throughput, verdict(tput/floor.throughput >= 0.5, ">= 0.5x"))
-	fmt.Fprintf(w, "%-34s %14s %12.0f/s\n", "whole requests (submit + vote)", "", whole)
-	fmt.Fprintf(w, `
+	_, _ = fmt.Fprintf(w, "\nAssent benchmark, %s, %d partitions, RF 3, min ISR 2, 3 brokers on 127.0.0.1\n\n", time.Now().UTC().Format(time.RFC3339), cfg.partitions)
+	_, _ = fmt.Fprintf(w, "%-34s %14s %14s %8s  %s\n", "figure", "floor (Kafka)", "Assent", "ratio", "goal")
+	_, _ = fmt.Fprintf(w, "%-34s %14s %14s %8.2f  %s\n", "latency p50 (vote POST -> GET)", ms(p50f), ms(p50), ratio(p50, p50f), "")
+	_, _ = fmt.Fprintf(w, "%-34s %14s %14s %8.2f  %s\n", "latency p99 (vote POST -> GET)", ms(p99f), ms(p99), ratio(p99, p99f), verdict(ratio(p99, p99f) <= 1.5, "<= 1.5x"))
+	_, _ = fmt.Fprintf(w, "%-34s %12.0f/s %12.0f/s %8.2f  %s\n", "throughput, closed loop", floor.closedLoop, tput, tput/floor.closedLoop, verdict(tput/floor.closedLoop >= 0.5, ">= 0.5x"))
+	_, _ = fmt.Fprintf(w, "%-34s %12.0f/s %12.0f/s %8.2f  %s\n", "throughput, open loop", floor.throughput, tput, tput/floor.throughput, verdict(tput/floor.throughput >= 0.5, ">= 0.5x"))
+	_, _ = fmt.Fprintf(w, "%-34s %14s %12.0f/s\n", "whole requests (submit + vote)", "", whole)
+	_, _ = fmt.Fprintf(w, `
 latency samples: floor %d, assent %d, at %d/s.
 throughput: %d concurrent clients on each side. Assent: decisions per second,
 each a deciding vote answered with its outcome (requests submitted first, not
@@ -151,11 +155,11 @@ has been copied (the same wait for the outcome an Assent client has). Floor,
 open loop: producers wait only for Kafka's ack, not for the copy.
 `, len(floor.latencies), len(lat), cfg.rate, cfg.clients)
 	if n := slowSubmits.Load(); n > 0 {
-		fmt.Fprintf(w, "latency run: %d submits were not decided within the API's write wait (202) and gave no sample\n", n)
+		_, _ = fmt.Fprintf(w, "latency run: %d submits were not decided within the API's write wait (202) and gave no sample\n", n)
 	}
-	fmt.Fprintf(w, "\nRSS after %d requests:\n", cfg.requests+len(lat))
+	_, _ = fmt.Fprintf(w, "\nRSS after %d requests:\n", cfg.requests+len(lat))
 	for _, p := range procs {
-		fmt.Fprintf(w, "  %-10s %6.1f MiB\n", p.name, float64(rss(p.cmd.Process.Pid))/1024)
+		_, _ = fmt.Fprintf(w, "  %-10s %6.1f MiB\n", p.name, float64(rss(p.cmd.Process.Pid))/1024)
 	}
 	return nil
 }
@@ -253,7 +257,7 @@ func measureFloor(ctx context.Context, kcfg eventlog.Config, cfg config, in, out
 					close(ch.(chan struct{}))
 				}
 				if recording.Load() && len(r.Value) == 8 {
-					sent := time.Unix(0, int64(binary.BigEndian.Uint64(r.Value)))
+					sent := time.Unix(0, int64(binary.BigEndian.Uint64(r.Value))) //nolint:gosec // G115: the bits the sender wrote from UnixNano, read back
 					mu.Lock()
 					lat = append(lat, now.Sub(sent))
 					mu.Unlock()
@@ -332,9 +336,9 @@ func copier(ctx context.Context, kcfg eventlog.Config, in, out string) error {
 		kgo.TransactionalID("assent-bench-copier-"+in),
 		kgo.TransactionTimeout(10*time.Second),
 		kgo.ConcurrentTransactionsBackoff(txnBackoff()),
+		kgo.MetadataMinAge(100*time.Millisecond), // as the deciders' (services/decider: metadataMinAge)
 		kgo.ConsumerGroup("assent-bench-"+in),
 		kgo.ConsumeTopics(in),
-		kgo.RequireStableFetchOffsets(),
 		kgo.FetchMaxWait(time.Second),
 	)
 	if err != nil {
@@ -422,6 +426,7 @@ func startServices(ctx context.Context, cfg config, topics eventlog.TopicSpec, s
 	common := []string{
 		"ASSENT_KAFKA_BROKERS=" + cfg.brokers, "ASSENT_COMMANDS_TOPIC=" + topics.Commands,
 		"ASSENT_EVENTS_TOPIC=" + topics.Events, fmt.Sprintf("ASSENT_PARTITIONS=%d", cfg.partitions),
+		"ASSENT_SEAL_KEYS_FILE=" + filepath.Join(cfg.root, "infra/keys/decider-keys.json"),
 		"ASSENT_LOG_LEVEL=" + cmp.Or(os.Getenv("ASSENT_BENCH_LOG_LEVEL"), "warn"),
 	}
 	var procs []*proc
@@ -437,7 +442,9 @@ func startServices(ctx context.Context, cfg config, topics eventlog.TopicSpec, s
 			"ASSENT_DATA_DIR="+filepath.Join(dir, name),
 			fmt.Sprintf("ASSENT_HTTP_ADDR=127.0.0.1:%d", port))
 		if svc == "decider" {
-			env = append(env, "ASSENT_DECIDER_GROUP=bench-"+stamp, "ASSENT_POLICY_FILE="+filepath.Join(cfg.root, "infra/policies/example.yaml"))
+			env = append(env, "ASSENT_DECIDER_GROUP=bench-"+stamp, "ASSENT_POLICY_FILE="+filepath.Join(cfg.root, "infra/policies/example.yaml"),
+				// The demo key: the bench is a local tool, like scripts/up.
+				"ASSENT_SIGNING_KEY_FILE="+filepath.Join(cfg.root, "infra/keys/demo-decider.key.pem"), "ASSENT_SIGNING_KEY_ID=demo-2026-01")
 		} else {
 			env = append(env, "ASSENT_TOKENS_FILE="+filepath.Join(cfg.root, "infra/tokens/demo-tokens.yaml"))
 		}
@@ -482,7 +489,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.port(), nil
 }
 
@@ -550,8 +557,12 @@ func measureLatency(ctx context.Context, cfg config, apis []string) ([]time.Dura
 		}()
 		time.Sleep(50 * time.Millisecond) // let the GET park first
 		t0 := time.Now()
-		if r, err := alice.Do(ctx, 0, "POST", "/v1/requests/"+rid+"/votes", map[string]any{"decision": "approve"}, 1); err != nil || r.Status != 200 {
-			return fmt.Errorf("vote %s at %s: %v %d %s\n%s", rid, t0.Format(time.RFC3339Nano), err, r.Status, r.Raw, diagnose(ctx, apis, rid))
+		r, err := alice.Do(ctx, 0, "POST", "/v1/requests/"+rid+"/votes", map[string]any{"decision": "approve"}, 1)
+		if err != nil {
+			return fmt.Errorf("vote %s at %s: %w\n%s", rid, t0.Format(time.RFC3339Nano), err, diagnose(ctx, apis, rid))
+		}
+		if r.Status != 200 {
+			return fmt.Errorf("vote %s at %s: %d %s\n%s", rid, t0.Format(time.RFC3339Nano), r.Status, r.Raw, diagnose(ctx, apis, rid))
 		}
 		t1 := <-got
 		if err := <-waitErr; err != nil {
@@ -603,14 +614,22 @@ func measureThroughput(ctx context.Context, cfg config, apis []string) (decision
 		return float64(cfg.requests) / time.Since(began).Seconds(), nil
 	}
 	submit := func(c, i int) error {
-		if r, err := billing.Do(ctx, c, "POST", "/v1/requests", submitBody(rid(i)), 3); err != nil || r.Status != 201 {
-			return fmt.Errorf("submit %s: %v %d %s", rid(i), err, r.Status, r.Raw)
+		r, err := billing.Do(ctx, c, "POST", "/v1/requests", submitBody(rid(i)), 3)
+		if err != nil {
+			return fmt.Errorf("submit %s: %w", rid(i), err)
+		}
+		if r.Status != 201 {
+			return fmt.Errorf("submit %s: %d %s", rid(i), r.Status, r.Raw)
 		}
 		return nil
 	}
 	vote := func(c, i int) error {
-		if r, err := alice.Do(ctx, c+1, "POST", "/v1/requests/"+rid(i)+"/votes", map[string]any{"decision": "approve"}, 3); err != nil || r.Status != 200 {
-			return fmt.Errorf("vote %s: %v %d %s", rid(i), err, r.Status, r.Raw)
+		r, err := alice.Do(ctx, c+1, "POST", "/v1/requests/"+rid(i)+"/votes", map[string]any{"decision": "approve"}, 3)
+		if err != nil {
+			return fmt.Errorf("vote %s: %w", rid(i), err)
+		}
+		if r.Status != 200 {
+			return fmt.Errorf("vote %s: %d %s", rid(i), r.Status, r.Raw)
 		}
 		return nil
 	}

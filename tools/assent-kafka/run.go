@@ -58,7 +58,7 @@ var commands = []command{
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintf(w, `assent-kafka waits for, provisions, checks and describes Assent's Kafka cluster.
+	_, _ = fmt.Fprintf(w, `assent-kafka waits for, provisions, checks and describes Assent's Kafka cluster.
 
 Usage:
   assent-kafka <command> [flags]
@@ -66,9 +66,9 @@ Usage:
 Commands:
 `)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		_, _ = fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, `
+	_, _ = fmt.Fprintf(w, `
 Every command takes --brokers (default $%s, else %s).
 Run "assent-kafka <command> --help" for the flags of a command.
 `, eventlog.EnvBrokers, defaultBrokers)
@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	i := slices.IndexFunc(commands, func(c command) bool { return c.name == args[0] })
 	if i < 0 {
-		fmt.Fprintf(stderr, "assent-kafka: unknown command %q\n\n", args[0])
+		_, _ = fmt.Fprintf(stderr, "assent-kafka: unknown command %q\n\n", args[0])
 		usage(stderr)
 		return errUsage
 	}
@@ -99,7 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	brokers := fs.String("brokers", defBrokers, "comma-separated seed brokers")
 	exec := cmd.setup(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: assent-kafka %s\n\n%s.\n\nFlags:\n", strings.TrimSpace(cmd.name+" [flags] "+cmd.args), capitalize(cmd.summary))
+		_, _ = fmt.Fprintf(fs.Output(), "Usage: assent-kafka %s\n\n%s.\n\nFlags:\n", strings.TrimSpace(cmd.name+" [flags] "+cmd.args), capitalize(cmd.summary))
 		fs.PrintDefaults()
 	}
 	if slices.ContainsFunc(args[1:], isHelp) {
@@ -112,7 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errUsage // flag printed the problem and the usage
 	}
 	if cmd.args == "" && fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "assent-kafka %s: unexpected arguments %q\n", cmd.name, fs.Args())
+		_, _ = fmt.Fprintf(stderr, "assent-kafka %s: unexpected arguments %q\n", cmd.name, fs.Args())
 		fs.Usage()
 		return errUsage
 	}
@@ -156,7 +156,7 @@ func setupWait(fs *flag.FlagSet) func(context.Context, *kadm.Client, []string, i
 				line = "waiting: " + err.Error()
 			}
 			if line != last {
-				fmt.Fprintln(stdout, line)
+				_, _ = fmt.Fprintln(stdout, line)
 				last = line
 			}
 		})
@@ -167,7 +167,7 @@ func setupWait(fs *flag.FlagSet) func(context.Context, *kadm.Client, []string, i
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "ready: %d/%d brokers, all %d partitions have a leader and a full ISR\n", r.Brokers, r.WantBrokers, r.Partitions)
+		_, _ = fmt.Fprintf(stdout, "ready: %d/%d brokers, all %d partitions have a leader and a full ISR\n", r.Brokers, r.WantBrokers, r.Partitions)
 		return nil
 	}
 }
@@ -183,7 +183,7 @@ func specFlags(fs *flag.FlagSet) (func() (eventlog.TopicSpec, error), *time.Dura
 	minISR := fs.Int("min-isr", def.MinInsyncReplicas, "min.insync.replicas of each topic")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	return func() (eventlog.TopicSpec, error) {
-		if *partitions > math.MaxInt32 || *rf > math.MaxInt16 {
+		if *partitions < 0 || *partitions > math.MaxInt32 || *rf < 0 || *rf > math.MaxInt16 {
 			return eventlog.TopicSpec{}, errors.New("--partitions or --replication-factor is out of range")
 		}
 		spec := eventlog.TopicSpec{
@@ -208,7 +208,7 @@ func setupProvision(fs *flag.FlagSet) func(context.Context, *kadm.Client, []stri
 		defer cancel()
 		report, err := logadmin.Provision(ctx, adm, spec)
 		if len(report.Topics) > 0 {
-			fmt.Fprintln(stdout, report)
+			_, _ = fmt.Fprintln(stdout, report)
 		}
 		return explain(err, stdout)
 	}
@@ -226,7 +226,7 @@ func setupCheck(fs *flag.FlagSet) func(context.Context, *kadm.Client, []string, 
 		if err := logadmin.CheckTopics(ctx, adm, spec); err != nil {
 			return explain(err, stdout)
 		}
-		fmt.Fprintf(stdout, "%s, %s: match the spec (%d partitions, replication factor %d, min.insync.replicas %d)\n",
+		_, _ = fmt.Fprintf(stdout, "%s, %s: match the spec (%d partitions, replication factor %d, min.insync.replicas %d)\n",
 			spec.Commands, spec.Events, spec.Partitions, spec.ReplicationFactor, spec.MinInsyncReplicas)
 		return nil
 	}
@@ -240,7 +240,7 @@ func explain(err error, stdout io.Writer) error {
 		return err
 	}
 	for _, m := range me.Mismatches {
-		fmt.Fprintf(stdout, "mismatch: %s\n  fix: %s\n", m, m.Fix())
+		_, _ = fmt.Fprintf(stdout, "mismatch: %s\n  fix: %s\n", m, m.Fix())
 	}
 	return fmt.Errorf("%d difference(s) from the spec; existing topics are never altered", len(me.Mismatches))
 }
@@ -255,18 +255,18 @@ func setupDescribe(fs *flag.FlagSet) func(context.Context, *kadm.Client, []strin
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "cluster %s, controller %d\n", md.Cluster, md.Controller)
+		_, _ = fmt.Fprintf(stdout, "cluster %s, controller %d\n", md.Cluster, md.Controller)
 		for _, b := range md.Brokers {
-			fmt.Fprintf(stdout, "broker %d: %s:%d\n", b.NodeID, b.Host, b.Port)
+			_, _ = fmt.Fprintf(stdout, "broker %d: %s:%d\n", b.NodeID, b.Host, b.Port)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "\nTOPIC\tPARTITION\tLEADER\tREPLICAS\tISR\tSTATUS")
+		_, _ = fmt.Fprintln(tw, "\nTOPIC\tPARTITION\tLEADER\tREPLICAS\tISR\tSTATUS")
 		for _, td := range md.Topics.Sorted() {
 			if td.IsInternal && !*internal && len(topics) == 0 {
 				continue
 			}
 			if td.Err != nil {
-				fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t%v\n", td.Topic, td.Err)
+				_, _ = fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t%v\n", td.Topic, td.Err)
 				continue
 			}
 			for _, p := range td.Partitions.Sorted() {
@@ -279,7 +279,7 @@ func setupDescribe(fs *flag.FlagSet) func(context.Context, *kadm.Client, []strin
 				case len(p.ISR) < len(p.Replicas):
 					status = "under-replicated"
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", td.Topic, p.Partition, p.Leader, ids(p.Replicas), ids(p.ISR), status)
+				_, _ = fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", td.Topic, p.Partition, p.Leader, ids(p.Replicas), ids(p.ISR), status)
 			}
 		}
 		return tw.Flush()

@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -52,13 +53,13 @@ func main() {
 
 // options shape a run.
 type options struct {
-	kafka           eventlog.Config
-	bin             string // holds the auditor binary
-	events          int64  // at least this many records
-	partitions      int32
-	checkpointEvery int
-	keep            bool // keep the scratch topic
-	skipIndex       bool
+	kafka      eventlog.Config
+	bin        string // holds the auditor binary
+	events     int64  // at least this many records
+	partitions int32
+	sealEvery  int
+	keep       bool // keep the scratch topic
+	skipIndex  bool
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -68,7 +69,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	bin := fs.String("bin", ".run/bin", "directory holding the auditor binary (scripts/bench builds it there)")
 	events := fs.Int64("events", 1_000_000, "records to generate (at least)")
 	parts := fs.Int("partitions", 12, "partitions of the scratch topic")
-	every := fs.Int("checkpoint-every", 1000, "records between signed checkpoints")
+	every := fs.Int("seal-every", 100, "events per sealed transaction (a decider seals each transaction)")
 	keep := fs.Bool("keep", false, "keep the scratch topic")
 	skip := fs.Bool("skip-index", false, "skip the audit service's projection and the actor query")
 	if err := fs.Parse(args); err != nil {
@@ -78,8 +79,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("--brokers: %w (scripts/kafka up prints them)", err)
 	}
+	if *parts < 1 || *parts > math.MaxInt32 {
+		return fmt.Errorf("--partitions must be 1 to %d, got %d", math.MaxInt32, *parts)
+	}
 	o := options{kafka: eventlog.Config{Brokers: seeds, ClientID: "audit-bench"}, bin: *bin, events: *events,
-		partitions: int32(*parts), checkpointEvery: *every, keep: *keep, skipIndex: *skip}
+		partitions: int32(*parts), sealEvery: *every, keep: *keep, skipIndex: *skip}
 	return bench(ctx, o, stdout, stderr)
 }
 
@@ -112,7 +116,7 @@ func bench(ctx context.Context, o options, out, errw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }() // best effort: a temporary directory
 
 	pub, key, err := ed25519.GenerateKey(nil)
 	if err != nil {
@@ -135,16 +139,16 @@ func bench(ctx context.Context, o options, out, errw io.Writer) error {
 	// 3.5 events a request on average (loggen's six scenarios).
 	requests := int(o.events*6/21) + 1000
 	gopts := loggen.Options{Topic: topic, Partitions: o.partitions, Requests: requests, Signer: signer,
-		CheckpointEvery: o.checkpointEvery, Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Step: 10 * time.Millisecond}
-	fmt.Fprintf(out, "topic %s: %d partitions, %d requests, a checkpoint every %d records\n", topic, o.partitions, requests, o.checkpointEvery)
+		SealEvery: o.sealEvery, Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Step: 10 * time.Millisecond}
+	_, _ = fmt.Fprintf(out, "topic %s: %d partitions, %d requests, a seal every %d events\n", topic, o.partitions, requests, o.sealEvery)
 	began := time.Now()
 	n, err := loggen.Stream(ctx, o.kafka, gopts, func(n int64) {
-		fmt.Fprintf(errw, "audit-bench: written %d records (%.0f/s)\n", n, float64(n)/time.Since(began).Seconds())
+		_, _ = fmt.Fprintf(errw, "audit-bench: written %d records (%.0f/s)\n", n, float64(n)/time.Since(began).Seconds())
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "write: %d records in %s (%.0f/s)\n", n, time.Since(began).Round(time.Millisecond), float64(n)/time.Since(began).Seconds())
+	_, _ = fmt.Fprintf(out, "write: %d records in %s (%.0f/s)\n", n, time.Since(began).Round(time.Millisecond), float64(n)/time.Since(began).Seconds())
 
 	bare1, err := bareRead(ctx, o.kafka, topic, n)
 	if err != nil {
@@ -170,11 +174,11 @@ func bench(ctx context.Context, o options, out, errw io.Writer) error {
 	took := time.Duration(res.Seconds * float64(time.Second))
 	bareRate := float64(n) / bare.Seconds()
 	verifyRate := float64(n) / took.Seconds()
-	fmt.Fprintf(out, "bare franz-go read: %d records in %s (%.0f/s; runs %s and %s)\n", n, bare.Round(time.Millisecond), bareRate,
+	_, _ = fmt.Fprintf(out, "bare franz-go read: %d records in %s (%.0f/s; runs %s and %s)\n", n, bare.Round(time.Millisecond), bareRate,
 		bare1.Round(time.Millisecond), bare2.Round(time.Millisecond))
-	fmt.Fprintf(out, "verify:             %d records, %d checkpoints, %d requests in %s (%.0f/s)\n", res.Records, res.Checkpoints, res.Requests,
+	_, _ = fmt.Fprintf(out, "verify:             %d records, %d seals, %d requests in %s (%.0f/s)\n", res.Records, res.Seals, res.Requests,
 		took.Round(time.Millisecond), verifyRate)
-	fmt.Fprintf(out, "verify / bare read: %.2fx the time (%.0f%% of the bare read's throughput)\n", took.Seconds()/bare.Seconds(), 100*verifyRate/bareRate)
+	_, _ = fmt.Fprintf(out, "verify / bare read: %.2fx the time (%.0f%% of the bare read's throughput)\n", took.Seconds()/bare.Seconds(), 100*verifyRate/bareRate)
 	if o.skipIndex {
 		return nil
 	}
@@ -183,12 +187,12 @@ func bench(ctx context.Context, o options, out, errw io.Writer) error {
 
 // verifyResult is what `auditor verify --json` prints.
 type verifyResult struct {
-	OK          bool            `json:"ok"`
-	Records     int64           `json:"records"`
-	Checkpoints int64           `json:"checkpoints"`
-	Requests    int64           `json:"requests"`
-	Seconds     float64         `json:"seconds"`
-	Breaks      json.RawMessage `json:"breaks"`
+	OK       bool            `json:"ok"`
+	Records  int64           `json:"records"`
+	Seals    int64           `json:"seals"`
+	Requests int64           `json:"requests"`
+	Seconds  float64         `json:"seconds"`
+	Breaks   json.RawMessage `json:"breaks"`
 }
 
 func verify(ctx context.Context, bin string, env []string, errw io.Writer) (verifyResult, error) {
@@ -201,7 +205,10 @@ func verify(ctx context.Context, bin string, env []string, errw io.Writer) (veri
 	}
 	var res verifyResult
 	if jerr := json.Unmarshal(raw, &res); jerr != nil {
-		return res, fmt.Errorf("auditor verify: %v; it printed %q", err, raw)
+		if err != nil { // its exit status says more than the unparsable output
+			return res, fmt.Errorf("auditor verify: %w; it printed %q", err, raw)
+		}
+		return res, fmt.Errorf("auditor verify: %w; it printed %q", jerr, raw)
 	}
 	return res, nil
 }
@@ -265,7 +272,7 @@ func actorQuery(ctx context.Context, o options, env []string, dir string, n int6
 			}
 		}
 		if time.Since(last) > 5*time.Second {
-			fmt.Fprintf(errw, "audit-bench: the audit service is projecting (%s)\n", time.Since(began).Round(time.Second))
+			_, _ = fmt.Fprintf(errw, "audit-bench: the audit service is projecting (%s)\n", time.Since(began).Round(time.Second))
 			last = time.Now()
 		}
 		select {
@@ -275,7 +282,7 @@ func actorQuery(ctx context.Context, o options, env []string, dir string, n int6
 		}
 	}
 	build := time.Since(began)
-	fmt.Fprintf(out, "audit projection:   %d records indexed in %s (%.0f/s, process start included)\n", n, build.Round(time.Millisecond), float64(n)/build.Seconds())
+	_, _ = fmt.Fprintf(out, "audit projection:   %d records indexed in %s (%.0f/s, process start included)\n", n, build.Round(time.Millisecond), float64(n)/build.Seconds())
 
 	actor := loggen.Approvers[7]
 	page := func(cursor string, limit int) (int, string, error) {
@@ -287,7 +294,7 @@ func actorQuery(ctx context.Context, o options, env []string, dir string, n int6
 		if err != nil {
 			return 0, "", err
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }() // read-only
 		var body struct {
 			Events []json.RawMessage `json:"events"`
 			Next   string            `json:"next_cursor"`
@@ -314,7 +321,7 @@ func actorQuery(ctx context.Context, o options, env []string, dir string, n int6
 		total += k
 	}
 	all := time.Since(qbegan)
-	fmt.Fprintf(out, "actor query %s: first page of 100 in %s; all %d events (pages of 1000) in %s\n",
+	_, _ = fmt.Fprintf(out, "actor query %s: first page of 100 in %s; all %d events (pages of 1000) in %s\n",
 		actor, first.Round(time.Microsecond), total, all.Round(time.Microsecond))
 	if total == 0 {
 		return errors.New("the actor query found nothing")

@@ -90,18 +90,18 @@ func freeAddr() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().String(), nil
 }
 
 // start runs a binary until ctx ends; its output goes to logFile. The
 // returned channel is closed if it exits.
 func start(ctx context.Context, wg *sync.WaitGroup, bin, logFile string, env []string, args ...string) (<-chan struct{}, error) {
-	f, err := os.Create(logFile) //nolint:gosec // G304: a file in the bench's own temporary directory
+	f, err := os.Create(logFile)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...) //nolint:gosec // G204: the binaries scripts/bench built
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -141,7 +141,7 @@ func waitReady(ctx context.Context, base string, d time.Duration, exited <-chan 
 		}
 		select {
 		case <-exited:
-			log, _ := os.ReadFile(logFile) //nolint:gosec // G304: the bench's own log file
+			log, _ := os.ReadFile(logFile)
 			return fmt.Errorf("%s exited:\n%s", base, log)
 		case <-ctx.Done():
 			return fmt.Errorf("%s is not ready: %w", base, ctx.Err())
@@ -175,7 +175,7 @@ func bench(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	pctx, stopProcs := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
@@ -197,7 +197,8 @@ func bench(ctx context.Context, o options) error {
 	dexit, err := start(pctx, &wg, filepath.Join(o.bin, "decider"), dlog, append(common,
 		"ASSENT_HTTP_ADDR="+daddr, "ASSENT_INSTANCE_ID=console-bench-decider-"+hex.EncodeToString(rnd[:]),
 		"ASSENT_DATA_DIR="+filepath.Join(dir, "decider"), "ASSENT_DECIDER_GROUP="+base,
-		"ASSENT_POLICY_FILE="+filepath.Join(o.root, "infra/policies/example.yaml")))
+		"ASSENT_POLICY_FILE="+filepath.Join(o.root, "infra/policies/example.yaml"),
+		"ASSENT_SIGNING_KEY_FILE="+filepath.Join(o.root, "infra/keys/demo-decider.key.pem"), "ASSENT_SIGNING_KEY_ID=demo-2026-01"))
 	if err != nil {
 		return err
 	}
@@ -273,7 +274,7 @@ func bench(ctx context.Context, o options) error {
 		"ASSENT_HTTP_ADDR="+caddr, "ASSENT_CONSOLE_PUBLIC_URL="+console, "ASSENT_INSTANCE_ID=console-bench-"+hex.EncodeToString(rnd[:]),
 		"ASSENT_DATA_DIR="+filepath.Join(dir, "console"), "ASSENT_OIDC_ISSUER="+idp.Issuer(), "ASSENT_OIDC_CLIENT_ID=assent-console",
 		"ASSENT_OIDC_CLIENT_SECRET_FILE="+secretFile, "ASSENT_CONSOLE_SESSION_KEY_FILE="+keyFile,
-		"ASSENT_AUDIT_KEYS_FILE="+filepath.Join(o.root, "infra/keys/checkpoint-keys.json"),
+		"ASSENT_SEAL_KEYS_FILE="+filepath.Join(o.root, "infra/keys/decider-keys.json"),
 		"ASSENT_CONSOLE_RATE_LIMIT=10000"))
 	if err != nil {
 		return err
@@ -378,7 +379,7 @@ func get(ctx context.Context, c *http.Client, u string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err == nil && resp.StatusCode != http.StatusOK {
 		err = fmt.Errorf("GET %s: %s", u, resp.Status)

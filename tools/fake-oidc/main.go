@@ -73,7 +73,7 @@ func run(args []string) error {
 	}
 	fmt.Printf("fake-oidc: issuer %s (client id %s; LOCAL DEMO ONLY)\n", srv.Issuer(), *clientID)
 	if *urlFile != "" {
-		if err := os.WriteFile(*urlFile, []byte(srv.Issuer()+"\n"), 0o600); err != nil { //nolint:gosec // G703: the operator's own flag
+		if err := os.WriteFile(*urlFile, []byte(srv.Issuer()+"\n"), 0o600); err != nil {
 			return err
 		}
 	}

@@ -50,7 +50,7 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("a command is required\n\n" + usage)
+		return errors.New("a command is required\n\n" + strings.TrimSuffix(usage, "\n")) // main adds the newline
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	case "sign-click":
 		return signClick(args[1:], getenv, stdout)
 	default:
-		return fmt.Errorf("unknown command %q\n\n%s", args[0], usage)
+		return fmt.Errorf("unknown command %q\n\n%s", args[0], strings.TrimSuffix(usage, "\n"))
 	}
 }
 
@@ -94,7 +94,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("serve: %w", err)
 		}
 	}
-	fmt.Fprintf(stdout, "fake Slack Web API on %s (bot token %s); what was posted: %s_messages\n", s.URL(), slackfake.Token, s.URL())
+	_, _ = fmt.Fprintf(stdout, "fake Slack Web API on %s (bot token %s); what was posted: %s_messages\n", s.URL(), slackfake.Token, s.URL())
 	<-ctx.Done()
 	return nil
 }

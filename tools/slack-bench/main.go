@@ -56,7 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	clicks := fs.Int("clicks", 2000, "measured clicks (and as many floor samples)")
 	warmup := fs.Int("warmup", 200, "unmeasured clicks first")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: slack-bench [--brokers B] [--bin DIR] [--clicks N] [--warmup N]")
+		_, _ = fmt.Fprintln(stderr, "usage: slack-bench [--brokers B] [--bin DIR] [--clicks N] [--warmup N]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -97,7 +97,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }() // best effort: a temporary directory
 	addr, err := freeAddr()
 	if err != nil {
 		return err
@@ -122,7 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	fmt.Fprintf(stderr, "slack-bench: %d warm-up and %d measured clicks, interleaved with bare produces, on %s\n", *warmup, *clicks, *brokers)
+	_, _ = fmt.Fprintf(stderr, "slack-bench: %d warm-up and %d measured clicks, interleaved with bare produces, on %s\n", *warmup, *clicks, *brokers)
 	hc := &http.Client{Timeout: 10 * time.Second}
 	var floor, ack []time.Duration
 	for i := range *warmup + *clicks {
@@ -165,18 +165,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			floor, ack = append(floor, f), append(ack, a)
 		}
 		if (i+1)%500 == 0 {
-			fmt.Fprintf(stderr, "slack-bench: %d/%d\n", i+1, *warmup+*clicks)
+			_, _ = fmt.Fprintf(stderr, "slack-bench: %d/%d\n", i+1, *warmup+*clicks)
 		}
 	}
 	row := func(name string, xs []time.Duration) {
 		slices.Sort(xs)
-		fmt.Fprintf(stdout, "  %-34s %9s %9s %9s %9s %7d\n", name, ms(pct(xs, 50)), ms(pct(xs, 90)), ms(pct(xs, 99)), ms(xs[len(xs)-1]), len(xs))
+		_, _ = fmt.Fprintf(stdout, "  %-34s %9s %9s %9s %9s %7d\n", name, ms(pct(xs, 50)), ms(pct(xs, 90)), ms(pct(xs, 99)), ms(xs[len(xs)-1]), len(xs))
 	}
-	fmt.Fprintf(stdout, "\nSlack click to ack (3-node Kafka, acks=all, one click at a time)\n")
-	fmt.Fprintf(stdout, "  %-34s %9s %9s %9s %9s %7s\n", "", "p50", "p90", "p99", "max", "n")
+	_, _ = fmt.Fprintf(stdout, "\nSlack click to ack (3-node Kafka, acks=all, one click at a time)\n")
+	_, _ = fmt.Fprintf(stdout, "  %-34s %9s %9s %9s %9s %7s\n", "", "p50", "p90", "p99", "max", "n")
 	row("floor: bare ProduceSync (acks=all)", floor)
 	row("click to ack (verify+produce+200)", ack)
-	fmt.Fprintf(stdout, "  ratio click/floor: p50 %.2fx, p99 %.2fx\n", ratio(pct(ack, 50), pct(floor, 50)), ratio(pct(ack, 99), pct(floor, 99)))
+	_, _ = fmt.Fprintf(stdout, "  ratio click/floor: p50 %.2fx, p99 %.2fx\n", ratio(pct(ack, 50), pct(floor, 50)), ratio(pct(ack, 99), pct(floor, 99)))
 	return nil
 }
 
@@ -185,7 +185,7 @@ func freeAddr() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().String(), nil
 }
 

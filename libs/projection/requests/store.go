@@ -204,7 +204,7 @@ func getState(r reader, rid string) (approval.State, bool, error) {
 	if err != nil {
 		return approval.State{}, false, fmt.Errorf("requests: read %s: %w", rid, err)
 	}
-	defer closer.Close()
+	defer func() { _ = closer.Close() }() // releases a read value
 	var st approval.State
 	if err := json.Unmarshal(v, &st); err != nil {
 		return approval.State{}, false, fmt.Errorf("requests: decode %s: %w", rid, err)
@@ -224,7 +224,7 @@ func (s *Store) History(rid string) ([]Stored, error) {
 	if err != nil {
 		return nil, fmt.Errorf("requests: history %s: %w", rid, err)
 	}
-	defer it.Close()
+	defer func() { _ = it.Close() }() // read-only; it.Error() reports a failed iteration
 	var out []Stored
 	for it.First(); it.Valid(); it.Next() {
 		k := it.Key()
@@ -250,7 +250,7 @@ func (s *Store) Due(p int32, now time.Time, limit int) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("requests: timers: %w", err)
 	}
-	defer it.Close()
+	defer func() { _ = it.Close() }() // read-only; it.Error() reports a failed iteration
 	var out []string
 	for it.First(); it.Valid() && len(out) < limit; it.Next() {
 		out = append(out, string(it.Key()[len(prefix)+9:]))
@@ -299,12 +299,12 @@ func (s *Store) List(f Filter) (Page, error) {
 		upper = c // exclusive: the cursor is the last key returned
 	}
 	snap := s.db.NewSnapshot()
-	defer snap.Close()
+	defer func() { _ = snap.Close() }() // read-only
 	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
 	if err != nil {
 		return Page{}, fmt.Errorf("requests: list: %w", err)
 	}
-	defer it.Close()
+	defer func() { _ = it.Close() }() // read-only; it.Error() reports a failed iteration
 	var page Page
 	for it.Last(); it.Valid(); it.Prev() {
 		rid := string(it.Key()[len(prefix)+8:])

@@ -17,6 +17,7 @@ import (
 	"github.com/assent-dev/assent/libs/projection/requests"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/kafkatest"
+	"github.com/assent-dev/assent/test/systest"
 )
 
 const waitLimit = 60 * time.Second
@@ -32,6 +33,7 @@ type decider struct {
 	states map[string]approval.State
 	heads  map[int32]string
 	ids    int
+	signer *wire.Signer
 }
 
 func (d *decider) decide(rid, actor string, body approval.CommandBody, now time.Time, commit bool) approval.Decision {
@@ -47,6 +49,7 @@ func (d *decider) decide(rid, actor string, body approval.CommandBody, now time.
 		head = wire.GenesisHash
 	}
 	st := d.states[rid]
+	from := head
 	require.NoError(d.t, d.cl.BeginTransaction())
 	for _, ev := range dec.Events {
 		env, err := codec.EventEnvelope(ev, "assent/decider", head)
@@ -57,6 +60,15 @@ func (d *decider) decide(rid, actor string, body approval.CommandBody, now time.
 		require.Equal(d.t, p, rec.Partition)
 		head = wire.Hash(rec.Value)
 		st = approval.Evolve(st, ev)
+	}
+	if len(dec.Events) > 0 { // the run ends with its seal, as the decider's does
+		env, err := wire.NewSeal(d.signer, "assent/decider", d.topic, p, from, head, len(dec.Events), now)
+		require.NoError(d.t, err)
+		rec, err := eventlog.NewRecord(d.topic, env)
+		require.NoError(d.t, err)
+		rec.Partition = p
+		require.NoError(d.t, d.cl.ProduceSync(ctx, rec).FirstErr())
+		head = wire.Hash(rec.Value)
 	}
 	try := kgo.TryAbort
 	if commit {
@@ -79,7 +91,7 @@ func TestIntegrationStoreFoldsTheLog(t *testing.T) {
 	const parts = 3
 	spec := kafkatest.NewTopics(t, parts)
 	adm := kafkatest.NewAdmin(t)
-	d := &decider{
+	d := &decider{signer: systest.DemoSigner(t),
 		t: t, topic: spec.Events, parts: parts,
 		cl:     kafkatest.NewClient(t, kgo.TransactionalID("requests-test-"+wire.NewID(time.Now()))),
 		states: map[string]approval.State{}, heads: map[int32]string{},
@@ -101,7 +113,7 @@ func TestIntegrationStoreFoldsTheLog(t *testing.T) {
 	store := &requests.Store{}
 	r, err := projection.Open(projection.Config{
 		Dir: t.TempDir(), Topic: spec.Events, Partitions: parts, Handler: store,
-		Kafka: eventlog.Config{Brokers: kafkatest.Brokers(t), ClientID: "requests-test"},
+		Kafka: eventlog.Config{Brokers: kafkatest.Brokers(t), ClientID: "requests-test"}, Keys: systest.DemoKeys(t),
 	})
 	require.NoError(t, err)
 	store.Attach(r.DB())
@@ -183,6 +195,9 @@ func TestIntegrationStoreFoldsTheLog(t *testing.T) {
 			}
 			env, err := eventlog.DecodeRecord(r)
 			require.NoError(t, err)
+			if env.Type == wire.TypeSeal {
+				return // a partition's, not a request's
+			}
 			ev, err := codec.DomainEvent(env)
 			require.NoError(t, err)
 			logged[env.Subject] = append(logged[env.Subject], rec{r.Partition, r.Offset, r.Value, ev})

@@ -119,7 +119,7 @@ func (h *harness) apply(events ...approval.Event) {
 		return
 	}
 	b := h.db.NewIndexedBatch()
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	for _, ev := range events {
 		p := partition(ev.RequestID)
 		prev, ok := h.heads[p]

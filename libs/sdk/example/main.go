@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("not deploying: %w", err)
 	}
 	first := strings.Split(*urls, ",")[0]
-	fmt.Fprintf(out, "waiting for approval of %s (approve it with: curl -sS -X POST %s/v1/requests/%s/votes "+
+	_, _ = fmt.Fprintf(out, "waiting for approval of %s (approve it with: curl -sS -X POST %s/v1/requests/%s/votes "+
 		"-H 'Authorization: Bearer demo-alice' -H 'Content-Type: application/json' -d '{\"decision\":\"approve\"}')\n",
 		req.RequestID, first, req.RequestID)
 
@@ -76,6 +76,6 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	case !d.Approved: // only Approved means go ahead
 		return fmt.Errorf("not deploying: the request was %s by %v", d.Status, d.DecidedBy)
 	}
-	fmt.Fprintf(out, "approved by %s; deploying %s %s to %s\n", strings.Join(d.DecidedBy, ", "), *resource, *version, *env)
+	_, _ = fmt.Fprintf(out, "approved by %s; deploying %s %s to %s\n", strings.Join(d.DecidedBy, ", "), *resource, *version, *env)
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // Config is the api service's configuration.
@@ -21,6 +23,9 @@ type Config struct {
 	WriteWait  time.Duration // how long a write waits for its outcome before 202
 	MaxBody    int64         // bytes
 	LogLevel   string
+	// Keys are the published decider public keys: the projection applies
+	// only what they sign.
+	Keys *wire.KeyRing
 
 	// Listener, if set, is used instead of listening on HTTPAddr (tests
 	// listen on port 0 and need to know the port). It is not read from the
@@ -59,6 +64,9 @@ Environment:
   ASSENT_WRITE_WAIT        how long a write waits for its outcome before it
                            answers 202 Accepted (default 5s)
   ASSENT_MAX_BODY          largest request body in bytes (default 65536)
+  ASSENT_SEAL_KEYS_FILE    the published decider public keys; only records a
+                           seal signed with one of them covers are applied
+                           (default infra/keys/decider-keys.json)
   ASSENT_LOG_LEVEL         debug, info, warn, error (default info)
 `
 
@@ -67,7 +75,10 @@ func Load(getenv func(string) string) (Config, error) {
 	env := daemon.NewEnv(getenv)
 	kafka, kerr := eventlog.ConfigFromEnv(getenv)
 	topics, terr := eventlog.TopicSpecFromEnv(getenv)
+	keys, kerrs := projection.LoadKeys(getenv)
+	env.Add(kerrs)
 	cfg := Config{
+		Keys:       keys,
 		Kafka:      kafka,
 		Topics:     topics,
 		HTTPAddr:   env.String("ASSENT_HTTP_ADDR", "127.0.0.1:8080"),

@@ -12,8 +12,10 @@ import (
 
 func TestLoadDefaults(t *testing.T) {
 	t.Parallel()
-	cfg, err := config.Load(envOf(map[string]string{"ASSENT_KAFKA_BROKERS": "127.0.0.1:19092, 127.0.0.1:19093", "ASSENT_INSTANCE_ID": "api-1"}))
+	cfg, err := config.Load(envOf(map[string]string{"ASSENT_KAFKA_BROKERS": "127.0.0.1:19092, 127.0.0.1:19093", "ASSENT_INSTANCE_ID": "api-1",
+		"ASSENT_SEAL_KEYS_FILE": keysFile}))
 	require.NoError(t, err)
+	require.Equal(t, 1, cfg.Keys.Len(), "the published decider keys")
 	require.Equal(t, []string{"127.0.0.1:19092", "127.0.0.1:19093"}, cfg.Kafka.Brokers)
 	require.Equal(t, "api-1", cfg.Kafka.ClientID)
 	require.Equal(t, "127.0.0.1:8080", cfg.HTTPAddr)
@@ -53,3 +55,13 @@ func TestUsageNamesEveryVariable(t *testing.T) {
 }
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// keysFile is the repository's published decider keys, seen from here.
+const keysFile = "../../../../infra/keys/decider-keys.json"
+
+func TestLoadRefusesMissingKeys(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(envOf(map[string]string{"ASSENT_KAFKA_BROKERS": "k:9092", "ASSENT_SEAL_KEYS_FILE": "/nonexistent/keys.json"}))
+	require.ErrorContains(t, err, "ASSENT_SEAL_KEYS_FILE")
+	require.ErrorContains(t, err, "every reader applies only what they sign")
+}

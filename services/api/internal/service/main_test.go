@@ -39,7 +39,8 @@ func TestBadConfigurationIsAnErrorNotAPanic(t *testing.T) {
 	require.ErrorContains(t, service.Main(t.Context(), []string{"serve"}, noEnv, nil, &out), `unknown argument "serve"`)
 	// A missing tokens file is reported before Kafka is touched.
 	err = service.Main(t.Context(), nil, func(k string) string {
-		return map[string]string{"ASSENT_KAFKA_BROKERS": "127.0.0.1:1", "ASSENT_TOKENS_FILE": "/nonexistent/tokens.yaml"}[k]
+		return map[string]string{"ASSENT_KAFKA_BROKERS": "127.0.0.1:1", "ASSENT_TOKENS_FILE": "/nonexistent/tokens.yaml",
+			"ASSENT_SEAL_KEYS_FILE": "../../../../infra/keys/decider-keys.json"}[k]
 	}, nil, &out)
 	require.ErrorContains(t, err, "tokens file")
 }

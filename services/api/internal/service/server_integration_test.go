@@ -99,6 +99,7 @@ func startAPI(t *testing.T, topics eventlog.TopicSpec, brokers []string, name st
 			"ASSENT_INSTANCE_ID":    name + "-" + topics.Commands,
 			"ASSENT_DATA_DIR":       filepath.Join(t.TempDir(), name),
 			"ASSENT_TOKENS_FILE":    "../../testdata/tokens.yaml",
+			"ASSENT_SEAL_KEYS_FILE": systest.DemoKeysFile(),
 			"ASSENT_PARTITIONS":     "12",
 			"ASSENT_COMMANDS_TOPIC": topics.Commands,
 			"ASSENT_EVENTS_TOPIC":   topics.Events,
@@ -305,7 +306,9 @@ func TestIntegrationAPI(t *testing.T) {
 		r := c.call(t, i, http.MethodGet, "/metrics", "", "")
 		require.Contains(t, string(r.body), "assent_approval_latency_seconds_count")
 		require.Contains(t, string(r.body), `assent_api_projected_decisions_total{outcome="approved"}`)
-		require.Contains(t, string(r.body), "assent_consistency_violations_total 0")
+		for _, kind := range []string{"fold", "gap", "invalid", "unauthenticated"} {
+			require.Contains(t, string(r.body), `assent_consistency_violations_total{kind="`+kind+`"} 0`)
+		}
 	}
 }
 

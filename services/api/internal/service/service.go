@@ -97,7 +97,7 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	store := &requests.Store{}
 	runner, err := projection.Open(projection.Config{
 		Dir: cfg.DataDir, Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions,
-		Kafka: cfg.Kafka, Handler: store, Logger: log,
+		Kafka: cfg.Kafka, Handler: store, Logger: log, Keys: cfg.Keys,
 	})
 	if err != nil {
 		return err

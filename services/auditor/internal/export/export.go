@@ -56,11 +56,12 @@ type Row struct {
 	env       wire.Envelope
 }
 
-// Scan calls fn with every event that passes f, partition by partition in
-// offset order (a request's events are all in one partition, so with
-// f.Request only that one is read). Records that are not valid events are
-// an error naming where they are: run verify for the full story.
-func Scan(ctx context.Context, cfg eventlog.Config, topic string, f Filter, fn func(Row) error) error {
+// Scan calls fn with every authenticated event that passes f (a valid seal
+// signed with keys covers it, see wire.Authenticator), partition by
+// partition in offset order (a request's events are all in one partition,
+// so with f.Request only that one is read). Records no valid seal covers
+// are not exported: run verify to see them.
+func Scan(ctx context.Context, cfg eventlog.Config, topic string, keys *wire.KeyRing, f Filter, fn func(Row) error) error {
 	admCl, err := eventlog.NewClient(cfg)
 	if err != nil {
 		return err
@@ -76,7 +77,10 @@ func Scan(ctx context.Context, cfg eventlog.Config, topic string, f Filter, fn f
 	}
 	for _, p := range parts {
 		b := bounds[p]
-		s := &sink{topic: topic, f: f, fn: fn}
+		s := &sink{topic: topic, f: f, fn: fn, auth: wire.NewAuthenticator(keys, topic, p, wire.GenesisHash)}
+		if b.Start > 0 {
+			s.auth = wire.NewAuthenticator(keys, topic, p, "") // the log starts later: trust the first complete seal
+		}
 		err := logread.Read(ctx, cfg, topic, map[int32]int64{p: b.Start}, map[int32]int64{p: b.End}, map[int32]logread.Sink{p: s})
 		if err != nil {
 			return fmt.Errorf("export: %w", err)
@@ -89,22 +93,27 @@ type sink struct {
 	topic string
 	f     Filter
 	fn    func(Row) error
+	auth  *wire.Authenticator
 }
 
 func (s *sink) Records(recs []*kgo.Record) error {
 	for _, r := range recs {
-		if s.f.Request != "" && string(r.Key) != s.f.Request {
-			continue // the key is the subject (DecodeRecord checks it for the records it keeps)
+		it := wire.Item{Record: eventlog.WireRecord(r)}
+		var err error
+		if !r.Attrs.IsControl() {
+			it.Hash = wire.Hash(r.Value)
+			it.Env, err = eventlog.DecodeRecord(r)
 		}
-		env, err := eventlog.DecodeRecord(r)
-		if err != nil {
-			return fmt.Errorf("export: %w (run auditor verify)", err)
-		}
-		if !s.f.Match(env) {
-			continue
-		}
-		if err := s.fn(Row{Partition: r.Partition, Offset: r.Offset, Hash: wire.Hash(r.Value), Event: r.Value, env: env}); err != nil {
-			return err
+		for _, x := range s.auth.Add(it, err).Apply {
+			if s.f.Request != "" && x.Env.Subject != s.f.Request {
+				continue
+			}
+			if !s.f.Match(x.Env) {
+				continue
+			}
+			if err := s.fn(Row{Partition: x.Record.Partition, Offset: x.Record.Offset, Hash: x.Hash, Event: x.Record.Value, env: x.Env}); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -185,11 +194,11 @@ type AsOf struct {
 }
 
 // StateAt replays request rid's events whose time is at or before at.
-func StateAt(ctx context.Context, cfg eventlog.Config, topic, rid string, at time.Time) (AsOf, error) {
+func StateAt(ctx context.Context, cfg eventlog.Config, topic string, keys *wire.KeyRing, rid string, at time.Time) (AsOf, error) {
 	out := AsOf{RequestID: rid, At: at, Offset: -1}
-	err := Scan(ctx, cfg, topic, Filter{Request: rid}, func(r Row) error {
-		if r.env.Time.After(at) {
-			return nil
+	err := Scan(ctx, cfg, topic, keys, Filter{Request: rid}, func(r Row) error {
+		if r.env.Time.After(at) || r.env.Subject == "" {
+			return nil // later, or a seal
 		}
 		ev, err := codec.DomainEvent(r.env)
 		if err != nil {

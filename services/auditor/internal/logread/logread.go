@@ -73,8 +73,8 @@ func Partitions(b map[int32]Bounds) []int32 {
 }
 
 // Sink receives one partition's records in offset order, in batches, on a
-// goroutine of its own. Control records (transaction markers) are not
-// passed on. The records must not be kept after Records returns unless
+// goroutine of its own. Control records (transaction markers) are passed
+// on too: they tell that a transaction ended. The records must not be kept after Records returns unless
 // copied (their values may be kept: franz-go allocates each).
 type Sink interface {
 	Records(recs []*kgo.Record) error
@@ -164,9 +164,7 @@ func Read(ctx context.Context, cfg eventlog.Config, topic string, from, to map[i
 				if r.Offset >= to[p] {
 					break
 				}
-				if !r.Attrs.IsControl() {
-					recs = append(recs, r)
-				}
+				recs = append(recs, r)
 			}
 			last := fp.Records[len(fp.Records)-1].Offset + 1
 			next[p] = min(last, to[p])

@@ -3,7 +3,6 @@ package service_test
 import (
 	"bufio"
 	"bytes"
-	"crypto/ed25519"
 	"encoding/csv"
 	"encoding/json"
 	"os"
@@ -20,13 +19,15 @@ import (
 	"github.com/assent-dev/assent/services/auditor/internal/service"
 	"github.com/assent-dev/assent/test/kafkatest"
 	"github.com/assent-dev/assent/test/loggen"
+	"github.com/assent-dev/assent/test/systest"
 )
 
 func env(topic string) func(string) string {
 	return func(k string) string {
 		return map[string]string{
-			"ASSENT_KAFKA_BROKERS": os.Getenv("ASSENT_KAFKA_BROKERS"),
-			"ASSENT_EVENTS_TOPIC":  topic,
+			"ASSENT_KAFKA_BROKERS":   os.Getenv("ASSENT_KAFKA_BROKERS"),
+			"ASSENT_EVENTS_TOPIC":    topic,
+			"ASSENT_AUDIT_KEYS_FILE": systest.DemoKeysFile(),
 		}[k]
 	}
 }
@@ -39,15 +40,13 @@ var start = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 func TestIntegrationExportAndStateMatchReplay(t *testing.T) {
 	t.Parallel()
 	const requests, parts = 10_000, 6
-	_, key, err := ed25519.GenerateKey(nil)
-	require.NoError(t, err)
-	signer, err := wire.NewSigner("k", key)
-	require.NoError(t, err)
+	signer := systest.DemoSigner(t)
 	topic := kafkatest.NewTopics(t, parts).Events
 	log, err := loggen.Build(loggen.Options{Topic: topic, Partitions: parts, Requests: requests, Signer: signer,
-		CheckpointEvery: 200, Start: start, Step: time.Second})
+		SealEvery: 200, Start: start, Step: time.Second})
 	require.NoError(t, err)
-	require.NoError(t, loggen.Write(t.Context(), eventlog.Config{Brokers: kafkatest.Brokers(t)}, topic, log))
+	offsets, err := loggen.Write(t.Context(), eventlog.Config{Brokers: kafkatest.Brokers(t)}, topic, log)
+	require.NoError(t, err)
 
 	// By hand: what an export of this window and actor must hold.
 	from, to := start.Add(2000*time.Second), start.Add(6000*time.Second)
@@ -55,7 +54,8 @@ func TestIntegrationExportAndStateMatchReplay(t *testing.T) {
 	var want []export.Row
 	var wantAll int
 	for p, recs := range log {
-		for off, r := range recs {
+		for i, r := range recs {
+			off := offsets[p][i]
 			e, err := wire.Unmarshal(r.Value)
 			require.NoError(t, err)
 			if e.Time.Before(from) || !e.Time.Before(to) {
@@ -63,7 +63,7 @@ func TestIntegrationExportAndStateMatchReplay(t *testing.T) {
 			}
 			wantAll++
 			if e.Actor == actor {
-				want = append(want, export.Row{Partition: int32(p), Offset: int64(off), Hash: wire.Hash(r.Value), Event: r.Value})
+				want = append(want, export.Row{Partition: int32(p), Offset: off, Hash: wire.Hash(r.Value), Event: r.Value})
 			}
 		}
 	}
@@ -89,12 +89,19 @@ func TestIntegrationExportAndStateMatchReplay(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, export.CSVHeader, rows[0])
 	require.Len(t, rows, wantAll+1, "every event of the window, and the header")
+	at := map[[2]int64][]byte{} // the record at each partition and offset
+	for p, recs := range log {
+		for i, r := range recs {
+			at[[2]int64{int64(p), offsets[p][i]}] = r.Value
+		}
+	}
 	for _, row := range rows[1:] {
-		p, _ := strconv.Atoi(row[0])
-		off, _ := strconv.Atoi(row[1])
-		e, err := wire.Unmarshal(log[p][off].Value)
+		p, _ := strconv.ParseInt(row[0], 10, 32)
+		off, _ := strconv.ParseInt(row[1], 10, 64)
+		v := at[[2]int64{p, off}]
+		e, err := wire.Unmarshal(v)
 		require.NoError(t, err)
-		require.Equal(t, []string{wire.Hash(log[p][off].Value), e.ID, e.Type, e.Subject, e.Actor, e.PrevHash},
+		require.Equal(t, []string{wire.Hash(v), e.ID, e.Type, e.Subject, e.Actor, e.PrevHash},
 			[]string{row[2], row[3], row[5], row[6], row[7], row[10]})
 	}
 

@@ -33,7 +33,7 @@ func TestIntegrationKcatJqRecipe(t *testing.T) {
 	require.NoError(t, err)
 	signer, err := wire.NewSigner("k", key)
 	require.NoError(t, err)
-	log, err := loggen.Build(loggen.Options{Topic: "assent.events.v1", Partitions: 1, Requests: 6, Signer: signer, CheckpointEvery: 5,
+	log, err := loggen.Build(loggen.Options{Topic: "assent.events.v1", Partitions: 1, Requests: 6, Signer: signer, SealEvery: 5,
 		Start: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), Step: time.Second})
 	require.NoError(t, err)
 	kcfg := eventlog.Config{Brokers: kafkatest.Brokers(t)}
@@ -46,9 +46,10 @@ func TestIntegrationKcatJqRecipe(t *testing.T) {
 	}
 
 	topic := kafkatest.NewTopics(t, 1).Events
-	require.NoError(t, loggen.Write(t.Context(), kcfg, topic, log))
-	for off := range len(log[0]) - 1 {
-		out, err := run(topic, off)
+	offsets, err := loggen.Write(t.Context(), kcfg, topic, log)
+	require.NoError(t, err)
+	for i := range len(log[0]) - 1 { // the commit markers between runs take offsets of their own
+		out, err := run(topic, int(offsets[0][i]))
 		require.NoError(t, err, out)
 		require.Contains(t, out, "link OK")
 	}
@@ -60,10 +61,11 @@ func TestIntegrationKcatJqRecipe(t *testing.T) {
 	log[0][k].Value, err = wire.Marshal(env)
 	require.NoError(t, err)
 	tampered := kafkatest.NewTopics(t, 1).Events
-	require.NoError(t, loggen.Write(t.Context(), kcfg, tampered, log))
-	out, err := run(tampered, k)
+	offsets, err = loggen.Write(t.Context(), kcfg, tampered, log)
+	require.NoError(t, err)
+	out, err := run(tampered, int(offsets[0][k]))
 	require.Error(t, err, out)
-	require.True(t, strings.Contains(out, fmt.Sprintf("BROKEN LINK between offsets %d and %d", k, k+1)), out)
-	out, err = run(tampered, k-1)
+	require.True(t, strings.Contains(out, fmt.Sprintf("BROKEN LINK between offsets %d and %d", offsets[0][k], offsets[0][k+1])), out)
+	out, err = run(tampered, int(offsets[0][k-1]))
 	require.NoError(t, err, "the link into the rewritten record still holds: %s", out)
 }

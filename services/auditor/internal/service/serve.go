@@ -51,7 +51,7 @@ func LoadServeConfig(getenv func(string) string, keysFlag string) (ServeConfig, 
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := newFlags("serve", "serve [--keys FILE]", stdout)
-	keys := fs.String("keys", "", "published public keys file (default $ASSENT_AUDIT_KEYS_FILE or infra/keys/checkpoint-keys.json)")
+	keys := fs.String("keys", "", "published public keys file (default $ASSENT_AUDIT_KEYS_FILE or infra/keys/decider-keys.json)")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
@@ -66,13 +66,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // called with the index once the store is open (tests query it directly).
 func Serve(ctx context.Context, cfg ServeConfig, stdout io.Writer, ready func(*index.Index, *projection.Runner)) error {
 	log := daemon.NewLogger(stdout, cfg.LogLevel, "auditor", cfg.Instance)
-	if err := os.MkdirAll(filepath.Dir(cfg.DataDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(cfg.DataDir), 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	idx := &index.Index{Topic: cfg.Topics.Events, Keys: cfg.Keys}
+	idx := &index.Index{}
 	runner, err := projection.Open(projection.Config{
 		Dir: cfg.DataDir, Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions,
-		Kafka: cfg.Kafka, Handler: idx, Logger: log,
+		Kafka: cfg.Kafka, Handler: idx, Logger: log, Keys: cfg.Keys,
 	})
 	if err != nil {
 		return err

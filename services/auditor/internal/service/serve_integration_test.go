@@ -36,7 +36,7 @@ func getJSON(t *testing.T, u string, v any) int {
 	if err != nil {
 		return 0
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	if v != nil && resp.StatusCode == http.StatusOK {
 		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 			return -1
@@ -71,7 +71,7 @@ func allByActor(t *testing.T, base, actor string) ([]index.Row, int) {
 }
 
 // TestIntegrationServeWhileDeciderWrites runs a real decider process
-// signing checkpoints with the demo key, and the audit service in-process,
+// sealing its transactions with the demo key, and the audit service in-process,
 // and queries the service while commands are being decided. Once the
 // writes stop, its answers equal a reading of the log by hand, every
 // request's chain is verified, and `verify` agrees with the published key.
@@ -87,14 +87,14 @@ func TestIntegrationServeWhileDeciderWrites(t *testing.T) {
 		fmt.Sprintf("ASSENT_PARTITIONS=%d", parts),
 		"ASSENT_COMMANDS_TOPIC="+topics.Commands, "ASSENT_EVENTS_TOPIC="+topics.Events,
 		"ASSENT_DECIDER_GROUP=audit-"+topics.Commands,
-		"ASSENT_CHECKPOINT_KEY_FILE="+filepath.Join(root, "infra/keys/demo-checkpoint.key.pem"),
-		"ASSENT_CHECKPOINT_KEY_ID=demo-2026-01", "ASSENT_CHECKPOINT_INTERVAL=300ms")
+		"ASSENT_SIGNING_KEY_FILE="+filepath.Join(root, "infra/keys/demo-decider.key.pem"),
+		"ASSENT_SIGNING_KEY_ID=demo-2026-01", "ASSENT_SEAL_KEYS_FILE="+filepath.Join(root, "infra/keys/decider-keys.json"))
 	dec.Start()
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	require.NoError(t, dec.WaitReady(ctx))
 
-	keysPath := filepath.Join(root, "infra/keys/checkpoint-keys.json")
+	keysPath := filepath.Join(root, "infra/keys/decider-keys.json")
 	port := systest.FreePort(t)
 	cfg, err := service.LoadServeConfig(func(k string) string {
 		return map[string]string{
@@ -183,7 +183,7 @@ func TestIntegrationServeWhileDeciderWrites(t *testing.T) {
 			last[r.Partition] = r.Envelope.Type
 		}
 		for _, typ := range last {
-			if typ != wire.TypeCheckpoint {
+			if typ != wire.TypeSeal {
 				return false
 			}
 		}
@@ -199,7 +199,18 @@ func TestIntegrationServeWhileDeciderWrites(t *testing.T) {
 			want = append(want, r)
 		}
 	}
-	sort.SliceStable(want, func(i, j int) bool { return want[i].Envelope.Time.Before(want[j].Envelope.Time) })
+	// The index orders by time, then partition and offset: events decided
+	// in one transaction share its time.
+	sort.SliceStable(want, func(i, j int) bool {
+		a, b := want[i], want[j]
+		if !a.Envelope.Time.Equal(b.Envelope.Time) {
+			return a.Envelope.Time.Before(b.Envelope.Time)
+		}
+		if a.Partition != b.Partition {
+			return a.Partition < b.Partition
+		}
+		return a.Offset < b.Offset
+	})
 	var (
 		got  []index.Row
 		code int
@@ -225,7 +236,7 @@ func TestIntegrationServeWhileDeciderWrites(t *testing.T) {
 			}
 		}
 		require.Len(t, req.Events, mine)
-		require.Equal(t, "demo-2026-01", req.Verification.CheckpointKeyID)
+		require.Equal(t, "demo-2026-01", req.Verification.SealKeyID)
 	}
 	require.Equal(t, http.StatusNotFound, getJSON(t, base+"/v1/audit/requests/no-such-request", nil))
 	require.Equal(t, http.StatusBadRequest, getJSON(t, base+"/v1/audit/events?from=yesterday", nil))
@@ -236,5 +247,5 @@ func TestIntegrationServeWhileDeciderWrites(t *testing.T) {
 	res, err := verify.Run(t.Context(), verify.Config{Kafka: kcfg, Topic: topics.Events, Keys: ring})
 	require.NoError(t, err)
 	require.True(t, res.OK(), "%v", res.Breaks)
-	require.Positive(t, res.Checkpoints)
+	require.Positive(t, res.Seals)
 }

@@ -46,7 +46,7 @@ Environment:
   ASSENT_KAFKA_BROKERS     comma-separated brokers (required)
   ASSENT_EVENTS_TOPIC      default assent.events.v1
   ASSENT_PARTITIONS        partitions of the events topic (serve; default 12)
-  ASSENT_AUDIT_KEYS_FILE   published public keys (default infra/keys/checkpoint-keys.json)
+  ASSENT_AUDIT_KEYS_FILE   published public keys (default infra/keys/decider-keys.json)
   ASSENT_HTTP_ADDR         serve: listen address (default 127.0.0.1:8480)
   ASSENT_DATA_DIR          serve: Pebble directory (default .run/auditor-<instance>)
   ASSENT_INSTANCE_ID       serve: name of this replica
@@ -108,7 +108,7 @@ func newFlags(name, synopsis string, w io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(w)
 	fs.Usage = func() {
-		fmt.Fprintf(w, "usage: auditor %s\n\nFlags:\n", synopsis)
+		_, _ = fmt.Fprintf(w, "usage: auditor %s\n\nFlags:\n", synopsis)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -136,15 +136,18 @@ func keysFile(getenv func(string) string, flagValue string) string {
 	if v := getenv("ASSENT_AUDIT_KEYS_FILE"); v != "" {
 		return v
 	}
-	return "infra/keys/checkpoint-keys.json"
+	if v := getenv("ASSENT_SEAL_KEYS_FILE"); v != "" {
+		return v
+	}
+	return "infra/keys/decider-keys.json"
 }
 
 func runVerify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlags("verify", "verify [--from-offsets FILE] [--keys FILE] [--topic T] [--signed-topic T] [--json] [--quiet]", stderr)
 	c, finish := loadCommon(getenv, fs)
 	statePath := fs.String("from-offsets", "", "saved verification state: verify only what is new since it, and save the new state there when the log verifies")
-	keys := fs.String("keys", "", "published public keys file (default $ASSENT_AUDIT_KEYS_FILE or infra/keys/checkpoint-keys.json)")
-	signed := fs.String("signed-topic", "", "the topic name the checkpoints sign, when verifying a copy of the log (default: --topic)")
+	keys := fs.String("keys", "", "published public keys file (default $ASSENT_AUDIT_KEYS_FILE or infra/keys/decider-keys.json)")
+	signed := fs.String("signed-topic", "", "the topic name the seals sign, when verifying a copy of the log (default: --topic)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	quiet := fs.Bool("quiet", false, "no progress lines")
 	every := fs.Duration("progress", 2*time.Second, "interval between progress lines on stderr")
@@ -169,7 +172,7 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 		began := time.Now()
 		cfg.ProgressEvery = *every
 		cfg.Progress = func(done, total int64) {
-			fmt.Fprintf(stderr, "verify: %s\n", progressLine(done, total, time.Since(began)))
+			_, _ = fmt.Fprintf(stderr, "verify: %s\n", progressLine(done, total, time.Since(began)))
 		}
 	}
 	res, err := verify.Run(ctx, cfg)
@@ -178,7 +181,7 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	if *asJSON {
 		out := map[string]any{"ok": res.OK(), "partitions": res.Partitions, "records": res.Records, "new_records": res.NewRecords,
-			"checkpoints": res.Checkpoints, "requests": res.Requests, "seconds": res.Took.Seconds(), "breaks": res.Breaks, "breaks_not_listed": res.Dropped}
+			"seals": res.Seals, "requests": res.Requests, "seconds": res.Took.Seconds(), "breaks": res.Breaks, "breaks_not_listed": res.Dropped}
 		if res.Breaks == nil {
 			out["breaks"] = []verify.Break{}
 		}
@@ -186,14 +189,14 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 	} else {
-		fmt.Fprintf(stdout, "%s: %d events (%d new) in %d partitions, %d checkpoints (%d new), %d requests, in %s (%.0f events/s)\n",
-			c.topic, res.Records, res.NewRecords, res.Partitions, res.Checkpoints, res.NewCheckpoints, res.Requests,
+		_, _ = fmt.Fprintf(stdout, "%s: %d events (%d new) in %d partitions, %d seals (%d new), %d requests, in %s (%.0f events/s)\n",
+			c.topic, res.Records, res.NewRecords, res.Partitions, res.Seals, res.NewSeals, res.Requests,
 			res.Took.Round(time.Millisecond), float64(res.NewRecords)/res.Took.Seconds())
 		for _, b := range res.Breaks {
-			fmt.Fprintf(stdout, "BREAK %s\n", b)
+			_, _ = fmt.Fprintf(stdout, "BREAK %s\n", b)
 		}
 		if res.Dropped > 0 {
-			fmt.Fprintf(stdout, "... and %d more breaks not listed\n", res.Dropped)
+			_, _ = fmt.Fprintf(stdout, "... and %d more breaks not listed\n", res.Dropped)
 		}
 	}
 	if !res.OK() {
@@ -205,10 +208,10 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 		if !*asJSON {
-			fmt.Fprintf(stdout, "verified; state saved to %s\n", *statePath)
+			_, _ = fmt.Fprintf(stdout, "verified; state saved to %s\n", *statePath)
 		}
 	} else if !*asJSON {
-		fmt.Fprintln(stdout, "verified")
+		_, _ = fmt.Fprintln(stdout, "verified")
 	}
 	return nil
 }
@@ -272,7 +275,11 @@ func runExport(ctx context.Context, args []string, getenv func(string) string, s
 	if err := finish(); err != nil {
 		return err
 	}
-	err = export.Scan(ctx, c.kafka, c.topic, export.Filter{From: from, To: to, Request: *req, Actor: *actor}, w.Write)
+	ring, err := wire.LoadKeyRing(keysFile(getenv, ""))
+	if err != nil {
+		return fmt.Errorf("%w; give the published public keys with ASSENT_AUDIT_KEYS_FILE: only what they sign is exported", err)
+	}
+	err = export.Scan(ctx, c.kafka, c.topic, ring, export.Filter{From: from, To: to, Request: *req, Actor: *actor}, w.Write)
 	if ferr := w.Flush(); err == nil {
 		err = ferr
 	}
@@ -297,7 +304,11 @@ func runState(ctx context.Context, args []string, getenv func(string) string, st
 	if err := finish(); err != nil {
 		return err
 	}
-	st, err := export.StateAt(ctx, c.kafka, c.topic, *req, at)
+	ring, err := wire.LoadKeyRing(keysFile(getenv, ""))
+	if err != nil {
+		return fmt.Errorf("%w; give the published public keys with ASSENT_AUDIT_KEYS_FILE: only what they sign is replayed", err)
+	}
+	st, err := export.StateAt(ctx, c.kafka, c.topic, ring, *req, at)
 	if err != nil {
 		return err
 	}

@@ -26,15 +26,16 @@ func TestIntegrationVerifyCommand(t *testing.T) {
 	t.Parallel()
 	const parts = 3
 	root := systest.RepoRoot()
-	signer, err := wire.LoadSigner("demo-2026-01", filepath.Join(root, "infra/keys/demo-checkpoint.key.pem"))
+	signer, err := wire.LoadSigner("demo-2026-01", filepath.Join(root, "infra/keys/demo-decider.key.pem"))
 	require.NoError(t, err)
-	keys := filepath.Join(root, "infra/keys/checkpoint-keys.json")
+	keys := filepath.Join(root, "infra/keys/decider-keys.json")
 	original := kafkatest.NewTopics(t, parts).Events
 	log, err := loggen.Build(loggen.Options{Topic: original, Partitions: parts, Requests: 300, Signer: signer,
-		CheckpointEvery: 50, Start: time.Now().UTC(), Step: time.Millisecond})
+		SealEvery: 50, Start: time.Now().UTC(), Step: time.Millisecond})
 	require.NoError(t, err)
 	cfg := eventlog.Config{Brokers: kafkatest.Brokers(t)}
-	require.NoError(t, loggen.Write(t.Context(), cfg, original, log))
+	_, err = loggen.Write(t.Context(), cfg, original, log)
+	require.NoError(t, err)
 
 	state := filepath.Join(t.TempDir(), "audit-state.json")
 	verifyCmd := func(topic string, extra ...string) (string, error) {
@@ -60,7 +61,8 @@ func TestIntegrationVerifyCommand(t *testing.T) {
 	}
 	require.Positive(t, i, "the record has a field to alter")
 	log[1][10].Value = append(append(bytes.Clone(v[:i+2]), 'X'), v[i+3:]...)
-	require.NoError(t, loggen.Write(t.Context(), cfg, copyTopic, log))
+	_, err = loggen.Write(t.Context(), cfg, copyTopic, log)
+	require.NoError(t, err)
 	out, err = verifyCmd(copyTopic, "--signed-topic", original)
 	require.ErrorIs(t, err, service.ErrTampered)
 	require.Contains(t, out, "BREAK")

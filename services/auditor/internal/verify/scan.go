@@ -142,11 +142,11 @@ func skipValue(v []byte, i, depth int) (int, error) {
 	if i >= len(v) {
 		return i, errScan
 	}
-	switch c := v[i]; {
-	case c == '"':
+	switch c := v[i]; c {
+	case '"':
 		_, j, _, err := scanString(v, i)
 		return j, err
-	case c == '{' || c == '[':
+	case '{', '[':
 		closer := byte('}')
 		if c == '[' {
 			closer = ']'

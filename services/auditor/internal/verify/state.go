@@ -28,14 +28,14 @@ type State struct {
 
 // PartState is one partition's verified chain.
 type PartState struct {
-	Next             int64                `json:"next"`              // the last stable offset read to
-	Head             string               `json:"head"`              // the hash of the last record verified
-	HeadOffset       int64                `json:"head_offset"`       // its offset; -1 for none
-	HeadID           string               `json:"head_id,omitempty"` // its event id
-	CheckpointOffset int64                `json:"checkpoint_offset"` // the last verified checkpoint; -1 for none
-	Records          int64                `json:"records"`           // records verified, all runs
-	Checkpoints      int64                `json:"checkpoints"`       // checkpoints verified, all runs
-	Requests         map[string]*ReqState `json:"requests"`
+	Next       int64                `json:"next"`              // the last stable offset read to
+	Head       string               `json:"head"`              // the hash of the last record authenticated (a seal)
+	HeadOffset int64                `json:"head_offset"`       // its offset; -1 for none
+	HeadID     string               `json:"head_id,omitempty"` // its event id
+	SealOffset int64                `json:"seal_offset"`       // the last verified seal; -1 for none
+	Records    int64                `json:"records"`           // records verified, all runs
+	Seals      int64                `json:"seals"`             // seals verified, all runs
+	Requests   map[string]*ReqState `json:"requests"`
 }
 
 // ReqState is one request's chain: its last sequence and, once decided,
@@ -47,7 +47,7 @@ type ReqState struct {
 
 // freshPart is the state of a partition never verified.
 func freshPart() *PartState {
-	return &PartState{Head: wire.GenesisHash, HeadOffset: -1, CheckpointOffset: -1}
+	return &PartState{Head: wire.GenesisHash, HeadOffset: -1, SealOffset: -1}
 }
 
 // LoadState reads a saved state, or returns (nil, nil) if path does not

@@ -1,26 +1,16 @@
-// Package verify checks the events topic as an auditor: every prevhash
-// link of every partition, every checkpoint signature against the
-// published public keys, per-request sequences without gaps, and that no
-// request is decided twice. It reports each break with its partition,
-// offset, event id and what failed, and it saves a State so that the next
-// run verifies only what is new; a saved state that the log no longer
-// matches is reported as tampering.
-//
-// # Where a break is reported
-//
-// A hash chain shows that something changed between two records; the
-// neighbours tell what. A record whose prevhash names another record of
-// the partition (one of the 64 before or after it) is a reordering,
-// reported at the first record out of place. Otherwise the link itself is
-// reported, at the record whose prevhash fails, until a later checkpoint
-// decides: if the checkpoint signs the offset its head is at now, nothing
-// was removed, and the break moves to the record before the link, which
-// was altered; if it signs a later offset, records were deleted just
-// before the failing link.
+// Package verify checks the events topic as an auditor: that every record
+// is covered by a valid seal signed with the published decider keys (the
+// same wire.Authenticator every reader applies the log through), per
+// request sequences without gaps, and that no request is decided twice. It
+// reports each break with its partition, offset, event id and what failed
+// (KindUnauthenticated at once for a record no seal can cover any more,
+// KindGap where records are missing), and it saves a State so that the
+// next run verifies only what is new; a saved state that the log no
+// longer matches is reported as tampering.
 //
 // Each partition is verified on its own goroutine as logread hands it
-// records; the record values are scanned, not decoded, so that verify
-// runs near the speed of a bare read.
+// records; the record values are scanned, not decoded (seals excepted), so
+// that verify runs near the speed of a bare read.
 package verify
 
 import (
@@ -42,9 +32,9 @@ import (
 type Config struct {
 	Kafka eventlog.Config
 	Topic string
-	// SignedTopic is the topic name that checkpoints sign; "" means Topic.
-	// Set it to verify a copy of the log (a mirror, a backup, a scratch
-	// topic): the checkpoints name the topic they were written to.
+	// SignedTopic is the topic name that seals sign; "" means Topic. Set
+	// it to verify a copy of the log (a mirror, a backup, a scratch
+	// topic): the seals name the topic they were written to.
 	SignedTopic string
 	Keys        *wire.KeyRing
 	// From is a saved state to continue from; nil verifies from the start.
@@ -57,16 +47,16 @@ type Config struct {
 
 // Result is what a run found.
 type Result struct {
-	Partitions     int
-	Records        int64 // records verified in all runs, checkpoints included
-	Checkpoints    int64 // checkpoints verified in all runs
-	NewRecords     int64 // records verified in this run
-	NewCheckpoints int64
-	Requests       int
-	Took           time.Duration
-	Breaks         []Break
-	Dropped        int    // breaks not listed (more than 100 in a partition)
-	State          *State // the state to save: only when there is no break
+	Partitions int
+	Records    int64 // records verified in all runs, seals included
+	Seals      int64 // seals verified in all runs
+	NewRecords int64 // records verified in this run
+	NewSeals   int64
+	Requests   int
+	Took       time.Duration
+	Breaks     []Break
+	Dropped    int    // breaks not listed (more than 100 in a partition)
+	State      *State // the state to save: only when there is no break
 }
 
 // OK reports whether the log verified.
@@ -171,22 +161,25 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if c.expect >= 0 {
 			// The saved head was never read again: the partition ends
 			// before it although its end offset is past it.
-			c.addBreak(c.expect, c.headID, KindState, "the record at offset %d that the saved state ends on could not be read again", c.expect)
+			c.addBreak(c.expect, string(c.headID), KindState, "the record at offset %d that the saved state ends on could not be read again", c.expect)
 		}
 		prev := int64(0)
-		prevCk := int64(0)
+		prevSeals := int64(0)
 		if cfg.From != nil {
 			if saved, ok := cfg.From.Partitions[strconv.Itoa(int(p))]; ok {
-				prev, prevCk = saved.Records, saved.Checkpoints
+				prev, prevSeals = saved.Records, saved.Seals
 			}
 		}
+		// Whatever still waits for its seal at the end of the log will
+		// never get one: the log ends at a stable offset.
+		c.result(c.auth.Flush())
 		ps := c.st
 		ps.Head, ps.HeadID, ps.Next, ps.Requests = hashString(c.headSum), string(c.headID), to[p], c.reqs
 		state.Partitions[strconv.Itoa(int(p))] = &ps
 		res.Records += ps.Records
-		res.Checkpoints += ps.Checkpoints
+		res.Seals += ps.Seals
 		res.NewRecords += ps.Records - prev
-		res.NewCheckpoints += ps.Checkpoints - prevCk
+		res.NewSeals += ps.Seals - prevSeals
 		res.Requests += len(c.reqs)
 		res.Breaks = append(res.Breaks, c.breaks...)
 		res.Dropped += c.dropped

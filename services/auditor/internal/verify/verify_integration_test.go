@@ -20,14 +20,14 @@ import (
 
 const parts = 3
 
-// signedTopic is the topic the generated checkpoints sign; each scratch
-// copy is verified as a copy of it.
+// signedTopic is the topic the generated seals sign; each scratch copy is
+// verified as a copy of it.
 const signedTopic = "assent.events.v1"
 
 type fixture struct {
 	signer *wire.Signer
 	keys   *wire.KeyRing
-	log    [][]*kgo.Record // the original log, by partition; record k at offset k
+	log    [][]*kgo.Record // the original log, by partition, in order
 	kafka  eventlog.Config
 }
 
@@ -38,7 +38,7 @@ func newFixture(t *testing.T) fixture {
 	signer, err := wire.NewSigner("test-key", key)
 	require.NoError(t, err)
 	log, err := loggen.Build(loggen.Options{Topic: signedTopic, Partitions: parts, Requests: 90, Signer: signer,
-		CheckpointEvery: 10, Start: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), Step: time.Second})
+		SealEvery: 10, Start: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), Step: time.Second})
 	require.NoError(t, err)
 	return fixture{
 		signer: signer,
@@ -60,12 +60,14 @@ func (f fixture) copyLog() [][]*kgo.Record {
 	return out
 }
 
-// write puts log into a fresh scratch topic and returns its name.
-func (f fixture) write(t *testing.T, log [][]*kgo.Record) string {
+// write puts log into a fresh scratch topic, in sealed transactions, and
+// returns its name and where each record landed.
+func (f fixture) write(t *testing.T, log [][]*kgo.Record) (string, [][]int64) {
 	t.Helper()
 	topic := kafkatest.NewTopics(t, parts).Events
-	require.NoError(t, loggen.Write(t.Context(), f.kafka, topic, log))
-	return topic
+	offsets, err := loggen.Write(t.Context(), f.kafka, topic, log)
+	require.NoError(t, err)
+	return topic, offsets
 }
 
 func (f fixture) verify(t *testing.T, topic string, from *verify.State) verify.Result {
@@ -75,31 +77,40 @@ func (f fixture) verify(t *testing.T, topic string, from *verify.State) verify.R
 	return res
 }
 
-// checkpointAfter returns the index of the first checkpoint in recs after
-// index i.
-func checkpointAfter(t *testing.T, recs []*kgo.Record, i int) int {
-	t.Helper()
-	for j := i + 1; j < len(recs); j++ {
-		env, err := wire.Unmarshal(recs[j].Value)
-		require.NoError(t, err)
-		if env.Type == wire.TypeCheckpoint {
-			return j
-		}
-	}
-	t.Fatalf("no checkpoint after %d", i)
-	return -1
-}
-
-func idAt(t *testing.T, r *kgo.Record) string {
+func isSeal(t *testing.T, r *kgo.Record) bool {
 	t.Helper()
 	env, err := wire.Unmarshal(r.Value)
 	require.NoError(t, err)
-	return env.ID
+	return env.Type == wire.TypeSeal
 }
 
-// TestIntegrationVerifyTampering writes modified copies of a signed log
-// into scratch topics and requires each tampering to be reported first at
-// its exact partition, offset and event, with what failed.
+// sealAfter returns the index of the first seal in recs after index i.
+func sealAfter(t *testing.T, recs []*kgo.Record, i int) int {
+	t.Helper()
+	for j := i + 1; j < len(recs); j++ {
+		if isSeal(t, recs[j]) {
+			return j
+		}
+	}
+	t.Fatalf("no seal after %d", i)
+	return -1
+}
+
+// breakAt finds the break at offset off.
+func breakAt(t *testing.T, res verify.Result, p int32, off int64) verify.Break {
+	t.Helper()
+	for _, b := range res.Breaks {
+		if b.Partition == p && b.Offset == off {
+			return b
+		}
+	}
+	t.Fatalf("no break at partition %d offset %d: %v", p, off, res.Breaks)
+	return verify.Break{}
+}
+
+// TestIntegrationVerifyTampering writes modified copies of a sealed log
+// into scratch topics and requires each tampering to be reported at its
+// exact partition and offset, with what failed, and no state saved.
 func TestIntegrationVerifyTampering(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -108,104 +119,97 @@ func TestIntegrationVerifyTampering(t *testing.T) {
 
 	t.Run("intact", func(t *testing.T) {
 		t.Parallel()
-		res := f.verify(t, f.write(t, f.log), nil)
+		topic, _ := f.write(t, f.log)
+		res := f.verify(t, topic, nil)
 		require.True(t, res.OK(), "%v", res.Breaks)
-		var n, ck int64
+		var n, seals int64
 		for _, recs := range f.log {
 			n += int64(len(recs))
 			for _, r := range recs {
-				if env, _ := wire.Unmarshal(r.Value); env.Type == wire.TypeCheckpoint {
-					ck++
+				if isSeal(t, r) {
+					seals++
 				}
 			}
 		}
 		require.Equal(t, n, res.Records)
-		require.Equal(t, ck, res.Checkpoints)
+		require.Equal(t, seals, res.Seals)
 		require.Equal(t, 90, res.Requests)
 		require.NotNil(t, res.State)
 	})
 
-	t.Run("rewritten", func(t *testing.T) {
-		t.Parallel()
-		log := f.copyLog()
-		env, err := wire.Unmarshal(log[p][k].Value)
-		require.NoError(t, err)
-		require.NotEqual(t, wire.TypeCheckpoint, env.Type)
-		env.Actor = "user:someone-else@example.com" // the forger keeps the record well formed
-		log[p][k].Value, err = wire.Marshal(env)
-		require.NoError(t, err)
-		res := f.verify(t, f.write(t, log), nil)
-		require.False(t, res.OK())
-		b := res.Breaks[0]
-		require.Equal(t, verify.Break{Partition: p, Offset: k, EventID: env.ID, Kind: verify.KindAltered, Reason: b.Reason}, b, "%v", res.Breaks)
-		require.Contains(t, b.Reason, "the record was altered")
-		require.Len(t, res.Breaks, 1, "one alteration is one break: %v", res.Breaks)
-		require.Nil(t, res.State, "a broken log saves no state")
-	})
+	for _, tc := range []struct {
+		name   string
+		tamper func(t *testing.T, log [][]*kgo.Record) int // returns the index of the record to find reported
+		reason string
+	}{
+		{"rewritten", func(t *testing.T, log [][]*kgo.Record) int {
+			env, err := wire.Unmarshal(log[p][k].Value)
+			require.NoError(t, err)
+			require.NotEqual(t, wire.TypeSeal, env.Type)
+			env.Actor = "user:someone-else@example.com" // the forger keeps the record well formed
+			log[p][k].Value, err = wire.Marshal(env)
+			require.NoError(t, err)
+			return k
+		}, "without a seal covering it"},
+		{"deleted", func(t *testing.T, log [][]*kgo.Record) int {
+			log[p] = append(log[p][:k:k], log[p][k+1:]...)
+			return k
+		}, "without a seal covering it"},
+		{"reordered", func(t *testing.T, log [][]*kgo.Record) int {
+			require.False(t, isSeal(t, log[p][k]) || isSeal(t, log[p][k+1]))
+			log[p][k], log[p][k+1] = log[p][k+1], log[p][k]
+			return k
+		}, "without a seal covering it"},
+		{"forged seal", func(t *testing.T, log [][]*kgo.Record) int {
+			c := sealAfter(t, log[p], k)
+			env, err := wire.Unmarshal(log[p][c].Value)
+			require.NoError(t, err)
+			s, err := wire.DecodeSeal(env)
+			require.NoError(t, err)
+			_, otherKey, err := ed25519.GenerateKey(nil)
+			require.NoError(t, err)
+			forger, err := wire.NewSigner("test-key", otherKey) // claims the real key id
+			require.NoError(t, err)
+			forged, err := wire.NewSeal(forger, env.Source, signedTopic, s.Partition, s.From, s.Head, s.Count, env.Time)
+			require.NoError(t, err)
+			forged.ID = env.ID
+			log[p][c].Value, err = wire.Marshal(forged)
+			require.NoError(t, err)
+			return c
+		}, `signature does not verify with key "test-key"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			log := f.copyLog()
+			i := tc.tamper(t, log)
+			topic, offsets := f.write(t, log)
+			res := f.verify(t, topic, nil)
+			require.False(t, res.OK())
+			b := breakAt(t, res, p, offsets[p][i])
+			require.Equal(t, verify.KindUnauthenticated, b.Kind, "%v", b)
+			require.Contains(t, b.Reason, tc.reason)
+			require.Equal(t, idAt(t, log[p][i]), b.EventID)
+			require.Nil(t, res.State, "a broken log saves no state")
+		})
+	}
 
-	t.Run("deleted", func(t *testing.T) {
+	t.Run("truncated after a seal", func(t *testing.T) {
 		t.Parallel()
-		log := f.copyLog()
-		log[p] = append(log[p][:k:k], log[p][k+1:]...)
-		res := f.verify(t, f.write(t, log), nil)
-		require.False(t, res.OK())
-		b := res.Breaks[0]
-		require.Equal(t, verify.Break{Partition: p, Offset: k, EventID: idAt(t, log[p][k]), Kind: verify.KindDeleted, Reason: b.Reason}, b, "%v", res.Breaks)
-		require.Contains(t, b.Reason, "1 record(s) were deleted just before this one")
-	})
-
-	t.Run("reordered", func(t *testing.T) {
-		t.Parallel()
-		log := f.copyLog()
-		log[p][k], log[p][k+1] = log[p][k+1], log[p][k]
-		res := f.verify(t, f.write(t, log), nil)
-		require.False(t, res.OK())
-		b := res.Breaks[0]
-		require.Equal(t, verify.Break{Partition: p, Offset: k, EventID: idAt(t, log[p][k]), Kind: verify.KindReordered, Reason: b.Reason}, b, "%v", res.Breaks)
-		require.Contains(t, b.Reason, "which comes after it")
-	})
-
-	t.Run("forged checkpoint", func(t *testing.T) {
-		t.Parallel()
-		log := f.copyLog()
-		c := checkpointAfter(t, log[p], k)
-		env, err := wire.Unmarshal(log[p][c].Value)
-		require.NoError(t, err)
-		cp, err := wire.DecodeCheckpoint(env)
-		require.NoError(t, err)
-		_, otherKey, err := ed25519.GenerateKey(nil)
-		require.NoError(t, err)
-		forger, err := wire.NewSigner("test-key", otherKey) // claims the real key id
-		require.NoError(t, err)
-		forged, err := wire.NewCheckpoint(forger, env.Source, signedTopic, cp.Partition, cp.Offset, cp.Head, env.Time)
-		require.NoError(t, err)
-		forged.ID = env.ID
-		log[p][c].Value, err = wire.Marshal(forged)
-		require.NoError(t, err)
-		res := f.verify(t, f.write(t, log), nil)
-		require.False(t, res.OK())
-		b := res.Breaks[0]
-		require.Equal(t, verify.Break{Partition: p, Offset: int64(c), EventID: env.ID, Kind: verify.KindCheckpoint, Reason: b.Reason}, b, "%v", res.Breaks)
-		require.Contains(t, b.Reason, "signature does not verify with key \"test-key\"")
-	})
-
-	t.Run("truncated after a checkpoint", func(t *testing.T) {
-		t.Parallel()
-		full := f.write(t, f.log)
+		full, _ := f.write(t, f.log)
 		res := f.verify(t, full, nil)
 		require.True(t, res.OK(), "%v", res.Breaks)
 		statePath := filepath.Join(t.TempDir(), "state.json")
 		require.NoError(t, res.State.Save(statePath))
 
 		// Kafka cannot cut a topic's tail, so the truncated log is a copy
-		// that ends with a checkpoint; the state saved from the full log
-		// is pointed at it, as if the same topic had lost its tail.
+		// that ends with a seal; the state saved from the full log is
+		// pointed at it, as if the same topic had lost its tail.
 		log := f.copyLog()
-		c := checkpointAfter(t, log[p], k)
+		c := sealAfter(t, log[p], k)
 		require.Less(t, c+1, len(log[p]))
 		lastID := idAt(t, log[p][len(log[p])-1])
 		log[p] = log[p][:c+1]
-		cut := f.write(t, log)
+		cut, offsets := f.write(t, log)
 		raw, err := os.ReadFile(statePath)
 		require.NoError(t, err)
 		var st map[string]any
@@ -221,7 +225,8 @@ func TestIntegrationVerifyTampering(t *testing.T) {
 		require.False(t, res.OK())
 		require.Len(t, res.Breaks, 1, "%v", res.Breaks)
 		b := res.Breaks[0]
-		require.Equal(t, verify.Break{Partition: p, Offset: int64(c + 1), EventID: lastID, Kind: verify.KindTruncated, Reason: b.Reason}, b)
+		require.Equal(t, verify.Break{Partition: p, Offset: offsets[p][c] + 2, EventID: lastID, Kind: verify.KindTruncated, Reason: b.Reason}, b,
+			"the cut log ends after the seal and its commit marker")
 		require.Contains(t, b.Reason, "the tail was truncated")
 	})
 }
@@ -236,16 +241,19 @@ func TestIntegrationVerifyIncremental(t *testing.T) {
 	first := make([][]*kgo.Record, parts)
 	rest := make([][]*kgo.Record, parts)
 	for p, recs := range f.log {
-		first[p], rest[p] = recs[:len(recs)/2], recs[len(recs)/2:]
+		cut := sealAfter(t, recs, len(recs)/2) + 1 // a whole number of transactions
+		first[p], rest[p] = recs[:cut], recs[cut:]
 	}
-	require.NoError(t, loggen.Write(t.Context(), f.kafka, topic, first))
+	_, err := loggen.Write(t.Context(), f.kafka, topic, first)
+	require.NoError(t, err)
 	res := f.verify(t, topic, nil)
 	require.True(t, res.OK(), "%v", res.Breaks)
 	firstN := res.Records
 	statePath := filepath.Join(t.TempDir(), "state.json")
 	require.NoError(t, res.State.Save(statePath))
 
-	require.NoError(t, loggen.Write(t.Context(), f.kafka, topic, rest))
+	_, err = loggen.Write(t.Context(), f.kafka, topic, rest)
+	require.NoError(t, err)
 	saved, err := verify.LoadState(statePath)
 	require.NoError(t, err)
 	res = f.verify(t, topic, saved)
@@ -273,4 +281,11 @@ func TestIntegrationVerifyIncremental(t *testing.T) {
 	require.Equal(t, verify.KindState, bad.Breaks[0].Kind)
 	require.Equal(t, int32(2), bad.Breaks[0].Partition)
 	require.Equal(t, saved.Partitions["2"].HeadOffset, bad.Breaks[0].Offset)
+}
+
+func idAt(t *testing.T, r *kgo.Record) string {
+	t.Helper()
+	env, err := wire.Unmarshal(r.Value)
+	require.NoError(t, err)
+	return env.ID
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/policy"
+	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // Config is the console's configuration.
@@ -43,7 +45,7 @@ type Config struct {
 	PolicyFile    string            // where Policies came from, for the log
 	SessionKeys   [][]byte          // the first seals, every one opens
 	SessionTTL    time.Duration     // absolute lifetime of a sign-in
-	KeysFile      string            // the checkpoint public keys (chain verification)
+	Keys          *wire.KeyRing     // the published decider public keys: only what a seal covers is applied
 	WriteWait     time.Duration     // how long a vote waits for its outcome
 	RateLimit     float64           // requests per second per user (or per address before sign-in)
 	MaxStreams    int               // live-update streams per replica
@@ -92,8 +94,9 @@ Environment:
                                   first seals new sessions, every one opens (rotation).
                                   Every replica reads the same file (required)
   ASSENT_CONSOLE_SESSION_TTL      how long a sign-in lasts (default 8h, at most 24h)
-  ASSENT_AUDIT_KEYS_FILE          checkpoint public keys, for the chain's verification
-                                  status (default infra/keys/checkpoint-keys.json)
+  ASSENT_SEAL_KEYS_FILE           the published decider public keys: both projections
+                                  apply only records a seal signed with one of them
+                                  covers (default infra/keys/decider-keys.json)
   ASSENT_WRITE_WAIT               how long a vote or cancel waits for its outcome
                                   (default 5s)
   ASSENT_CONSOLE_RATE_LIMIT       requests per second per person, or per address before
@@ -110,8 +113,10 @@ func Load(getenv func(string) string) (Config, error) {
 	env := daemon.NewEnv(getenv)
 	kafka, kerr := eventlog.ConfigFromEnv(getenv)
 	topics, terr := eventlog.TopicSpecFromEnv(getenv)
-	env.Add(kerr, terr)
+	keys, serr := projection.LoadKeys(getenv)
+	env.Add(kerr, terr, serr)
 	cfg := Config{
+		Keys:            keys,
 		Kafka:           kafka,
 		Topics:          topics,
 		HTTPAddr:        env.String("ASSENT_HTTP_ADDR", "127.0.0.1:8580"),
@@ -122,7 +127,6 @@ func Load(getenv func(string) string) (Config, error) {
 		OIDCGroupsClaim: env.String("ASSENT_OIDC_GROUPS_CLAIM", "groups"),
 		AuditorGroups:   splitList(env.String("ASSENT_CONSOLE_AUDITOR_GROUPS", "")),
 		SessionTTL:      env.Duration("ASSENT_CONSOLE_SESSION_TTL", 8*time.Hour),
-		KeysFile:        env.String("ASSENT_AUDIT_KEYS_FILE", "infra/keys/checkpoint-keys.json"),
 		WriteWait:       env.Duration("ASSENT_WRITE_WAIT", 5*time.Second),
 		RateLimit:       float64(env.Int("ASSENT_CONSOLE_RATE_LIMIT", 20, 1, 10000)),
 		MaxStreams:      env.Int("ASSENT_CONSOLE_MAX_STREAMS", 2000, 1, 100000),

@@ -56,6 +56,7 @@ func TestLoadReadsSecretsFromFiles(t *testing.T) {
 		"ASSENT_CONSOLE_SESSION_KEY_FILE": keys,
 		"ASSENT_CONSOLE_AUDITOR_GROUPS":   "auditors, compliance",
 		"ASSENT_POLICY_FILE":              "../../../../infra/policies/example.yaml",
+		"ASSENT_SEAL_KEYS_FILE":           "../../../../infra/keys/decider-keys.json",
 	}
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	require.NoError(t, err)

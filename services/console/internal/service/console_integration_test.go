@@ -67,10 +67,8 @@ func startRig(t *testing.T) *rig {
 			"ASSENT_COMMANDS_TOPIC="+topics.Commands,
 			"ASSENT_EVENTS_TOPIC="+topics.Events,
 			"ASSENT_DECIDER_GROUP="+group,
-			"ASSENT_CHECKPOINT_KEY_FILE="+filepath.Join(root, "infra/keys/demo-checkpoint.key.pem"),
-			"ASSENT_CHECKPOINT_KEY_ID=demo-2026-01",
-			"ASSENT_CHECKPOINT_INTERVAL=2s",
 		)
+		p.Env = append(p.Env, systest.DeciderKeyEnv()...)
 		p.Start()
 		require.NoError(t, p.WaitReady(ctx))
 		t.Cleanup(func() {
@@ -126,7 +124,7 @@ func startConsole(t *testing.T, r *rig, issuer, secretFile, keyFile, name string
 		"ASSENT_CONSOLE_SESSION_KEY_FILE": keyFile,
 		"ASSENT_CONSOLE_AUDITOR_GROUPS":   fakeoidc.AuditorGroup,
 		"ASSENT_POLICY_FILE":              filepath.Join(root, "infra/policies/example.yaml"),
-		"ASSENT_AUDIT_KEYS_FILE":          filepath.Join(root, "infra/keys/checkpoint-keys.json"),
+		"ASSENT_SEAL_KEYS_FILE":           systest.DemoKeysFile(),
 		"ASSENT_WRITE_WAIT":               "20s",
 		"ASSENT_CONSOLE_RATE_LIMIT":       "200",
 	}
@@ -268,7 +266,7 @@ func metric(t *testing.T, base, line string) bool {
 	if err != nil {
 		return false
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	return strings.Contains(string(b), line)
 }
@@ -445,7 +443,7 @@ func TestIntegrationConsoleInBrowser(t *testing.T) {
 	auditorExport := func(format string) string {
 		cmd := exec.Command(filepath.Join(abin, "auditor"), "export", "--from", from.Format(time.RFC3339), "--to", to.Format(time.RFC3339), "--format", format)
 		cmd.Env = append(os.Environ(), "ASSENT_KAFKA_BROKERS="+strings.Join(r.brokers, ","), "ASSENT_EVENTS_TOPIC="+r.topics.Events,
-			"ASSENT_COMMANDS_TOPIC="+r.topics.Commands, fmt.Sprintf("ASSENT_PARTITIONS=%d", partitions))
+			"ASSENT_COMMANDS_TOPIC="+r.topics.Commands, fmt.Sprintf("ASSENT_PARTITIONS=%d", partitions), "ASSENT_SEAL_KEYS_FILE="+systest.DemoKeysFile())
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		require.NoError(t, cmd.Run(), errb.String())
@@ -474,7 +472,7 @@ func TestIntegrationConsoleInBrowser(t *testing.T) {
 	browser.Screenshot(t, olivia, "12-audit-state")
 	checkAxe(t, olivia, "12-audit-state")
 	do(t, olivia, "web-1's timeline", chromedp.Navigate(a+"/requests/web-1"), chromedp.WaitVisible(chromedp.CSS(`table.timeline`)))
-	waitFor(t, olivia, "a signed checkpoint covers web-1", `document.querySelector(".verification").innerText.includes("verified")`)
+	waitFor(t, olivia, "web-1's chain is verified", `document.querySelector(".verification").innerText.includes("verified")`)
 	require.GreaterOrEqual(t, eval[int](t, olivia, `document.querySelectorAll("table.timeline tbody tr").length`), 3)
 	browser.Screenshot(t, olivia, "13-request-verified")
 

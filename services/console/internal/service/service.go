@@ -25,7 +25,6 @@ import (
 	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
-	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/console/internal/config"
 	"github.com/assent-dev/assent/services/console/internal/live"
 	"github.com/assent-dev/assent/services/console/internal/oidc"
@@ -64,10 +63,6 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("console: data dir: %w", err)
 	}
-	keys, err := wire.LoadKeyRing(cfg.KeysFile)
-	if err != nil {
-		return fmt.Errorf("console: ASSENT_AUDIT_KEYS_FILE: %w", err)
-	}
 	jar, err := session.NewJar(cfg.SessionKeys, cfg.PublicURL.Scheme == "https", nil)
 	if err != nil {
 		return err
@@ -83,7 +78,7 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	store := &requests.Store{}
 	reqRunner, err := projection.Open(projection.Config{
 		Dir: filepath.Join(cfg.DataDir, "requests"), Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions,
-		Kafka: cfg.Kafka, Handler: store, Logger: log.With("projection", "requests"),
+		Kafka: cfg.Kafka, Handler: store, Logger: log.With("projection", "requests"), Keys: cfg.Keys,
 	})
 	if err != nil {
 		return err
@@ -93,10 +88,10 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	reqRunner.RegisterMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"projection": "requests"}, reg),
 		func() float64 { return float64(store.Invalid.Load()) })
 
-	idx := &auditindex.Index{Topic: cfg.Topics.Events, Keys: keys}
+	idx := &auditindex.Index{}
 	auditRunner, err := projection.Open(projection.Config{
 		Dir: filepath.Join(cfg.DataDir, "audit"), Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions,
-		Kafka: cfg.Kafka, Handler: idx, Logger: log.With("projection", "audit"),
+		Kafka: cfg.Kafka, Handler: idx, Logger: log.With("projection", "audit"), Keys: cfg.Keys,
 	})
 	if err != nil {
 		return err
@@ -150,7 +145,7 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	// The client secret and the session keys are never logged.
 	log.Info("starting", "addr", ln.Addr().String(), "public_url", cfg.PublicURL.String(), "issuer", cfg.OIDCIssuer,
 		"client_id", cfg.OIDCClientID, "auditor_groups", cfg.AuditorGroups, "policy_file", cfg.PolicyFile,
-		"admins", len(cfg.Policies.Admins), "session_keys", len(cfg.SessionKeys), "events", cfg.Topics.Events,
+		"admins", len(cfg.Policies.Admins), "session_keys", len(cfg.SessionKeys), "seal_keys", cfg.Keys.Len(), "events", cfg.Topics.Events,
 		"commands", cfg.Topics.Commands, "data_dir", cfg.DataDir)
 	g.Go(func() error {
 		if err := rp.Discover(gctx); err != nil {

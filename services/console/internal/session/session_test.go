@@ -82,7 +82,8 @@ func TestSessionRefusesForgedExpiredAndForeignCookies(t *testing.T) {
 			v[i] = 'A'
 		}
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		r.AddCookie(&http.Cookie{Name: good.Name, Value: string(v)})
+		r.AddCookie(&http.Cookie{ //nolint:gosec // G124: a request cookie in a test, carrying a forged value
+			Name: good.Name, Value: string(v)})
 		_, err := jar.Get(r)
 		require.ErrorIs(t, err, session.ErrInvalid, "byte %d changed", i)
 	}
@@ -104,14 +105,16 @@ func TestSessionRefusesForgedExpiredAndForeignCookies(t *testing.T) {
 	require.NoError(t, jar.StartFlow(frec, &session.Flow{State: "s", Nonce: "n", Verifier: "v", Next: "/", Expires: c.now.Add(time.Minute)}))
 	flow := frec.Result().Cookies()[0]
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
-	r.AddCookie(&http.Cookie{Name: good.Name, Value: flow.Value})
+	r.AddCookie(&http.Cookie{ //nolint:gosec // G124: a request cookie in a test, carrying a forged value
+		Name: good.Name, Value: flow.Value})
 	_, err = jar.Get(r)
 	require.ErrorIs(t, err, session.ErrInvalid, "the cookie's name is bound into the seal")
 
 	// Garbage and oversized values.
 	for _, v := range []string{"", "x", "!!!", strings.Repeat("A", session.MaxCookie+1)} {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		r.AddCookie(&http.Cookie{Name: good.Name, Value: v})
+		r.AddCookie(&http.Cookie{ //nolint:gosec // G124: a request cookie in a test, carrying a forged value
+			Name: good.Name, Value: v})
 		_, err := jar.Get(r)
 		require.ErrorIs(t, err, session.ErrInvalid, "%q", v)
 	}

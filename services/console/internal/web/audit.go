@@ -24,7 +24,7 @@ import (
 var eventTypes = []string{
 	approval.TypeRequestSubmitted, approval.TypeVoteRecorded, approval.TypeRequestApproved, approval.TypeRequestRejected,
 	approval.TypeRequestExpired, approval.TypeRequestCancelled, approval.TypeCommandRejected, approval.TypeNotificationRecorded,
-	wire.TypeCheckpoint,
+	wire.TypeSeal,
 }
 
 // auditQuery is the search form: actor, type and a time range [From, To).
@@ -113,7 +113,7 @@ type auditData struct {
 	Types      []string
 	Partitions []auditindex.PartitionStatus
 	Breaks     int
-	Signed     int // partitions with a valid checkpoint
+	Sealed     int // partitions with a valid seal
 }
 
 func (s *Server) audit(w http.ResponseWriter, r *http.Request, v *viewer) {
@@ -161,9 +161,9 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request, v *viewer) {
 	}
 	d.Partitions = parts
 	for _, p := range parts {
-		d.Breaks += len(p.Breaks)
-		if p.CheckpointOffset >= 0 {
-			d.Signed++
+		d.Breaks += len(p.Breaks) + int(p.Rejected)
+		if p.SealOffset >= 0 {
+			d.Sealed++
 		}
 	}
 	s.render(w, r, status, "audit", page{Title: "Audit", Nav: "audit", Viewer: v, Data: d})

@@ -299,7 +299,7 @@ func (s *Server) requestData(v *viewer, rid string) (requestData, error) {
 		})
 	}
 	// The chain's status comes from the audit projection, which checks
-	// every link of the partition and every checkpoint signature.
+	// every link of the partition, and applies only what a valid seal covers.
 	ar, err := s.cfg.Audit.Request(rid)
 	switch {
 	case errors.Is(err, auditindex.ErrNotFound):

@@ -119,7 +119,7 @@ func (f *fixture) submit(rid, reason string) {
 
 func body(t *testing.T, resp *http.Response) string {
 	t.Helper()
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return string(b)
@@ -440,7 +440,7 @@ func TestLiveStreamSendsOnlyChanges(t *testing.T) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.url+"/requests/r-1/live", nil)
 	resp, err := carol.Do(req)
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
 	read := func(until string) string {
 		var got strings.Builder

@@ -24,13 +24,13 @@ type Progress interface {
 
 // Config configures a Core.
 type Config struct {
-	Topic      string // the events topic, which checkpoints name
+	Topic      string // the events topic, which seals name
 	Partitions int32  // of both topics
 	Source     string // CloudEvents source of every event written
 	Policies   func() approval.Policies
-	// Signer signs checkpoints; nil writes none.
-	Signer             *wire.Signer
-	CheckpointInterval time.Duration
+	// Signer signs the seal that ends every transaction's run of records
+	// in a partition; required.
+	Signer *wire.Signer
 	// DueLimit bounds the expiries looked up per partition per Expire.
 	DueLimit int
 	// Observe, if set, is called with every decision (for metrics).
@@ -38,8 +38,8 @@ type Config struct {
 	// Skipped, if set, is called for a command record that names no
 	// request or sits in the wrong partition, with the reason.
 	Skipped func(reason string, in In)
-	// Checkpointed, if set, is called for every checkpoint staged.
-	Checkpointed func()
+	// Sealed, if set, is called for every seal staged.
+	Sealed func()
 }
 
 // Core is the decider's state machine. Its methods are safe for concurrent
@@ -54,18 +54,13 @@ type Core struct {
 	owned   map[int32]*partition
 	overlay map[string]overlayEntry
 	epoch   uint64
+	asked   map[string]time.Time // expiries asked for, by request, and when
 }
 
 type partition struct {
 	epoch    uint64 // changes on every assignment, so stale effects are dropped
 	caughtUp bool
-	head     string // chain head of the events partition, once caught up
-	// headOffset is the offset of the head record (-1: unknown, or an
-	// empty partition); checkpointOffset is that of the last checkpoint
-	// known (-1: none). A checkpoint is due when headOffset is past it.
-	headOffset       int64
-	checkpointOffset int64
-	lastCheckpoint   time.Time
+	head     string // authenticated chain head of the events partition, once caught up
 }
 
 // overlayEntry is a state written by a committed transaction that the
@@ -92,7 +87,7 @@ func (c *Core) Assign(parts []int32) {
 	defer c.mu.Unlock()
 	for _, p := range parts {
 		c.epoch++
-		c.owned[p] = &partition{epoch: c.epoch, headOffset: -1, checkpointOffset: -1}
+		c.owned[p] = &partition{epoch: c.epoch}
 	}
 }
 
@@ -142,19 +137,12 @@ func (c *Core) NotCaughtUp() []Claim {
 	return out
 }
 
-// Head is where an events partition's chain ends, as the projection saw it
-// once caught up.
-type Head struct {
-	Hash       string
-	Offset     int64 // of the head record; -1 for none
-	Checkpoint bool  // the head record is a checkpoint
-}
-
-// CaughtUp marks a claimed partition as caught up with head h. It reports
+// CaughtUp marks a claimed partition as caught up with head, the hash of
+// the last record the projection authenticated there. It reports
 // false, and changes nothing, if the partition is no longer owned under
 // that claim's epoch: it was revoked, or revoked and assigned again, while
 // the catch-up ran, and the head it read belongs to another owner's time.
-func (c *Core) CaughtUp(cl Claim, h Head) bool {
+func (c *Core) CaughtUp(cl Claim, head string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	pt, ok := c.owned[cl.Partition]
@@ -162,11 +150,7 @@ func (c *Core) CaughtUp(cl Claim, h Head) bool {
 		return false
 	}
 	pt.caughtUp = true
-	pt.head = h.Hash
-	pt.headOffset, pt.checkpointOffset = h.Offset, -1
-	if h.Checkpoint {
-		pt.checkpointOffset = h.Offset
-	}
+	pt.head = head
 	return true
 }
 

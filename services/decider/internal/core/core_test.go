@@ -38,8 +38,8 @@ import (
 //	begin                    start a transaction at the clock's time
 //	command ID REQ TYPE ACTOR [k=v...]   decide a command record
 //	garbage REQ              decide a record that is not a CloudEvent
-//	expire                   decide the due expiries
-//	checkpoints              sign the heads that are due
+//	timers                   the timers ask for expiries; decided in the open transaction, if any
+//	seal                     seal the run each partition got in the transaction
 //	commit                   the transaction commits: its records get offsets
 //	abort                    the transaction aborts: it is dropped
 //	apply                    the projection applies everything committed
@@ -104,7 +104,7 @@ func newHarness(t *testing.T) *harness {
 	}}}
 	h.core = core.New(core.Config{
 		Topic: "events", Partitions: partitions, Source: "assent/decider", Policies: func() approval.Policies { return pols },
-		Signer: signer, CheckpointInterval: 30 * time.Second,
+		Signer: signer,
 		Observe: func(typ string, d approval.Decision, _ time.Time) {
 			switch {
 			case d.Replayed:
@@ -136,7 +136,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	parts := func(a []string) []int32 {
 		var ps []int32
 		for _, s := range a {
-			n, err := strconv.Atoi(s)
+			n, err := strconv.ParseInt(s, 10, 32)
 			require.NoError(t, err)
 			ps = append(ps, int32(n))
 		}
@@ -160,8 +160,10 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 	case "catch-up-stale":
 		require.Len(t, args, 2)
-		p, epoch := parts(args[:1])[0], parts(args[1:])[0]
-		fmt.Fprintf(&out, "p%d: %v\n", p, h.core.CaughtUp(core.Claim{Partition: p, Epoch: uint64(epoch)}, h.projectedHead(p)))
+		p := parts(args[:1])[0]
+		epoch, err := strconv.ParseUint(args[1], 10, 64)
+		require.NoError(t, err)
+		fmt.Fprintf(&out, "p%d: %v\n", p, h.core.CaughtUp(core.Claim{Partition: p, Epoch: epoch}, h.projectedHead(p)))
 	case "begin":
 		require.Nil(t, h.txn, "a transaction is already open")
 		h.txn = h.core.Begin(h.now)
@@ -176,11 +178,27 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		h.txn.Command(core.In{Partition: p, Offset: h.offset[p] - 1, Key: []byte(rid), Value: []byte("{not json"),
 			DecodeErr: fmt.Errorf("%w: not JSON", wire.ErrInvalidEnvelope)})
 		h.flushDecided(&out)
-	case "expire":
-		h.txn.Expire()
+	case "timers":
+		// The timers ask for expiries; the commands go through the
+		// commands topic and come back to the owner, who decides them in
+		// the open transaction.
+		cmds, err := h.core.Timers(h.now)
+		require.NoError(t, err)
+		for _, c := range cmds {
+			fmt.Fprintf(&out, "asked %s %s\n", c.ID, c.Actor)
+			env, err := codec.CommandEnvelope(c, "assent/decider")
+			require.NoError(t, err)
+			value, err := wire.Marshal(env)
+			require.NoError(t, err)
+			p := wire.Partition([]byte(c.RequestID), partitions)
+			h.offset[p]++
+			if h.txn != nil {
+				h.txn.Command(core.In{Partition: p, Offset: h.offset[p] - 1, Key: []byte(c.RequestID), Value: value, Envelope: env})
+			}
+		}
 		h.flushDecided(&out)
-	case "checkpoints":
-		h.txn.Checkpoints()
+	case "seal":
+		h.txn.Seal()
 	case "commit":
 		require.NotNil(t, h.txn)
 		if err := h.txn.Err(); err != nil {
@@ -236,14 +254,20 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "log":
 		p := parts(args)[0]
 		prev := wire.GenesisHash
+		keys := wire.NewKeyRing(map[string]ed25519.PublicKey{"test": h.signer.Public()})
 		for off, r := range h.log[p] {
 			env, err := wire.Unmarshal(r.value)
 			require.NoError(t, err)
 			link := "ok"
-			if env.PrevHash != "" && env.PrevHash != prev {
+			if env.PrevHash != prev {
 				link = "BROKEN"
 			}
-			fmt.Fprintf(&out, "%d %s %s seq=%s link=%s\n", off, shortType(env.Type), env.Subject, env.Sequence, link)
+			if env.Type == wire.TypeSeal {
+				s, err := wire.VerifySeal(keys, "events", p, env)
+				fmt.Fprintf(&out, "%d seal count=%d verifies=%v link=%s\n", off, s.Count, err == nil, link)
+			} else {
+				fmt.Fprintf(&out, "%d %s %s seq=%s link=%s\n", off, shortType(env.Type), env.Subject, env.Sequence, link)
+			}
 			prev = r.hash
 		}
 	case "owned":
@@ -273,21 +297,19 @@ func (h *harness) flushDecided(out *strings.Builder) {
 	h.decided = nil
 }
 
-// projectedHead is where the projection says partition p's chain ends.
-func (h *harness) projectedHead(p int32) core.Head {
+// projectedHead is where the projection says partition p's authenticated
+// chain ends: the hash of the last record applied.
+func (h *harness) projectedHead(p int32) string {
 	l := h.log[p][:h.next[p]]
 	if len(l) == 0 {
-		return core.Head{Hash: wire.GenesisHash, Offset: -1}
+		return wire.GenesisHash
 	}
-	last := l[len(l)-1]
-	env, err := wire.Unmarshal(last.value)
-	require.NoError(h.t, err)
-	return core.Head{Hash: last.hash, Offset: int64(len(l) - 1), Checkpoint: env.Type == wire.TypeCheckpoint}
+	return l[len(l)-1].hash
 }
 
 func (h *harness) apply(t *testing.T) {
 	b := h.db.NewIndexedBatch()
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	for p, l := range h.log {
 		for off := h.next[p]; off < int64(len(l)); off++ {
 			r := l[off]
@@ -332,7 +354,7 @@ func (h *harness) commandRecord(t *testing.T, id, rid, typ, actor string, kv []s
 	require.NoError(t, err)
 	p := wire.Partition([]byte(rid), partitions)
 	if s, ok := opts["partition"]; ok {
-		n, err := strconv.Atoi(s)
+		n, err := strconv.ParseInt(s, 10, 32)
 		require.NoError(t, err)
 		p = int32(n)
 	}
@@ -349,8 +371,12 @@ func describe(o core.Out, off int64) string {
 	if off >= 0 {
 		where += fmt.Sprintf("@%d", off)
 	}
-	if o.Checkpoint {
-		return where + " checkpoint"
+	if o.Seal {
+		s, err := wire.DecodeSeal(env)
+		if err != nil {
+			return where + " bad seal"
+		}
+		return fmt.Sprintf("%s seal count=%d", where, s.Count)
 	}
 	return fmt.Sprintf("%s %s %s seq=%s", where, shortType(env.Type), env.Subject, env.Sequence)
 }

@@ -26,11 +26,23 @@
 // (Commit) the new heads and states are kept; on abort the Txn is simply
 // dropped and nothing it staged survives.
 //
-// # Timers and checkpoints
+// # Seals
 //
-// Expire decides an expiry for every due request of the caught-up
-// partitions. Checkpoints signs the head of every partition with new
-// events since its last checkpoint, at most once per interval.
+// Seal ends the run of records a transaction wrote to each partition with
+// a signed seal (wire.Seal): every reader applies only what a valid seal
+// covers, so a record the deciders did not write is never acted on. The
+// chain head the core extends is the authenticated head: the projection
+// authenticates before it applies, so a forged record never becomes part
+// of the chain a decider writes.
+//
+// # Timers
+//
+// Timers returns an expire command for every due request of the caught-up
+// partitions; it never writes an event. The adapter sends the commands to
+// the commands topic, and they are decided like any other, in a
+// transaction that consumes them and is therefore fenced by the consumer
+// group. No transaction ever writes without consuming, so every write,
+// seals included, is fenced.
 //
 // See docs/architecture.md for the invariants these rules serve.
 package core

@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,12 +27,12 @@ type In struct {
 // Out is a record to produce to the events topic, in order.
 type Out struct {
 	Partition int32
-	Key       []byte // the request id; nil for a checkpoint
+	Key       []byte // the request id; nil for a seal
 	Value     []byte
 	// RequestID names the request whose state this record advances; empty
-	// for a checkpoint.
-	RequestID  string
-	Checkpoint bool
+	// for a seal.
+	RequestID string
+	Seal      bool
 }
 
 // Txn stages the effects of one transaction. Its methods other than
@@ -43,11 +44,12 @@ type Txn struct {
 	states map[string]approval.State
 	heads  map[int32]string
 	epochs map[int32]uint64
+	from   map[int32]string // the head each partition's run extends
+	count  map[int32]int    // records in each partition's run
 	parts  map[string]int32
 	err    error
 	events int
-	// checkpointAt is when this transaction signed its checkpoints.
-	checkpointAt time.Time
+	sealed bool
 
 	mu sync.Mutex
 	// offsets, by the index in out, as the broker acknowledged them.
@@ -58,14 +60,14 @@ type Txn struct {
 func (c *Core) Begin(now time.Time) *Txn {
 	return &Txn{
 		c: c, now: now, states: map[string]approval.State{}, heads: map[int32]string{}, epochs: map[int32]uint64{},
-		parts: map[string]int32{}, offsets: map[int]int64{},
+		from: map[int32]string{}, count: map[int32]int{}, parts: map[string]int32{}, offsets: map[int]int64{},
 	}
 }
 
 // Records returns what to produce, in order.
 func (t *Txn) Records() []Out { return t.out }
 
-// Events counts the event records staged (checkpoints excluded).
+// Events counts the event records staged (seals excluded).
 func (t *Txn) Events() int { return t.events }
 
 // Err is the first reason the transaction must abort, if any.
@@ -150,53 +152,6 @@ func (t *Txn) Command(in In) {
 	t.write(in.Partition, state, dec.Events)
 }
 
-// Expire decides an expiry for every due request of the caught-up
-// partitions this core owns.
-func (t *Txn) Expire() {
-	c := t.c
-	c.mu.Lock()
-	var parts []int32
-	for p, pt := range c.owned {
-		if pt.caughtUp {
-			parts = append(parts, p)
-		}
-	}
-	var pendingOverlay []string
-	for rid, e := range c.overlay {
-		if e.state.Status == approval.StatusPending && !t.now.Before(e.state.Policy.ExpiresAt) {
-			pendingOverlay = append(pendingOverlay, rid)
-		}
-	}
-	c.mu.Unlock()
-	due := map[string]int32{}
-	for _, p := range parts {
-		ids, err := c.store.Due(p, t.now, c.cfg.DueLimit)
-		if err != nil {
-			t.fail(err)
-			return
-		}
-		for _, rid := range ids {
-			due[rid] = p
-		}
-	}
-	for _, rid := range pendingOverlay {
-		due[rid] = wire.Partition([]byte(rid), int(c.cfg.Partitions))
-	}
-	for rid, p := range due {
-		state, err := c.load(t, rid)
-		if err != nil {
-			t.fail(err)
-			return
-		}
-		cmd := approval.Command{ID: "expire:" + rid, RequestID: rid, Actor: approval.SystemDecider, Time: t.now, Body: approval.Expire{}}
-		dec := approval.Decide(state, cmd, c.cfg.Policies(), t.now)
-		if c.cfg.Observe != nil {
-			c.cfg.Observe(approval.TypeExpire, dec, time.Time{})
-		}
-		t.write(p, state, dec.Events)
-	}
-}
-
 // write stages a decision's events and the new state and head.
 func (t *Txn) write(p int32, state approval.State, events []approval.Event) {
 	if len(events) == 0 {
@@ -208,6 +163,10 @@ func (t *Txn) write(p int32, state approval.State, events []approval.Event) {
 		return
 	}
 	rid := events[0].RequestID
+	if _, ok := t.from[p]; !ok {
+		t.from[p] = head
+	}
+	t.count[p] += len(events)
 	chain := wire.NewChain(head)
 	for _, e := range events {
 		env, err := codec.EventEnvelope(e, t.c.cfg.Source, chain.Head)
@@ -230,49 +189,37 @@ func (t *Txn) write(p int32, state approval.State, events []approval.Event) {
 	t.epochs[p] = epoch
 }
 
-// Checkpoints signs the head of every caught-up partition this core owns
-// that has new events since its last checkpoint, at most once every
-// CheckpointInterval. Call it first in a transaction: the head it signs
-// was committed by an earlier one and its offset is known, and the events
-// of this transaction then link to the checkpoint.
-func (t *Txn) Checkpoints() {
-	c := t.c
-	if c.cfg.Signer == nil {
+// Seal ends the run of records the transaction wrote to each partition
+// with a seal that signs it (see wire.Seal): readers apply only what a
+// valid seal covers. Call it once, after the last command.
+func (t *Txn) Seal() {
+	if t.sealed {
+		t.fail(errors.New("core: the transaction is already sealed"))
 		return
 	}
-	type due struct {
-		p      int32
-		head   string
-		offset int64
-		epoch  uint64
+	t.sealed = true
+	c := t.c
+	parts := make([]int32, 0, len(t.count))
+	for p := range t.count {
+		parts = append(parts, p)
 	}
-	var todo []due
-	c.mu.Lock()
-	for p, pt := range c.owned {
-		if pt.caughtUp && pt.headOffset >= 0 && pt.headOffset > pt.checkpointOffset &&
-			t.now.Sub(pt.lastCheckpoint) >= c.cfg.CheckpointInterval {
-			todo = append(todo, due{p: p, head: pt.head, offset: pt.headOffset, epoch: pt.epoch})
-		}
-	}
-	c.mu.Unlock()
-	for _, d := range todo {
-		env, err := wire.NewCheckpoint(c.cfg.Signer, c.cfg.Source, c.cfg.Topic, d.p, d.offset, d.head, t.now)
+	slices.Sort(parts)
+	for _, p := range parts {
+		env, err := wire.NewSeal(c.cfg.Signer, c.cfg.Source, c.cfg.Topic, p, t.from[p], t.heads[p], t.count[p], t.now)
 		if err != nil {
 			t.fail(err)
 			return
 		}
-		chain := wire.NewChain(d.head)
+		chain := wire.NewChain(t.heads[p])
 		value, err := chain.Next(env)
 		if err != nil {
 			t.fail(err)
 			return
 		}
-		t.out = append(t.out, Out{Partition: d.p, Value: value, Checkpoint: true})
-		t.heads[d.p] = chain.Head
-		t.epochs[d.p] = d.epoch
-		t.checkpointAt = t.now
-		if c.cfg.Checkpointed != nil {
-			c.cfg.Checkpointed()
+		t.out = append(t.out, Out{Partition: p, Value: value, Seal: true})
+		t.heads[p] = chain.Head
+		if c.cfg.Sealed != nil {
+			c.cfg.Sealed()
 		}
 	}
 }
@@ -281,18 +228,9 @@ func (t *Txn) Checkpoints() {
 // partitions reassigned since it staged them.
 func (c *Core) Commit(t *Txn) {
 	t.mu.Lock()
-	headOffsets := map[int32]int64{}
-	checkpointOffsets := map[int32]int64{}
 	lastOffset := map[string]int64{}
 	for i, o := range t.out {
-		off, ok := t.offsets[i]
-		if !ok {
-			continue
-		}
-		headOffsets[o.Partition] = max(headOffsets[o.Partition], off)
-		if o.Checkpoint {
-			checkpointOffsets[o.Partition] = off
-		} else {
+		if off, ok := t.offsets[i]; ok && !o.Seal {
 			lastOffset[o.RequestID] = max(lastOffset[o.RequestID], off)
 		}
 	}
@@ -303,13 +241,6 @@ func (c *Core) Commit(t *Txn) {
 	for p, h := range t.heads {
 		if pt, ok := c.owned[p]; ok && pt.epoch == t.epochs[p] {
 			pt.head = h
-			if off, ok := headOffsets[p]; ok {
-				pt.headOffset = off
-			}
-			if off, ok := checkpointOffsets[p]; ok {
-				pt.checkpointOffset = off
-				pt.lastCheckpoint = t.checkpointAt
-			}
 		}
 	}
 	for rid, s := range t.states {

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"github.com/assent-dev/assent/libs/projection"
 	"time"
 
 	"github.com/assent-dev/assent/libs/daemon"
@@ -22,11 +23,13 @@ type Config struct {
 	TxnTimeout      time.Duration // how long a zombie's open transaction can block a partition
 	TxnRetryBackoff time.Duration // backoff on CONCURRENT_TRANSACTIONS
 	ExpiryPeriod    time.Duration // how often due expiries are looked for
-	// Signer signs checkpoints; nil writes none.
+	// Signer signs the seal that ends every transaction's run of records
+	// in each partition. Required: readers apply nothing a decider did not
+	// sign.
 	Signer *wire.Signer
-	// CheckpointInterval is how often a partition with new events gets a
-	// signed checkpoint.
-	CheckpointInterval time.Duration
+	// Keys are the published decider public keys, with which the
+	// decider's own projection authenticates the log.
+	Keys *wire.KeyRing
 }
 
 const usage = `usage: decider [--help]
@@ -51,13 +54,15 @@ Environment:
   ASSENT_TXN_TIMEOUT       transaction timeout (default 10s)
   ASSENT_TXN_RETRY_BACKOFF backoff after CONCURRENT_TRANSACTIONS (default 20ms)
   ASSENT_EXPIRY_PERIOD     how often to look for due expiries (default 250ms)
-  ASSENT_CHECKPOINT_KEY_FILE  Ed25519 private key (PKCS #8 PEM) that signs
-                           checkpoints; unset: no checkpoints (a warning at
-                           start). Demo key: infra/keys/demo-checkpoint.key.pem
-  ASSENT_CHECKPOINT_KEY_ID the key id written in each checkpoint; required
-                           with the key file (demo key: demo-2026-01)
-  ASSENT_CHECKPOINT_INTERVAL  how often each partition with new events gets
-                           a signed checkpoint (default 30s)
+  ASSENT_SIGNING_KEY_FILE  Ed25519 private key (PKCS #8 PEM) that signs the
+                           seal of every transaction (required; the decider
+                           refuses to start without it). Demo key, for
+                           scripts/up and tests only: infra/keys/demo-decider.key.pem
+  ASSENT_SIGNING_KEY_ID    the key id written in each seal, as the published
+                           keys file names it (required; demo key: demo-2026-01)
+  ASSENT_SEAL_KEYS_FILE    the published decider public keys, with which the
+                           decider's projection authenticates the log
+                           (default infra/keys/decider-keys.json)
   ASSENT_LOG_LEVEL         debug, info, warn, error (default info)
 `
 
@@ -77,24 +82,26 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		TxnTimeout:      env.Duration("ASSENT_TXN_TIMEOUT", 10*time.Second),
 		TxnRetryBackoff: env.Duration("ASSENT_TXN_RETRY_BACKOFF", 20*time.Millisecond),
 		ExpiryPeriod:    env.Duration("ASSENT_EXPIRY_PERIOD", 250*time.Millisecond),
-
-		CheckpointInterval: env.Duration("ASSENT_CHECKPOINT_INTERVAL", 30*time.Second),
 	}
 	env.Add(kerr, terr)
-	keyFile, keyID := env.String("ASSENT_CHECKPOINT_KEY_FILE", ""), env.String("ASSENT_CHECKPOINT_KEY_ID", "")
+	keyFile, keyID := env.String("ASSENT_SIGNING_KEY_FILE", ""), env.String("ASSENT_SIGNING_KEY_ID", "")
 	switch {
-	case keyFile != "" && keyID == "":
-		env.Problem("ASSENT_CHECKPOINT_KEY_ID is required with ASSENT_CHECKPOINT_KEY_FILE: name the key as the published public keys file does")
-	case keyFile == "" && keyID != "":
-		env.Problem("ASSENT_CHECKPOINT_KEY_ID is set but ASSENT_CHECKPOINT_KEY_FILE is not: give the private key file")
-	case keyFile != "":
+	case keyFile == "" || keyID == "":
+		env.Problem("ASSENT_SIGNING_KEY_FILE and ASSENT_SIGNING_KEY_ID are required: every transaction is sealed with this key, " +
+			"and readers apply nothing it does not sign (infra/keys/README.md says how to make one; the demo key is for scripts/up and tests only)")
+	default:
 		var err error
 		cfg.Signer, err = wire.LoadSigner(keyID, keyFile)
 		env.Add(err)
 	}
-	if cfg.CheckpointInterval <= 0 {
-		env.Problem("ASSENT_CHECKPOINT_INTERVAL must be positive")
+	for _, old := range []string{"ASSENT_CHECKPOINT_KEY_FILE", "ASSENT_CHECKPOINT_KEY_ID", "ASSENT_CHECKPOINT_INTERVAL"} {
+		if getenv(old) != "" {
+			env.Problem("%s is gone: checkpoints became the seal of every transaction; set ASSENT_SIGNING_KEY_FILE and ASSENT_SIGNING_KEY_ID", old)
+		}
 	}
+	keys, err := projection.LoadKeys(getenv)
+	env.Add(err)
+	cfg.Keys = keys
 	cfg.Instance = env.Instance("decider", cfg.HTTPAddr)
 	cfg.DataDir = env.String("ASSENT_DATA_DIR", ".run/"+cfg.Instance)
 	cfg.Kafka.ClientID = cfg.Instance

@@ -52,9 +52,9 @@ func startDecider(t *testing.T, topics eventlog.TopicSpec, group, name string) (
 			"ASSENT_EVENTS_TOPIC":   topics.Events,
 			"ASSENT_DECIDER_GROUP":  group,
 
-			"ASSENT_CHECKPOINT_KEY_FILE": infraFile("keys/demo-checkpoint.key.pem"),
-			"ASSENT_CHECKPOINT_KEY_ID":   "demo-2026-01",
-			"ASSENT_CHECKPOINT_INTERVAL": "300ms",
+			"ASSENT_SIGNING_KEY_FILE": infraFile("keys/demo-decider.key.pem"),
+			"ASSENT_SIGNING_KEY_ID":   "demo-2026-01",
+			"ASSENT_SEAL_KEYS_FILE":   infraFile("keys/decider-keys.json"),
 		}[k]
 	})
 	require.NoError(t, err)
@@ -143,10 +143,11 @@ func TestIntegrationDecidersOverKafka(t *testing.T) {
 		res = systest.Check(log, acked)
 		return len(res.Anomalies) == 0
 	}, 90*time.Second, 500*time.Millisecond, "checker: %s", res.Summary())
-	// Once the deciders are idle, every partition with events ends with a
-	// signed checkpoint of its head, and every checkpoint verifies with
-	// the published public key.
-	ring, err := wire.LoadKeyRing(infraFile("keys/checkpoint-keys.json"))
+	// Every transaction ends its run in each partition with a seal: once
+	// the deciders are idle, every partition with events ends with a seal,
+	// and every record is covered by a seal that verifies with the
+	// published public key.
+	ring, err := wire.LoadKeyRing(infraFile("keys/decider-keys.json"))
 	require.NoError(t, err)
 	var log []systest.Record
 	require.Eventually(t, func() bool {
@@ -157,16 +158,16 @@ func TestIntegrationDecidersOverKafka(t *testing.T) {
 			last[r.Partition] = r
 		}
 		for _, r := range last {
-			if r.Envelope.Type != wire.TypeCheckpoint {
+			if r.Envelope.Type != wire.TypeSeal {
 				return false
 			}
 		}
 		return len(last) > 0
-	}, 30*time.Second, 200*time.Millisecond, "every partition's last record is a checkpoint")
-	checkpoints, anomalies := systest.CheckCheckpoints(log, topics.Events, ring)
+	}, 30*time.Second, 200*time.Millisecond, "every partition's last record is a seal")
+	seals, anomalies := systest.CheckSeals(log, topics.Events, ring)
 	require.Empty(t, anomalies)
-	require.Positive(t, checkpoints)
-	require.Empty(t, systest.Check(log, acked).Anomalies, "checkpoints are links of the chain")
+	require.Positive(t, seals)
+	require.Empty(t, systest.Check(log, acked).Anomalies, "seals are links of the chain")
 	for _, r := range log {
 		require.NoError(t, schemas.Validate(r.Value), "event at %d@%d", r.Partition, r.Offset)
 	}

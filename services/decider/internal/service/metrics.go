@@ -15,7 +15,7 @@ type metrics struct {
 	commandToEvent  prometheus.Histogram
 	catchUp         prometheus.Histogram
 	txnSeconds      prometheus.Histogram
-	checkpoints     prometheus.Counter
+	seals           prometheus.Counter
 	sessionRestarts prometheus.Counter
 }
 
@@ -50,11 +50,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		sessionRestarts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "assent_decider_session_restarts_total", Help: "Transactional sessions replaced after a transaction could not end (a broker lost mid-commit, a pause past the transaction timeout).",
 		}),
-		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "assent_decider_checkpoints_total", Help: "Signed checkpoints produced (counted when produced; an aborted transaction drops them).",
+		seals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "assent_decider_seals_total", Help: "Seals produced, one per partition a transaction wrote (counted when produced; an aborted transaction drops them).",
 		}),
 	}
-	reg.MustRegister(m.commands, m.refusals, m.decisions, m.txns, m.skipped, m.commandToEvent, m.txnSeconds, m.catchUp, m.checkpoints, m.sessionRestarts)
+	reg.MustRegister(m.commands, m.refusals, m.decisions, m.txns, m.skipped, m.commandToEvent, m.txnSeconds, m.catchUp, m.seals, m.sessionRestarts)
 	return m
 }
 

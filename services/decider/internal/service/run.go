@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/libs/policy"
@@ -51,7 +52,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(cfg.DataDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(cfg.DataDir), 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
 
@@ -62,21 +63,21 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	defer adminClient.Close()
 	adm := kadm.NewClient(adminClient)
 
-	if cfg.Signer == nil {
-		log.Warn("checkpoints disabled: set ASSENT_CHECKPOINT_KEY_FILE and ASSENT_CHECKPOINT_KEY_ID to sign the log (see infra/keys/README.md)")
-	} else {
-		log.Info("signing checkpoints", "key_id", cfg.Signer.KeyID(), "interval", cfg.CheckpointInterval.String())
-	}
+	log.Info("sealing every transaction", "key_id", cfg.Signer.KeyID(), "published_keys", cfg.Keys.Len())
 	reg := daemon.NewRegistry()
 	store := &requests.Store{}
 	runner, err := projection.Open(projection.Config{
 		Dir: cfg.DataDir, Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions,
-		Kafka: cfg.Kafka, Handler: store, Logger: log,
+		Kafka: cfg.Kafka, Handler: store, Logger: log, Keys: cfg.Keys,
 	})
 	if err != nil {
 		return err
 	}
-	defer runner.Close()
+	defer func() {
+		if err := runner.Close(); err != nil {
+			log.Error("closing the projection", "err", err)
+		}
+	}()
 	store.Attach(runner.DB())
 	runner.RegisterMetrics(reg, func() float64 { return float64(store.Invalid.Load()) })
 	m := newMetrics(reg)
@@ -92,7 +93,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	c := core.New(core.Config{
 		Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions, Source: Source,
 		Policies: func() approval.Policies { return pols },
-		Signer:   cfg.Signer, CheckpointInterval: cfg.CheckpointInterval,
+		Signer:   cfg.Signer,
 		Observe: func(typ string, d approval.Decision, commandTime time.Time) {
 			m.observeDecision(typ, d)
 			if !commandTime.IsZero() && len(d.Events) > 0 {
@@ -109,7 +110,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 				log.Error("skipping a command without a key: it names no request", "partition", in.Partition, "offset", in.Offset)
 			}
 		},
-		Checkpointed: m.checkpoints.Inc,
+		Sealed: m.seals.Inc,
 	}, store, runner)
 	opts, err := cfg.Kafka.Opts(
 		kgo.TransactionalID(transactionalID(cfg)),
@@ -118,6 +119,14 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		// previous commit's markers are written; franz-go waits 20ms before
 		// retrying, which a user waiting on a vote pays in full.
 		kgo.ConcurrentTransactionsBackoff(cfg.TxnRetryBackoff),
+		// With transaction.version 2 (Kafka 4) a partition joins the
+		// transaction through the Produce itself, so the first produce
+		// after a commit can meet CONCURRENT_TRANSACTIONS while the
+		// broker still writes the commit's markers. franz-go retries that
+		// batch only after a metadata refresh, and spaces refreshes
+		// MetadataMinAge apart: 5s by default, which stalled every
+		// decision under continuous load (issue 13.10).
+		kgo.MetadataMinAge(metadataMinAge),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics.Commands),
 		kgo.SessionTimeout(cfg.SessionTTL),
@@ -130,6 +139,9 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	loop := session.New(session.Config{
 		Group: cfg.Group, TransactionalID: transactionalID(cfg), EventsTopic: cfg.Topics.Events,
 		TxnTimeout: cfg.TxnTimeout, SessionTTL: cfg.SessionTTL, ExpiryPeriod: cfg.ExpiryPeriod, Logger: log,
+		// The timers ask for expiries with the plain (idempotent, acks=all)
+		// client: a command is only a request, decided by the owner.
+		Timers: command.Kafka{Client: adminClient, Topic: cfg.Topics.Commands},
 		Metrics: session.Metrics{
 			Transaction: func(result string, took time.Duration) {
 				m.txns.WithLabelValues(result).Inc()
@@ -191,6 +203,12 @@ func watchGroupLag(ctx context.Context, adm *kadm.Client, group, topic string, o
 		}
 	}
 }
+
+// metadataMinAge is the least time between two metadata refreshes of the
+// decider's client, and so the wait before a produce that met
+// CONCURRENT_TRANSACTIONS is retried (Kafka's own clients back off 100ms).
+// It also bounds the refreshes during a broker outage to ten a second.
+const metadataMinAge = 100 * time.Millisecond
 
 // transactionalID names this replica's transactional producer.
 func transactionalID(cfg Config) string { return "assent-" + cfg.Instance }

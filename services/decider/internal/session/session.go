@@ -18,17 +18,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/services/decider/internal/core"
 )
 
 // Projection is what the adapter needs of the decider's projection: to
-// wait until a partition is applied up to an offset, and the chain head
-// it then holds.
+// wait until a partition is applied up to an offset, and the authenticated
+// chain head it then holds.
 type Projection interface {
 	WaitOffset(ctx context.Context, p int32, off int64) error
 	Head(p int32) string
-	Tip(p int32) (offset int64, checkpoint bool)
 }
 
 // Metrics receives what the adapter measures; nil fields are skipped.
@@ -46,9 +46,13 @@ type Config struct {
 	TxnTimeout      time.Duration
 	SessionTTL      time.Duration
 	ExpiryPeriod    time.Duration
-	Logger          *slog.Logger
-	Metrics         Metrics
-	Now             func() time.Time
+	// Timers sends the expire commands of the core's timers to the
+	// commands topic (a plain, non-transactional producer: a command is
+	// only a request, decided by whoever owns the partition).
+	Timers  command.Sender
+	Logger  *slog.Logger
+	Metrics Metrics
+	Now     func() time.Time
 }
 
 // Loop runs transactional sessions over a core.
@@ -166,7 +170,11 @@ func (l *Loop) session(ctx context.Context) error {
 	return l.loop(ctx, sess)
 }
 
-// loop polls and transacts until ctx ends.
+// loop polls and transacts until ctx ends. A transaction is begun only
+// for records consumed: its offsets commit inside it, so the consumer
+// group fences it (KIP-447). Nothing is ever written in a transaction that
+// consumed nothing, which the group could not fence: timers send commands
+// instead (see core.Timers).
 func (l *Loop) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
 	lastExpiry := time.Time{}
 	for {
@@ -185,22 +193,49 @@ func (l *Loop) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
 			}
 		})
 		records := fetches.Records()
-		doExpiry := time.Since(lastExpiry) >= l.cfg.ExpiryPeriod
-		if len(records) == 0 && !doExpiry {
+		// Take over newly assigned partitions even when no command comes:
+		// their timers need their state.
+		l.catchUp(ctx)
+		if time.Since(lastExpiry) >= l.cfg.ExpiryPeriod {
+			lastExpiry = time.Now()
+			l.timers(ctx)
+		}
+		if len(records) == 0 {
 			continue
 		}
-		if doExpiry {
-			lastExpiry = time.Now()
-		}
-		if err := l.transact(ctx, sess, records, doExpiry); err != nil {
+		if err := l.transact(ctx, sess, records); err != nil {
 			return err
 		}
 	}
 }
 
+// timers sends the expire commands that are due. A failure is logged and
+// retried at the next period: the request stays pending meanwhile, and
+// Decide refuses a vote that arrives after its deadline anyway (I4).
+func (l *Loop) timers(ctx context.Context) {
+	cmds, err := l.core.Timers(l.cfg.Now())
+	if err != nil {
+		l.cfg.Logger.Warn("cannot read due expiries", "err", err)
+		return
+	}
+	if len(cmds) == 0 || l.cfg.Timers == nil {
+		return
+	}
+	w := command.Writer{Source: command.SourceDecider, Sender: l.cfg.Timers}
+	sctx, cancel := context.WithTimeout(ctx, l.cfg.ExpiryPeriod+5*time.Second)
+	defer cancel()
+	for _, c := range cmds {
+		if err := w.Send(sctx, c); err != nil {
+			l.cfg.Logger.Warn("cannot send an expire command; the timer asks again", "request", c.RequestID, "err", err)
+			return
+		}
+		l.cfg.Logger.Debug("expiry asked", "request", c.RequestID)
+	}
+}
+
 // transact runs one transaction: catch up new partitions, decide the
-// records, expire what is due, commit.
-func (l *Loop) transact(ctx context.Context, sess *kgo.GroupTransactSession, records []*kgo.Record, doExpiry bool) error {
+// records, seal what it wrote, commit.
+func (l *Loop) transact(ctx context.Context, sess *kgo.GroupTransactSession, records []*kgo.Record) error {
 	if err := sess.Begin(); err != nil {
 		return fmt.Errorf("decider: begin transaction: %w", err)
 	}
@@ -209,13 +244,10 @@ func (l *Loop) transact(ctx context.Context, sess *kgo.GroupTransactSession, rec
 	txn := l.core.Begin(l.cfg.Now())
 	ok := l.catchUp(ctx)
 	if ok {
-		txn.Checkpoints()
 		for _, rec := range records {
 			txn.Command(in(rec))
 		}
-		if doExpiry {
-			txn.Expire()
-		}
+		txn.Seal()
 	}
 	if txn.Err() != nil {
 		ok = false
@@ -240,7 +272,7 @@ func (l *Loop) transact(ctx context.Context, sess *kgo.GroupTransactSession, rec
 	}
 	if !committed {
 		l.observe("aborted", took)
-		if len(records) > 0 || txn.Events() > 0 {
+		{
 			cause := "a produce or catch-up failed"
 			if l.revokes.Load() != revokesAtBegin {
 				cause = "partitions were revoked (rebalance)"
@@ -254,7 +286,7 @@ func (l *Loop) transact(ctx context.Context, sess *kgo.GroupTransactSession, rec
 	l.observe("committed", took)
 	l.commits.Add(1)
 	l.core.Commit(txn)
-	if len(records) > 0 || txn.Events() > 0 {
+	{
 		l.cfg.Logger.Debug("transaction committed", "records", len(records), "events", txn.Events(), "first_offset", firstOffset(records),
 			"took", took.String())
 	}
@@ -329,8 +361,7 @@ func (l *Loop) catchUp(ctx context.Context) bool {
 	}
 	var done, stale []int32
 	for _, c := range need {
-		off, checkpoint := l.proj.Tip(c.Partition)
-		if l.core.CaughtUp(c, core.Head{Hash: l.proj.Head(c.Partition), Offset: off, Checkpoint: checkpoint}) {
+		if l.core.CaughtUp(c, l.proj.Head(c.Partition)) {
 			done = append(done, c.Partition)
 		} else {
 			stale = append(stale, c.Partition)

@@ -317,7 +317,7 @@ func (e *Exporter) Run(ctx context.Context) error {
 	t := time.NewTicker(e.cfg.Period)
 	defer t.Stop()
 	for {
-		e.ReadOnce(ctx)
+		_ = e.ReadOnce(ctx) // counted; the next period retries
 		select {
 		case <-ctx.Done():
 			return nil

@@ -40,7 +40,7 @@ func TestIntegrationExporter(t *testing.T) {
 		if err != nil {
 			return 0, err.Error()
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }() // read-only
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}

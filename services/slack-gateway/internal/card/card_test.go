@@ -105,6 +105,10 @@ func TestCardDecidedShowsOutcomeInsteadOfButtons(t *testing.T) {
 				st.Votes = []approval.VoteView{{Voter: "user:alice@example.com", Decision: approval.Reject, Comment: "not <today>", At: t0}}
 			case approval.StatusCancelled:
 				st.DecidedBy = []string{"user:dave@example.com"}
+			case approval.StatusExpired:
+				// Expired by the timer: no one decided.
+			case approval.StatusNone, approval.StatusPending:
+				t.Fatalf("%s is not a decided status", tc.status)
 			}
 			s := marshal(t, card.Card(st).Blocks)
 			require.NotContains(t, s, "assent.approve")

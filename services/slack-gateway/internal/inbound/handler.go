@@ -178,7 +178,14 @@ func (h *Handler) serve(ctx context.Context, c echo.Context) (string, error) {
 		if cb.View.CallbackID == card.CallbackReject {
 			return h.rejectSubmission(ctx, c, &cb)
 		}
+	case slack.InteractionTypeDialogCancellation, slack.InteractionTypeDialogSubmission,
+		slack.InteractionTypeDialogSuggestion, slack.InteractionTypeInteractionMessage,
+		slack.InteractionTypeMessageAction, slack.InteractionTypeBlockSuggestion,
+		slack.InteractionTypeViewClosed, slack.InteractionTypeShortcut,
+		slack.InteractionTypeWorkflowStepEdit:
+		// Nothing the cards or the reject modal ask for.
 	default:
+		// A type newer than this slack-go.
 	}
 	return "ignored", c.NoContent(http.StatusOK)
 }

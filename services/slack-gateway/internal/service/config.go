@@ -6,6 +6,8 @@ import (
 
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // Config is the gateway's configuration.
@@ -24,6 +26,9 @@ type Config struct {
 	AckTimeout    time.Duration
 	MaxBody       int64
 	LogLevel      string
+	// Keys are the published decider public keys: the projection applies
+	// only what they sign.
+	Keys *wire.KeyRing
 }
 
 // Usage is printed by --help and after a configuration error.
@@ -67,6 +72,9 @@ Environment:
   ASSENT_COMMANDS_TOPIC        default assent.commands.v1
   ASSENT_EVENTS_TOPIC          default assent.events.v1
   ASSENT_MAX_BODY              largest Slack request body in bytes (default 1048576)
+  ASSENT_SEAL_KEYS_FILE        the published decider public keys; only records a
+                               seal signed with one of them covers are applied
+                               (default infra/keys/decider-keys.json)
   ASSENT_LOG_LEVEL             debug, info, warn, error (default info)
 `
 
@@ -75,7 +83,10 @@ func Load(getenv func(string) string) (Config, error) {
 	env := daemon.NewEnv(getenv)
 	kafka, kerr := eventlog.ConfigFromEnv(getenv)
 	topics, terr := eventlog.TopicSpecFromEnv(getenv)
+	keys, kerrs := projection.LoadKeys(getenv)
+	env.Add(kerrs)
 	cfg := Config{
+		Keys:          keys,
 		Kafka:         kafka,
 		Topics:        topics,
 		HTTPAddr:      env.String("ASSENT_HTTP_ADDR", "127.0.0.1:8380"),

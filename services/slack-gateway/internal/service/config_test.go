@@ -23,8 +23,10 @@ func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
 func TestLoadDefaults(t *testing.T) {
 	cfg, err := service.Load(env(map[string]string{
 		"ASSENT_KAFKA_BROKERS": "127.0.0.1:19092", "ASSENT_SLACK_BOT_TOKEN": "xoxb-1", "ASSENT_SLACK_SIGNING_SECRET": "s",
+		"ASSENT_SEAL_KEYS_FILE": "../../../../infra/keys/decider-keys.json",
 	}))
 	require.NoError(t, err)
+	require.Equal(t, 1, cfg.Keys.Len(), "the published decider keys")
 	require.Equal(t, "127.0.0.1:8380", cfg.HTTPAddr)
 	require.Equal(t, "https://slack.com/api/", cfg.SlackAPIURL)
 	require.Equal(t, "assent-slack-gateway", cfg.Group)

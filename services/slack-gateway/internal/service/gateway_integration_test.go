@@ -68,7 +68,7 @@ func newRig(t *testing.T) *rig {
 		// Transactional ids are cluster-wide: a name shared with another
 		// test's decider would fence one of them.
 		"ASSENT_INSTANCE_ID=decider-"+topics.Commands,
-		"ASSENT_POLICY_FILE="+filepath.Join(systest.RepoRoot(), "services/slack-gateway/internal/gateway/testdata/policy.yaml"))...)
+		"ASSENT_POLICY_FILE="+filepath.Join(systest.RepoRoot(), "services/slack-gateway/internal/service/testdata/policy.yaml"))...)
 	for _, name := range []string{"g1", "g2"} {
 		r.gw = append(r.gw, systest.NewProc(t, gwBin, name, append(slices.Clone(common),
 			"ASSENT_SLACK_GROUP=gw-"+topics.Events,
@@ -115,7 +115,7 @@ func (r *rig) post(t *testing.T, gw int, body []byte, h http.Header) (int, strin
 	req.Header = h
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
@@ -220,7 +220,7 @@ func metric(t *testing.T, p *systest.Proc, name string) float64 {
 	t.Helper()
 	resp, err := http.Get(p.URL() + "/metrics")
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	b, _ := io.ReadAll(resp.Body)
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` ([0-9.e+]+)$`).FindSubmatch(b)
 	if m == nil {

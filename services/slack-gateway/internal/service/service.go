@@ -68,7 +68,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, ln net.Listener) err
 	store := &requests.Store{}
 	runner, err := projection.Open(projection.Config{
 		Dir: cfg.DataDir, Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions,
-		Kafka: cfg.Kafka, Handler: store, Logger: log,
+		Kafka: cfg.Kafka, Handler: store, Logger: log, Keys: cfg.Keys,
 	})
 	if err != nil {
 		return err

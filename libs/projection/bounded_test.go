@@ -1,0 +1,71 @@
+package projection_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/goleak"
+
+	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/test/systest"
+)
+
+// TestRunLeavesNothingRunning is issue 13, item 5: every goroutine Run
+// starts ends before Run returns, also when Run fails (here: the topic
+// has another partition count than configured, a permanent error).
+func TestRunLeavesNothingRunning(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "events"))
+	require.NoError(t, err)
+	defer c.Close()
+	cfg := eventlog.Config{Brokers: c.ListenAddrs(), ClientID: "leak-test"}
+	// Make sure the topic is visible before the runner looks.
+	cl, err := eventlog.NewClient(cfg)
+	require.NoError(t, err)
+	_, err = kadm.NewClient(cl).ListTopics(t.Context(), "events")
+	require.NoError(t, err)
+	cl.Close()
+
+	r, err := projection.Open(projection.Config{Dir: t.TempDir(), Topic: "events", Partitions: 3, Kafka: cfg, Handler: newRecorder(t), Keys: systest.DemoKeys(t)})
+	require.NoError(t, err)
+	ignore := goleak.IgnoreCurrent() // Pebble's own goroutines live until Close
+	defer func() { require.NoError(t, r.Close()) }()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	err = r.Run(ctx)
+	require.ErrorContains(t, err, "has 2 partitions, configured for 3")
+	require.NoError(t, ctx.Err(), "Run returned on its own, while its context is still live")
+	goleak.VerifyNone(t, ignore) // before the context ends: a goroutine that waits for it has leaked
+}
+
+// TestWatchStopIsConstantTime is issue 13, item 5: n long polls on one
+// request release their watches in O(1) each, not O(n), under the lock
+// that applying a batch needs. Stopping 10 times as many watches must not
+// cost anything like 100 times as long.
+func TestWatchStopIsConstantTime(t *testing.T) {
+	r, err := projection.Open(projection.Config{Dir: t.TempDir(), Topic: "events", Partitions: 1, Handler: newRecorder(t)})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, r.Close()) }()
+	cost := func(n int) time.Duration {
+		best := time.Duration(1 << 62)
+		for range 3 {
+			stops := make([]func(), n)
+			for i := range stops {
+				_, stops[i] = r.Watch("r-1")
+			}
+			began := time.Now()
+			for _, stop := range stops { // oldest first: the worst case of a slice scan
+				stop()
+			}
+			best = min(best, time.Since(began))
+		}
+		return best
+	}
+	small, large := cost(2_000), cost(20_000)
+	t.Logf("stop 2,000 watches: %s; 20,000: %s (%.1fx)", small, large, float64(large)/float64(small))
+	require.Less(t, float64(large)/float64(small), 30.0, "stopping n watches must be linear in n, not quadratic")
+}
