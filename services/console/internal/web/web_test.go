@@ -23,6 +23,7 @@ import (
 	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/wire"
+	"github.com/assent-dev/assent/schemas"
 	"github.com/assent-dev/assent/services/console/internal/live"
 	"github.com/assent-dev/assent/services/console/internal/oidc"
 	"github.com/assent-dev/assent/services/console/internal/session"
@@ -331,6 +332,11 @@ func TestFormsNeedTheSessionsCSRFTokenAndThisOrigin(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, st.Status)
 	require.Equal(t, []string{"user:alice@example.com"}, st.DecidedBy)
+	for _, env := range sent {
+		raw, err := wire.Marshal(env)
+		require.NoError(t, err)
+		require.NoError(t, schemas.Validate(raw), "the command matches its JSON Schema: %s", raw)
+	}
 }
 
 func TestARejectionNeedsACommentAndAResubmittedFormIsOneVote(t *testing.T) {
@@ -462,4 +468,31 @@ func TestLiveStreamSendsOnlyChanges(t *testing.T) {
 	update := read("approved")
 	require.Contains(t, update, "event: request\n")
 	require.NotContains(t, update, "ship it</script>")
+}
+
+func TestCancelIsForTheRequesterOrAnAdmin(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 1000)
+	f.submit("r-1", "ship it")
+	bob, bobToken := f.as("user:bob@example.com")
+	resp := post(t, bob, f.url+"/requests/r-1/cancel", url.Values{"csrf": {bobToken}, "nonce": {session.RandomToken()}}, nil)
+	page := body(t, resp)
+	require.Equal(t, http.StatusForbidden, resp.StatusCode, "the decider refuses bob: he neither asked nor administers")
+	require.Contains(t, page, "The cancel was refused")
+	resp, err := bob.Get(f.url + "/requests/r-1")
+	require.NoError(t, err)
+	require.NotContains(t, body(t, resp), `action="/requests/r-1/cancel"`, "bob is offered no cancel form")
+
+	carol, carolToken := f.as("user:carol@example.com")
+	resp, err = carol.Get(f.url + "/requests/r-1")
+	require.NoError(t, err)
+	require.Contains(t, body(t, resp), `action="/requests/r-1/cancel"`, "the requester is offered the cancel form")
+	resp = post(t, carol, f.url+"/requests/r-1/cancel", url.Values{"reason": {"wrong build"}, "csrf": {carolToken}, "nonce": {session.RandomToken()}}, nil)
+	_ = body(t, resp)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	require.Equal(t, "/requests/r-1?done=cancel", resp.Header.Get("Location"))
+	st, _, err := f.log.Store.Get("r-1")
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusCancelled, st.Status)
+	require.Equal(t, []string{"user:carol@example.com"}, st.DecidedBy)
 }
