@@ -324,9 +324,14 @@ func TestIntegrationConsoleInBrowser(t *testing.T) {
 	do(t, carol, "filter by status", chromedp.Navigate(a+"/mine?status=pending"), chromedp.WaitVisible(chromedp.CSS(`#mine-list`)))
 	require.NotContains(t, eval[string](t, carol, `document.querySelector("#mine-list").innerText`), "services/web", "the filter leaves the approved request out")
 
-	// --- a rejection without a comment shows a form error.
+	// --- alice's inbox, open, shows a new request live.
+	synced(t, alice)
+	eval[bool](t, alice, `window.__sameDocument = true`)
 	r.submit("web-2", deploy("services/api"), "risky migration")
-	openWhen(t, alice, a+"/inbox", `!!document.querySelector('#inbox-list a[href="/requests/web-2"]')`)
+	waitFor(t, alice, "web-2 appears in alice's open inbox", `!!document.querySelector('#inbox-list a[href="/requests/web-2"]')`)
+	require.True(t, eval[bool](t, alice, `window.__sameDocument === true`), "the inbox updated in place, without a reload")
+
+	// --- a rejection without a comment shows a form error.
 	do(t, alice, "alice opens web-2", chromedp.Navigate(a+"/requests/web-2"), chromedp.WaitVisible(chromedp.CSS(`#comment`)))
 	synced(t, alice)
 	do(t, alice, "alice rejects without a comment", chromedp.Click(chromedp.CSS(`button[value="reject"]`)), chromedp.WaitVisible(chromedp.CSS(`#vote-error`)))
