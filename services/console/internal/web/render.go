@@ -159,9 +159,6 @@ type page struct {
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
-	if v, ok := r.Context().Value(ctxKey{}).(*viewer); ok && p.Viewer == nil {
-		p.Viewer = v
-	}
 	if p.Viewer != nil {
 		p.CSRF = p.Viewer.CSRFToken()
 	}

@@ -245,9 +245,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(sw, r)
 }
 
-// ctxKey carries the session through a request.
-type ctxKey struct{}
-
 // viewer is the signed-in person, with the roles the console derives.
 type viewer struct {
 	*session.Session
