@@ -24,11 +24,20 @@ func (r *Runner) updateReady() {
 }
 
 // Ready reports whether everything committed before Run started has been
-// read (and applied, where a valid seal covers it).
+// read (and applied, where a valid seal covers it), and no partition was
+// stopped at a gap since.
 func (r *Runner) Ready() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.ready
+	if !r.ready {
+		return false
+	}
+	for _, why := range r.stopped {
+		if why != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // WaitReady waits until Ready or until ctx ends. It polls: readiness can

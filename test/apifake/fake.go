@@ -1,4 +1,4 @@
-// Package fake stands in for Kafka, the decider and the projection runner
+// Package apifake stands in for Kafka, the decider and the projection runner
 // in the api's component tests, so that handlers run against the real
 // domain and the real request store without a cluster.
 //

@@ -22,7 +22,7 @@
 //     partition and the offsets.
 //   - [Execute] does a whole run; [Run.WriteReport] prints the report.
 //
-// scripts/chaos runs the full version (cmd/assent-chaos), and
+// scripts/chaos runs the full version (tools/assent-chaos), and
 // TestIntegrationChaos a bounded one in scripts/test. README.md has the
 // details, including what the kernel supports for the partition.
 package chaos

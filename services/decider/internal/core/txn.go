@@ -14,6 +14,7 @@ import (
 
 // In is a command record as consumed.
 type In struct {
+	Topic     string // the commands topic
 	Partition int32
 	Offset    int64
 	Key       []byte
@@ -124,7 +125,7 @@ func (t *Txn) Command(in In) {
 	var commandTime time.Time
 	switch {
 	case in.DecodeErr != nil:
-		id := fmt.Sprintf("kafka:%s/%d/%d", c.cfg.Topic, in.Partition, in.Offset)
+		id := fmt.Sprintf("kafka:%s/%d/%d", in.Topic, in.Partition, in.Offset)
 		cmd := approval.Command{ID: id, RequestID: rid, Actor: approval.SystemDecider}
 		dec = approval.Refuse(state, cmd, "", &approval.Refusal{Code: approval.ReasonInvalid, Detail: in.DecodeErr.Error()}, t.now)
 	default:

@@ -331,7 +331,7 @@ func (l *Loop) produce(ctx context.Context, sess *kgo.GroupTransactSession, txn 
 
 func in(rec *kgo.Record) core.In {
 	env, err := eventlog.DecodeRecord(rec)
-	return core.In{Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value, Envelope: env, DecodeErr: err}
+	return core.In{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value, Envelope: env, DecodeErr: err}
 }
 
 // catchUp makes sure every owned partition is caught up before any of its
