@@ -164,6 +164,7 @@ func TestManifestsDeployEveryServiceHighlyAvailable(t *testing.T) {
 		names = append(names, d.Name)
 	}
 	require.ElementsMatch(t, []string{"api", "decider", "slack-gateway", "auditor", "kafka-health", "notifier"}, names)
+	require.ElementsMatch(t, []string{"api", "decider", "slack-gateway", "auditor", "kafka-health", "console"}, names)
 
 	for _, d := range m.deployments {
 		where := "deployment " + d.Name

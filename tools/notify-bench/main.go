@@ -47,7 +47,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "notify-bench:", err)
+		_, _ = fmt.Fprintln(os.Stderr, "notify-bench:", err)
 	}
 }
 
@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	targets := fs.Int("targets", 4, "webhook targets per request")
 	outage := fs.Duration("outage", 0, "keep the receiver down this long while requests come (e.g. 10m), then time the drain; 0 skips it")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: notify-bench [--brokers B] [--bin DIR] [--samples N] [--rate R] [--burst N] [--targets N] [--outage D]")
+		_, _ = fmt.Fprintln(stderr, "usage: notify-bench [--brokers B] [--bin DIR] [--samples N] [--rate R] [--burst N] [--targets N] [--outage D]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -113,40 +113,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer b.stop()
 
-	fmt.Fprintf(stdout, "\nNotifier: event to webhook delivered (3-node Kafka, acks=all, 2 notifier replicas, HTTPS receiver verifying signatures)\n")
+	_, _ = fmt.Fprintf(stdout, "\nNotifier: event to webhook delivered (3-node Kafka, acks=all, 2 notifier replicas, HTTPS receiver verifying signatures)\n")
 	floor, lat, err := b.latency(ctx, floorTopic, *samples, *rate)
 	if err != nil {
-		fmt.Fprintf(stdout, "  latency phase failed: %v\n", err)
+		_, _ = fmt.Fprintf(stdout, "  latency phase failed: %v\n", err)
 	}
 	if len(floor) > 0 && len(lat) > 0 {
-		fmt.Fprintf(stdout, "  %-44s %9s %9s %9s %7s\n", "", "p50", "p99", "max", "n")
+		_, _ = fmt.Fprintf(stdout, "  %-44s %9s %9s %9s %7s\n", "", "p50", "p99", "max", "n")
 		row := func(name string, xs []time.Duration) {
 			slices.Sort(xs)
-			fmt.Fprintf(stdout, "  %-44s %9s %9s %9s %7d\n", name, ms(pct(xs, 50)), ms(pct(xs, 99)), ms(xs[len(xs)-1]), len(xs))
+			_, _ = fmt.Fprintf(stdout, "  %-44s %9s %9s %9s %7d\n", name, ms(pct(xs, 50)), ms(pct(xs, 99)), ms(xs[len(xs)-1]), len(xs))
 		}
 		row("floor: acks=all produce -> read", floor)
 		row("event -> webhook delivered", lat)
-		fmt.Fprintf(stdout, "  ratio delivered/floor: p50 %.1fx, p99 %.1fx\n", ratio(pct(lat, 50), pct(floor, 50)), ratio(pct(lat, 99), pct(floor, 99)))
+		_, _ = fmt.Fprintf(stdout, "  ratio delivered/floor: p50 %.1fx, p99 %.1fx\n", ratio(pct(lat, 50), pct(floor, 50)), ratio(pct(lat, 99), pct(floor, 99)))
 	}
 
 	if perReplica, total, took, err := b.throughput(ctx, *burst); err != nil {
-		fmt.Fprintf(stdout, "  throughput phase failed: %v\n", err)
+		_, _ = fmt.Fprintf(stdout, "  throughput phase failed: %v\n", err)
 	} else {
-		fmt.Fprintf(stdout, "\n  burst of %d requests x %d webhooks: %d deliveries drained in %s: %.0f/s in all\n", *burst, b.targets, total, took.Round(time.Millisecond), float64(total)/took.Seconds())
+		_, _ = fmt.Fprintf(stdout, "\n  burst of %d requests x %d webhooks: %d deliveries drained in %s: %.0f/s in all\n", *burst, b.targets, total, took.Round(time.Millisecond), float64(total)/took.Seconds())
 		for i, n := range perReplica {
-			fmt.Fprintf(stdout, "    notifier-%d: %.0f deliveries, %.0f/s\n", i+1, n, n/took.Seconds())
+			_, _ = fmt.Fprintf(stdout, "    notifier-%d: %.0f deliveries, %.0f/s\n", i+1, n, n/took.Seconds())
 		}
 		if len(floor) > 0 {
 			slices.Sort(floor)
-			fmt.Fprintf(stdout, "    beside the floor: one acks=all produce->read every %s, %.0f/s one at a time\n", ms(pct(floor, 50)), 1/pct(floor, 50).Seconds())
+			_, _ = fmt.Fprintf(stdout, "    beside the floor: one acks=all produce->read every %s, %.0f/s one at a time\n", ms(pct(floor, 50)), 1/pct(floor, 50).Seconds())
 		}
 	}
 	if *outage > 0 {
 		n, drain, err := b.outage(ctx, *outage, *rate)
 		if err != nil {
-			fmt.Fprintf(stdout, "  outage phase failed: %v\n", err)
+			_, _ = fmt.Fprintf(stdout, "  outage phase failed: %v\n", err)
 		} else {
-			fmt.Fprintf(stdout, "\n  receiver down for %s while %d requests came (%d deliveries): all delivered, in order, %s after it came back\n", *outage, n, n*b.targets, drain.Round(time.Millisecond))
+			_, _ = fmt.Fprintf(stdout, "\n  receiver down for %s while %d requests came (%d deliveries): all delivered, in order, %s after it came back\n", *outage, n, n*b.targets, drain.Round(time.Millisecond))
 		}
 	}
 	return nil
@@ -170,8 +170,8 @@ func (b *bench) start(ctx context.Context, bin, stamp string, horizon time.Durat
 	var pol, sec strings.Builder
 	pol.WriteString("version: 1\npolicies:\n  - name: bench\n    match: {action: [deploy], environment: [production]}\n    approvers: {users: [alice@example.com, bob@example.com]}\n    min_approvals: 1\n    ttl: 1h\n    notify:\n")
 	for i := range b.targets {
-		fmt.Fprintf(&pol, "      - webhook: %s/%d\n", b.rx.URL, i)
-		fmt.Fprintf(&sec, "%s/%d: %s\n", b.rx.URL, i, secret)
+		_, _ = fmt.Fprintf(&pol, "      - webhook: %s/%d\n", b.rx.URL, i)
+		_, _ = fmt.Fprintf(&sec, "%s/%d: %s\n", b.rx.URL, i, secret)
 	}
 	write := func(name, s string) string {
 		p := filepath.Join(dir, name)
@@ -261,7 +261,7 @@ func (b *bench) latency(ctx context.Context, floorTopic string, n int, rate floa
 		return nil, nil, err
 	}
 	defer reader.Close()
-	fmt.Fprintf(b.stderr, "notify-bench: %d latency samples at %.0f/s, interleaved with the floor\n", n, rate)
+	_, _ = fmt.Fprintf(b.stderr, "notify-bench: %d latency samples at %.0f/s, interleaved with the floor\n", n, rate)
 	var rids []string
 	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer tick.Stop()
@@ -345,7 +345,7 @@ func (b *bench) delivered() []float64 {
 func (b *bench) throughput(ctx context.Context, n int) (perReplica []float64, total int, took time.Duration, err error) {
 	before := b.delivered()
 	start := len(b.rx.Accepted())
-	fmt.Fprintf(b.stderr, "notify-bench: a burst of %d requests\n", n)
+	_, _ = fmt.Fprintf(b.stderr, "notify-bench: a burst of %d requests\n", n)
 	began := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -380,7 +380,7 @@ func (b *bench) throughput(ctx context.Context, n int) (perReplica []float64, to
 }
 
 func (b *bench) outage(ctx context.Context, d time.Duration, rate float64) (int, time.Duration, error) {
-	fmt.Fprintf(b.stderr, "notify-bench: the receiver goes down for %s\n", d)
+	_, _ = fmt.Fprintf(b.stderr, "notify-bench: the receiver goes down for %s\n", d)
 	start := len(b.rx.Accepted())
 	b.rx.Down()
 	end := time.Now().Add(d)
@@ -415,7 +415,7 @@ func freeAddr() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().String(), nil
 }
 

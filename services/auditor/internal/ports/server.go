@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/assent-dev/assent/services/auditor/internal/index"
+	index "github.com/assent-dev/assent/libs/auditindex"
 )
 
 // Config wires the server.

@@ -12,11 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	index "github.com/assent-dev/assent/libs/auditindex"
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/wire"
-	"github.com/assent-dev/assent/services/auditor/internal/index"
 	"github.com/assent-dev/assent/services/auditor/internal/ports"
 )
 

@@ -17,10 +17,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assent-dev/assent/libs/approval"
+	index "github.com/assent-dev/assent/libs/auditindex"
 	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/wire"
-	"github.com/assent-dev/assent/services/auditor/internal/index"
 	"github.com/assent-dev/assent/services/auditor/internal/service"
 	"github.com/assent-dev/assent/services/auditor/internal/verify"
 	"github.com/assent-dev/assent/test/kafkatest"

@@ -73,21 +73,21 @@ func newNotifyRig(t *testing.T) *notifyRig {
 		t.Cleanup(rx.Close)
 		r.rx[name] = rx
 		if name == "ok" {
-			fmt.Fprintf(&secrets, "%s: [%s, %s]\n", rx.URL, secretNew, secretOld)
+			_, _ = fmt.Fprintf(&secrets, "%s: [%s, %s]\n", rx.URL, secretNew, secretOld)
 		} else {
-			fmt.Fprintf(&secrets, "%s: %s\n", rx.URL, secretNew)
+			_, _ = fmt.Fprintf(&secrets, "%s: %s\n", rx.URL, secretNew)
 		}
 		if name == "fast" {
 			continue // it shares slow's policy
 		}
-		fmt.Fprintf(&policies, "  - name: %s\n    match: {action: [deploy], environment: [production], resource: \"%s/**\"}\n", name, name)
+		_, _ = fmt.Fprintf(&policies, "  - name: %s\n    match: {action: [deploy], environment: [production], resource: \"%s/**\"}\n", name, name)
 		policies.WriteString("    approvers: {users: [alice@example.com, bob@example.com]}\n    min_approvals: 1\n    ttl: 1h\n    notify:\n")
-		fmt.Fprintf(&policies, "      - webhook: %s\n", rx.URL)
+		_, _ = fmt.Fprintf(&policies, "      - webhook: %s\n", rx.URL)
 		switch name {
 		case "ok":
 			policies.WriteString("      - email: approvers\n      - email: requester\n")
 		case "slow":
-			fmt.Fprintf(&policies, "      - webhook: %s/hook/fast\n", "https://"+strings.TrimPrefix(strings.TrimSuffix(rx.URL, "/hook/slow"), "https://"))
+			_, _ = fmt.Fprintf(&policies, "      - webhook: %s/hook/fast\n", "https://"+strings.TrimPrefix(strings.TrimSuffix(rx.URL, "/hook/slow"), "https://"))
 		}
 	}
 	// fast listens on its own port: point slow's second target at it.
@@ -227,7 +227,7 @@ func metricOf(t *testing.T, p *systest.Proc, series string) float64 {
 	if err != nil {
 		return 0 // a killed replica
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` ([0-9.e+]+)$`).FindSubmatch(b)
 	if m == nil {
@@ -474,14 +474,14 @@ func TestIntegrationNotifier(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer wrong-token-wrong-token")
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 		req, err = http.NewRequest(http.MethodPost, r.notifiers[0].URL()+"/v1/replays", bytes.NewReader(body))
 		require.NoError(t, err)
 		req.Header.Set("Authorization", "Bearer "+adminTok)
 		resp, err = http.DefaultClient.Do(req)
 		require.NoError(t, err)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		require.Equal(t, http.StatusAccepted, resp.StatusCode)
 		eventuallyT(t, 60*time.Second, "the replay is delivered", func() bool { return len(accepted(rx, deadRID)) == 1 })
 		eventuallyT(t, 30*time.Second, "and recorded", func() bool {

@@ -1,4 +1,4 @@
-// Package index is the audit service's projection: every event of the
+// Package auditindex is the audit service's projection: every event of the
 // log, kept byte for byte in Pebble with indexes by request, by actor, by
 // type and by time, and per request the verification status of its
 // chain. It is a projection.Handler; the projection.Runner feeds it and
@@ -16,7 +16,7 @@
 //
 // Escaped terms (see appendEscaped) keep one term from being a prefix of
 // another. Times are Unix nanoseconds, big-endian, so ranges are scans.
-package index
+package auditindex
 
 import (
 	"bytes"
