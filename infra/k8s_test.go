@@ -163,8 +163,7 @@ func TestManifestsDeployEveryServiceHighlyAvailable(t *testing.T) {
 	for _, d := range m.deployments {
 		names = append(names, d.Name)
 	}
-	require.ElementsMatch(t, []string{"api", "decider", "slack-gateway", "auditor", "kafka-health", "notifier"}, names)
-	require.ElementsMatch(t, []string{"api", "decider", "slack-gateway", "auditor", "kafka-health", "console"}, names)
+	require.ElementsMatch(t, []string{"api", "decider", "slack-gateway", "auditor", "kafka-health", "notifier", "console"}, names)
 
 	for _, d := range m.deployments {
 		where := "deployment " + d.Name
