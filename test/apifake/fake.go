@@ -18,8 +18,9 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
+
+	"github.com/assent-dev/assent/test/tb"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -67,7 +68,7 @@ func RepoRoot() string {
 
 // New returns a fake deciding with infra/policies/example.yaml. It is
 // closed when the test ends, after every pending decision.
-func New(t testing.TB) *Log {
+func New(t tb.TB) *Log {
 	t.Helper()
 	pols, err := policy.Load(filepath.Join(RepoRoot(), "infra/policies/example.yaml"))
 	if err != nil {

@@ -18,8 +18,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"testing"
 	"time"
+
+	"github.com/assent-dev/assent/test/tb"
 
 	"github.com/chromedp/chromedp"
 )
@@ -29,7 +30,7 @@ var axeSource string
 
 // ExecPath finds Chromium: $ASSENT_CHROMIUM, /usr/bin/chromium, or
 // chromium on the PATH.
-func ExecPath(t testing.TB) string {
+func ExecPath(t tb.TB) string {
 	t.Helper()
 	for _, p := range []string{os.Getenv("ASSENT_CHROMIUM"), "/usr/bin/chromium"} {
 		if p != "" {
@@ -50,7 +51,7 @@ func ExecPath(t testing.TB) string {
 
 // New starts a headless Chromium with a fresh profile for the test and
 // returns a tab's context; everything stops when the test ends.
-func New(t testing.TB) context.Context {
+func New(t tb.TB) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(ExecPath(t)),
@@ -86,7 +87,7 @@ func New(t testing.TB) context.Context {
 
 // Person returns a tab with its own cookie jar (a new browser context) in
 // the browser of ctx: a second person at another desk.
-func Person(t testing.TB, ctx context.Context) context.Context {
+func Person(t tb.TB, ctx context.Context) context.Context {
 	t.Helper()
 	pctx, cancel := chromedp.NewContext(ctx, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
@@ -103,7 +104,7 @@ var (
 
 // Artifacts is where screenshots go: $ASSENT_ARTIFACTS_DIR, or a
 // temporary directory that is kept (and printed) for a person to look at.
-func Artifacts(t testing.TB) string {
+func Artifacts(t tb.TB) string {
 	t.Helper()
 	artifactsOnce.Do(func() {
 		dir := os.Getenv("ASSENT_ARTIFACTS_DIR")
@@ -125,7 +126,7 @@ func Artifacts(t testing.TB) string {
 
 // Screenshot saves a full-page PNG of the tab as <name>.png in Artifacts
 // and returns its path.
-func Screenshot(t testing.TB, ctx context.Context, name string) string {
+func Screenshot(t tb.TB, ctx context.Context, name string) string {
 	t.Helper()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
@@ -170,7 +171,7 @@ type Result struct {
 
 // Axe runs axe-core (WCAG 2.0, 2.1 and 2.2 A and AA, and best practices)
 // on the tab's page and returns its findings.
-func Axe(t testing.TB, ctx context.Context) Result {
+func Axe(t tb.TB, ctx context.Context) Result {
 	t.Helper()
 	loaded, err := chromedp.Run(ctx, chromedp.Evaluate[bool](axeSource+";\ntypeof axe === 'object'"))
 	if err != nil || !loaded {

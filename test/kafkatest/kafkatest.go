@@ -15,8 +15,9 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"testing"
 	"time"
+
+	"github.com/assent-dev/assent/test/tb"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -50,7 +51,7 @@ var probe = sync.OnceValues(func() ([]string, string) {
 
 // Brokers returns the brokers of the test cluster. If there is none, it
 // fails the test under CI=true and skips it otherwise.
-func Brokers(t testing.TB) []string {
+func Brokers(t tb.TB) []string {
 	t.Helper()
 	brokers, problem := probe()
 	if problem == "" {
@@ -65,7 +66,7 @@ func Brokers(t testing.TB) []string {
 
 // NewClient returns an eventlog client for the test cluster, closed when
 // the test ends.
-func NewClient(t testing.TB, opts ...kgo.Opt) *kgo.Client {
+func NewClient(t tb.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	cl, err := eventlog.NewClient(eventlog.Config{Brokers: Brokers(t), ClientID: "kafkatest"}, opts...)
 	if err != nil {
@@ -77,7 +78,7 @@ func NewClient(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 
 // NewAdmin returns an admin client for the test cluster, closed when the
 // test ends.
-func NewAdmin(t testing.TB) *kadm.Client {
+func NewAdmin(t tb.TB) *kadm.Client {
 	t.Helper()
 	return kadm.NewClient(NewClient(t))
 }
@@ -85,7 +86,7 @@ func NewAdmin(t testing.TB) *kadm.Client {
 // TopicSpec returns a spec with names unique to this test run and
 // replication factor 3, min ISR 2, without creating anything. Whatever
 // topics with these names exist when the test ends are deleted.
-func TopicSpec(t testing.TB, partitions int32) eventlog.TopicSpec {
+func TopicSpec(t tb.TB, partitions int32) eventlog.TopicSpec {
 	t.Helper()
 	adm := NewAdmin(t)
 	var random [4]byte
@@ -111,7 +112,7 @@ func TopicSpec(t testing.TB, partitions int32) eventlog.TopicSpec {
 
 // NewTopics returns a TopicSpec whose topics are provisioned and ready:
 // every partition has a leader and a full ISR.
-func NewTopics(t testing.TB, partitions int32) eventlog.TopicSpec {
+func NewTopics(t tb.TB, partitions int32) eventlog.TopicSpec {
 	t.Helper()
 	spec := TopicSpec(t, partitions)
 	adm := NewAdmin(t)

@@ -14,8 +14,9 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"testing"
 	"time"
+
+	"github.com/assent-dev/assent/test/tb"
 
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/test/kafkatest"
@@ -34,7 +35,7 @@ type Cluster struct {
 // numbers of deciders and api replicas, with infra/policies/example.yaml
 // and infra/tokens/demo-tokens.yaml, and waits until every one is ready.
 // Everything is stopped when the test ends.
-func Start(t *testing.T, deciders, apis int) *Cluster {
+func Start(t tb.TB, deciders, apis int) *Cluster {
 	t.Helper()
 	topics := kafkatest.NewTopics(t, 12)
 	brokers := kafkatest.Brokers(t)

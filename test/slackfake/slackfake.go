@@ -30,8 +30,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
+
+	"github.com/assent-dev/assent/test/tb"
 
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/slacktest"
@@ -87,7 +88,7 @@ type Server struct {
 
 // New starts a fake Slack with the given users and channels (id → name)
 // and stops it when the test ends.
-func New(t testing.TB, users []User, channels map[string]string) *Server {
+func New(t tb.TB, users []User, channels map[string]string) *Server {
 	s := Start(users, channels)
 	t.Cleanup(s.Close)
 	return s

@@ -2,7 +2,8 @@ package systest
 
 import (
 	"path/filepath"
-	"testing"
+
+	"github.com/assent-dev/assent/test/tb"
 
 	"github.com/assent-dev/assent/libs/wire"
 )
@@ -17,7 +18,7 @@ func DemoKeyFile() string  { return filepath.Join(RepoRoot(), "infra", "keys", "
 func DemoKeysFile() string { return filepath.Join(RepoRoot(), "infra", "keys", "decider-keys.json") }
 
 // DemoSigner is the demo decider key, which tests seal with as a decider.
-func DemoSigner(t testing.TB) *wire.Signer {
+func DemoSigner(t tb.TB) *wire.Signer {
 	t.Helper()
 	s, err := wire.LoadSigner(DemoKeyID, DemoKeyFile())
 	if err != nil {
@@ -27,7 +28,7 @@ func DemoSigner(t testing.TB) *wire.Signer {
 }
 
 // DemoKeys are the published keys with the demo key in them.
-func DemoKeys(t testing.TB) *wire.KeyRing {
+func DemoKeys(t tb.TB) *wire.KeyRing {
 	t.Helper()
 	k, err := wire.LoadKeyRing(DemoKeysFile())
 	if err != nil {

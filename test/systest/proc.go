@@ -12,8 +12,9 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
+
+	"github.com/assent-dev/assent/test/tb"
 )
 
 // RepoRoot is the root of this checkout.
@@ -31,7 +32,7 @@ var (
 // Build compiles the named binaries once per test binary and returns the
 // directory holding them. A name is a service (services/<name>) or a tool
 // (tools/<name>).
-func Build(t testing.TB, names ...string) string {
+func Build(t tb.TB, names ...string) string {
 	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
@@ -69,7 +70,7 @@ func build(name, dir string) error {
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort(t testing.TB) int {
+func FreePort(t tb.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -89,7 +90,7 @@ type Proc struct {
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
-	t   testing.TB
+	t   tb.TB
 }
 
 // Start starts the process; its output is appended to p.Log.
@@ -173,7 +174,7 @@ func tail(s string, n int) string {
 
 // NewProc prepares (but does not start) a service process; it is stopped
 // when the test ends.
-func NewProc(t testing.TB, bin, name string, env ...string) *Proc {
+func NewProc(t tb.TB, bin, name string, env ...string) *Proc {
 	t.Helper()
 	dir := t.TempDir()
 	port := FreePort(t)
