@@ -481,5 +481,11 @@ func viewOf(rid string, st approval.State) *assent.RequestView {
 		v.Votes = append(v.Votes, assent.Vote{Voter: x.Voter, Decision: assent.VoteDecision(x.Decision), Comment: x.Comment, At: x.At})
 	}
 	v.Approvals, v.Rejections = st.Tally()
+	for _, n := range st.DeadLetters() {
+		v.DeadLetters = append(v.DeadLetters, assent.DeadLetter{
+			Kind: string(n.Kind), Target: n.Channel, Recipient: n.Recipient, EventID: n.TS,
+			Reason: n.Reason, Attempts: n.Attempts, At: n.At,
+		})
+	}
 	return v
 }

@@ -144,11 +144,26 @@ type RequestView struct {
 	// Sequence is that of the last event applied to this view; a client
 	// that saw a higher one knows this view is behind.
 	Sequence int64 `json:"sequence"`
+	// DeadLetters are the notifier's deliveries (webhooks, emails) for
+	// this request that were given up and not replayed since.
+	DeadLetters []DeadLetter `json:"dead_letters,omitempty"`
 
 	// CommandID is set only on a view built from a 202 response (Status
 	// StatusAccepted): the id of the command whose outcome is pending. A
 	// 202 view has no other field but ID.
 	CommandID string `json:"-"`
+}
+
+// DeadLetter is a notification the notifier gave up on: a permanent
+// refusal, or its retry horizon passed.
+type DeadLetter struct {
+	Kind      string    `json:"kind"`   // "webhook" or "email"
+	Target    string    `json:"target"` // the webhook URL or the email address
+	Recipient string    `json:"recipient,omitempty"`
+	EventID   string    `json:"event_id"` // the event that was not delivered
+	Reason    string    `json:"reason"`
+	Attempts  int       `json:"attempts"`
+	At        time.Time `json:"at"`
 }
 
 // HasVote reports whether voter has a recorded vote with the decision.

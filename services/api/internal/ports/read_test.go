@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/projection/requests"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/api/internal/app"
@@ -250,4 +252,48 @@ func TestMetrics(t *testing.T) {
 	} {
 		require.Contains(t, body, want)
 	}
+}
+
+// The notifier's given-up deliveries are in the request's view until a
+// replay: an operator sees them through the API, not only in the history.
+func TestDeadLettersAreInTheView(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.submit(deployBot, deploy("r-dead", "ship"), http.StatusCreated)
+	first := h.log.Sent()[0]
+	note := func(id string, outcome approval.DeliveryOutcome, reason string) {
+		t.Helper()
+		env, err := codec.CommandEnvelope(approval.Command{
+			ID: id, RequestID: "r-dead", Actor: "service:notifier", Time: h.log.Now(),
+			Body: approval.RecordNotification{
+				Kind: approval.NotifyWebhook, Channel: "https://hooks.example.com/assent", TS: first.ID,
+				Outcome: outcome, Reason: reason, Attempts: 7, At: h.log.Now(),
+			},
+		}, "assent/notifier")
+		require.NoError(t, err)
+		require.NoError(t, h.log.Send(t.Context(), env))
+	}
+	view := func() map[string]any {
+		t.Helper()
+		r := h.do(http.MethodGet, "/v1/requests/r-dead", zed, "")
+		require.Equal(t, http.StatusOK, r.Code, "body: %s", r.body)
+		validateAPI(t, "RequestView", r.body)
+		return r.json(t)
+	}
+	require.NotContains(t, view(), "dead_letters", "absent when there are none")
+
+	note("01930000-0000-7000-8000-00000000dead", approval.DeadLetter, "HTTP 410 Gone")
+	require.Eventually(t, func() bool { _, ok := view()["dead_letters"]; return ok }, 5*time.Second, 10*time.Millisecond)
+	got := view()["dead_letters"].([]any)
+	require.Len(t, got, 1)
+	dl := got[0].(map[string]any)
+	require.Equal(t, "webhook", dl["kind"])
+	require.Equal(t, "https://hooks.example.com/assent", dl["target"])
+	require.Equal(t, first.ID, dl["event_id"])
+	require.Equal(t, "HTTP 410 Gone", dl["reason"])
+	require.EqualValues(t, 7, dl["attempts"])
+
+	note("01930000-0000-7000-8000-0000000eplay", approval.ReplayAsked, "ops@example.com: receiver fixed")
+	require.Eventually(t, func() bool { _, ok := view()["dead_letters"]; return !ok }, 5*time.Second, 10*time.Millisecond,
+		"a replayed delivery is no longer dead")
 }

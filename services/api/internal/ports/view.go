@@ -24,6 +24,20 @@ type requestView struct {
 	Approvals  int                     `json:"approvals"`
 	Rejections int                     `json:"rejections"`
 	Sequence   int                     `json:"sequence"`
+	// DeadLetters are the notifier's given-up deliveries not replayed
+	// since; absent when there are none.
+	DeadLetters []deadLetter `json:"dead_letters,omitempty"`
+}
+
+// deadLetter is DeadLetter in schemas/openapi.yaml.
+type deadLetter struct {
+	Kind      approval.NotificationKind `json:"kind"`
+	Target    string                    `json:"target"`
+	Recipient string                    `json:"recipient,omitempty"`
+	EventID   string                    `json:"event_id"`
+	Reason    string                    `json:"reason"`
+	Attempts  int                       `json:"attempts"`
+	At        time.Time                 `json:"at"`
 }
 
 func viewOf(st approval.State) requestView {
@@ -53,6 +67,12 @@ func viewOf(st approval.State) requestView {
 		v.Votes = append(v.Votes, vote)
 	}
 	v.Approvals, v.Rejections = st.Tally()
+	for _, n := range st.DeadLetters() {
+		v.DeadLetters = append(v.DeadLetters, deadLetter{
+			Kind: n.Kind, Target: n.Channel, Recipient: n.Recipient, EventID: n.TS,
+			Reason: n.Reason, Attempts: n.Attempts, At: n.At.UTC(),
+		})
+	}
 	return v
 }
 
