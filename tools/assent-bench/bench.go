@@ -83,7 +83,11 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--partitions must be 1 to 10000, got %d", cfg.partitions)
 	}
 	partitions := int32(cfg.partitions)
-	kcfg := eventlog.Config{Brokers: brokers, ClientID: "assent-bench"}
+	scram, err := eventlog.SCRAMFromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	kcfg := eventlog.Config{Brokers: brokers, ClientID: "assent-bench", SCRAM: scram}
 	admCl, err := eventlog.NewClient(kcfg)
 	if err != nil {
 		return err
