@@ -335,7 +335,13 @@ func Stream(ctx context.Context, cfg eventlog.Config, o Options, progress func(i
 				})
 				if isSeal(rec) {
 					open = false
-					// EndTransaction flushes first: the seal and its run commit together.
+					// EndTransaction does not flush: without Flush the commit
+					// can overtake the run and the seal, which then fail with
+					// INVALID_PRODUCER_EPOCH (the commit bumped the epoch) or
+					// land in the next transaction.
+					if err := cl.Flush(ctx); err != nil {
+						return err
+					}
 					return cl.EndTransaction(ctx, kgo.TryCommit)
 				}
 				return nil
