@@ -167,8 +167,8 @@ func illegalCases() []illegalCase {
 		{name: "a snapshot the requester alone could approve", reason: "no_policy", build: func(t *testing.T) *history {
 			h := &history{t: t, rid: "req-snapshot", forged: -1}
 			return h.forge(requester, "", t0, approval.RequestSubmitted{
-				Action:    approval.Action{Type: "deploy", Resource: "payments/api", Environment: "production"},
-				Reason:    "release 43", Requester: requester, ContentHash: "sha256:00",
+				Action: approval.Action{Type: "deploy", Resource: "payments/api", Environment: "production"},
+				Reason: "release 43", Requester: requester, ContentHash: "sha256:00",
 				Policy: approval.PolicySnapshot{Name: "deploys", Hash: "sha256:00", Approvers: []string{alice, requester},
 					MinApprovals: 2, RejectThreshold: 1, TTL: approval.Duration(time.Hour), ExpiresAt: t0.Add(time.Hour)},
 			})
