@@ -19,4 +19,15 @@
 //     it in its partition.
 //
 // Every anomaly names the request, the partition and the offset.
+//
+// # Forgeries
+//
+// TestIntegrationForgeriesAreNeverServed plays the insider of issue 12: with
+// the broker-admin credentials it writes each kind of forged record (a plain
+// producer, another transactional id, a seal by an unknown key, an old seal
+// replayed, a copy from another partition, a reordered pair, a command that
+// names another principal) into a running system, and proves that no api
+// replica ever serves it, that every reader counts it, that `auditor verify`
+// exits 2 naming its offset, and that the decider goes on deciding. It
+// prints the FORGERY TABLE and writes it to $ASSENT_ARTIFACTS_DIR.
 package systest

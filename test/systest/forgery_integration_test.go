@@ -153,7 +153,7 @@ func TestIntegrationForgeriesAreNeverServed(t *testing.T) {
 	} {
 		row := forgeryRow{kind: k.name, detected: "-", where: "-", served: "not observed: the subtest failed first"}
 		t.Run(k.name, func(t *testing.T) {
-			f.run(t, k, rid(strings.ReplaceAll(k.name, " ", "-"), forgeryTarget), &row)
+			f.run(t, k, rid(slug(k.name), forgeryTarget), &row)
 		})
 		table = append(table, row)
 	}
@@ -222,7 +222,7 @@ func (f *forger) run(t *testing.T, k forgeryKind, rid string, row *forgeryRow) {
 	w := f.watchViews(watch, base, k.command)
 	recs := k.forge(f, rid, before)
 	require.NotEmpty(t, recs)
-	t.Logf("%s: wrote %s", k.name, describe(recs))
+	t.Logf("%s (%s): wrote %s", k.name, k.detail, describe(recs))
 	row.where = fmt.Sprintf("%s p%d@%s", shortTopic(recs[0].topic), recs[0].partition, offsetsOf(recs))
 
 	// The next legitimate decider transaction on the partition: another
@@ -754,6 +754,16 @@ func offsetsOf(recs []forged) string {
 		parts = append(parts, strconv.FormatInt(r.offset, 10))
 	}
 	return strings.Join(parts, ",")
+}
+
+// slug is name in lower-case letters, digits and '-'.
+func slug(name string) string {
+	return strings.Map(func(r rune) rune {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(name))
 }
 
 // shortTopic is "events" or "commands".
