@@ -74,7 +74,11 @@ func TestIntegrationForgeriesAreNeverServed(t *testing.T) {
 		"ASSENT_DECIDER_GROUP=forgery-"+topics.Commands, "ASSENT_POLICY_FILE="+policyFile)...)
 	apiEnv := append(slices.Clone(common), "ASSENT_TOKENS_FILE="+filepath.Join(root, "infra/tokens/demo-tokens.yaml"))
 	apis := []*Proc{NewProc(t, bin+"/api", "api-1", apiEnv...), NewProc(t, bin+"/api", "api-2", apiEnv...)}
-	procs := append([]*Proc{dec}, apis...)
+	// The audit service is a reader too: it lists what it did not apply
+	// under the request (/v1/audit/requests/{id}).
+	audit := NewProc(t, bin+"/auditor", "auditor-1", slices.Clone(common)...)
+	audit.Args = []string{"serve"}
+	procs := append([]*Proc{dec, audit}, apis...)
 	for _, p := range procs {
 		p.Start()
 	}
@@ -85,7 +89,7 @@ func TestIntegrationForgeriesAreNeverServed(t *testing.T) {
 	}
 
 	f := &forger{
-		t: t, events: topics.Events, commands: topics.Commands, apis: apis, dec: dec,
+		t: t, events: topics.Events, commands: topics.Commands, apis: apis, dec: dec, audit: audit,
 		keys: DemoKeys(t), auditor: bin + "/auditor", policyFile: policyFile, common: common,
 		plain: rawClient(t),
 	}
@@ -177,6 +181,7 @@ type forged struct {
 	partition int32
 	offset    int64
 	id        string // the envelope id
+	subject   string // the request it names, if any
 }
 
 type forgeryRow struct {
@@ -189,6 +194,7 @@ type forger struct {
 	events, commands string
 	apis             []*Proc
 	dec              *Proc
+	audit            *Proc
 	keys             *wire.KeyRing
 	auditor          string
 	policyFile       string
@@ -283,12 +289,15 @@ func (f *forger) run(t *testing.T, k forgeryKind, rid string, row *forgeryRow) {
 			break
 		}
 	}
-	for _, name := range []string{f.apis[0].Name, f.apis[1].Name, f.dec.Name} {
+	for _, name := range []string{f.apis[0].Name, f.apis[1].Name, f.dec.Name, f.audit.Name} {
 		detected = append(detected, fmt.Sprintf("%s +%g", name, now[name]-counters[name]))
 	}
 	for name, n := range counters {
 		assert.Greater(t, now[name], n, "%s: assent_consistency_violations_total{kind=\"unauthenticated\"} rises within 20s", name)
 	}
+	// The audit service lists each forged record that names the request.
+	listed := f.auditListed(t, watch, recs)
+	detected = append(detected, fmt.Sprintf("%s lists %s", f.audit.Name, listed))
 	// auditor verify exits 2, naming each forged offset and the kind.
 	breaks := f.verify(t)
 	detected = append(detected, "auditor verify exit 2: "+f.breakSummary(breaks, recs))
@@ -298,6 +307,53 @@ func (f *forger) run(t *testing.T, k forgeryKind, rid string, row *forgeryRow) {
 		require.Equal(t, wire.KindUnauthenticated, b.kind, "at %d@%d: %s", r.partition, r.offset, b.line)
 		require.Equal(t, r.id, b.event, b.line)
 	}
+}
+
+// auditListed waits until the audit service's GET /v1/audit/requests/{rid}
+// has verification status "unauthenticated" and lists, with partition and
+// offset, every forged record about rid (seals name no request). It
+// returns the offsets listed.
+func (f *forger) auditListed(t *testing.T, rid string, recs []forged) string {
+	t.Helper()
+	var want []string
+	for _, r := range recs {
+		if r.subject == rid {
+			want = append(want, fmt.Sprintf("%d@%d", r.partition, r.offset))
+		}
+	}
+	require.NotEmpty(t, want, "a forgery names the request")
+	var (
+		got    []string
+		status any
+	)
+	c := &Client{URLs: []string{f.audit.URL()}}
+	listed := func() bool {
+		resp, err := c.Do(t.Context(), 0, "GET", "/v1/audit/requests/"+rid, nil, 1)
+		if err != nil || resp.Status != 200 {
+			return false
+		}
+		v, _ := resp.Body["verification"].(map[string]any)
+		status = v["status"]
+		got = got[:0]
+		list, _ := v["unauthenticated"].([]any)
+		for _, x := range list {
+			m, _ := x.(map[string]any)
+			got = append(got, fmt.Sprintf("%d@%d", jsonInt(m["partition"]), jsonInt(m["offset"])))
+		}
+		for _, w := range want {
+			if !slices.Contains(got, w) {
+				return false
+			}
+		}
+		return status == "unauthenticated"
+	}
+	for deadline := time.Now().Add(20 * time.Second); !listed(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("the audit service lists %v as unauthenticated under %s within 20s: status %v, listed %v", want, rid, status, got)
+			return fmt.Sprintf("NOT %v (status %v, listed %v)", want, status, got)
+		}
+	}
+	return strings.Join(want, ",")
 }
 
 // rawClient is the insider's plain producer: the admin's credentials, no
@@ -349,7 +405,7 @@ func (f *forger) producePlain(p int32, key string, value []byte) []forged {
 	defer cancel()
 	r := &kgo.Record{Topic: f.events, Partition: p, Key: []byte(key), Value: value, Headers: structured()}
 	require.NoError(f.t, f.plain.ProduceSync(ctx, r).FirstErr())
-	return []forged{{topic: f.events, partition: p, offset: r.Offset, id: envID(f.t, value)}}
+	return []forged{{topic: f.events, partition: p, offset: r.Offset, id: envID(f.t, value), subject: key}}
 }
 
 // produceTxn writes the records in one committed transaction of a
@@ -371,7 +427,7 @@ func (f *forger) produceTxn(p int32, recs ...keyedValue) []forged {
 			r.Key = []byte(kv.key)
 		}
 		require.NoError(f.t, cl.ProduceSync(ctx, r).FirstErr())
-		out = append(out, forged{topic: f.events, partition: p, offset: r.Offset, id: envID(f.t, kv.value)})
+		out = append(out, forged{topic: f.events, partition: p, offset: r.Offset, id: envID(f.t, kv.value), subject: kv.key})
 	}
 	require.NoError(f.t, cl.EndTransaction(ctx, kgo.TryCommit))
 	return out
@@ -389,7 +445,7 @@ func (f *forger) produceCommand(rid, actor string, body approval.CommandBody) []
 	defer cancel()
 	r := &kgo.Record{Topic: f.commands, Partition: p, Key: []byte(rid), Value: v, Headers: structured()}
 	require.NoError(f.t, f.plain.ProduceSync(ctx, r).FirstErr())
-	return []forged{{topic: f.commands, partition: p, offset: r.Offset, id: env.CommandID}}
+	return []forged{{topic: f.commands, partition: p, offset: r.Offset, id: env.CommandID, subject: rid}}
 }
 
 // structured is the header of a CloudEvent in structured mode, which every
@@ -659,7 +715,7 @@ func (f *forger) counters(t *testing.T) map[string]float64 {
 
 func (f *forger) tryCounters(t *testing.T) (map[string]float64, error) {
 	out := map[string]float64{}
-	for _, p := range append([]*Proc{f.dec}, f.apis...) {
+	for _, p := range append([]*Proc{f.dec, f.audit}, f.apis...) {
 		n, err := scrape(t, p.URL()+"/metrics", `assent_consistency_violations_total{kind="unauthenticated"}`)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p.Name, err)

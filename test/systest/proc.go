@@ -84,6 +84,7 @@ func FreePort(t tb.TB) int {
 type Proc struct {
 	Name string
 	Bin  string
+	Args []string // its arguments, such as a subcommand
 	Env  []string
 	Port int // its HTTP port
 	Log  string
@@ -100,7 +101,7 @@ func (p *Proc) Start() {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	cmd := exec.Command(p.Bin)
+	cmd := exec.Command(p.Bin, p.Args...)
 	cmd.Env = append(os.Environ(), p.Env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
