@@ -161,6 +161,28 @@ func TestIntegrationForgeriesAreNeverServed(t *testing.T) {
 		})
 		table = append(table, row)
 	}
+
+	// A replica that starts afresh reads every forgery in one catch-up:
+	// it serves each watched request as the others do, and counts every
+	// forged event record exactly once.
+	fresh := NewProc(t, bin+"/api", "api-3", apiEnv...)
+	fresh.Start()
+	ready, cancel = context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	require.NoError(t, fresh.WaitReady(ready))
+	for _, w := range f.watched {
+		assert.Equal(t, f.view(t, apis[0], w), f.view(t, fresh, w), "%s, rebuilt from the log, serves %s as api-1 does", fresh.Name, w)
+	}
+	n, err := scrape(t, fresh.URL()+"/metrics", `assent_consistency_violations_total{kind="unauthenticated"}`)
+	require.NoError(t, err)
+	assert.Equal(t, float64(f.forgedEvents), n, "%s counts every forged event record once", fresh.Name)
+	served := "never"
+	if !f.freshSame(fresh) {
+		served = "DIFFERS from api-1 (see above)"
+	}
+	table = append(table, forgeryRow{kind: "every forged event, read afresh",
+		detected: fmt.Sprintf("%s, started after the forgeries and rebuilt from the log, counted %g of the %d forged event records", fresh.Name, n, f.forgedEvents),
+		where:    fmt.Sprintf("events p%d", forgeryTarget), served: served})
 	f.writeTable(table)
 }
 
@@ -195,6 +217,8 @@ type forger struct {
 	apis             []*Proc
 	dec              *Proc
 	audit            *Proc
+	watched          []string // every request watched for a forged event
+	forgedEvents     int      // forged records written to the events topic
 	keys             *wire.KeyRing
 	auditor          string
 	policyFile       string
@@ -219,6 +243,9 @@ func (f *forger) run(t *testing.T, k forgeryKind, rid string, row *forgeryRow) {
 		f.submit(rid)
 		f.waitView(t, rid, func(v map[string]any) bool { return v["status"] == "pending" }, "pending")
 	}
+	if !k.command {
+		f.watched = append(f.watched, watch)
+	}
 	base := f.view(t, f.apis[0], watch)
 	require.Equal(t, base, f.view(t, f.apis[1], watch), "both replicas agree before the forgery")
 	before := f.partition(t, forgeryTarget, watch)
@@ -229,6 +256,9 @@ func (f *forger) run(t *testing.T, k forgeryKind, rid string, row *forgeryRow) {
 	recs := k.forge(f, rid, before)
 	require.NotEmpty(t, recs)
 	t.Logf("%s (%s): wrote %s", k.name, k.detail, describe(recs))
+	if !k.command {
+		f.forgedEvents += len(recs)
+	}
 	row.where = fmt.Sprintf("%s p%d@%s", shortTopic(recs[0].topic), recs[0].partition, offsetsOf(recs))
 
 	// The next legitimate decider transaction on the partition: another
@@ -307,6 +337,17 @@ func (f *forger) run(t *testing.T, k forgeryKind, rid string, row *forgeryRow) {
 		require.Equal(t, wire.KindUnauthenticated, b.kind, "at %d@%d: %s", r.partition, r.offset, b.line)
 		require.Equal(t, r.id, b.event, b.line)
 	}
+}
+
+// freshSame says whether a replica serves every request watched for a
+// forged event as api-1 does.
+func (f *forger) freshSame(p *Proc) bool {
+	for _, w := range f.watched {
+		if fmt.Sprint(f.view(f.t, f.apis[0], w)) != fmt.Sprint(f.view(f.t, p, w)) {
+			return false
+		}
+	}
+	return true
 }
 
 // auditListed waits until the audit service's GET /v1/audit/requests/{rid}
