@@ -149,6 +149,10 @@ func TestIntegrationForgeriesAreNeverServed(t *testing.T) {
 				appr := f.approved(rid, before.seq+2, wire.Hash(vote))
 				return f.produceTxn(forgeryTarget, keyed(rid, appr), keyed(rid, vote))
 			}},
+		// Issue 12.7, authenticated commands: the decider must refuse a
+		// command whose signature is missing, or whose signer may not act
+		// as its actor. The other variant, a command signed by a service
+		// key without on_behalf, needs 12.7's command signatures.
 		{name: "command naming another principal, unsigned", command: true,
 			detail: "a vote (approve) by user:alice@example.com produced straight to the commands topic, with no signature",
 			forge: func(f *forger, rid string, _ partitionState) []forged {
