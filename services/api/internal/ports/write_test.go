@@ -3,7 +3,9 @@ package ports_test
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -222,7 +224,7 @@ func TestLostAcknowledgementRetryIsExactlyOnce(t *testing.T) {
 	rid, cid := p["request_id"].(string), p["command_id"].(string)
 	require.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-8`, rid, "derived from the key")
 	require.Len(t, h.log.Sent(), 1)
-	require.Equal(t, cid, h.log.Sent()[0].ID, "the body names the command that was written")
+	require.Equal(t, cid, h.log.Sent()[0].CommandID, "the body names the command that was written")
 	h.log.FailAfterWrite = nil
 	requireEventually(t, func() bool { return h.do(http.MethodGet, "/v1/requests/"+rid, deployBot, "").Code == http.StatusOK })
 	r = h.do(http.MethodPost, "/v1/requests", deployBot, body, "Idempotency-Key: build-7")
@@ -249,8 +251,8 @@ func TestLostAcknowledgementRetryIsExactlyOnce(t *testing.T) {
 	require.Equal(t, vid, r.Header().Get("Assent-Command-Id"))
 	sent := d.log.Sent()
 	require.Len(t, sent, 3)
-	require.Equal(t, vid, sent[1].ID)
-	require.Equal(t, vid, sent[2].ID, "the retry is the same command")
+	require.Equal(t, vid, sent[1].CommandID)
+	require.Equal(t, vid, sent[2].CommandID, "the retry is the same command")
 	v := r.json(t)
 	require.Len(t, v["votes"], 1)
 	require.EqualValues(t, 1, v["approvals"])
@@ -329,6 +331,28 @@ func TestIdempotencyKeyReusedOnVoteAndCancel(t *testing.T) {
 	r = h.do(http.MethodPost, cpath, deployBot, `{"reason":"superseded"}`, "Idempotency-Key: k-cancel")
 	require.Equal(t, http.StatusOK, r.Code, "body: %s", r.body)
 	require.Equal(t, "cancelled", r.json(t)["status"])
+
+	// Two bodies under one key at once, each sent before either is
+	// decided (the fake decides 50ms after a send): the decider decides
+	// the key's command once, and the write whose body lost is refused.
+	d := newHarness(t)
+	d.log.Delay = 50 * time.Millisecond
+	d.submit(deployBot, payments("r-race"), http.StatusCreated)
+	bodies := []string{`{"decision":"approve"}`, `{"decision":"reject"}`}
+	answers := make([]response, len(bodies))
+	var wg sync.WaitGroup
+	for i, body := range bodies {
+		wg.Go(func() { answers[i] = d.do(http.MethodPost, "/v1/requests/r-race/votes", bob, body, "Idempotency-Key: k-race") })
+	}
+	wg.Wait()
+	won := slices.IndexFunc(answers, func(r response) bool { return r.Code == http.StatusOK })
+	require.GreaterOrEqual(t, won, 0, "one of them is the key's vote: %s / %s", answers[0].body, answers[1].body)
+	requireProblem(t, answers[1-won], http.StatusUnprocessableEntity, "idempotency_key_reused")
+	votes := answers[won].json(t)["votes"].([]any)
+	require.Len(t, votes, 1)
+	require.Equal(t, []string{"approve", "reject"}[won], votes[0].(map[string]any)["decision"])
+	d.log.Settle()
+	require.Len(t, d.do(http.MethodGet, "/v1/requests/r-race", bob, "").json(t)["votes"], 1)
 
 	// A key whose command was refused answers that refusal: the refusal
 	// of a vote never depends on its decision or comment.
