@@ -49,13 +49,13 @@ type Log struct {
 
 	// Knobs; set them before a Send, never while one runs.
 	Fail  error         // Send returns it, and nothing is written
+	Hold  atomic.Bool   // Send succeeds, but the command is never decided
+	Delay time.Duration // how long after Send the command is decided
+	Clock atomic.Pointer[time.Time]
 	// FailAfterWrite: Send writes the command (and it is decided as
 	// usual), then returns this error: an acknowledgement lost on its way
 	// back, which leaves the writer unable to tell whether it landed.
 	FailAfterWrite error
-	Hold  atomic.Bool   // Send succeeds, but the command is never decided
-	Delay time.Duration // how long after Send the command is decided
-	Clock atomic.Pointer[time.Time]
 
 	mu       sync.Mutex
 	sent     []wire.Envelope

@@ -342,7 +342,9 @@ func TestIdempotencyKeyReusedOnVoteAndCancel(t *testing.T) {
 	answers := make([]response, len(bodies))
 	var wg sync.WaitGroup
 	for i, body := range bodies {
-		wg.Go(func() { answers[i] = d.do(http.MethodPost, "/v1/requests/r-race/votes", bob, body, "Idempotency-Key: k-race") })
+		wg.Go(func() {
+			answers[i] = d.do(http.MethodPost, "/v1/requests/r-race/votes", bob, body, "Idempotency-Key: k-race")
+		})
 	}
 	wg.Wait()
 	won := slices.IndexFunc(answers, func(r response) bool { return r.Code == http.StatusOK })
