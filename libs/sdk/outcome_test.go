@@ -2,6 +2,7 @@ package assent_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -158,4 +159,75 @@ func TestVoteAfterAnUnknownOutcomeChecksItsOwnVote(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, v.HasVote("user:alice@example.com", assent.Approve))
 	require.Equal(t, 1, l.effects, "one vote")
+}
+
+// TestGivingUpOnAnUnknownOutcomeNamesWhatToRepeat: every attempt of a call
+// landed behind a 503 outcome_unknown until the client gave up. The error
+// says the outcome is unknown and names the request id and key; a later
+// call that repeats them is the same command, and there is one request and
+// one vote. A call that does not repeat them is another request.
+func TestGivingUpOnAnUnknownOutcomeNamesWhatToRepeat(t *testing.T) {
+	t.Parallel()
+	l, f := newLedger(t, func(n int) bool { return n < 2 })
+	c := client(t, []string{f.URL}, assent.WithMaxAttempts(2))
+	_, err := c.Submit(t.Context(), deploy())
+	var u *assent.OutcomeUnknownError
+	require.ErrorAs(t, err, &u)
+	require.True(t, assent.IsCode(err, assent.CodeOutcomeUnknown), "%v", err)
+	got := f.requests()
+	require.Len(t, got, 2)
+	require.Equal(t, got[0].Body["request_id"], u.RequestID)
+	require.Equal(t, got[0].Header.Get("Idempotency-Key"), u.IdempotencyKey)
+	require.NotEmpty(t, u.IdempotencyKey)
+	require.Equal(t, "cmd-submit-"+u.RequestID+"-"+u.IdempotencyKey, u.CommandID, "the command the server named")
+	require.ErrorContains(t, err, "outcome is unknown")
+	require.Equal(t, 1, l.effects)
+
+	// Repeated with the ids from the error: the same command.
+	again := deploy()
+	again.RequestID, again.IdempotencyKey = u.RequestID, u.IdempotencyKey
+	v, err := c.Submit(t.Context(), again)
+	require.NoError(t, err)
+	require.Equal(t, u.RequestID, v.ID)
+	require.Equal(t, 1, l.effects, "one request")
+	require.Len(t, l.commands, 1)
+
+	// Not repeated: a new call makes a new request id, a second request.
+	_, err = c.Submit(t.Context(), deploy())
+	require.NoError(t, err)
+	require.Equal(t, 2, l.effects)
+
+	// A vote whose attempts all landed behind outcome_unknown.
+	l2, f2 := newLedger(t, func(n int) bool { return n < 2 })
+	c2 := client(t, []string{f2.URL}, assent.WithMaxAttempts(2))
+	_, err = c2.Vote(t.Context(), "r-1", assent.VoteRequest{Decision: assent.Approve})
+	require.ErrorAs(t, err, &u)
+	require.Equal(t, "r-1", u.RequestID)
+	require.Equal(t, f2.requests()[0].Header.Get("Idempotency-Key"), u.IdempotencyKey)
+	v, err = c2.Vote(t.Context(), "r-1", assent.VoteRequest{Decision: assent.Approve, IdempotencyKey: u.IdempotencyKey})
+	require.NoError(t, err)
+	require.True(t, v.HasVote("user:alice@example.com", assent.Approve))
+	require.Equal(t, 1, l2.effects, "one vote")
+
+	// A read that gives up on 503s has no write to repeat.
+	down := newFake(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeProblem(w, http.StatusServiceUnavailable, "", "the projection is catching up")
+	})
+	_, err = client(t, []string{down.URL}, assent.WithMaxAttempts(2)).Get(t.Context(), "r-1")
+	require.ErrorContains(t, err, "giving up after 2 attempts")
+	require.False(t, errors.As(err, &u), "%v", err)
+}
+
+// TestKeyReusedIsAnAnswer: 422 idempotency_key_reused is the caller's bug,
+// an answer like any other 4xx: not retried, and told by its code.
+func TestKeyReusedIsAnAnswer(t *testing.T) {
+	t.Parallel()
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeProblem(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "the Idempotency-Key was used for another vote")
+	})
+	_, err := client(t, []string{f.URL}).Vote(t.Context(), "r-1", assent.VoteRequest{Decision: assent.Reject, IdempotencyKey: "k-1"})
+	require.True(t, assent.IsCode(err, assent.CodeIdempotencyKeyReused), "%v", err)
+	var u *assent.OutcomeUnknownError
+	require.False(t, errors.As(err, &u))
+	require.Len(t, f.requests(), 1)
 }
