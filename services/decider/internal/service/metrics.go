@@ -17,6 +17,7 @@ type metrics struct {
 	txnSeconds      prometheus.Histogram
 	seals           prometheus.Counter
 	sessionRestarts prometheus.Counter
+	quarantined     prometheus.Counter
 }
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -53,8 +54,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		seals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "assent_decider_seals_total", Help: "Seals produced, one per partition a transaction wrote (counted when produced; an aborted transaction drops them).",
 		}),
+		quarantined: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "assent_decider_quarantined_commands_total",
+			Help: "Commands left undecided because this replica could not decide them (a stored state that does not decode, an event that does not encode); each must be replayed (should stay zero). Counted each time a transaction meets one, so a command in a transaction that aborts is counted again.",
+		}),
 	}
-	reg.MustRegister(m.commands, m.refusals, m.decisions, m.txns, m.skipped, m.commandToEvent, m.txnSeconds, m.catchUp, m.seals, m.sessionRestarts)
+	reg.MustRegister(m.commands, m.refusals, m.decisions, m.txns, m.skipped, m.commandToEvent, m.txnSeconds, m.catchUp, m.seals, m.sessionRestarts, m.quarantined)
 	return m
 }
 
