@@ -1,11 +1,13 @@
 package session_test
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/codec"
@@ -46,6 +48,53 @@ func TestLostCommandsStopThePartition(t *testing.T) {
 	}
 	require.Equal(t, int64(1), r.committed(t, 0), "nothing is committed past the loss")
 	requireStopped(t, b, 0, "deleted before they were decided")
+}
+
+// TestTruncatedCommandsStopThePartition: the leader of a commands
+// partition moves, and the new leader's log ends before what the decider
+// consumed there (a truncation, as after an unclean leader election; its
+// answer to the client's epoch check is forged here). franz-go reports
+// the data loss and would go on from the truncation point. The decider
+// must stop the partition instead, and go on with the others.
+func TestTruncatedCommandsStopThePartition(t *testing.T) {
+	t.Parallel()
+	r := newRigN(t, 2, 2)
+	a := r.startDecider(t, "a")
+	eventually(t, "a owns both partitions", func() bool { return a.owns(0) && a.owns(1) })
+	for _, prefix := range []string{"first", "second"} {
+		id := r.submit(t, r.ridIn(t, prefix, 0), time.Hour)
+		eventually(t, "a decides "+id, func() bool { return r.decided(t, 0, id) })
+	}
+	eventually(t, "both offsets are committed", func() bool { return r.committed(t, 0) == 2 })
+
+	var forged atomic.Int32
+	r.cluster.ControlKey(int16(kmsg.OffsetForLeaderEpoch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r.cluster.KeepControl()
+		q := req.(*kmsg.OffsetForLeaderEpochRequest)
+		if len(q.Topics) != 1 || q.Topics[0].Topic != r.topics.Commands || len(q.Topics[0].Partitions) != 1 || q.Topics[0].Partitions[0].Partition != 0 {
+			return nil, nil, false
+		}
+		forged.Add(1)
+		resp := q.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+		rt := kmsg.NewOffsetForLeaderEpochResponseTopic()
+		rt.Topic = r.topics.Commands
+		rp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+		rp.Partition, rp.LeaderEpoch, rp.EndOffset = 0, q.Topics[0].Partitions[0].LeaderEpoch, 1 // the second command is gone
+		rt.Partitions = append(rt.Partitions, rp)
+		resp.Topics = append(resp.Topics, rt)
+		return resp, nil, true
+	})
+	leader := r.cluster.LeaderFor(r.topics.Commands, 0)
+	require.NoError(t, r.cluster.MoveTopicPartition(r.topics.Commands, 0, 1-leader))
+
+	after := r.submit(t, r.ridIn(t, "after", 0), time.Hour)
+	other := r.submit(t, r.ridIn(t, "other", 1), time.Hour)
+	eventually(t, "a decides the other partition", func() bool { return r.decided(t, 1, other) })
+	eventually(t, "the client checked the new leader's log", func() bool { return forged.Load() > 0 })
+	time.Sleep(time.Second)
+	require.False(t, r.decided(t, 0, after), "a decided past records that were lost")
+	require.Equal(t, int64(2), r.committed(t, 0), "nothing is committed past the loss")
+	requireStopped(t, a, 0, "lost records")
 }
 
 // TestAGapInTheEventsStopsOnlyThatPartition: a replica starts with an

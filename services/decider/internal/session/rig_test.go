@@ -39,10 +39,15 @@ type rig struct {
 
 func newRig(t *testing.T) *rig { return newRigN(t, 1) }
 
-// newRigN is a rig whose topics have n partitions.
-func newRigN(t *testing.T, n int32) *rig {
+// newRigN is a rig whose topics have n partitions, on brokers brokers
+// (one if not given).
+func newRigN(t *testing.T, n int32, brokers ...int) *rig {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	nb := 1
+	if len(brokers) > 0 {
+		nb = brokers[0]
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(nb), kfake.GroupMinSessionTimeout(100*time.Millisecond))
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	r := &rig{cluster: c, kafka: eventlog.Config{Brokers: c.ListenAddrs(), ClientID: "rig"},

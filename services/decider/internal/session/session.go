@@ -544,22 +544,25 @@ func recordsLost(err error) bool {
 	return errors.As(err, &loss) || errors.Is(err, kerr.OffsetOutOfRange)
 }
 
-// lostCommands says what was lost, as far as the group's committed offset
-// and the log start tell.
+// lostCommands says what was lost, as far as the error, the group's
+// committed offset and the log start tell.
 func (l *Loop) lostCommands(ctx context.Context, sess *kgo.GroupTransactSession, topic string, p int32, err error) string {
-	committed, ok := sess.Client().CommittedOffsets()[topic][p]
-	if !ok {
-		return fmt.Sprintf("commands of %s/%d were lost before they were decided: %v", topic, p, err)
+	var loss *kgo.ErrDataLoss
+	if errors.As(err, &loss) {
+		return fmt.Sprintf("lost records of %s/%d (the log was truncated): commands written there since would be skipped: %v", topic, p, err)
 	}
-	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if starts, lerr := l.adm.ListStartOffsets(lctx, topic); lerr == nil {
-		if s, ok := starts.Lookup(topic, p); ok && s.Err == nil && s.Offset > committed.Offset {
-			return fmt.Sprintf("commands %d to %d of %s/%d were deleted before they were decided (the group's committed offset is %d, the log starts at %d): %v",
-				committed.Offset, s.Offset-1, topic, p, committed.Offset, s.Offset, err)
+	committed, ok := sess.Client().CommittedOffsets()[topic][p]
+	if ok {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if starts, lerr := l.adm.ListStartOffsets(lctx, topic); lerr == nil {
+			if s, ok := starts.Lookup(topic, p); ok && s.Err == nil && s.Offset > committed.Offset {
+				return fmt.Sprintf("commands %d to %d of %s/%d were deleted before they were decided (the group's committed offset is %d, the log starts at %d): %v",
+					committed.Offset, s.Offset-1, topic, p, committed.Offset, s.Offset, err)
+			}
 		}
 	}
-	return fmt.Sprintf("commands of %s/%d after the group's committed offset %d were lost before they were decided: %v", topic, p, committed.Offset, err)
+	return fmt.Sprintf("lost records of %s/%d: the offset to read is out of range (records deleted, or the log truncated or recreated): %v", topic, p, err)
 }
 
 // stop stops deciding the given owned partitions (see core.Stop) and
