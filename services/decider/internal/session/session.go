@@ -134,11 +134,11 @@ func (l *Loop) onRevoked(_ context.Context, cl *kgo.Client, revoked map[string][
 const maxFailedSessions = 5
 
 // maxAbortsInARow is how many transactions in a row may abort, for a
-// reason other than a rebalance or a partition stopped, before the
-// session is counted as failed and replaced: a failure that aborts every
-// transaction (a produce the events topic always refuses, say) is not
-// retried forever in silence, and after maxFailedSessions such sessions
-// the decider exits.
+// reason other than a rebalance, before the session is counted as failed
+// and replaced (a partition stopped for missing records aborts one): a
+// failure that aborts every transaction (a produce the events topic always
+// refuses, say) is not retried forever in silence, and after
+// maxFailedSessions such sessions the decider exits.
 const maxAbortsInARow = 10
 
 // Run runs transactional sessions until ctx ends. A session whose
@@ -157,6 +157,9 @@ const maxAbortsInARow = 10
 // that one lost partition does not keep the replica from deciding the
 // others.
 func (l *Loop) Run(ctx context.Context) error {
+	if l.cfg.CommandsTopic == "" || l.cfg.EventsTopic == "" {
+		return errors.New("decider: the session needs its commands and events topics")
+	}
 	if err := l.waitProjected(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -234,11 +237,14 @@ func (l *Loop) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
 			return errors.New("decider: kafka client closed")
 		}
 		lost := map[int32]string{}
+		stopped := l.core.Stopped()
 		fetches.EachError(func(t string, p int32, err error) {
 			switch {
 			case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 			case recordsLost(err):
-				lost[p] = l.lostCommands(ctx, sess, t, p, err)
+				if _, already := stopped[p]; !already {
+					lost[p] = l.lostCommands(ctx, sess, t, p, err)
+				}
 			default:
 				l.cfg.Logger.Warn("fetch error", "topic", t, "partition", p, "err", err)
 			}
@@ -344,7 +350,7 @@ func (l *Loop) transact(ctx context.Context, sess *kgo.GroupTransactSession, rec
 		if txnErr != nil && !errors.Is(txnErr, core.ErrNotOwned) {
 			return fmt.Errorf("decider: a transaction failed and would fail again: %w", txnErr)
 		}
-		if !revoked && txnErr == nil {
+		if !revoked {
 			l.aborts++
 		}
 		if l.aborts >= maxAbortsInARow {
@@ -430,7 +436,7 @@ func (l *Loop) catchUp(ctx context.Context, sess *kgo.GroupTransactSession) bool
 		return false
 	}
 	for _, p := range parts {
-		err := WaitApplied(cctx, l.proj, p, ends[p])
+		err := waitApplied(cctx, l.proj, p, ends[p])
 		var stopped stoppedError
 		switch {
 		case errors.As(err, &stopped):
@@ -459,7 +465,7 @@ func (l *Loop) catchUp(ctx context.Context, sess *kgo.GroupTransactSession) bool
 	return true
 }
 
-// stoppedError is WaitApplied's error for a partition the projection
+// stoppedError is waitApplied's error for a partition the projection
 // stopped reading.
 type stoppedError struct {
 	partition int32
@@ -474,10 +480,10 @@ func (e stoppedError) why() string {
 	return fmt.Sprintf("the projection stopped reading events partition %d, so the chain head it holds is not the log's: %s", e.partition, e.reason)
 }
 
-// WaitApplied waits until the projection has applied events partition p
+// waitApplied waits until the projection has applied events partition p
 // up to off, and fails at once if it stopped reading p (records are
 // missing there), before or after reaching off.
-func WaitApplied(ctx context.Context, proj Projection, p int32, off int64) error {
+func waitApplied(ctx context.Context, proj Projection, p int32, off int64) error {
 	for {
 		if why := proj.Stopped()[p]; why != "" {
 			return stoppedError{partition: p, reason: why}
@@ -523,7 +529,7 @@ func (l *Loop) waitProjected(ctx context.Context) error {
 		if waitErr != nil {
 			return
 		}
-		err := WaitApplied(ctx, l.proj, o.Partition, o.Offset)
+		err := waitApplied(ctx, l.proj, o.Partition, o.Offset)
 		var stopped stoppedError
 		switch {
 		case errors.As(err, &stopped):
