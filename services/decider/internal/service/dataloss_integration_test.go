@@ -14,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/kafkatest"
 	"github.com/assent-dev/assent/test/systest"
@@ -32,7 +31,7 @@ func TestIntegrationLostCommandsStopThePartition(t *testing.T) {
 	group := "test-decider-" + topics.Commands
 	cl := kafkatest.NewClient(t)
 	adm := kafkatest.NewAdmin(t)
-	kcfg := eventlog.Config{Brokers: kafkatest.Brokers(t)}
+	kcfg := kafkatest.Config(t, "dataloss")
 	ridIn := func(prefix string, p int32) string {
 		for i := 0; ; i++ {
 			if rid := fmt.Sprintf("%s-%d", prefix, i); wire.Partition([]byte(rid), 2) == p {
