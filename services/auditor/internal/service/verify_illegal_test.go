@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ import (
 type fakeLog struct {
 	cfg eventlog.Config
 	adm *kadm.Client
-	n   int
+	n   atomic.Int64 // names each topic; parallel subtests write
 }
 
 func newFakeLog(t *testing.T) *fakeLog {
@@ -43,8 +44,7 @@ func newFakeLog(t *testing.T) *fakeLog {
 // new topic and returns its name and the offset of every event.
 func (f *fakeLog) write(t *testing.T, parts ...[]approval.Event) (string, [][]int64) {
 	t.Helper()
-	f.n++
-	topic := fmt.Sprintf("events-%d", f.n)
+	topic := fmt.Sprintf("events-%d", f.n.Add(1))
 	require.Less(t, len(parts), 100, "a handful of partitions")
 	n := int32(len(parts)) //nolint:gosec // G115: fewer than 100, checked above
 	_, err := f.adm.CreateTopic(t.Context(), n, 1, nil, topic)
