@@ -118,6 +118,9 @@ func startAPI(t *testing.T, topics eventlog.TopicSpec, brokers []string, name st
 	go func() { done <- service.Run(ctx, cfg, logs) }()
 	t.Cleanup(func() {
 		cancel()
+		if os.Getenv("H13_DEBUG") != "" {
+			defer func() { t.Logf("%s log:\n%s", name, logs.String()) }()
+		}
 		select {
 		case err := <-done:
 			require.NoError(t, err, "%s stopped with an error", name)

@@ -1,0 +1,173 @@
+package service_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/test/kafkaproxy"
+	"github.com/assent-dev/assent/test/kafkatest"
+	"github.com/assent-dev/assent/test/systest"
+)
+
+// startDeciders runs two deciders (processes) on topics, straight to the
+// cluster.
+func startDeciders(t *testing.T, topics eventlog.TopicSpec, brokers []string) {
+	t.Helper()
+	bin := systest.Build(t, "decider")
+	root := systest.RepoRoot()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	for i := range 2 {
+		p := systest.NewProc(t, filepath.Join(bin, "decider"), fmt.Sprintf("decider-%d-%s", i, topics.Commands),
+			"ASSENT_KAFKA_BROKERS="+strings.Join(brokers, ","),
+			"ASSENT_POLICY_FILE="+filepath.Join(root, "infra/policies/example.yaml"),
+			"ASSENT_PARTITIONS=12",
+			"ASSENT_COMMANDS_TOPIC="+topics.Commands,
+			"ASSENT_EVENTS_TOPIC="+topics.Events,
+			"ASSENT_DECIDER_GROUP=test-decider-"+topics.Commands,
+		)
+		p.Start()
+		require.NoError(t, p.WaitReady(ctx))
+		t.Cleanup(func() {
+			if t.Failed() || os.Getenv("ASSENT_TEST_LOGS") != "" {
+				logs, _ := os.ReadFile(p.Log)
+				t.Logf("%s log (tail):\n%s", p.Name, tail(string(logs), 40))
+			}
+		})
+	}
+}
+
+// probe reads a probe's status.
+func (c *cluster) probe(t *testing.T, path string) int {
+	t.Helper()
+	return c.call(t, 0, http.MethodGet, path, "", "").status
+}
+
+// TestIntegrationKafkaOutage runs an api replica whose only way to Kafka
+// is a proxy the test cuts, then stalls (the deciders reach the cluster
+// directly). While Kafka is away from the replica: /readyz stays 200, so a
+// load balancer keeps it; reads and long polls answer from the
+// projection; /readyz?scope=write is 503; and writes answer 503 with
+// Retry-After at once instead of after the produce's delivery timeout.
+// When Kafka is back, writes go through again, and the log agrees with
+// everything the replica acknowledged.
+func TestIntegrationKafkaOutage(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	topics := kafkatest.NewTopics(t, 12)
+	startDeciders(t, topics, brokers)
+	proxy := kafkaproxy.New(t, brokers)
+	c := &cluster{t: t, topics: topics, kafka: eventlog.Config{Brokers: brokers, ClientID: "api-outage"}}
+	c.apis = []string{startAPI(t, topics, proxy.Seeds(), "api-outage")}
+	ready, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	require.NoError(t, waitReady(ready, c.apis[0]))
+
+	for _, fault := range []struct {
+		name   string
+		inject func()
+	}{
+		{"cut", proxy.Cut},
+		{"stall", proxy.Stall},
+	} {
+		t.Run(fault.name, func(t *testing.T) {
+			pending, decided := uniq("outage-pending"), uniq("outage-decided")
+			voteKey := "Idempotency-Key: " + uniq("outage-vote") // a retry that did land reports the first outcome
+			c.submit(t, 0, deployBot, deployBody(pending, "wait for me"))
+			c.submit(t, 0, deployBot, deployBody(decided, "decide me"))
+			c.vote(t, 0, alice, decided, "approve", http.StatusOK)
+			require.Equal(t, http.StatusOK, c.probe(t, "/readyz?scope=write"))
+
+			fault.inject()
+			began := time.Now()
+			// A write sent as Kafka goes away, before the replica can know:
+			// its outcome may be unknown (franz-go may have written the
+			// produce request to a connection the proxy has closed or
+			// stalled, and its idempotent producer fails a record only
+			// when it knows the broker did not write it), so it is only
+			// logged; it is not counted as acknowledged, and the check of
+			// the log holds either way.
+			type answer struct {
+				status int
+				err    error
+				took   time.Duration
+			}
+			during := make(chan answer, 1)
+			go func() {
+				req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, c.apis[0]+"/v1/requests",
+					strings.NewReader(deployBody(uniq("outage-during"), "as Kafka goes")))
+				req.Header.Set("Authorization", "Bearer "+deployBot)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := http.DefaultClient.Do(req)
+				a := answer{err: err, took: time.Since(began)}
+				if err == nil {
+					a.status = resp.StatusCode
+					_ = resp.Body.Close()
+				}
+				during <- a
+			}()
+
+			// Reads go on, and the load balancer keeps the replica.
+			for range 10 {
+				require.Equal(t, http.StatusOK, c.probe(t, "/readyz"), "a replica that can serve reads stays ready")
+				v := c.expect(t, 0, http.MethodGet, "/v1/requests/"+decided, zed, "", http.StatusOK)
+				require.Equal(t, "approved", v["status"])
+				time.Sleep(100 * time.Millisecond)
+			}
+			eventually(t, 15*time.Second, func() bool { return c.probe(t, "/readyz?scope=write") == http.StatusServiceUnavailable },
+				"/readyz?scope=write never reported the outage")
+			detected := time.Since(began)
+			pollBegan := time.Now()
+			v := c.expect(t, 0, http.MethodGet, "/v1/requests/"+pending+"?wait=1s", zed, "", http.StatusOK)
+			require.Equal(t, "pending", v["status"])
+			require.GreaterOrEqual(t, time.Since(pollBegan), time.Second, "the long poll waited")
+			c.expect(t, 0, http.MethodGet, "/v1/requests?requester=service:deploy-bot&limit=5", zed, "", http.StatusOK)
+			c.expect(t, 0, http.MethodGet, "/v1/requests/"+decided+"/events", zed, "", http.StatusOK)
+
+			// Writes are refused at once, and say when to come back.
+			var worst time.Duration
+			for range 5 {
+				began := time.Now()
+				r := c.call(t, 0, http.MethodPost, "/v1/requests/"+pending+"/votes", bob, `{"decision":"approve"}`, voteKey)
+				worst = max(worst, time.Since(began))
+				require.Equal(t, http.StatusServiceUnavailable, r.status, "body: %s", r.body)
+				require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
+				require.NotEmpty(t, r.header.Get("Retry-After"))
+			}
+			t.Logf("%s: write readiness 503 after %s; writes then answered 503 within %s", fault.name,
+				detected.Round(time.Millisecond), worst.Round(100*time.Microsecond))
+			require.Less(t, worst, time.Second, "writes are refused at once while Kafka is known to be away")
+
+			proxy.Restore()
+			select {
+			case a := <-during:
+				t.Logf("%s: a write sent as Kafka went away answered %d (%v) after %s", fault.name, a.status, a.err, a.took.Round(time.Millisecond))
+			case <-time.After(90 * time.Second):
+				t.Fatalf("%s: a write sent as Kafka went away has no answer 90s after it", fault.name)
+			}
+			eventually(t, 60*time.Second, func() bool { return c.probe(t, "/readyz?scope=write") == http.StatusOK },
+				"writes never became ready again")
+			eventually(t, 60*time.Second, func() bool {
+				r := c.call(t, 0, http.MethodPost, "/v1/requests/"+pending+"/votes", bob, `{"decision":"approve"}`, voteKey)
+				return r.status == http.StatusOK
+			}, "the vote never went through after Kafka came back")
+			c.get(t, 0, pending, "approved")
+		})
+	}
+
+	// The log agrees with everything the replica acknowledged.
+	ctx, cancelRead := context.WithTimeout(t.Context(), time.Minute)
+	defer cancelRead()
+	log, err := systest.ReadLog(ctx, c.kafka, topics.Events)
+	require.NoError(t, err)
+	res := systest.Check(log, c.acked)
+	require.Empty(t, res.Anomalies, res.Summary())
+}
