@@ -7,7 +7,9 @@
 // A plain TCP proxy in front of the seed brokers is not enough: a Kafka
 // client asks the seeds for the cluster's metadata and then connects to
 // the addresses the brokers advertise, around the proxy. This proxy
-// forwards every request byte for byte, but rewrites the broker addresses
+// forwards every request byte for byte (SASL's handshake and tokens
+// included, so an authenticating client authenticates to the brokers
+// themselves), but rewrites the broker addresses
 // in the answers that carry them (Metadata, FindCoordinator,
 // DescribeCluster) to listeners of its own, one per broker, so that every
 // connection the client makes goes through it.
@@ -253,14 +255,18 @@ func (p *Proxy) proxy(client net.Conn, real string) {
 		defer func() { done <- struct{}{} }()
 		for {
 			frame, err := readFrame(client)
-			if err != nil || len(frame) < 8 {
+			if err != nil {
 				return
 			}
-			key, version := int16(binary.BigEndian.Uint16(frame[0:])), int16(binary.BigEndian.Uint16(frame[2:]))
-			corr := int32(binary.BigEndian.Uint32(frame[4:]))
-			mu.Lock()
-			inflight[corr] = [2]int16{key, version}
-			mu.Unlock()
+			// A frame too short for a request header is forwarded as it
+			// is: a raw SASL token (SaslHandshake v0) has no header.
+			if len(frame) >= 8 {
+				key, version := int16(binary.BigEndian.Uint16(frame[0:])), int16(binary.BigEndian.Uint16(frame[2:]))
+				corr := int32(binary.BigEndian.Uint32(frame[4:]))
+				mu.Lock()
+				inflight[corr] = [2]int16{key, version}
+				mu.Unlock()
+			}
 			if !p.waitFlowing(client) || writeFrame(broker, frame) != nil {
 				return
 			}
@@ -270,14 +276,20 @@ func (p *Proxy) proxy(client net.Conn, real string) {
 		defer func() { done <- struct{}{} }()
 		for {
 			frame, err := readFrame(broker)
-			if err != nil || len(frame) < 4 {
+			if err != nil {
 				return
 			}
-			corr := int32(binary.BigEndian.Uint32(frame[0:]))
-			mu.Lock()
-			kv, ok := inflight[corr]
-			delete(inflight, corr)
-			mu.Unlock()
+			var (
+				kv [2]int16
+				ok bool
+			)
+			if len(frame) >= 4 {
+				corr := int32(binary.BigEndian.Uint32(frame[0:]))
+				mu.Lock()
+				kv, ok = inflight[corr]
+				delete(inflight, corr)
+				mu.Unlock()
+			}
 			if ok {
 				if frame, err = p.rewrite(kv[0], kv[1], frame); err != nil {
 					p.t.Errorf("kafkaproxy: rewrite answer to key %d v%d: %v", kv[0], kv[1], err)

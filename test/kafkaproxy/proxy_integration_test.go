@@ -27,7 +27,9 @@ func TestIntegrationProxy(t *testing.T) {
 		mu     sync.Mutex
 		dialed []string
 	)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(p.Seeds()...), kgo.RequestTimeoutOverhead(2*time.Second),
+	// The cluster authenticates (SASL/SCRAM): the handshake goes through
+	// the proxy untouched. The seeds come after Auth's, which they replace.
+	opts := append(kafkatest.Auth(t), kgo.SeedBrokers(p.Seeds()...), kgo.RequestTimeoutOverhead(2*time.Second),
 		kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
 			mu.Lock()
 			dialed = append(dialed, host)
@@ -35,6 +37,7 @@ func TestIntegrationProxy(t *testing.T) {
 			var d net.Dialer
 			return d.DialContext(ctx, network, host)
 		}))
+	cl, err := kgo.NewClient(opts...)
 	require.NoError(t, err)
 	defer cl.Close()
 

@@ -65,7 +65,7 @@ func TestIntegrationKafkaOutage(t *testing.T) {
 	topics := kafkatest.NewTopics(t, 12)
 	startDeciders(t, topics, brokers)
 	proxy := kafkaproxy.New(t, brokers)
-	c := &cluster{t: t, topics: topics, kafka: eventlog.Config{Brokers: brokers, ClientID: "api-outage"}}
+	c := &cluster{t: t, topics: topics, kafka: kafkatest.Config(t, "api-outage")}
 	c.apis = []string{startAPI(t, topics, proxy.Seeds(), "api-outage")}
 	ready, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
