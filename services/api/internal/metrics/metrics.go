@@ -28,6 +28,9 @@ type Metrics struct {
 	LongPolls        prometheus.Gauge
 	LongPollsRefused *prometheus.CounterVec
 	WritesThrottled  prometheus.Counter
+	// WritesUnavailable counts writes answered 503 writes_unavailable at
+	// once, while the replica could not reach Kafka.
+	WritesUnavailable prometheus.Counter
 }
 
 // latencyBuckets suit answers that take milliseconds and waits that take
@@ -79,12 +82,15 @@ func New(reg prometheus.Registerer, ready func() bool) *Metrics {
 		WritesThrottled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "assent_api_writes_throttled_total", Help: "Writes refused with 429 because their principal was over ASSENT_WRITE_RATE on this replica.",
 		}),
+		WritesUnavailable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "assent_api_writes_unavailable_total", Help: "Writes answered 503 writes_unavailable at once, nothing sent, because this replica could not reach Kafka.",
+		}),
 	}
 	for _, limit := range []string{"principal", "replica"} {
 		m.LongPollsRefused.WithLabelValues(limit)
 	}
 	reg.MustRegister(m.HTTPRequests, m.HTTPSeconds, m.SendSeconds, m.SendErrors, m.WriteWait,
-		m.Approval, m.Decisions, m.Ready, m.LongPolls, m.LongPollsRefused, m.WritesThrottled)
+		m.Approval, m.Decisions, m.Ready, m.LongPolls, m.LongPollsRefused, m.WritesThrottled, m.WritesUnavailable)
 	return m
 }
 

@@ -34,6 +34,11 @@ type Config struct {
 	// WriteReady reports whether writes can be made durable now: nil, or
 	// why not. /readyz?scope=write answers it.
 	WriteReady func(ctx context.Context) error
+	// Writable reports at once, without a round trip to Kafka, whether
+	// writes can be sent now: nil, or why not (Kafka is unreachable).
+	// While it reports an error, writes answer 503 writes_unavailable
+	// with Retry-After at once, and nothing is sent. Nil: always try.
+	Writable func() error
 	// Limits bound what one principal, and all of them together, may hold
 	// of this replica.
 	Limits Limits
@@ -147,11 +152,21 @@ func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// bounded holds a write to its principal's rate, before its body is
-// read, and gives it the time to answer that the produce and the wait for
-// its outcome need, beyond the server's write timeout.
+// bounded refuses a write at once while Kafka is known to be away
+// (docs/architecture.md, "Failure model": reads go on, writes wait), holds
+// it to its principal's rate, both before its body is read, and gives it
+// the time to answer that the produce and the wait for its outcome need,
+// beyond the server's write timeout.
 func (s *server) bounded(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if s.cfg.Writable != nil {
+			if err := s.cfg.Writable(); err != nil {
+				if s.cfg.Metrics != nil {
+					s.cfg.Metrics.WritesUnavailable.Inc()
+				}
+				return writesUnavailable(err)
+			}
+		}
 		if p := s.limits.write(principal(c).ID); p != nil {
 			return p
 		}

@@ -2,48 +2,27 @@ package service_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/test/kafkaproxy"
 	"github.com/assent-dev/assent/test/kafkatest"
 	"github.com/assent-dev/assent/test/systest"
 )
 
-// startDeciders runs two deciders (processes) on topics, straight to the
-// cluster.
-func startDeciders(t *testing.T, topics eventlog.TopicSpec, brokers []string) {
+// metric reads a sample of replica 0's /metrics ("" when absent).
+func (c *cluster) metric(t *testing.T, sample string) string {
 	t.Helper()
-	bin := systest.Build(t, "decider")
-	root := systest.RepoRoot()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	for i := range 2 {
-		p := systest.NewProc(t, filepath.Join(bin, "decider"), fmt.Sprintf("decider-%d-%s", i, topics.Commands),
-			"ASSENT_KAFKA_BROKERS="+strings.Join(brokers, ","),
-			"ASSENT_POLICY_FILE="+filepath.Join(root, "infra/policies/example.yaml"),
-			"ASSENT_PARTITIONS=12",
-			"ASSENT_COMMANDS_TOPIC="+topics.Commands,
-			"ASSENT_EVENTS_TOPIC="+topics.Events,
-			"ASSENT_DECIDER_GROUP=test-decider-"+topics.Commands,
-		)
-		p.Start()
-		require.NoError(t, p.WaitReady(ctx))
-		t.Cleanup(func() {
-			if t.Failed() || os.Getenv("ASSENT_TEST_LOGS") != "" {
-				logs, _ := os.ReadFile(p.Log)
-				t.Logf("%s log (tail):\n%s", p.Name, tail(string(logs), 40))
-			}
-		})
+	for line := range strings.Lines(string(c.call(t, 0, http.MethodGet, "/metrics", "", "").body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), sample+" "); ok {
+			return v
+		}
 	}
+	return ""
 }
 
 // probe reads a probe's status.
@@ -125,6 +104,7 @@ func TestIntegrationKafkaOutage(t *testing.T) {
 			eventually(t, 15*time.Second, func() bool { return c.probe(t, "/readyz?scope=write") == http.StatusServiceUnavailable },
 				"/readyz?scope=write never reported the outage")
 			detected := time.Since(began)
+			require.Equal(t, http.StatusOK, c.probe(t, "/readyz"), "Kafka is known to be away, and reads are still ready")
 			pollBegan := time.Now()
 			v := c.expect(t, 0, http.MethodGet, "/v1/requests/"+pending+"?wait=1s", zed, "", http.StatusOK)
 			require.Equal(t, "pending", v["status"])
@@ -141,7 +121,11 @@ func TestIntegrationKafkaOutage(t *testing.T) {
 				require.Equal(t, http.StatusServiceUnavailable, r.status, "body: %s", r.body)
 				require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
 				require.NotEmpty(t, r.header.Get("Retry-After"))
+				require.Equal(t, "writes_unavailable", r.json(t)["code"], "body: %s", r.body)
+				require.Empty(t, r.header.Get("Assent-Command-Id"), "nothing was sent")
 			}
+			require.Equal(t, "0", c.metric(t, "assent_api_write_ready"))
+			require.NotEqual(t, "0", c.metric(t, "assent_api_writes_unavailable_total"))
 			t.Logf("%s: write readiness 503 after %s; writes then answered 503 within %s", fault.name,
 				detected.Round(time.Millisecond), worst.Round(100*time.Microsecond))
 			require.Less(t, worst, time.Second, "writes are refused at once while Kafka is known to be away")
@@ -160,6 +144,7 @@ func TestIntegrationKafkaOutage(t *testing.T) {
 				return r.status == http.StatusOK
 			}, "the vote never went through after Kafka came back")
 			c.get(t, 0, pending, "approved")
+			require.Equal(t, "1", c.metric(t, "assent_api_write_ready"))
 		})
 	}
 

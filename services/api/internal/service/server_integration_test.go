@@ -55,13 +55,28 @@ func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	brokers := kafkatest.Brokers(t)
 	topics := kafkatest.NewTopics(t, 12)
-	bin := systest.Build(t, "decider")
-	root := systest.RepoRoot()
 	c := &cluster{t: t, topics: topics, kafka: kafkatest.Config(t, "api-e2e")}
-
+	startDeciders(t, topics, brokers)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	group := "test-decider-" + topics.Commands
+	for i := range 2 {
+		c.apis = append(c.apis, startAPI(t, topics, brokers, fmt.Sprintf("api-%d", i)))
+	}
+	for _, base := range c.apis {
+		require.NoError(t, waitReady(ctx, base))
+	}
+	return c
+}
+
+// startDeciders runs two deciders (processes) on topics, straight to the
+// cluster (they authenticate with the environment's ASSENT_KAFKA_USER and
+// ASSENT_KAFKA_PASSWORD_FILE, which they inherit).
+func startDeciders(t *testing.T, topics eventlog.TopicSpec, brokers []string) {
+	t.Helper()
+	bin := systest.Build(t, "decider")
+	root := systest.RepoRoot()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
 	for i := range 2 {
 		p := systest.NewProc(t, filepath.Join(bin, "decider"), fmt.Sprintf("decider-%d-%s", i, topics.Commands),
 			"ASSENT_KAFKA_BROKERS="+strings.Join(brokers, ","),
@@ -69,7 +84,7 @@ func startCluster(t *testing.T) *cluster {
 			"ASSENT_PARTITIONS=12",
 			"ASSENT_COMMANDS_TOPIC="+topics.Commands,
 			"ASSENT_EVENTS_TOPIC="+topics.Events,
-			"ASSENT_DECIDER_GROUP="+group,
+			"ASSENT_DECIDER_GROUP=test-decider-"+topics.Commands,
 			"ASSENT_LOG_LEVEL=info",
 		)
 		p.Start()
@@ -81,13 +96,6 @@ func startCluster(t *testing.T) *cluster {
 			}
 		})
 	}
-	for i := range 2 {
-		c.apis = append(c.apis, startAPI(t, topics, brokers, fmt.Sprintf("api-%d", i)))
-	}
-	for _, base := range c.apis {
-		require.NoError(t, waitReady(ctx, base))
-	}
-	return c
 }
 
 // startAPI runs one api replica in-process until the test ends.
