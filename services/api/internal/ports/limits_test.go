@@ -237,6 +237,54 @@ func TestReadyzSeparatesReadsFromWrites(t *testing.T) {
 	require.Contains(t, string(r.body), "scope must be read or write")
 }
 
+// TestWritesAreRefusedAtOnceWhileKafkaIsAway: while the replica knows it
+// cannot reach Kafka, every write answers 503 writes_unavailable with
+// Retry-After at once, before its body is read, and nothing is sent; reads
+// and long polls go on; once Kafka answers again, writes go through.
+func TestWritesAreRefusedAtOnceWhileKafkaIsAway(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var away error
+	h := newLimitedHarness(t, ports.Limits{WriteRate: 1000}, func(c *ports.Config) {
+		c.Writable = func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			return away
+		}
+	})
+	h.submit(deployBot, deploy("r-away", "ship"), http.StatusCreated)
+	sent := len(h.log.Sent())
+
+	mu.Lock()
+	away = errors.New("kafka has not answered its pings since 10:00:00")
+	mu.Unlock()
+	for _, w := range []struct{ path, token, body string }{
+		{"/v1/requests", deployBot, deploy("r-new", "ship")},
+		{"/v1/requests/r-away/votes", bob, `{"decision":"approve"}`},
+		{"/v1/requests/r-away/cancel", deployBot, ""},
+	} {
+		r := h.do(http.MethodPost, w.path, w.token, w.body)
+		p := requireProblem(t, r, http.StatusServiceUnavailable, "writes_unavailable")
+		require.Equal(t, "https://github.com/assent-dev/assent/blob/main/schemas/README.md#writes_unavailable", p["type"])
+		require.Contains(t, p["detail"], "kafka has not answered its pings")
+		requireRetryAfter(t, r)
+		require.Empty(t, r.Header().Get(ports.HeaderCommandID), "nothing was sent")
+	}
+	require.Len(t, h.log.Sent(), sent, "nothing was sent while Kafka was away")
+	require.Equal(t, "3", h.metric("assent_api_writes_unavailable_total"))
+	// Unauthenticated writes are still told so, not that Kafka is away.
+	requireProblem(t, h.do(http.MethodPost, "/v1/requests", "", deploy("r-anon", "ship")), http.StatusUnauthorized, "unauthenticated")
+	// Reads go on.
+	require.Equal(t, "pending", h.do(http.MethodGet, "/v1/requests/r-away", zed, "").json(t)["status"])
+	require.Equal(t, "pending", h.do(http.MethodGet, "/v1/requests/r-away?wait=10ms", zed, "").json(t)["status"])
+
+	mu.Lock()
+	away = nil
+	mu.Unlock()
+	require.Equal(t, "approved", h.do(http.MethodPost, "/v1/requests/r-away/votes", bob, `{"decision":"approve"}`).json(t)["status"])
+	require.Len(t, h.log.Sent(), sent+1)
+}
+
 // serve runs h behind daemon's HTTP serving with a short write timeout.
 func serve(t *testing.T, h http.Handler, write time.Duration) string {
 	t.Helper()
