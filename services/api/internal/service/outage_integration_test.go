@@ -134,6 +134,8 @@ func TestIntegrationKafkaOutage(t *testing.T) {
 			select {
 			case a := <-during:
 				t.Logf("%s: a write sent as Kafka went away answered %d (%v) after %s", fault.name, a.status, a.err, a.took.Round(time.Millisecond))
+				require.NoError(t, a.err, "the write got an answer, not a cut connection")
+				require.Contains(t, []int{http.StatusCreated, http.StatusAccepted, http.StatusServiceUnavailable}, a.status)
 			case <-time.After(90 * time.Second):
 				t.Fatalf("%s: a write sent as Kafka went away has no answer 90s after it", fault.name)
 			}
@@ -155,4 +157,61 @@ func TestIntegrationKafkaOutage(t *testing.T) {
 	require.NoError(t, err)
 	res := systest.Check(log, c.acked)
 	require.Empty(t, res.Anomalies, res.Summary())
+}
+
+// TestIntegrationLimitsComeFromTheConfig: the replica enforces the limits
+// its environment sets: a principal over ASSENT_WRITE_RATE gets 429
+// rate_limited, one over ASSENT_MAX_LONG_POLLS_PER_PRINCIPAL too, and a
+// long poll over ASSENT_MAX_LONG_POLLS is 503, each with Retry-After.
+func TestIntegrationLimitsComeFromTheConfig(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	topics := kafkatest.NewTopics(t, 12)
+	c := &cluster{t: t, topics: topics, kafka: kafkatest.Config(t, "api-limits")}
+	c.apis = []string{startAPI(t, topics, brokers, "api-limits",
+		"ASSENT_WRITE_RATE=1", "ASSENT_WRITE_BURST=1", "ASSENT_WRITE_WAIT=100ms", // no decider: writes answer 202
+		"ASSENT_MAX_LONG_POLLS=2", "ASSENT_MAX_LONG_POLLS_PER_PRINCIPAL=1")}
+	ready, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	require.NoError(t, waitReady(ready, c.apis[0]))
+
+	r := c.call(t, 0, http.MethodPost, "/v1/requests", deployBot, deployBody(uniq("limits"), "first"))
+	require.Equal(t, http.StatusAccepted, r.status, "body: %s", r.body)
+	r = c.call(t, 0, http.MethodPost, "/v1/requests", deployBot, deployBody(uniq("limits"), "second, at once"))
+	require.Equal(t, http.StatusTooManyRequests, r.status, "body: %s", r.body)
+	require.Equal(t, "rate_limited", r.json(t)["code"])
+	require.NotEmpty(t, r.header.Get("Retry-After"))
+	require.Equal(t, "1", c.metric(t, "assent_api_writes_throttled_total"))
+
+	// Long polls on a request nobody submits: they wait until the test
+	// ends them.
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	park := func(token string) {
+		go func() {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.apis[0]+"/v1/requests/"+uniq("never")+"?wait=60s", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				_ = resp.Body.Close()
+			}
+		}()
+	}
+	parked := func(n string) {
+		eventually(t, 10*time.Second, func() bool { return c.metric(t, "assent_api_long_polls_in_flight") == n },
+			"%s long polls never parked", n)
+	}
+	park(zed)
+	parked("1")
+	r = c.call(t, 0, http.MethodGet, "/v1/requests/"+uniq("never")+"?wait=60s", zed, "")
+	require.Equal(t, http.StatusTooManyRequests, r.status, "body: %s", r.body)
+	require.Equal(t, "rate_limited", r.json(t)["code"])
+	require.NotEmpty(t, r.header.Get("Retry-After"))
+	park(alice)
+	parked("2")
+	r = c.call(t, 0, http.MethodGet, "/v1/requests/"+uniq("never")+"?wait=60s", bob, "")
+	require.Equal(t, http.StatusServiceUnavailable, r.status, "body: %s", r.body)
+	require.NotEmpty(t, r.header.Get("Retry-After"))
+	require.Equal(t, "1", c.metric(t, `assent_api_long_polls_refused_total{limit="principal"}`))
+	require.Equal(t, "1", c.metric(t, `assent_api_long_polls_refused_total{limit="replica"}`))
+	stop()
+	parked("0")
 }

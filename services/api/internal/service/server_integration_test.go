@@ -98,25 +98,29 @@ func startDeciders(t *testing.T, topics eventlog.TopicSpec, brokers []string) {
 	}
 }
 
-// startAPI runs one api replica in-process until the test ends.
-func startAPI(t *testing.T, topics eventlog.TopicSpec, brokers []string, name string) string {
+// startAPI runs one api replica in-process until the test ends. env
+// ("KEY=value") adds to or overrides its environment.
+func startAPI(t *testing.T, topics eventlog.TopicSpec, brokers []string, name string, env ...string) string {
 	t.Helper()
-	cfg, err := config.Load(func(k string) string {
-		return map[string]string{ //nolint:gosec // G101: a path to the demo tokens file, not a credential
-			"ASSENT_KAFKA_USER": os.Getenv("ASSENT_KAFKA_USER"), "ASSENT_KAFKA_PASSWORD_FILE": os.Getenv("ASSENT_KAFKA_PASSWORD_FILE"),
-			"ASSENT_KAFKA_BROKERS":  strings.Join(brokers, ","),
-			"ASSENT_INSTANCE_ID":    name + "-" + topics.Commands,
-			"ASSENT_DATA_DIR":       filepath.Join(t.TempDir(), name),
-			"ASSENT_TOKENS_FILE":    "../../testdata/tokens.yaml",
-			"ASSENT_SEAL_KEYS_FILE": systest.DemoKeysFile(),
-			"ASSENT_PARTITIONS":     "12",
-			"ASSENT_COMMANDS_TOPIC": topics.Commands,
-			"ASSENT_EVENTS_TOPIC":   topics.Events,
-			// Generous, so that a slow first rebalance of the deciders
-			// gives a late 201 rather than a 202 the test did not expect.
-			"ASSENT_WRITE_WAIT": "20s",
-		}[k]
-	})
+	vars := map[string]string{ //nolint:gosec // G101: a path to the demo tokens file, not a credential
+		"ASSENT_KAFKA_USER": os.Getenv("ASSENT_KAFKA_USER"), "ASSENT_KAFKA_PASSWORD_FILE": os.Getenv("ASSENT_KAFKA_PASSWORD_FILE"),
+		"ASSENT_KAFKA_BROKERS":  strings.Join(brokers, ","),
+		"ASSENT_INSTANCE_ID":    name + "-" + topics.Commands,
+		"ASSENT_DATA_DIR":       filepath.Join(t.TempDir(), name),
+		"ASSENT_TOKENS_FILE":    "../../testdata/tokens.yaml",
+		"ASSENT_SEAL_KEYS_FILE": systest.DemoKeysFile(),
+		"ASSENT_PARTITIONS":     "12",
+		"ASSENT_COMMANDS_TOPIC": topics.Commands,
+		"ASSENT_EVENTS_TOPIC":   topics.Events,
+		// Generous, so that a slow first rebalance of the deciders
+		// gives a late 201 rather than a 202 the test did not expect.
+		"ASSENT_WRITE_WAIT": "20s",
+	}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	cfg, err := config.Load(func(k string) string { return vars[k] })
 	require.NoError(t, err)
 	cfg.Listener, err = net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
