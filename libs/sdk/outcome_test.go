@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -73,7 +74,7 @@ func (l *ledger) serve(w http.ResponseWriter, r *http.Request, body map[string]a
 	if key == "" || !known {
 		cid = "cmd-" + kind + "-" + rid + "-" + key
 		if key == "" {
-			cid += "-" + string(rune('a'+n))
+			cid += "-" + strconv.Itoa(n)
 		} else {
 			l.commands[key] = cid
 		}

@@ -261,8 +261,7 @@ func (p *Proxy) proxy(client net.Conn, real string) {
 			// A frame too short for a request header is forwarded as it
 			// is: a raw SASL token (SaslHandshake v0) has no header.
 			if len(frame) >= 8 {
-				key, version := int16(binary.BigEndian.Uint16(frame[0:])), int16(binary.BigEndian.Uint16(frame[2:]))
-				corr := int32(binary.BigEndian.Uint32(frame[4:]))
+				key, version, corr := requestHeader(frame)
 				mu.Lock()
 				inflight[corr] = [2]int16{key, version}
 				mu.Unlock()
@@ -284,7 +283,7 @@ func (p *Proxy) proxy(client net.Conn, real string) {
 				ok bool
 			)
 			if len(frame) >= 4 {
-				corr := int32(binary.BigEndian.Uint32(frame[0:]))
+				corr := responseCorrelation(frame)
 				mu.Lock()
 				kv, ok = inflight[corr]
 				delete(inflight, corr)
@@ -383,12 +382,24 @@ func skipTags(b []byte) ([]byte, error) {
 		}
 		b = b[k:]
 		size, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < size {
+		if k <= 0 || uint64(len(b)-k) < size { //nolint:gosec // G115: 0 < k <= len(b)
 			return nil, errors.New("bad tag size")
 		}
 		b = b[k+int(size):] //nolint:gosec // G115: size is checked against len(b) above
 	}
 	return b, nil
+}
+
+// requestHeader reads a request's API key, version and correlation id.
+//
+//nolint:gosec // G115: the wire's int16s and int32, reinterpreted as they are
+func requestHeader(frame []byte) (key, version int16, corr int32) {
+	return int16(binary.BigEndian.Uint16(frame[0:])), int16(binary.BigEndian.Uint16(frame[2:])), int32(binary.BigEndian.Uint32(frame[4:]))
+}
+
+// responseCorrelation reads a response's correlation id.
+func responseCorrelation(frame []byte) int32 {
+	return int32(binary.BigEndian.Uint32(frame[0:])) //nolint:gosec // G115: the wire's int32, reinterpreted as it is
 }
 
 func readFrame(r io.Reader) ([]byte, error) {

@@ -93,22 +93,21 @@ func (w *kafkaWatch) observe(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	now := time.Now()
-	switch {
-	case err == nil:
+	if err == nil {
 		if w.err != nil {
-			w.log.Info("kafka answers again; writes resume", "away_for", now.Sub(w.since).Round(time.Millisecond))
+			w.log.Info("kafka answers again; writes resume", "away_for", now.Sub(w.since).Round(time.Millisecond).String())
 		}
 		w.failed, w.err = 0, nil
-	default:
-		w.failed++
-		if w.failed < w.failures {
-			return
-		}
-		if w.err == nil {
-			w.since = now
-			w.log.Warn("kafka does not answer; writes are refused with 503 writes_unavailable until it does, reads go on",
-				"pings_failed", w.failed, "err", err)
-		}
-		w.err = fmt.Errorf("kafka has not answered its pings since %s: %w", w.since.UTC().Format(time.RFC3339), err)
+		return
 	}
+	w.failed++
+	if w.failed < w.failures {
+		return
+	}
+	if w.err == nil {
+		w.since = now
+		w.log.Warn("kafka does not answer; writes are refused with 503 writes_unavailable until it does, reads go on",
+			"pings_failed", w.failed, "err", err)
+	}
+	w.err = fmt.Errorf("kafka has not answered its pings since %s: %w", w.since.UTC().Format(time.RFC3339), err)
 }
