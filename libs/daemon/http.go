@@ -58,6 +58,8 @@ type Timeouts struct {
 	// Write bounds each answer, from the end of its request's headers to
 	// its last byte. A handler whose answer is meant to take longer (a
 	// long poll, a stream) extends its own deadline with ExtendWrite.
+	// Zero sets no bound: only for a server whose every handler sets its
+	// own deadline (the console's pages and streams).
 	Write time.Duration
 	// Idle bounds how long a keep-alive connection waits for its next
 	// request.
