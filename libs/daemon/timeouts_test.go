@@ -198,3 +198,52 @@ func TestDefaultTimeoutsBoundEveryServer(t *testing.T) {
 	require.Equal(t, d.Idle, srv.IdleTimeout)
 	require.Positive(t, srv.MaxHeaderBytes)
 }
+
+// TestServeListenerUsesDefaultTimeouts: the servers every service runs
+// through ServeListener (and Serve) take their bounds from
+// DefaultTimeouts: a body trickled slower than Timeouts.Read allows is cut
+// off. Not parallel: it shortens DefaultTimeouts for its own duration.
+func TestServeListenerUsesDefaultTimeouts(t *testing.T) {
+	saved := daemon.DefaultTimeouts
+	daemon.DefaultTimeouts = daemon.Timeouts{ReadHeader: 200 * time.Millisecond, Read: 500 * time.Millisecond,
+		Write: 500 * time.Millisecond, Idle: 500 * time.Millisecond}
+	t.Cleanup(func() { daemon.DefaultTimeouts = saved })
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- daemon.ServeListener(ctx, ln, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+		}), time.Second)
+	}()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer func() { _ = conn.Close() }()
+	_, err = io.WriteString(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+	require.NoError(t, err)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // one byte every 50ms: 1000 bytes would take 50s
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if _, err := conn.Write([]byte("x")); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	took := closedWithin(t, conn, 5*time.Second)
+	require.GreaterOrEqual(t, took, 400*time.Millisecond)
+}
