@@ -85,7 +85,7 @@ func TestIntegrationKafkaOutage(t *testing.T) {
 					strings.NewReader(deployBody(uniq("outage-during"), "as Kafka goes")))
 				req.Header.Set("Authorization", "Bearer "+deployBot)
 				req.Header.Set("Content-Type", "application/json")
-				resp, err := http.DefaultClient.Do(req)
+				resp, err := httpClient.Do(req)
 				a := answer{err: err, took: time.Since(began)}
 				if err == nil {
 					a.status = resp.StatusCode
@@ -190,7 +190,7 @@ func TestIntegrationLimitsComeFromTheConfig(t *testing.T) {
 		go func() {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.apis[0]+"/v1/requests/"+uniq("never")+"?wait=60s", nil)
 			req.Header.Set("Authorization", "Bearer "+token)
-			if resp, err := http.DefaultClient.Do(req); err == nil {
+			if resp, err := httpClient.Do(req); err == nil {
 				_ = resp.Body.Close()
 			}
 		}()

@@ -38,6 +38,10 @@ const (
 	zed       = "demo-zed"           // in no policy
 )
 
+// httpClient bounds every call of the tests: longer than the longest long
+// poll (60s) and than a write's produce and wait.
+var httpClient = &http.Client{Timeout: 90 * time.Second}
+
 // cluster is two deciders (processes) and two api replicas (in-process)
 // on topics of their own.
 type cluster struct {
@@ -147,7 +151,7 @@ func startAPI(t *testing.T, topics eventlog.TopicSpec, brokers []string, name st
 func waitReady(ctx context.Context, base string) error {
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := httpClient.Do(req)
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -201,7 +205,7 @@ func (c *cluster) call(t *testing.T, i int, method, path, token, body string, he
 		k, v, _ := strings.Cut(h, ": ")
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	require.NoError(t, err)
 	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
@@ -574,7 +578,7 @@ func (c *cluster) longPoll(t *testing.T) {
 		began := time.Now()
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, c.apis[1]+"/v1/requests/"+rid+"?wait=50s", nil)
 		req.Header.Set("Authorization", "Bearer "+zed)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := httpClient.Do(req)
 		if err != nil {
 			done <- result{reply{status: -1, body: []byte(err.Error())}, time.Since(began)}
 			return
