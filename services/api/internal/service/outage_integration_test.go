@@ -2,8 +2,11 @@ package service_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -174,13 +177,30 @@ func TestIntegrationLimitsComeFromTheConfig(t *testing.T) {
 	defer cancel()
 	require.NoError(t, waitReady(ready, c.apis[0]))
 
-	r := c.call(t, 0, http.MethodPost, "/v1/requests", deployBot, deployBody(uniq("limits"), "first"))
-	require.Equal(t, http.StatusAccepted, r.status, "body: %s", r.body)
-	r = c.call(t, 0, http.MethodPost, "/v1/requests", deployBot, deployBody(uniq("limits"), "second, at once"))
-	require.Equal(t, http.StatusTooManyRequests, r.status, "body: %s", r.body)
-	require.Equal(t, "rate_limited", r.json(t)["code"])
-	require.NotEmpty(t, r.header.Get("Retry-After"))
-	require.Equal(t, "1", c.metric(t, "assent_api_writes_throttled_total"))
+	// Five writes at once: the limit is checked before anything is sent,
+	// within milliseconds of each other, so one passes (the burst), and
+	// at most one more if a token came back meanwhile.
+	replies := make(chan reply, 5)
+	var wg sync.WaitGroup
+	for i := range 5 {
+		wg.Go(func() {
+			replies <- c.call(t, 0, http.MethodPost, "/v1/requests", deployBot, deployBody(uniq("limits"), fmt.Sprintf("at once %d", i)))
+		})
+	}
+	wg.Wait()
+	close(replies)
+	limited := 0
+	for r := range replies {
+		if r.status == http.StatusAccepted {
+			continue
+		}
+		require.Equal(t, http.StatusTooManyRequests, r.status, "body: %s", r.body)
+		require.Equal(t, "rate_limited", r.json(t)["code"])
+		require.NotEmpty(t, r.header.Get("Retry-After"))
+		limited++
+	}
+	require.GreaterOrEqual(t, limited, 3, "ASSENT_WRITE_RATE=1 in bursts of 1 lets 5 writes at once through")
+	require.Equal(t, strconv.Itoa(limited), c.metric(t, "assent_api_writes_throttled_total"))
 
 	// Long polls on a request nobody submits: they wait until the test
 	// ends them.
@@ -201,7 +221,7 @@ func TestIntegrationLimitsComeFromTheConfig(t *testing.T) {
 	}
 	park(zed)
 	parked("1")
-	r = c.call(t, 0, http.MethodGet, "/v1/requests/"+uniq("never")+"?wait=60s", zed, "")
+	r := c.call(t, 0, http.MethodGet, "/v1/requests/"+uniq("never")+"?wait=60s", zed, "")
 	require.Equal(t, http.StatusTooManyRequests, r.status, "body: %s", r.body)
 	require.Equal(t, "rate_limited", r.json(t)["code"])
 	require.NotEmpty(t, r.header.Get("Retry-After"))
