@@ -354,6 +354,9 @@ func (rp *Replayer) refusal(before approval.State, cmd approval.Command, cr appr
 				return nil, fmt.Sprintf("a submit refused %s, but request %s exists: Decide refuses a submit of an existing request as a conflict, or adds nothing", cr.Code, cmd.RequestID), false
 			}
 			return refuse()
+		case approval.ReasonUnauthenticated, approval.ReasonForbidden, approval.ReasonNotFound, approval.ReasonNotEligible,
+			approval.ReasonSelfApproval, approval.ReasonDuplicateVote, approval.ReasonAlreadyDecided, approval.ReasonExpired:
+			// Codes Decide may give any command: checked below.
 		default:
 		}
 		cmd.Body = approval.Submit{Action: approval.Action{Type: "replay", Resource: "replay", Environment: "replay"}, Reason: "replay"}
