@@ -308,7 +308,7 @@ func (c *Client) attempt(ctx context.Context, base string, cl call, payload []by
 // A 503 may have taken effect: the API's CodeOutcomeUnknown says Kafka
 // did not acknowledge the command, which may be in the log anyway; a 503
 // from a proxy (an upstream reset) or from an API before that code cannot
-// tell either. A retry is safe all the same: every attempt of a write
+// tell either. Only CodeWritesUnavailable says nothing was sent. A retry is safe all the same: every attempt of a write
 // carries the same request id and Idempotency-Key, so it names the same
 // command, which the decider decides at most once.
 func classify(res *response, err error) (retry, maybeApplied bool, retryAfter time.Duration) {
@@ -321,12 +321,29 @@ func classify(res *response, err error) (retry, maybeApplied bool, retryAfter ti
 		return true, true, 0 // sent, perhaps processed, answer lost
 	}
 	switch res.status {
-	case http.StatusBadGateway, http.StatusGatewayTimeout, http.StatusServiceUnavailable:
+	case http.StatusServiceUnavailable:
+		// The API's CodeWritesUnavailable says it sent nothing.
+		return true, codeOf(res) != CodeWritesUnavailable, retryAfterOf(res.header)
+	case http.StatusBadGateway, http.StatusGatewayTimeout:
 		return true, true, retryAfterOf(res.header)
 	case http.StatusTooManyRequests, http.StatusRequestTimeout:
 		return true, false, retryAfterOf(res.header)
 	}
 	return false, false, 0
+}
+
+// codeOf is the code of a problem answer, or "".
+func codeOf(res *response) Code {
+	if !strings.HasPrefix(res.header.Get("Content-Type"), "application/problem+json") {
+		return ""
+	}
+	var p struct {
+		Code Code `json:"code"`
+	}
+	if json.Unmarshal(res.body, &p) != nil {
+		return ""
+	}
+	return p.Code
 }
 
 // retryAfterOf reads Retry-After: delay-seconds or an HTTP date.

@@ -83,8 +83,10 @@
 //
 // A 503 with CodeOutcomeUnknown says Kafka did not acknowledge the write's
 // command, which may be in the log all the same. The client retries it as
-// above, and counts it, like a 502, a 504, any other 503 or a connection
-// lost after sending, as an attempt that may have taken effect. If it
+// above, and counts it, like a 502, a 504, any other 503 (but
+// CodeWritesUnavailable: the replica could not reach Kafka and sent
+// nothing) or a connection lost after sending, as an attempt that may
+// have taken effect. If it
 // gives up (attempts or context spent) after such an attempt, the error is
 // an *OutcomeUnknownError: the write may or may not have happened. Repeat
 // it with the error's RequestID and IdempotencyKey, which name the same

@@ -232,3 +232,20 @@ func TestKeyReusedIsAnAnswer(t *testing.T) {
 	require.False(t, errors.As(err, &u))
 	require.Len(t, f.requests(), 1)
 }
+
+// TestWritesUnavailableIsRetriedAndNothingHappened: 503
+// writes_unavailable (the replica cannot reach Kafka, nothing was sent)
+// is retried like any 503, but giving up on it is not an unknown outcome:
+// the error is the problem, with its code.
+func TestWritesUnavailableIsRetriedAndNothingHappened(t *testing.T) {
+	t.Parallel()
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		w.Header().Set("Retry-After", "0")
+		writeProblem(w, http.StatusServiceUnavailable, "writes_unavailable", "this replica cannot reach Kafka now")
+	})
+	_, err := client(t, []string{f.URL}, assent.WithMaxAttempts(3)).Vote(t.Context(), "r-1", assent.VoteRequest{Decision: assent.Approve})
+	require.Len(t, f.requests(), 3, "retried")
+	require.True(t, assent.IsCode(err, assent.CodeWritesUnavailable), "%v", err)
+	var u *assent.OutcomeUnknownError
+	require.False(t, errors.As(err, &u), "nothing was sent, so the outcome is known: %v", err)
+}

@@ -40,6 +40,14 @@ const (
 	// which name the same command, decided at most once; if it gives up,
 	// the error is an *OutcomeUnknownError that says what to repeat.
 	CodeOutcomeUnknown Code = "outcome_unknown"
+	// CodeWritesUnavailable (503): the replica cannot reach Kafka now, so
+	// it sent nothing. The client retries it (on another replica, if it
+	// has several); giving up on it is not an unknown outcome.
+	CodeWritesUnavailable Code = "writes_unavailable"
+	// CodeRateLimited (429): the caller is over one of its limits on the
+	// replica (its write rate, or the long polls it may hold); nothing was
+	// sent. The client retries it after Retry-After.
+	CodeRateLimited Code = "rate_limited"
 )
 
 // statusOf is the HTTP status openapi.yaml gives a code.
@@ -55,8 +63,10 @@ func statusOf(c Code) int {
 		return http.StatusConflict
 	case CodeInvalid, CodeNoPolicy, CodeIdempotencyKeyReused:
 		return http.StatusUnprocessableEntity
-	case CodeOutcomeUnknown:
+	case CodeOutcomeUnknown, CodeWritesUnavailable:
 		return http.StatusServiceUnavailable
+	case CodeRateLimited:
+		return http.StatusTooManyRequests
 	default:
 		return http.StatusUnprocessableEntity
 	}

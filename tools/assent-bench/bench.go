@@ -450,7 +450,11 @@ func startServices(ctx context.Context, cfg config, topics eventlog.TopicSpec, s
 				// The demo key: the bench is a local tool, like scripts/up.
 				"ASSENT_SIGNING_KEY_FILE="+filepath.Join(cfg.root, "infra/keys/demo-decider.key.pem"), "ASSENT_SIGNING_KEY_ID=demo-2026-01")
 		} else {
-			env = append(env, "ASSENT_TOKENS_FILE="+filepath.Join(cfg.root, "infra/tokens/demo-tokens.yaml"))
+			env = append(env, "ASSENT_TOKENS_FILE="+filepath.Join(cfg.root, "infra/tokens/demo-tokens.yaml"),
+				// The bench measures capacity, from one principal per
+				// role: the per-principal limits would measure
+				// themselves instead.
+				"ASSENT_WRITE_RATE=0", "ASSENT_MAX_LONG_POLLS_PER_PRINCIPAL=4096")
 		}
 		log, err := os.Create(filepath.Join(dir, name+".log"))
 		if err != nil {

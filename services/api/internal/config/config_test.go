@@ -65,3 +65,44 @@ func TestLoadRefusesMissingKeys(t *testing.T) {
 	require.ErrorContains(t, err, "ASSENT_SEAL_KEYS_FILE")
 	require.ErrorContains(t, err, "every reader applies only what they sign")
 }
+
+// TestLoadLimits: the limits on writes and long polls have defaults that
+// bound every replica, can be changed, and are checked.
+func TestLoadLimits(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"ASSENT_KAFKA_BROKERS": "k:9092", "ASSENT_SEAL_KEYS_FILE": keysFile}
+	with := func(kv ...string) func(string) string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return envOf(m)
+	}
+	cfg, err := config.Load(with())
+	require.NoError(t, err)
+	require.Equal(t, 200, cfg.WriteRate)
+	require.Equal(t, 400, cfg.WriteBurst)
+	require.Equal(t, 4096, cfg.MaxLongPolls)
+	require.Equal(t, 1024, cfg.MaxLongPollsPerPrincipal)
+
+	cfg, err = config.Load(with("ASSENT_WRITE_RATE", "10", "ASSENT_MAX_LONG_POLLS", "100", "ASSENT_MAX_LONG_POLLS_PER_PRINCIPAL", "10"))
+	require.NoError(t, err)
+	require.Equal(t, 10, cfg.WriteRate)
+	require.Equal(t, 20, cfg.WriteBurst, "the burst follows the rate unless set")
+	require.Equal(t, 100, cfg.MaxLongPolls)
+	require.Equal(t, 10, cfg.MaxLongPollsPerPrincipal)
+
+	cfg, err = config.Load(with("ASSENT_WRITE_RATE", "0", "ASSENT_WRITE_BURST", "7"))
+	require.NoError(t, err)
+	require.Equal(t, 0, cfg.WriteRate, "0 turns the write limit off (benchmarks)")
+
+	_, err = config.Load(with("ASSENT_WRITE_RATE", "-1", "ASSENT_WRITE_BURST", "0", "ASSENT_MAX_LONG_POLLS", "0"))
+	for _, want := range []string{"ASSENT_WRITE_RATE", "ASSENT_WRITE_BURST", "ASSENT_MAX_LONG_POLLS"} {
+		require.ErrorContains(t, err, want)
+	}
+	_, err = config.Load(with("ASSENT_MAX_LONG_POLLS", "10", "ASSENT_MAX_LONG_POLLS_PER_PRINCIPAL", "20"))
+	require.ErrorContains(t, err, "ASSENT_MAX_LONG_POLLS_PER_PRINCIPAL (20) must not exceed ASSENT_MAX_LONG_POLLS (10)")
+}

@@ -49,6 +49,9 @@ const (
 	// CodeIdempotencyKeyReused (422): the Idempotency-Key names a command
 	// of another body.
 	CodeIdempotencyKeyReused approval.ReasonCode = "idempotency_key_reused"
+	// CodeWritesUnavailable (503): the replica cannot reach Kafka now, so
+	// the write was answered at once and nothing was sent; reads go on.
+	CodeWritesUnavailable approval.ReasonCode = "writes_unavailable"
 )
 
 func (p *Problem) Error() string { return fmt.Sprintf("%d %s: %s", p.Status, p.Code, p.Detail) }
@@ -68,6 +71,7 @@ var titles = map[approval.ReasonCode]string{
 	approval.ReasonExpired:         "Expired",
 	CodeOutcomeUnknown:             "Outcome unknown",
 	CodeIdempotencyKeyReused:       "Idempotency-Key reused",
+	CodeWritesUnavailable:          "Writes unavailable",
 }
 
 // StatusOf is the HTTP status of a reason code.
@@ -83,7 +87,7 @@ func StatusOf(code approval.ReasonCode) int {
 		return http.StatusConflict
 	case approval.ReasonInvalid, approval.ReasonNoPolicy:
 		return http.StatusUnprocessableEntity
-	case CodeOutcomeUnknown:
+	case CodeOutcomeUnknown, CodeWritesUnavailable:
 		return http.StatusServiceUnavailable
 	case CodeIdempotencyKeyReused:
 		return http.StatusUnprocessableEntity
@@ -134,6 +138,20 @@ func outcomeUnknown(rid, cid string) *Problem {
 	if rid != "" {
 		p.header.Set(echo.HeaderLocation, location(rid))
 	}
+	return p
+}
+
+// writesUnavailableRetry is the Retry-After of a write refused while
+// Kafka is away: about the time the replica takes to notice it is back.
+const writesUnavailableRetry = "2"
+
+// writesUnavailable is the answer to a write while the replica cannot
+// reach Kafka (why): nothing was sent, so a retry, here or on another
+// replica, is safe.
+func writesUnavailable(why error) *Problem {
+	p := refusal(CodeWritesUnavailable, fmt.Sprintf("this replica cannot reach Kafka now (%v), so nothing was sent; "+
+		"retry after Retry-After seconds, here or on another replica. Reads go on.", why))
+	p.header = http.Header{"Retry-After": {writesUnavailableRetry}}
 	return p
 }
 
