@@ -2,6 +2,7 @@ package approval_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -592,16 +593,46 @@ func TestFoldBuildsTheView(t *testing.T) {
 	require.Nil(t, s.Outcomes["c-vote-bob"].Refusal())
 }
 
-func TestEvolveDoesNotMutateItsInput(t *testing.T) {
+// TestCloneKeepsAStateApartFromWhatEvolvesIt: Evolve builds the next
+// state in place, so a caller that keeps the state before an event (the
+// decider's overlay, which an aborted transaction must not touch) evolves
+// a clone; two clones evolved differently never see each other's events.
+func TestCloneKeepsAStateApartFromWhatEvolvesIt(t *testing.T) {
 	t.Parallel()
-	base := approval.Fold([]approval.Event{submitted(), voted(2, alice, approval.Approve)})
+	base := approval.Fold([]approval.Event{submitted(), voted(2, alice, approval.Approve),
+		ev(3, "c-no", dave, approval.CommandRejected{CommandID: "c-no", CommandType: approval.TypeVote, Code: approval.ReasonSelfApproval})})
 	base.Votes = append(make([]approval.VoteView, 0, 8), base.Votes...) // spare capacity invites aliasing
-	a := approval.Evolve(base, voted(3, bob, approval.Approve))
-	b := approval.Evolve(base, voted(3, carol, approval.Reject))
-	require.Len(t, base.Votes, 1)
+	base.Refused = append(make([]string, 0, 8), base.Refused...)        // here too
+	want := fmt.Sprintf("%+v", base)
+	a := approval.Evolve(base.Clone(), ev(4, "c-vote-bob", bob, approval.VoteRecorded{Voter: bob, Decision: approval.Approve}))
+	a = approval.Evolve(a, ev(5, "c-a", carol, approval.CommandRejected{CommandID: "c-a", Code: approval.ReasonInvalid}))
+	b := approval.Evolve(base.Clone(), ev(4, "c-vote-carol", carol, approval.VoteRecorded{Voter: carol, Decision: approval.Reject}))
+	b = approval.Evolve(b, ev(5, "c-b", bob, approval.CommandRejected{CommandID: "c-b", Code: approval.ReasonInvalid}))
+	require.Equal(t, want, fmt.Sprintf("%+v", base), "the base is as it was")
 	require.Equal(t, bob, a.Votes[1].Voter)
 	require.Equal(t, carol, b.Votes[1].Voter)
-	require.NotContains(t, base.Outcomes, "c-vote-bob")
+	require.Equal(t, []string{"c-no", "c-a"}, a.Refused)
+	require.Equal(t, []string{"c-no", "c-b"}, b.Refused)
+	require.NotContains(t, a.Outcomes, "c-b")
+	require.NotContains(t, b.Outcomes, "c-a")
+}
+
+// TestDecideNeverChangesItsState: Decide reads the state it is given and
+// leaves it as it was, even for a vote that decides the request (the
+// decider evolves the same state with the events afterwards).
+func TestDecideNeverChangesItsState(t *testing.T) {
+	t.Parallel()
+	s := approval.Fold([]approval.Event{submitted(), voted(2, alice, approval.Approve)})
+	s.Votes = append(make([]approval.VoteView, 0, 8), s.Votes...)
+	want := fmt.Sprintf("%+v", s)
+	d := approval.Decide(s, cmd("c-vote-bob", bob, vote(approval.Approve)), testPolicies(), t0.Add(time.Minute))
+	require.Nil(t, d.Refusal)
+	require.Len(t, d.Events, 2)
+	require.Equal(t, approval.RequestApproved{Approvers: []string{alice, bob}}, d.Events[1].Body)
+	require.Equal(t, want, fmt.Sprintf("%+v", s))
+	d = approval.Decide(s, cmd("c-vote-carol", carol, vote(approval.Reject)), testPolicies(), t0.Add(time.Minute))
+	require.Equal(t, approval.RequestRejected{Rejecters: []string{carol}}, d.Events[1].Body)
+	require.Equal(t, want, fmt.Sprintf("%+v", s))
 }
 
 func TestRefuseRecordsACommandThatCouldNotBeDecoded(t *testing.T) {

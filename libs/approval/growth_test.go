@@ -16,7 +16,7 @@ import (
 const flooder = "user:mallory@example.com"
 
 // window is how many refusals a state keeps.
-const window = 256
+const window = approval.MaxRefusedOutcomes
 
 func refusal(seq, i int) approval.Event {
 	id := "flood-" + strconv.Itoa(i)
@@ -81,4 +81,91 @@ func TestAFloodOfRefusalsLeavesTheStateBounded(t *testing.T) {
 	}
 	require.Equal(t, 100_001, s.Sequence)
 	require.Equal(t, approval.StatusPending, s.Status, "a flood of refusals changes nothing else")
+	require.Len(t, s.Refused, window)
+	require.Equal(t, 100_000, s.Refusals, "every refusal is counted")
+	require.True(t, s.Forgot())
+	require.Equal(t, "flood-"+strconv.Itoa(100_000-window), s.Refused[0], "the oldest kept")
+	require.Equal(t, "flood-99999", s.Refused[window-1], "the newest")
+	require.Contains(t, s.Outcomes, "c-submit", "an accepted command is never forgotten")
+	require.NotContains(t, s.Outcomes, "flood-0")
+}
+
+// TestARetryWithinTheWindowGetsItsOutcome: a refused command retried while
+// its refusal is among the request's latest MaxRefusedOutcomes is
+// answered from the state with the refusal it got, and adds nothing.
+// Once newer refusals have pushed it out, the state alone no longer knows
+// it: Decide would decide it again, which is why the decider asks Recall
+// first, with its projection's record of every refusal.
+func TestARetryWithinTheWindowGetsItsOutcome(t *testing.T) {
+	t.Parallel()
+	s := approval.Evolve(approval.State{}, submitted())
+	retry := cmd("c-mine", dave, approval.Vote{Decision: approval.Approve}) // the requester: self_approval
+	d := approval.Decide(s, retry, testPolicies(), t0)
+	require.Equal(t, approval.ReasonSelfApproval, d.Refusal.Code)
+	for _, e := range d.Events {
+		s = approval.Evolve(s, e)
+	}
+	mine := *d.Refusal
+	for i := range window - 1 {
+		s = approval.Evolve(s, refusal(s.Sequence+1, i))
+	}
+	require.False(t, s.Forgot())
+	d = approval.Decide(s, retry, testPolicies(), t0)
+	require.True(t, d.Replayed, "the last of the window is still known")
+	require.Empty(t, d.Events)
+	require.Equal(t, mine, *d.Refusal)
+	noOlder := func(string) (approval.Outcome, bool, error) {
+		t.Fatal("Recall asked the log although the state knows")
+		return approval.Outcome{}, false, nil
+	}
+	o, ok, err := approval.Recall(s, retry.ID, noOlder)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, mine, *o.Refusal())
+
+	s = approval.Evolve(s, refusal(s.Sequence+1, window))
+	require.True(t, s.Forgot())
+	require.NotContains(t, s.Outcomes, retry.ID, "pushed out by the newest refusal")
+	d = approval.Decide(s, retry, testPolicies(), t0)
+	require.False(t, d.Replayed, "the state alone decides a forgotten command again")
+	var asked []string
+	o, ok, err = approval.Recall(s, retry.ID, func(id string) (approval.Outcome, bool, error) {
+		asked = append(asked, id)
+		return approval.Outcome{Code: mine.Code, Detail: mine.Detail}, true, nil
+	})
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, []string{retry.ID}, asked, "Recall asks the log only for what the state forgot")
+	require.Equal(t, mine, *o.Refusal())
+	_, ok, err = approval.Recall(s, "", noOlder)
+	require.NoError(t, err)
+	require.False(t, ok, "no id, nothing to recall")
+}
+
+// TestRefusalsOfOneCommandIDCountOnce: a refusal of a command id the
+// state still holds as refused (which Decide never writes, but the log
+// may hold) replaces it where it stands; the refusal that follows an
+// expiry written under the same command id is that command's one
+// refusal.
+func TestRefusalsOfOneCommandIDCountOnce(t *testing.T) {
+	t.Parallel()
+	s := approval.Evolve(approval.State{}, submitted())
+	s = approval.Evolve(s, refusal(2, 1))
+	s = approval.Evolve(s, refusal(3, 2))
+	again := refusal(4, 1)
+	again.Body = approval.CommandRejected{CommandID: "flood-1", Code: approval.ReasonInvalid, Detail: "again"}
+	s = approval.Evolve(s, again)
+	require.Equal(t, []string{"flood-1", "flood-2"}, s.Refused)
+	require.Equal(t, 2, s.Refusals)
+	require.Equal(t, approval.ReasonInvalid, s.Outcomes["flood-1"].Code, "the later refusal stands")
+
+	late := cmd("c-late", bob, approval.Vote{Decision: approval.Approve})
+	d := approval.Decide(s, late, testPolicies(), t0.Add(2*time.Hour))
+	require.Len(t, d.Events, 2, "the expiry, then the refusal, both under c-late")
+	for _, e := range d.Events {
+		s = approval.Evolve(s, e)
+	}
+	require.Equal(t, approval.ReasonExpired, s.Outcomes["c-late"].Code)
+	require.Equal(t, []string{"flood-1", "flood-2", "c-late"}, s.Refused)
+	require.Equal(t, 3, s.Refusals)
 }

@@ -6,6 +6,16 @@ import (
 	"time"
 )
 
+// MaxRefusedOutcomes is how many refusals a request's state remembers by
+// command id: the latest ones. Every refusal is still an event in the
+// log (the audit trail); the state forgets the oldest refusal's command
+// id when a newer one would make it hold more, so that a client sending
+// refused command after refused command cannot make the state, and the
+// cost of applying each event, grow without bound. See "Refusals kept per
+// request" in docs/architecture.md for what a retry of a forgotten
+// command gets.
+const MaxRefusedOutcomes = 256
+
 // Status is where a request is in its lifecycle:
 // pending → approved | rejected | expired | cancelled.
 type Status string
@@ -49,9 +59,18 @@ type State struct {
 	Votes       []VoteView
 	Notes       []NotificationRecorded
 	Sequence    int // of the last event applied
-	// Outcomes remembers every command id that produced events, with its
-	// refusal if it was refused, so a retried command adds nothing (I2).
+	// Outcomes remembers the command ids that produced events, with the
+	// refusal of those that were refused, so a retried command adds
+	// nothing (I2): every accepted command, and the latest
+	// MaxRefusedOutcomes refused ones (see Recall for the others).
 	Outcomes map[string]Outcome
+	// Refused lists the refused command ids Outcomes holds, oldest first:
+	// the next to forget when a new refusal comes.
+	Refused []string
+	// Refusals counts the refusals recorded for the request, forgotten
+	// ones included (a refusal of a command id Outcomes still holds as
+	// refused replaces it and is not counted again).
+	Refusals int
 }
 
 // VoteView is a vote as the request view shows it.
@@ -129,9 +148,13 @@ func (s State) Replays(kind NotificationKind, channel, ts string) int {
 	return n
 }
 
-// Evolve applies one event and returns the next state. It never mutates s:
-// slices and maps are copied before they change, so earlier states stay
-// valid (the decider keeps them to roll back an aborted transaction).
+// Evolve applies one event and returns the next state. It costs the same
+// for every event, however long the request's history: it builds the
+// next state in place, so the state it returns shares s's Outcomes map
+// and slices, and s's Outcomes (and Refused) may have changed. s is
+// consumed: use only what Evolve returns. A caller that must keep s as it
+// was too (the decider, to drop an aborted transaction's effects) evolves
+// s.Clone() instead.
 //
 // Evolve trusts the log. If the log holds a second terminal event, which
 // Decide never produces, the first one stands: a status never flips. The
@@ -141,7 +164,6 @@ func Evolve(s State, e Event) State {
 	s.Sequence = e.Sequence
 	if e.CommandID != "" {
 		if _, seen := s.Outcomes[e.CommandID]; !seen {
-			s.Outcomes = maps.Clone(s.Outcomes)
 			if s.Outcomes == nil {
 				s.Outcomes = make(map[string]Outcome)
 			}
@@ -160,7 +182,7 @@ func Evolve(s State, e Event) State {
 			s.CreatedAt = e.Time
 		}
 	case VoteRecorded:
-		s.Votes = append(slices.Clip(s.Votes), VoteView{Voter: b.Voter, Decision: b.Decision, Comment: b.Comment, At: e.Time})
+		s.Votes = append(s.Votes, VoteView{Voter: b.Voter, Decision: b.Decision, Comment: b.Comment, At: e.Time})
 	case RequestApproved:
 		s = decided(s, StatusApproved, e.Time, b.Approvers)
 	case RequestRejected:
@@ -170,16 +192,51 @@ func Evolve(s State, e Event) State {
 	case RequestCancelled:
 		s = decided(s, StatusCancelled, e.Time, []string{b.By})
 	case CommandRejected:
-		s.Outcomes = maps.Clone(s.Outcomes)
-		if s.Outcomes == nil {
-			s.Outcomes = make(map[string]Outcome)
-		}
-		s.Outcomes[b.CommandID] = Outcome{Code: b.Code, Detail: b.Detail}
+		s = refused(s, b.CommandID, Outcome{Code: b.Code, Detail: b.Detail})
 	case NotificationRecorded:
-		s.Notes = append(slices.Clip(s.Notes), b)
+		s.Notes = append(s.Notes, b)
 	default:
 		// An unknown body cannot be decoded into an Event; nothing to apply.
 	}
+	return s
+}
+
+// refused records the refusal of command id, forgetting the oldest
+// refusal beyond MaxRefusedOutcomes. A refusal of an id still held as
+// refused replaces it where it stands; one of an id held as accepted (the
+// expiry that time alone caused, written under the refused command's id
+// just before its refusal) or forgotten is a new refusal.
+func refused(s State, id string, o Outcome) State {
+	if s.Outcomes == nil {
+		s.Outcomes = make(map[string]Outcome)
+	}
+	if held, ok := s.Outcomes[id]; ok && held.Code != "" {
+		s.Outcomes[id] = o
+		return s
+	}
+	s.Outcomes[id] = o
+	s.Refused = append(s.Refused, id)
+	s.Refusals++
+	if len(s.Refused) > MaxRefusedOutcomes {
+		delete(s.Outcomes, s.Refused[0])
+		s.Refused = s.Refused[1:]
+	}
+	return s
+}
+
+// Forgot reports whether the state has forgotten refusals: a command id
+// that Outcomes does not hold may then still have been decided, and only
+// the log (a projection's record of every refusal) can tell. See Recall.
+func (s State) Forgot() bool { return s.Refusals > len(s.Refused) }
+
+// Clone returns a copy of s that shares nothing Evolve changes in place:
+// evolving one leaves the other as it was.
+func (s State) Clone() State {
+	s.Outcomes = maps.Clone(s.Outcomes)
+	s.Refused = slices.Clone(s.Refused)
+	s.Votes = slices.Clone(s.Votes)
+	s.Notes = slices.Clone(s.Notes)
+	s.DecidedBy = slices.Clone(s.DecidedBy)
 	return s
 }
 

@@ -20,11 +20,14 @@ import (
 const flooder = "user:mallory@example.com"
 
 // window is how many refusals a request's state keeps.
-const window = 256
+const window = approval.MaxRefusedOutcomes
+
+// floodSize is how many refused votes TestStoreCostPerEventIsFlat sends.
+const floodSize = 100_000
 
 // pollSize is how many records a decider decides in one transaction, and
 // so about how many events of one request a projection batch can hold.
-const pollSize = 2_000
+const pollSize = 500
 
 // applyCounted applies one event the way the runner does and returns how
 // many bytes it added to the batch: what the store writes for it. The
@@ -74,32 +77,13 @@ func (h *harness) flood(rid string, from, to int, check func(i, written int)) {
 	}
 }
 
-// TestStoreBytesPerEventAreFlat: what the store writes for one event does
-// not depend on how many events the request had before it. With the
-// whole state rewritten per event, the 20,000th refusal would write
-// twenty times what the 1,000th does.
-func TestStoreBytesPerEventAreFlat(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t)
-	h.submit("flooded", dave, t0, 0)
-	var first int
-	h.flood("flooded", 0, 20_000, func(i, written int) {
-		switch {
-		case i == 999:
-			first = written
-			t.Logf("the 1,000th refusal wrote %d bytes", written)
-		case i > 999 && written > first+64:
-			t.Fatalf("refusal %d wrote %d bytes, the 1,000th %d: the cost of an event grows with the request", i+1, written, first)
-		case i == 19_999:
-			t.Logf("the 20,000th refusal wrote %d bytes", written)
-		}
-	})
-}
-
-// TestStoreFloodDoesNotSlowOtherRequests: 100,000 refused votes on one
-// request cost the same per event from the first to the last, leave its
-// state bounded, and write nothing more for another request's events.
-func TestStoreFloodDoesNotSlowOtherRequests(t *testing.T) {
+// TestStoreCostPerEventIsFlat: 100,000 refused votes on one request (a
+// client that sends vote after vote it may not make) cost the store the
+// same per event from the first to the last, leave the request's state
+// bounded, and change nothing for another request's events. With the
+// whole state rewritten per event, the 1,001st refusal wrote more than
+// the 1,000th, and the 20,000th twenty times what the 1,000th did.
+func TestStoreCostPerEventIsFlat(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.submit("flooded", dave, t0, 0)
@@ -117,22 +101,102 @@ func TestStoreFloodDoesNotSlowOtherRequests(t *testing.T) {
 	calm := vote("calm-1")
 
 	var first int
-	h.flood("flooded", 0, 100_000, func(i, written int) {
+	h.flood("flooded", 0, floodSize, func(i, written int) {
 		switch {
 		case i == 0:
 			first = written
 		case written > first+64:
 			t.Fatalf("refusal %d wrote %d bytes, the first %d: the cost of an event grows with the request", i+1, written, first)
 		}
+		if i+1 == 1_000 || i+1 == 20_000 || i+1 == floodSize {
+			t.Logf("refusal %d wrote %d bytes (the first %d)", i+1, written, first)
+		}
 	})
 	require.Equal(t, calm, vote("calm-2"), "another request's event writes what it wrote before the flood")
+	require.Equal(t, h.states["calm-2"], h.get("calm-2"))
 
 	st := h.get("flooded")
-	require.Equal(t, 100_001, st.Sequence)
-	require.LessOrEqual(t, len(st.Outcomes), window+1, "at most the window of refusals, and the submit")
+	require.Equal(t, h.states["flooded"], st, "Get is the fold")
+	require.Equal(t, floodSize+1, st.Sequence)
+	require.Equal(t, floodSize, st.Refusals)
+	require.Len(t, st.Refused, window)
+	require.Len(t, st.Outcomes, window+1, "the window of refusals, and the submit")
 	raw, err := json.Marshal(st)
 	require.NoError(t, err)
 	require.Less(t, len(raw), 128<<10, "the state read back is bounded")
-	require.Equal(t, h.states["calm-2"], h.get("calm-2"))
+	require.Zero(t, h.store.Invalid.Load())
+
+	// Every refusal is still on record, the forgotten ones too.
+	for _, i := range []int{0, floodSize - window - 1, floodSize - 1} {
+		id := floodEvent("flooded", 0, i).CommandID
+		o, found, err := h.store.Refusal("flooded", id)
+		require.NoError(t, err)
+		require.True(t, found, id)
+		require.Equal(t, approval.ReasonNotEligible, o.Code, id)
+	}
+	for _, missing := range [][2]string{{"flooded", "c-never"}, {"calm-1", floodEvent("", 0, 0).CommandID}, {"flooded", "vote-calm-1"}} {
+		_, found, err := h.store.Refusal(missing[0], missing[1])
+		require.NoError(t, err)
+		require.False(t, found, "%v", missing)
+	}
+}
+
+// TestStoreGetEqualsFoldAcrossTheWindow: the store keeps refusals apart
+// from the state, yet Get equals a fresh fold of the log (I5) when
+// refusals leave the window, when an id the window holds is refused again
+// (a log may hold that: a command whose data could not be decoded is
+// refused each time it comes), when a forgotten id is refused again or
+// accepted, and when a refusal follows an accepted event of the same
+// command id.
+func TestStoreGetEqualsFoldAcrossTheWindow(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.submit("req", dave, t0, 0)
+	next := func() int { return h.states["req"].Sequence + 1 }
+	refuse := func(id string, code approval.ReasonCode) approval.Event {
+		return approval.Event{RequestID: "req", CommandID: id, Actor: flooder, Time: t0, Sequence: next(),
+			Body: approval.CommandRejected{CommandID: id, CommandType: approval.TypeVote, Code: code, Detail: string(code) + " " + id}}
+	}
+	for i := range window + 10 {
+		h.apply(refuse("r-"+strconv.Itoa(i), approval.ReasonNotEligible))
+	}
+	h.checkFold()
+	require.NotContains(t, h.get("req").Outcomes, "r-9")
+	require.Contains(t, h.get("req").Outcomes, "r-10")
+
+	h.apply(refuse("r-10", approval.ReasonInvalid)) // held: replaced where it stands
+	h.checkFold()
+	require.Equal(t, approval.ReasonInvalid, h.get("req").Outcomes["r-10"].Code)
+	require.Equal(t, "r-10", h.get("req").Refused[0])
+
+	h.apply(refuse("r-3", approval.ReasonForbidden)) // forgotten: a new refusal
+	h.checkFold()
+	require.Equal(t, approval.ReasonForbidden, h.get("req").Outcomes["r-3"].Code)
+	o, found, err := h.store.Refusal("req", "r-3")
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, approval.ReasonForbidden, o.Code, "the latest refusal of the id")
+
+	h.apply(approval.Event{RequestID: "req", CommandID: "r-5", Actor: alice, Time: t0, Sequence: next(),
+		Body: approval.VoteRecorded{Voter: alice, Decision: approval.Approve}}) // forgotten, then accepted
+	h.apply(approval.Event{RequestID: "req", CommandID: "r-20", Actor: bob, Time: t0, Sequence: next(),
+		Body: approval.VoteRecorded{Voter: bob, Decision: approval.Reject}}) // held: stays refused
+	h.checkFold()
+	require.Nil(t, h.get("req").Outcomes["r-5"].Refusal())
+	require.Equal(t, approval.ReasonNotEligible, h.get("req").Outcomes["r-20"].Code)
+
+	// A late vote: the expiry that time caused and the refusal, both
+	// under the vote's command id, in one batch.
+	h.submit("late", erin, t0, 10*time.Minute)
+	d := h.do("late", bob, approval.Vote{Decision: approval.Approve}, t0.Add(time.Hour))
+	require.Len(t, d.Events, 2)
+	h.checkFold()
+	require.Equal(t, approval.ReasonExpired, h.get("late").Outcomes[d.Events[0].CommandID].Code)
+
+	for range window {
+		h.apply(refuse("s-"+strconv.Itoa(next()), approval.ReasonNotEligible))
+	}
+	h.checkFold()
+	require.NotContains(t, h.get("req").Outcomes, "r-3", "pushed out again")
 	require.Zero(t, h.store.Invalid.Load())
 }

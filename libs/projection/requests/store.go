@@ -27,13 +27,15 @@ type Store struct {
 	// data, a sequence out of order). It should read zero.
 	Invalid atomic.Int64
 	// OnEvent, if set, is called for every event folded, with the state
-	// before and after (for metrics such as approval latency).
+	// before and after (for metrics such as approval latency), as stored:
+	// with the accepted outcomes and none of the refused ones (those are
+	// kept apart, see Get). The two share their Outcomes map.
 	OnEvent func(e *projection.Event, ev approval.Event, before, after approval.State)
 }
 
 // Version is the layout of the store's keys and values (see the package
 // documentation). The runner rebuilds a store written with another one.
-func (*Store) Version() string { return "requests/2" }
+func (*Store) Version() string { return "requests/3" }
 
 // Attach gives the store the database to read from.
 func (s *Store) Attach(db *pebble.DB) { s.db = db }
@@ -77,6 +79,29 @@ func appendEscaped(k []byte, s string) []byte {
 	return append(k, 0x00, 0x01)
 }
 
+// keyRefusal is the n-th refusal recorded for a request (n from 1):
+// refusals are kept apart from the state, one key each, so that recording
+// one costs the same however many came before it, and Get reads only the
+// latest approval.MaxRefusedOutcomes of them.
+func keyRefusal(rid string, n int) []byte {
+	return binary.BigEndian.AppendUint64(refusalPrefix(rid), uint64(n))
+}
+
+func refusalPrefix(rid string) []byte { return appendEscaped([]byte("f/"), rid) }
+
+// keyRefusalOf finds the refusal of a command id: its value is the
+// refusal's number n (keyRefusal), 8 bytes.
+func keyRefusalOf(rid, commandID string) []byte {
+	return append(appendEscaped([]byte("o/"), rid), commandID...)
+}
+
+// refusal is a refused command's outcome as keyRefusal stores it.
+type refusal struct {
+	CommandID string              `json:"id"`
+	Code      approval.ReasonCode `json:"code"`
+	Detail    string              `json:"detail,omitempty"`
+}
+
 func timerPrefix(p int32) []byte {
 	return binary.BigEndian.AppendUint32([]byte("t/"), uint32(p))
 }
@@ -105,7 +130,9 @@ func keyIndex(index, term string, created time.Time, rid string) []byte {
 	return append(k, rid...)
 }
 
-// Apply folds one event: the projection.Handler.
+// Apply folds one event: the projection.Handler. What it reads and
+// writes does not grow with the request's history: the state it rewrites
+// holds no refusals, and a refusal is a key of its own.
 func (s *Store) Apply(b *pebble.Batch, e *projection.Event) error {
 	env := e.Envelope
 	if env.Subject == "" {
@@ -116,21 +143,49 @@ func (s *Store) Apply(b *pebble.Batch, e *projection.Event) error {
 		s.Invalid.Add(1)
 		return nil
 	}
-	before, _, err := getState(b, env.Subject)
+	rid := env.Subject
+	before, _, err := getState(b, rid)
 	if err != nil {
 		return err
 	}
 	if ev.Sequence != before.Sequence+1 {
 		s.Invalid.Add(1) // a gap or a repeat: the auditor reports it; the fold keeps going
 	}
+	// The state as stored holds no refusals. The event is folded as the
+	// whole state would fold it: with the refusals of the command ids it
+	// names that the whole state still holds (the latest
+	// MaxRefusedOutcomes), so that a repeat of one counts once.
+	held := map[string]int{}
+	for _, id := range commandIDs(ev) {
+		if err := holdRefusal(b, &before, held, id); err != nil {
+			return err
+		}
+	}
 	after := approval.Evolve(before, ev)
-	if err := putJSON(b, keyState(env.Subject), after); err != nil {
+	if r, ok := ev.Body.(approval.CommandRejected); ok {
+		n, ok := held[r.CommandID]
+		if !ok {
+			n = after.Refusals // a new refusal: Evolve counted it
+			if err := b.Set(keyRefusalOf(rid, r.CommandID), binary.BigEndian.AppendUint64(nil, uint64(n)), nil); err != nil {
+				return fmt.Errorf("requests: write refusal of %s: %w", rid, err)
+			}
+		}
+		o := after.Outcomes[r.CommandID]
+		if err := putJSON(b, keyRefusal(rid, n), refusal{CommandID: r.CommandID, Code: o.Code, Detail: o.Detail}); err != nil {
+			return err
+		}
+	}
+	for _, id := range after.Refused {
+		delete(after.Outcomes, id)
+	}
+	after.Refused = nil
+	if err := putJSON(b, keyState(rid), after); err != nil {
 		return err
 	}
 	// The value is kept byte for byte: it is what the chain hashes, and
 	// re-encoding it as JSON would escape <, > and & and change the bytes.
-	if err := b.Set(keyHistory(env.Subject, ev.Sequence, e.Partition, e.Offset), e.Value, nil); err != nil {
-		return fmt.Errorf("requests: write history of %s: %w", env.Subject, err)
+	if err := b.Set(keyHistory(rid, ev.Sequence, e.Partition, e.Offset), e.Value, nil); err != nil {
+		return fmt.Errorf("requests: write history of %s: %w", rid, err)
 	}
 	if err := reindex(b, e.Partition, before, after); err != nil {
 		return err
@@ -139,6 +194,68 @@ func (s *Store) Apply(b *pebble.Batch, e *projection.Event) error {
 		s.OnEvent(e, ev, before, after)
 	}
 	return nil
+}
+
+// commandIDs are the command ids whose outcomes an event records.
+func commandIDs(ev approval.Event) []string {
+	ids := []string{ev.CommandID}
+	if r, ok := ev.Body.(approval.CommandRejected); ok && r.CommandID != ev.CommandID {
+		ids = append(ids, r.CommandID)
+	}
+	return ids
+}
+
+// holdRefusal puts the refusal of command id into st, as the whole state
+// would hold it, if it is among the latest MaxRefusedOutcomes, and notes
+// its number in held.
+func holdRefusal(r reader, st *approval.State, held map[string]int, id string) error {
+	if id == "" || st.Refusals == 0 {
+		return nil
+	}
+	if _, ok := held[id]; ok {
+		return nil
+	}
+	n, o, found, err := refusalOf(r, st.RequestID, id)
+	if err != nil || !found || n <= st.Refusals-approval.MaxRefusedOutcomes {
+		return err // none, or forgotten by the state
+	}
+	if st.Outcomes == nil {
+		st.Outcomes = map[string]approval.Outcome{}
+	}
+	st.Outcomes[id] = o
+	st.Refused = append(st.Refused, id)
+	held[id] = n
+	return nil
+}
+
+// refusalOf returns the number and outcome of the refusal of command id.
+func refusalOf(r reader, rid, id string) (int, approval.Outcome, bool, error) {
+	v, closer, err := r.Get(keyRefusalOf(rid, id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, approval.Outcome{}, false, nil
+	}
+	if err != nil {
+		return 0, approval.Outcome{}, false, fmt.Errorf("requests: read refusal of %s: %w", rid, err)
+	}
+	if len(v) != 8 {
+		_ = closer.Close() // releases a read value
+		return 0, approval.Outcome{}, false, fmt.Errorf("requests: refusal of %s: malformed number %q", rid, v)
+	}
+	n := int(binary.BigEndian.Uint64(v))
+	_ = closer.Close() // releases a read value
+	v, closer, err = r.Get(keyRefusal(rid, n))
+	if err != nil {
+		return 0, approval.Outcome{}, false, fmt.Errorf("requests: read refusal %d of %s: %w", n, rid, err)
+	}
+	defer func() { _ = closer.Close() }() // releases a read value
+	var f refusal
+	if err := json.Unmarshal(v, &f); err != nil {
+		return 0, approval.Outcome{}, false, fmt.Errorf("requests: decode refusal %d of %s: %w", n, rid, err)
+	}
+	if f.CommandID != id {
+		return 0, approval.Outcome{}, false, fmt.Errorf("requests: refusal %d of %s is of %q, not %q", n, rid, f.CommandID, id)
+	}
+	return n, approval.Outcome{Code: f.Code, Detail: f.Detail}, true, nil
 }
 
 // indexKeys are every derived key a state implies.
@@ -213,8 +330,49 @@ func getState(r reader, rid string) (approval.State, bool, error) {
 }
 
 // Get returns a request's state; found is false if no event names it.
+// It equals a fresh fold of the request's events (I5): the latest
+// MaxRefusedOutcomes refusals are read back into Outcomes and Refused,
+// so reading a request costs the same however many refusals it had.
 func (s *Store) Get(rid string) (st approval.State, found bool, err error) {
-	return getState(s.db, rid)
+	snap := s.db.NewSnapshot()
+	defer func() { _ = snap.Close() }() // read-only
+	st, found, err = getState(snap, rid)
+	if err != nil || st.Refusals == 0 {
+		return st, found, err
+	}
+	prefix := refusalPrefix(rid)
+	it, err := snap.NewIter(&pebble.IterOptions{
+		LowerBound: keyRefusal(rid, max(1, st.Refusals-approval.MaxRefusedOutcomes+1)),
+		UpperBound: keyRefusal(rid, st.Refusals+1),
+	})
+	if err != nil {
+		return st, found, fmt.Errorf("requests: refusals of %s: %w", rid, err)
+	}
+	defer func() { _ = it.Close() }() // read-only; it.Error() reports a failed iteration
+	if st.Outcomes == nil {
+		st.Outcomes = map[string]approval.Outcome{}
+	}
+	for it.First(); it.Valid(); it.Next() {
+		if len(it.Key()) != len(prefix)+8 {
+			return st, found, fmt.Errorf("requests: refusals of %s: malformed key %q", rid, it.Key())
+		}
+		var f refusal
+		if err := json.Unmarshal(it.Value(), &f); err != nil {
+			return st, found, fmt.Errorf("requests: decode a refusal of %s: %w", rid, err)
+		}
+		st.Outcomes[f.CommandID] = approval.Outcome{Code: f.Code, Detail: f.Detail}
+		st.Refused = append(st.Refused, f.CommandID)
+	}
+	return st, found, it.Error()
+}
+
+// Refusal returns the refusal of command id, a command about request rid,
+// if it was refused: every refusal is kept, those the state has forgotten
+// (beyond MaxRefusedOutcomes) too, so the decider can tell that a command
+// id was decided however many refusals came after it (approval.Recall).
+func (s *Store) Refusal(rid, commandID string) (approval.Outcome, bool, error) {
+	_, o, found, err := refusalOf(s.db, rid, commandID)
+	return o, found, err
 }
 
 // History returns a request's events in sequence order, as stored.
@@ -269,6 +427,8 @@ type Filter struct {
 
 // Page is one page of List.
 type Page struct {
+	// Items are the requests as stored: with their accepted outcomes but
+	// without their refusals, which only Get reads back.
 	Items []approval.State
 	Next  string // empty on the last page
 }
