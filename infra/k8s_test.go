@@ -18,6 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
+
+	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/logadmin"
 )
 
 // Strimzi's resources (kafka.strimzi.io/v1beta2), mirrored with only the
@@ -35,11 +38,18 @@ type (
 					TopologyKey string `json:"topologyKey"`
 				} `json:"rack"`
 				Listeners []struct {
-					Name string `json:"name"`
-					Port int    `json:"port"`
-					Type string `json:"type"`
-					TLS  bool   `json:"tls"`
+					Name           string `json:"name"`
+					Port           int    `json:"port"`
+					Type           string `json:"type"`
+					TLS            bool   `json:"tls"`
+					Authentication struct {
+						Type string `json:"type"`
+					} `json:"authentication"`
 				} `json:"listeners"`
+				Authorization struct {
+					Type       string   `json:"type"`
+					SuperUsers []string `json:"superUsers"`
+				} `json:"authorization"`
 				Config map[string]any `json:"config"`
 			} `json:"kafka"`
 			EntityOperator struct {
@@ -67,6 +77,27 @@ type (
 			Resources corev1.ResourceRequirements `json:"resources"`
 		} `json:"spec"`
 	}
+	strimziUser struct {
+		v1.TypeMeta `json:",inline"`
+		Metadata    v1.ObjectMeta `json:"metadata"`
+		Spec        struct {
+			Authentication struct {
+				Type string `json:"type"`
+			} `json:"authentication"`
+			Authorization *struct {
+				Type string `json:"type"`
+				ACLs []struct {
+					Resource struct {
+						Type        string `json:"type"`
+						Name        string `json:"name"`
+						PatternType string `json:"patternType"`
+					} `json:"resource"`
+					Operations []string `json:"operations"`
+					Host       string   `json:"host"`
+				} `json:"acls"`
+			} `json:"authorization"`
+		} `json:"spec"`
+	}
 	strimziTopic struct {
 		v1.TypeMeta `json:",inline"`
 		Metadata    v1.ObjectMeta `json:"metadata"`
@@ -89,8 +120,19 @@ type manifests struct {
 	kafkas      []*strimziKafka
 	pools       []*strimziNodePool
 	topics      []*strimziTopic
+	users       []*strimziUser
 	policies    []*networkingv1.NetworkPolicy
 	namespaces  []*corev1.Namespace
+}
+
+// hasUser reports whether a KafkaUser of this name is in the manifests.
+func (m manifests) hasUser(name string) bool {
+	for _, u := range m.users {
+		if u.Metadata.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func loadManifests(t *testing.T) manifests {
@@ -133,6 +175,9 @@ func loadManifests(t *testing.T) manifests {
 			case "kafka.strimzi.io/v1beta2 KafkaNodePool":
 				p := &strimziNodePool{}
 				m.pools, obj = append(m.pools, p), p
+			case "kafka.strimzi.io/v1beta2 KafkaUser":
+				u := &strimziUser{}
+				m.users, obj = append(m.users, u), u
 			case "kafka.strimzi.io/v1beta2 KafkaTopic":
 				k := &strimziTopic{}
 				m.topics, obj = append(m.topics, k), k
@@ -229,7 +274,11 @@ func TestManifestsDeployEveryServiceHighlyAvailable(t *testing.T) {
 			require.True(t, mounted[v.Name], "%s: volume %s is mounted", where, v.Name)
 			switch {
 			case v.Secret != nil:
-				require.Contains(t, m.secrets, v.Secret.SecretName, where)
+				// Strimzi's User Operator writes a KafkaUser's password
+				// into a secret of the user's name.
+				if !m.hasUser(v.Secret.SecretName) {
+					require.Contains(t, m.secrets, v.Secret.SecretName, where)
+				}
 			case v.ConfigMap != nil:
 				require.Contains(t, m.configMaps, v.ConfigMap.Name, where)
 			}
@@ -313,6 +362,90 @@ func TestManifestsKafkaMatchesTheDesign(t *testing.T) {
 				require.True(t, strings.HasPrefix(e.Value, k.Metadata.Name+"-kafka-bootstrap."), "deployment %s: Strimzi's bootstrap service", d.Name)
 			}
 		}
+	}
+}
+
+// TestManifestsAuthenticateAndAuthorizeEveryService checks the Kafka
+// cluster's authentication and authorization, that each service's
+// KafkaUser holds exactly the ACLs of its role (logadmin.Grants on the
+// production topics), and that each Deployment runs as its own user
+// with that user's password mounted.
+func TestManifestsAuthenticateAndAuthorizeEveryService(t *testing.T) {
+	t.Parallel()
+	m := loadManifests(t)
+	require.Len(t, m.kafkas, 1)
+	k := m.kafkas[0].Spec.Kafka
+	for _, l := range k.Listeners {
+		require.Equal(t, "scram-sha-512", l.Authentication.Type, "listener %s authenticates every client", l.Name)
+	}
+	require.Equal(t, "simple", k.Authorization.Type, "Kafka's StandardAuthorizer")
+	require.Equal(t, []string{"assent-admin"}, k.Authorization.SuperUsers)
+	require.Equal(t, false, k.Config["allow.everyone.if.no.acl.found"], "nothing is allowed without an ACL")
+
+	users := map[string]*strimziUser{}
+	for _, u := range m.users {
+		require.Equal(t, "assent", u.Metadata.Namespace, u.Metadata.Name)
+		require.Equal(t, m.kafkas[0].Metadata.Name, u.Metadata.Labels["strimzi.io/cluster"], u.Metadata.Name)
+		require.Equal(t, "scram-sha-512", u.Spec.Authentication.Type, u.Metadata.Name)
+		users[u.Metadata.Name] = u
+	}
+	require.Contains(t, users, "assent-admin")
+	require.Nil(t, users["assent-admin"].Spec.Authorization, "the admin is a super user, with no ACLs of its own")
+
+	strimziType := map[string]string{"topic": "topic", "group": "group", "transactional-id": "transactionalId", "cluster": "cluster"}
+	for _, role := range logadmin.Roles() {
+		name := "assent-" + string(role)
+		u := users[name]
+		require.NotNil(t, u, "a KafkaUser for the %s role", role)
+		require.NotNil(t, u.Spec.Authorization, name)
+		require.Equal(t, "simple", u.Spec.Authorization.Type, name)
+		grants, err := logadmin.Grants(role, eventlog.DefaultTopicSpec())
+		require.NoError(t, err)
+		var want, got []string
+		for _, g := range grants {
+			pattern := "literal"
+			if g.Prefixed {
+				pattern = "prefix"
+			}
+			for _, op := range g.Ops {
+				name := g.Name
+				if g.Resource == "cluster" {
+					name, pattern = "", ""
+				}
+				want = append(want, fmt.Sprintf("%s %s %s %s", strimziType[g.Resource], name, pattern, strings.ReplaceAll(op.String(), "_", "")))
+			}
+		}
+		for _, a := range u.Spec.Authorization.ACLs {
+			require.Equal(t, "*", a.Host, name)
+			for _, op := range a.Operations {
+				got = append(got, fmt.Sprintf("%s %s %s %s", a.Resource.Type, a.Resource.Name, a.Resource.PatternType, strings.ToUpper(op)))
+			}
+		}
+		require.ElementsMatch(t, want, got, "%s holds exactly its role's ACLs (libs/logadmin/acl.go)", name)
+	}
+	require.Len(t, users, len(logadmin.Roles())+1, "no KafkaUser without a role")
+
+	for _, d := range m.deployments {
+		c := d.Spec.Template.Spec.Containers[0]
+		env := map[string]string{}
+		for _, e := range c.Env {
+			env[e.Name] = e.Value
+		}
+		user := env["ASSENT_KAFKA_USER"]
+		require.Equal(t, "assent-"+d.Name, user, "deployment %s runs as its own Kafka user", d.Name)
+		require.Contains(t, users, user, d.Name)
+		file := env["ASSENT_KAFKA_PASSWORD_FILE"]
+		var mounted bool
+		for _, vm := range c.VolumeMounts {
+			if strings.HasPrefix(file, vm.MountPath+"/") {
+				for _, v := range d.Spec.Template.Spec.Volumes {
+					if v.Name == vm.Name && v.Secret != nil && v.Secret.SecretName == user {
+						mounted = true
+					}
+				}
+			}
+		}
+		require.True(t, mounted, "deployment %s mounts the Secret %s (Strimzi's) at %s", d.Name, user, file)
 	}
 }
 

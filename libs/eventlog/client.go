@@ -1,18 +1,27 @@
 package eventlog
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // Environment variables read by ConfigFromEnv.
 const (
 	EnvBrokers = "ASSENT_KAFKA_BROKERS" // required: comma-separated host:port list
 	EnvLinger  = "ASSENT_KAFKA_LINGER"  // optional: a Go duration, "0" for none
+	// EnvUser and EnvPasswordFile name the SCRAM-SHA-512 credentials the
+	// client authenticates with; both or neither. The password is read
+	// from the file at each authentication, so a rotated file takes
+	// effect at the next connection; it is never logged.
+	EnvUser         = "ASSENT_KAFKA_USER"
+	EnvPasswordFile = "ASSENT_KAFKA_PASSWORD_FILE"
 )
 
 // Defaults that Config applies to its zero fields.
@@ -53,6 +62,43 @@ type Config struct {
 	// RecordDeliveryTimeout bounds how long a produced record may wait for
 	// its acknowledgement; 0 means DefaultRecordDeliveryTimeout.
 	RecordDeliveryTimeout time.Duration
+	// SCRAM, when set, authenticates the client with SASL/SCRAM-SHA-512.
+	// Every cluster Assent starts requires it (docs/architecture.md,
+	// "Kafka authentication and ACLs").
+	SCRAM *SCRAM
+}
+
+// SCRAM names a SASL/SCRAM-SHA-512 user and the file holding its password.
+type SCRAM struct {
+	User         string
+	PasswordFile string
+}
+
+// String names the user, never the password.
+func (s *SCRAM) String() string { return "SCRAM-SHA-512 user " + s.User }
+
+// Opt is the kgo option that authenticates as s. The password file is
+// read at each authentication, so a rotated password takes effect at the
+// next connection.
+func (s *SCRAM) Opt() kgo.Opt {
+	return kgo.SASL(scram.Sha512(func(context.Context) (scram.Auth, error) {
+		p, err := s.password()
+		return scram.Auth{User: s.User, Pass: p}, err
+	}))
+}
+
+// password reads the password file: its content without surrounding
+// whitespace.
+func (s *SCRAM) password() (string, error) {
+	b, err := os.ReadFile(s.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("eventlog: the Kafka password of %s: %w", s.User, err)
+	}
+	p := strings.TrimSpace(string(b))
+	if p == "" {
+		return "", fmt.Errorf("eventlog: the Kafka password file of %s (%s) is empty", s.User, s.PasswordFile)
+	}
+	return p, nil
 }
 
 // ConfigFromEnv reads a Config from ASSENT_KAFKA_BROKERS (required) and
@@ -67,6 +113,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("eventlog: %s: %w", EnvBrokers, err)
 	}
 	cfg := Config{Brokers: brokers}
+	if cfg.SCRAM, err = SCRAMFromEnv(getenv); err != nil {
+		return Config{}, err
+	}
 	if v := getenv(EnvLinger); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -78,6 +127,27 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		cfg.Linger = d
 	}
 	return cfg, nil
+}
+
+// SCRAMFromEnv reads ASSENT_KAFKA_USER and ASSENT_KAFKA_PASSWORD_FILE:
+// nil when neither is set, an error when only one is or the file cannot
+// be read. The password itself is not kept: it is read at each
+// authentication.
+func SCRAMFromEnv(getenv func(string) string) (*SCRAM, error) {
+	user, file := strings.TrimSpace(getenv(EnvUser)), strings.TrimSpace(getenv(EnvPasswordFile))
+	switch {
+	case user == "" && file == "":
+		return nil, nil
+	case file == "":
+		return nil, fmt.Errorf("eventlog: %s is set but %s is not: name the file holding %s's password (scripts/kafka up writes them under .run/kafka/credentials)", EnvUser, EnvPasswordFile, user)
+	case user == "":
+		return nil, fmt.Errorf("eventlog: %s is set but %s is not: name the Kafka user the password is for", EnvPasswordFile, EnvUser)
+	}
+	s := &SCRAM{User: user, PasswordFile: file}
+	if _, err := s.password(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // ParseBrokers splits a comma-separated broker list, trimming spaces and
@@ -136,6 +206,9 @@ func (cfg Config) Opts(extra ...kgo.Opt) ([]kgo.Opt, error) {
 		kgo.ProducerLinger(linger),
 		kgo.DialTimeout(dial),
 		kgo.RecordDeliveryTimeout(delivery),
+	}
+	if cfg.SCRAM != nil {
+		opts = append(opts, cfg.SCRAM.Opt())
 	}
 	opts = append(opts, extra...)
 	return append(opts,

@@ -30,11 +30,10 @@ func TestIntegrationKeyedRecordsLandWherePartitionSays(t *testing.T) {
 		keys = append(keys, fmt.Sprintf("req-%d", i), wire.NewID(time.Now()))
 	}
 
-	brokers := kafkatest.Brokers(t)
 	producers := map[string]*kgo.Client{
 		"eventlog":      kafkatest.NewClient(t),
-		"sticky-key":    plainClient(t, kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil))),
-		"franz-default": plainClient(t, kgo.SeedBrokers(brokers...)),
+		"sticky-key":    plainClient(t, append(kafkatest.Auth(t), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))...),
+		"franz-default": plainClient(t, kafkatest.Auth(t)...),
 	}
 	for name, p := range producers {
 		var recs []*kgo.Record

@@ -99,12 +99,11 @@ func TestIntegrationReadCommittedRoundTrip(t *testing.T) {
 	require.NotContains(t, got, aborted.ID)
 
 	// read_uncommitted, bypassing eventlog: the aborted record is there.
-	raw, err := kgo.NewClient(
-		kgo.SeedBrokers(kafkatest.Brokers(t)...),
+	raw, err := kgo.NewClient(append(kafkatest.Auth(t),
 		kgo.ConsumeTopics(spec.Events),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
-	)
+	)...)
 	require.NoError(t, err)
 	defer raw.Close()
 	var all []string

@@ -9,7 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/test/kafkatest"
 )
@@ -156,7 +155,7 @@ func topicConfigs(t *testing.T, adm *kadm.Client, topic string) map[string]strin
 func TestIntegrationConnect(t *testing.T) {
 	t.Parallel()
 	spec := kafkatest.NewTopics(t, 3)
-	cfg := eventlog.Config{Brokers: kafkatest.Brokers(t), ClientID: "connect-test"}
+	cfg := kafkatest.Config(t, "connect-test")
 	cl, err := logadmin.Connect(t.Context(), cfg, spec)
 	require.NoError(t, err)
 	require.NoError(t, cl.Ping(t.Context()))

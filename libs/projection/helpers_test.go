@@ -128,7 +128,7 @@ type running struct {
 }
 
 func kafkaConfig(t testing.TB) eventlog.Config {
-	return eventlog.Config{Brokers: kafkatest.Brokers(t), ClientID: "projection-test"}
+	return kafkatest.Config(t, "projection-test")
 }
 
 // openRunner opens a runner on dir for topic, without running it.

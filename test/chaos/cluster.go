@@ -14,6 +14,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/logadmin"
 )
 
 // Cluster is the suite's own three-node Kafka cluster (KRaft, combined
@@ -43,6 +46,7 @@ type Cluster struct {
 	log4j string
 	nodes [3]*node
 	logf  func(format string, args ...any)
+	admin *eventlog.SCRAM // the super user, as in scripts/kafka
 }
 
 type node struct {
@@ -55,6 +59,7 @@ type node struct {
 const (
 	brokerPort     = 9092
 	controllerPort = 9093
+	tlsPort        = 9292 // the mutual-TLS listener (for kcat); unused by the run
 )
 
 // KafkaLibs finds the Kafka jars that scripts/kafka caches.
@@ -112,6 +117,23 @@ func StartCluster(ctx context.Context, root, dir string, logf func(string, ...an
 		c.Close()
 		return nil, fmt.Errorf("chaos: %w", err)
 	}
+	// Every connection authenticates, as in scripts/kafka: the admin's
+	// SCRAM credential is bootstrapped at format time.
+	password, err := NewPassword(filepath.Join(dir, "credentials", "admin.password"))
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.admin = &eventlog.SCRAM{User: "admin", PasswordFile: filepath.Join(dir, "credentials", "admin.password")}
+	pki := logadmin.LocalPKI{Dir: filepath.Join(dir, "pki")}
+	ips := make([]string, 0, len(c.nodes))
+	for _, nd := range c.nodes {
+		ips = append(ips, nd.ip)
+	}
+	if err := pki.Ensure(ips, []string{"admin"}); err != nil {
+		c.Close()
+		return nil, err
+	}
 	errs := make(chan error, 3)
 	for _, nd := range c.nodes {
 		ndir := c.nodeDir(nd.n)
@@ -123,6 +145,7 @@ func StartCluster(ctx context.Context, root, dir string, logf func(string, ...an
 			"@NODE_ID@", fmt.Sprint(nd.n), "@VOTERS@", strings.Join(voters, ","),
 			"@BROKER_PORT@", fmt.Sprint(brokerPort), "@CONTROLLER_PORT@", fmt.Sprint(controllerPort),
 			"@DATA_DIR@", filepath.Join(ndir, "data"), "@REPLICATION_FACTOR@", "3", "@MIN_ISR@", "2",
+			"@ADMIN_PASSWORD@", password, "@TLS_PORT@", fmt.Sprint(tlsPort), "@PKI_DIR@", pki.Dir,
 			"127.0.0.1", nd.ip,
 		).Replace(string(tmpl))
 		if err := os.WriteFile(filepath.Join(ndir, "server.properties"), []byte(props), 0o600); err != nil {
@@ -133,7 +156,8 @@ func StartCluster(ctx context.Context, root, dir string, logf func(string, ...an
 			out, err := exec.CommandContext(ctx, c.java, "-Xmx256m", "-XX:TieredStopAtLevel=1",
 				"-Dlog4j2.configurationFile="+c.log4j, "-Dkafka.logs.dir="+filepath.Join(ndir, "logs"),
 				"-cp", c.libs+"/*", "kafka.tools.StorageTool", "format", "--ignore-formatted",
-				"-t", cid, "-c", filepath.Join(ndir, "server.properties")).CombinedOutput()
+				"-t", cid, "-c", filepath.Join(ndir, "server.properties"),
+				"--add-scram", "SCRAM-SHA-512=[name=admin,password="+password+"]").CombinedOutput()
 			if err != nil {
 				err = fmt.Errorf("chaos: format node %d: %w\n%s", nd.n, err, out)
 			}
@@ -153,6 +177,25 @@ func StartCluster(ctx context.Context, root, dir string, logf func(string, ...an
 		}
 	}
 	return c, nil
+}
+
+// Admin is the cluster's super user.
+func (c *Cluster) Admin() *eventlog.SCRAM { return c.admin }
+
+// NewPassword writes a random password to path (mode 0600, its directory
+// 0700) and returns it: 32 random bytes in base64url, which needs no
+// quoting in a JAAS line.
+func NewPassword(path string) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("chaos: %w", err)
+	}
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	p := base64.RawURLEncoding.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(p), 0o600); err != nil {
+		return "", fmt.Errorf("chaos: %w", err)
+	}
+	return p, nil
 }
 
 func (c *Cluster) nodeDir(n int) string { return filepath.Join(c.Dir, fmt.Sprintf("node-%d", n)) }

@@ -111,9 +111,25 @@ func Execute(ctx context.Context, cfg Config) (*Run, error) {
 		brokers = cluster.Brokers()
 	}
 	kcfg := eventlog.Config{Brokers: brokers}
+	var err error
+	if cluster != nil {
+		kcfg.SCRAM = cluster.Admin()
+	} else if kcfg.SCRAM, err = eventlog.SCRAMFromEnv(os.Getenv); err != nil {
+		return nil, err
+	}
 	spec := eventlog.TopicSpec{Commands: cfg.Prefix + ".commands", Events: cfg.Prefix + ".events", Partitions: 12, ReplicationFactor: 3, MinInsyncReplicas: 2}
 	if err := provision(ctx, kcfg, spec, cluster != nil); err != nil {
 		return nil, err
+	}
+	// On its own cluster, each service runs as its own Kafka user with only
+	// its role's ACLs, as scripts/up runs them: the faults are survived
+	// with least privilege. On a cluster it is given, the services run as
+	// the environment's user.
+	users := map[logadmin.Role][]string{}
+	if cluster != nil {
+		if users, err = serviceUsers(ctx, kcfg, spec, filepath.Join(cfg.Dir, "credentials")); err != nil {
+			return nil, err
+		}
 	}
 	if cluster == nil {
 		defer deleteTopics(kcfg, spec, logf)
@@ -121,7 +137,7 @@ func Execute(ctx context.Context, cfg Config) (*Run, error) {
 	logf("topics %s and %s ready on %s", spec.Commands, spec.Events, strings.Join(brokers, ","))
 
 	secret := "chaos-signing-secret"
-	procs, err := startServices(ctx, cfg, bin, brokers, spec, secret)
+	procs, err := startServices(ctx, cfg, bin, brokers, spec, secret, users)
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +320,36 @@ func (s *services) stopAll() {
 	wg.Wait()
 }
 
-func startServices(ctx context.Context, cfg Config, bin string, brokers []string, spec eventlog.TopicSpec, secret string) (*services, error) {
+// serviceUsers creates a Kafka user for each role the run starts, grants
+// it the role's ACLs on spec's topics, and returns the environment that
+// makes a service authenticate as it.
+func serviceUsers(ctx context.Context, kcfg eventlog.Config, spec eventlog.TopicSpec, dir string) (map[logadmin.Role][]string, error) {
+	cl, err := eventlog.NewClient(kcfg)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	envs := map[logadmin.Role][]string{}
+	for _, role := range []logadmin.Role{logadmin.RoleDecider, logadmin.RoleAPI, logadmin.RoleSlackGateway} {
+		user := "assent-" + string(role)
+		file := filepath.Join(dir, user+".password")
+		password, err := NewPassword(file)
+		if err != nil {
+			return nil, err
+		}
+		if err := logadmin.UpsertUser(ctx, adm, user, password); err != nil {
+			return nil, fmt.Errorf("chaos: %w", err)
+		}
+		if err := logadmin.GrantACLs(ctx, adm, "User:"+user, role, spec); err != nil {
+			return nil, fmt.Errorf("chaos: %w", err)
+		}
+		envs[role] = []string{eventlog.EnvUser + "=" + user, eventlog.EnvPasswordFile + "=" + file}
+	}
+	return envs, nil
+}
+
+func startServices(ctx context.Context, cfg Config, bin string, brokers []string, spec eventlog.TopicSpec, secret string, users map[logadmin.Role][]string) (*services, error) {
 	dir := filepath.Join(cfg.Dir, "services")
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("chaos: %w", err)
@@ -342,17 +387,19 @@ func startServices(ctx context.Context, cfg Config, bin string, brokers []string
 	tokens := filepath.Join(cfg.Root, "infra/tokens/demo-tokens.yaml")
 	for i := 1; i <= 2; i++ {
 		d, err := NewProc(dir, bin+"/decider", "decider", fmt.Sprintf("decider-%d", i), fmt.Sprintf("%s-decider-%d", cfg.Prefix, i),
-			append(slices.Clone(common), "ASSENT_DECIDER_GROUP="+cfg.Prefix+"-decider", "ASSENT_POLICY_FILE="+policy)...)
+			append(append(slices.Clone(common), users[logadmin.RoleDecider]...),
+				"ASSENT_DECIDER_GROUP="+logadmin.DeciderGroupPrefix+"-"+cfg.Prefix, "ASSENT_POLICY_FILE="+policy)...)
 		if err != nil {
 			return nil, err
 		}
 		a, err := NewProc(dir, bin+"/api", "api", fmt.Sprintf("api-%d", i), fmt.Sprintf("%s-api-%d", cfg.Prefix, i),
-			append(slices.Clone(common), "ASSENT_TOKENS_FILE="+tokens)...)
+			append(append(slices.Clone(common), users[logadmin.RoleAPI]...), "ASSENT_TOKENS_FILE="+tokens)...)
 		if err != nil {
 			return nil, err
 		}
 		g, err := NewProc(dir, bin+"/slack-gateway", "slack-gateway", fmt.Sprintf("gateway-%d", i), fmt.Sprintf("%s-gateway-%d", cfg.Prefix, i),
-			append(slices.Clone(common), "ASSENT_SLACK_GROUP="+cfg.Prefix+"-gateway", "ASSENT_SLACK_BOT_TOKEN=xoxb-assent-test",
+			append(append(slices.Clone(common), users[logadmin.RoleSlackGateway]...),
+				"ASSENT_SLACK_GROUP="+logadmin.SlackGatewayGroupPrefix+"-"+cfg.Prefix, "ASSENT_SLACK_BOT_TOKEN=xoxb-assent-test",
 				"ASSENT_SLACK_SIGNING_SECRET="+secret, "ASSENT_SLACK_API_URL="+slackURL, "ASSENT_SLACK_RATE_SCALE=1000")...)
 		if err != nil {
 			return nil, err

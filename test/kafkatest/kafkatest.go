@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -26,49 +27,95 @@ import (
 	"github.com/assent-dev/assent/libs/logadmin"
 )
 
-// probe is the outcome of the one reachability check per test binary.
-var probe = sync.OnceValues(func() ([]string, string) {
+// probe is the outcome of the one reachability check per test binary. The
+// cluster and the credentials (the cluster's admin: tests create and
+// delete topics) come from the environment, as `eval "$(scripts/kafka
+// up)"` sets it: ASSENT_KAFKA_BROKERS, ASSENT_KAFKA_USER and
+// ASSENT_KAFKA_PASSWORD_FILE. Processes a test starts inherit them.
+var probe = sync.OnceValues(func() (eventlog.Config, string) {
 	raw := os.Getenv(eventlog.EnvBrokers)
 	if strings.TrimSpace(raw) == "" {
-		return nil, eventlog.EnvBrokers + " is not set"
+		return eventlog.Config{}, eventlog.EnvBrokers + " is not set"
 	}
-	brokers, err := eventlog.ParseBrokers(raw)
+	cfg, err := eventlog.ConfigFromEnv(os.Getenv)
 	if err != nil {
-		return nil, eventlog.EnvBrokers + ": " + err.Error()
+		return eventlog.Config{}, err.Error()
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DialTimeout(5*time.Second))
+	cfg.DialTimeout = 5 * time.Second
+	cl, err := eventlog.NewClient(cfg)
 	if err != nil {
-		return nil, err.Error()
+		return eventlog.Config{}, err.Error()
 	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := cl.Ping(ctx); err != nil {
-		return nil, "Kafka at " + raw + " is unreachable: " + err.Error()
+		return eventlog.Config{}, "Kafka at " + raw + " is unreachable: " + err.Error()
 	}
-	return brokers, ""
+	cfg.DialTimeout = 0
+	return cfg, ""
 })
 
-// Brokers returns the brokers of the test cluster. If there is none, it
-// fails the test under CI=true and skips it otherwise.
-func Brokers(t tb.TB) []string {
+// Config returns the test cluster's client configuration, authenticated
+// as the environment says, with the client id given. If there is no
+// cluster, it fails the test under CI=true and skips it otherwise.
+func Config(t tb.TB, clientID string) eventlog.Config {
 	t.Helper()
-	brokers, problem := probe()
+	cfg, problem := probe()
 	if problem == "" {
-		return brokers
+		cfg.ClientID = clientID
+		return cfg
 	}
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("kafkatest: %s; integration tests need the real cluster under CI (scripts/kafka up)", problem)
 	}
 	t.Skipf("kafkatest: %s; set %s or run scripts/test", problem, eventlog.EnvBrokers)
-	return nil
+	return eventlog.Config{}
+}
+
+// Kcat returns what kcat needs to read the test cluster: the address of a
+// broker's mutual-TLS listener and a kcat configuration file with the
+// admin's client certificate (scripts/kafka up prints both, as
+// ASSENT_KAFKA_TLS_BROKERS and ASSENT_KAFKA_KCAT_DIR). Without them it
+// fails under CI=true and skips otherwise.
+func Kcat(t tb.TB) (broker, config string) {
+	t.Helper()
+	Config(t, "")
+	tls, dir := os.Getenv("ASSENT_KAFKA_TLS_BROKERS"), os.Getenv("ASSENT_KAFKA_KCAT_DIR")
+	if tls == "" || dir == "" {
+		problem := "ASSENT_KAFKA_TLS_BROKERS and ASSENT_KAFKA_KCAT_DIR are not set (eval \"$(scripts/kafka up)\" sets them)"
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("kafkatest: %s", problem)
+		}
+		t.Skipf("kafkatest: %s", problem)
+	}
+	broker, _, _ = strings.Cut(tls, ",")
+	return broker, filepath.Join(dir, "admin.conf")
+}
+
+// Auth returns the options that authenticate a client built with kgo
+// directly (not through eventlog) to the test cluster.
+func Auth(t tb.TB) []kgo.Opt {
+	t.Helper()
+	cfg := Config(t, "")
+	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}
+	if cfg.SCRAM != nil {
+		opts = append(opts, cfg.SCRAM.Opt())
+	}
+	return opts
+}
+
+// Brokers returns the brokers of the test cluster, as Config does.
+func Brokers(t tb.TB) []string {
+	t.Helper()
+	return Config(t, "").Brokers
 }
 
 // NewClient returns an eventlog client for the test cluster, closed when
 // the test ends.
 func NewClient(t tb.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := eventlog.NewClient(eventlog.Config{Brokers: Brokers(t), ClientID: "kafkatest"}, opts...)
+	cl, err := eventlog.NewClient(Config(t, "kafkatest"), opts...)
 	if err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}

@@ -56,7 +56,7 @@ func Start(t tb.TB, deciders, apis int) *Cluster {
 		"ASSENT_EVENTS_TOPIC=" + topics.Events,
 		fmt.Sprintf("ASSENT_PARTITIONS=%d", topics.Partitions),
 	}
-	c := &Cluster{Topics: topics, Kafka: eventlog.Config{Brokers: brokers, ClientID: tag}}
+	c := &Cluster{Topics: topics, Kafka: kafkatest.Config(t, tag)}
 	for i := range deciders {
 		p := systest.NewProc(t, filepath.Join(bin, "decider"), fmt.Sprintf("%s-decider-%d", tag, i+1), append(common,
 			"ASSENT_DECIDER_GROUP="+tag+"-deciders",

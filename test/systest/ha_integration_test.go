@@ -16,7 +16,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/test/kafkatest"
 )
 
@@ -133,7 +132,7 @@ func TestIntegrationHighAvailability(t *testing.T) {
 	require.Zero(t, unknown.Load(), "every operation got an answer from some replica")
 
 	// The log, read back whole.
-	kcfg := eventlog.Config{Brokers: brokers}
+	kcfg := kafkatest.Config(t, "")
 	var res Result
 	var log []Record
 	require.Eventually(t, func() bool {

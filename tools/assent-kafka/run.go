@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -45,6 +48,21 @@ var commands = []command{
 		setup:   setupProvision,
 	},
 	{
+		name:    "users",
+		summary: "create or update the SCRAM-SHA-512 user of each service whose password file is in --credentials",
+		setup:   setupUsers,
+	},
+	{
+		name:    "grant",
+		summary: "grant a principal the ACLs of a role on the topics (provision grants every service's)",
+		setup:   setupGrant,
+	},
+	{
+		name:    "pki",
+		summary: "make the local CA and the certificates of the cluster's TLS listener (brokers, and clients such as kcat); no Kafka needed",
+		setup:   setupPKI,
+	},
+	{
 		name:    "check",
 		summary: "verify the topics without creating anything, as every service does at start",
 		setup:   setupCheck,
@@ -69,9 +87,11 @@ Commands:
 		_, _ = fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	_, _ = fmt.Fprintf(w, `
-Every command takes --brokers (default $%s, else %s).
+Every command takes --brokers (default $%s, else %s), and
+authenticates as $%s with the password in $%s when they are set
+(scripts/kafka up prints them for the cluster's admin).
 Run "assent-kafka <command> --help" for the flags of a command.
-`, eventlog.EnvBrokers, defaultBrokers)
+`, eventlog.EnvBrokers, defaultBrokers, eventlog.EnvUser, eventlog.EnvPasswordFile)
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -116,11 +136,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fs.Usage()
 		return errUsage
 	}
-	seeds, err := eventlog.ParseBrokers(*brokers)
+	kcfg, err := eventlog.ConfigFromEnv(func(k string) string {
+		if k == eventlog.EnvBrokers {
+			return *brokers
+		}
+		return getenv(k)
+	})
 	if err != nil {
-		return fmt.Errorf("--brokers: %w", err)
+		return err
 	}
-	cl, err := eventlog.NewClient(eventlog.Config{Brokers: seeds, ClientID: "assent-kafka"})
+	kcfg.ClientID = "assent-kafka"
+	cl, err := eventlog.NewClient(kcfg)
 	if err != nil {
 		return err
 	}
@@ -199,6 +225,7 @@ func specFlags(fs *flag.FlagSet) (func() (eventlog.TopicSpec, error), *time.Dura
 
 func setupProvision(fs *flag.FlagSet) func(context.Context, *kadm.Client, []string, io.Writer) error {
 	build, timeout := specFlags(fs)
+	grant := fs.Bool("grant", true, "also grant each service's user (User:assent-<role>) the ACLs of its role on the topics")
 	return func(ctx context.Context, adm *kadm.Client, _ []string, stdout io.Writer) error {
 		spec, err := build()
 		if err != nil {
@@ -210,7 +237,110 @@ func setupProvision(fs *flag.FlagSet) func(context.Context, *kadm.Client, []stri
 		if len(report.Topics) > 0 {
 			_, _ = fmt.Fprintln(stdout, report)
 		}
-		return explain(err, stdout)
+		if err := explain(err, stdout); err != nil || !*grant {
+			return err
+		}
+		for _, role := range logadmin.Roles() {
+			principal := "User:" + ServiceUser(role)
+			if err := logadmin.GrantACLs(ctx, adm, principal, role, spec); err != nil {
+				return err
+			}
+			_, _ = fmt.Fprintf(stdout, "granted %s the ACLs of the %s role\n", principal, role)
+		}
+		return nil
+	}
+}
+
+// ServiceUser is the Kafka user a service runs as in the clusters the
+// scripts start and in infra/k8s: assent-<role>.
+func ServiceUser(role logadmin.Role) string { return "assent-" + string(role) }
+
+func setupUsers(fs *flag.FlagSet) func(context.Context, *kadm.Client, []string, io.Writer) error {
+	dir := fs.String("credentials", "", "directory holding <user>.password files (scripts/kafka keeps them in .run/kafka/credentials)")
+	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	return func(ctx context.Context, adm *kadm.Client, _ []string, stdout io.Writer) error {
+		if *dir == "" {
+			return errors.New("--credentials is required")
+		}
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		n := 0
+		for _, role := range logadmin.Roles() {
+			user := ServiceUser(role)
+			b, err := os.ReadFile(filepath.Join(*dir, user+".password"))
+			if errors.Is(err, iofs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := logadmin.UpsertUser(ctx, adm, user, strings.TrimSpace(string(b))); err != nil {
+				return err
+			}
+			_, _ = fmt.Fprintf(stdout, "user %s: SCRAM-SHA-512 credential set\n", user)
+			n++
+		}
+		if n == 0 {
+			return fmt.Errorf("no assent-<role>.password file in %s", *dir)
+		}
+		return nil
+	}
+}
+
+func setupPKI(fs *flag.FlagSet) func(context.Context, *kadm.Client, []string, io.Writer) error {
+	dir := fs.String("dir", "", "directory of the CA and certificates (scripts/kafka uses .run/kafka/pki)")
+	hosts := fs.String("hosts", "127.0.0.1", "comma-separated addresses or names the brokers' certificate is valid for")
+	users := fs.String("users", "admin,assent-auditor", "comma-separated users to make client certificates for (CN=user)")
+	return func(_ context.Context, _ *kadm.Client, _ []string, stdout io.Writer) error {
+		if *dir == "" {
+			return errors.New("--dir is required")
+		}
+		p := logadmin.LocalPKI{Dir: *dir}
+		if err := p.Ensure(splitList(*hosts), splitList(*users)); err != nil {
+			return err
+		}
+		_, _ = fmt.Fprintf(stdout, "pki: CA %s, broker certificate %s, clients %s\n", p.CA(), p.Broker(), filepath.Join(*dir, "clients"))
+		return nil
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func setupGrant(fs *flag.FlagSet) func(context.Context, *kadm.Client, []string, io.Writer) error {
+	build, timeout := specFlags(fs)
+	roleName := fs.String("role", "", "the role: decider, api, slack-gateway, notifier, console, auditor or kafka-health")
+	principal := fs.String("principal", "", "the principal, User:<name> (default User:assent-<role>)")
+	return func(ctx context.Context, adm *kadm.Client, _ []string, stdout io.Writer) error {
+		spec, err := build()
+		if err != nil {
+			return err
+		}
+		role, err := logadmin.ParseRole(*roleName)
+		if err != nil {
+			return fmt.Errorf("--role: %w", err)
+		}
+		p := *principal
+		if p == "" {
+			p = "User:" + ServiceUser(role)
+		}
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		if err := logadmin.GrantACLs(ctx, adm, p, role, spec); err != nil {
+			return err
+		}
+		grants, _ := logadmin.Grants(role, spec)
+		for _, g := range grants {
+			_, _ = fmt.Fprintf(stdout, "granted %s: %s\n", p, g)
+		}
+		return nil
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 
@@ -15,8 +16,14 @@ func runCLI(t *testing.T, brokers string, args ...string) (string, string, error
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	getenv := func(k string) string {
-		if k == "ASSENT_KAFKA_BROKERS" {
+		switch k {
+		case "ASSENT_KAFKA_BROKERS":
 			return brokers
+		case "ASSENT_KAFKA_USER", "ASSENT_KAFKA_PASSWORD_FILE":
+			if brokers != os.Getenv("ASSENT_KAFKA_BROKERS") {
+				return "" // a kfake cluster: no authentication
+			}
+			return os.Getenv(k) // the test cluster's admin
 		}
 		return ""
 	}

@@ -82,7 +82,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *parts < 1 || *parts > math.MaxInt32 {
 		return fmt.Errorf("--partitions must be 1 to %d, got %d", math.MaxInt32, *parts)
 	}
-	o := options{kafka: eventlog.Config{Brokers: seeds, ClientID: "audit-bench"}, bin: *bin, events: *events,
+	scram, err := eventlog.SCRAMFromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	o := options{kafka: eventlog.Config{Brokers: seeds, ClientID: "audit-bench", SCRAM: scram}, bin: *bin, events: *events,
 		partitions: int32(*parts), sealEvery: *every, keep: *keep, skipIndex: *skip}
 	return bench(ctx, o, stdout, stderr)
 }

@@ -80,7 +80,11 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--brokers: %w (scripts/kafka up prints them)", err)
 	}
-	o := options{kafka: eventlog.Config{Brokers: seeds, ClientID: "console-bench"}, bin: *bin, root: *root, requests: *n, samples: *samples, keep: *keep}
+	scram, err := eventlog.SCRAMFromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	o := options{kafka: eventlog.Config{Brokers: seeds, ClientID: "console-bench", SCRAM: scram}, bin: *bin, root: *root, requests: *n, samples: *samples, keep: *keep}
 	return bench(ctx, o)
 }
 

@@ -85,11 +85,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *brokers == "" {
 		return errors.New("no brokers: set ASSENT_KAFKA_BROKERS or --brokers (scripts/kafka up prints them)")
 	}
-	b := &bench{kcfg: eventlog.Config{Brokers: strings.Split(*brokers, ",")}, stderr: stderr, targets: max(1, *targets)}
+	scram, err := eventlog.SCRAMFromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	b := &bench{kcfg: eventlog.Config{Brokers: strings.Split(*brokers, ","), SCRAM: scram}, stderr: stderr, targets: max(1, *targets)}
 	stamp := time.Now().UTC().Format("20060102t150405")
 	b.spec = eventlog.DefaultTopicSpec()
 	b.spec.Commands, b.spec.Events = "bench.notify."+stamp+".commands", "bench.notify."+stamp+".events"
-	var err error
 	if b.cl, err = eventlog.NewClient(b.kcfg); err != nil {
 		return err
 	}

@@ -71,7 +71,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *clicks < 10 || *warmup < 0 {
 		return errors.New("--clicks must be at least 10")
 	}
-	kcfg := eventlog.Config{Brokers: strings.Split(*brokers, ",")}
+	scram, err := eventlog.SCRAMFromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	kcfg := eventlog.Config{Brokers: strings.Split(*brokers, ","), SCRAM: scram}
 	spec := eventlog.DefaultTopicSpec()
 	stamp := time.Now().UTC().Format("20060102t150405")
 	spec.Commands, spec.Events = "bench.slack."+stamp+".commands", "bench.slack."+stamp+".events"

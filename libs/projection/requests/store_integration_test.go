@@ -113,7 +113,7 @@ func TestIntegrationStoreFoldsTheLog(t *testing.T) {
 	store := &requests.Store{}
 	r, err := projection.Open(projection.Config{
 		Dir: t.TempDir(), Topic: spec.Events, Partitions: parts, Handler: store,
-		Kafka: eventlog.Config{Brokers: kafkatest.Brokers(t), ClientID: "requests-test"}, Keys: systest.DemoKeys(t),
+		Kafka: kafkatest.Config(t, "requests-test"), Keys: systest.DemoKeys(t),
 	})
 	require.NoError(t, err)
 	store.Attach(r.DB())

@@ -6,6 +6,12 @@
 # of the same partition (kcat skips transaction markers, so "next" is the
 # next record a read_committed consumer sees). Prints both and exits 1 on
 # a mismatch. Needs kcat, jq and sha256sum (Debian: apt-get install kcat jq).
+#
+# The cluster authenticates every client: point KCAT_CONFIG at a kcat
+# configuration with your credentials (kcat reads it by itself). For the
+# local cluster, scripts/kafka up writes one for the auditor, which uses
+# the mutual-TLS listener (the broker port + 200):
+#   KCAT_CONFIG=.run/kafka/kcat/assent-auditor.conf check-link.sh 127.0.0.1:19292 assent.events.v1 0 41
 set -euo pipefail
 if [[ $# -ne 4 ]]; then
   echo "usage: $0 BROKER TOPIC PARTITION OFFSET" >&2

@@ -50,6 +50,9 @@ history and the process list).
 
 Environment:
   ASSENT_KAFKA_BROKERS     comma-separated brokers (required)
+  ASSENT_KAFKA_USER        Kafka user (SASL/SCRAM-SHA-512), with
+  ASSENT_KAFKA_PASSWORD_FILE
+                           the file holding its password
   ASSENT_KAFKA_LINGER      producer linger, a Go duration (default 2ms; 0 = none)
   ASSENT_HTTP_ADDR         listen address (default 127.0.0.1:8080)
   ASSENT_INSTANCE_ID       unique name of this replica

@@ -57,7 +57,7 @@ func startCluster(t *testing.T) *cluster {
 	topics := kafkatest.NewTopics(t, 12)
 	bin := systest.Build(t, "decider")
 	root := systest.RepoRoot()
-	c := &cluster{t: t, topics: topics, kafka: eventlog.Config{Brokers: brokers, ClientID: "api-e2e"}}
+	c := &cluster{t: t, topics: topics, kafka: kafkatest.Config(t, "api-e2e")}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -95,6 +95,7 @@ func startAPI(t *testing.T, topics eventlog.TopicSpec, brokers []string, name st
 	t.Helper()
 	cfg, err := config.Load(func(k string) string {
 		return map[string]string{ //nolint:gosec // G101: a path to the demo tokens file, not a credential
+			"ASSENT_KAFKA_USER": os.Getenv("ASSENT_KAFKA_USER"), "ASSENT_KAFKA_PASSWORD_FILE": os.Getenv("ASSENT_KAFKA_PASSWORD_FILE"),
 			"ASSENT_KAFKA_BROKERS":  strings.Join(brokers, ","),
 			"ASSENT_INSTANCE_ID":    name + "-" + topics.Commands,
 			"ASSENT_DATA_DIR":       filepath.Join(t.TempDir(), name),

@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assent-dev/assent/libs/approval"
-	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/auditor/internal/export"
 	"github.com/assent-dev/assent/services/auditor/internal/service"
@@ -25,6 +24,7 @@ import (
 func env(topic string) func(string) string {
 	return func(k string) string {
 		return map[string]string{
+			"ASSENT_KAFKA_USER": os.Getenv("ASSENT_KAFKA_USER"), "ASSENT_KAFKA_PASSWORD_FILE": os.Getenv("ASSENT_KAFKA_PASSWORD_FILE"),
 			"ASSENT_KAFKA_BROKERS":   os.Getenv("ASSENT_KAFKA_BROKERS"),
 			"ASSENT_EVENTS_TOPIC":    topic,
 			"ASSENT_AUDIT_KEYS_FILE": systest.DemoKeysFile(),
@@ -45,7 +45,7 @@ func TestIntegrationExportAndStateMatchReplay(t *testing.T) {
 	log, err := loggen.Build(loggen.Options{Topic: topic, Partitions: parts, Requests: requests, Signer: signer,
 		SealEvery: 200, Start: start, Step: time.Second})
 	require.NoError(t, err)
-	offsets, err := loggen.Write(t.Context(), eventlog.Config{Brokers: kafkatest.Brokers(t)}, topic, log)
+	offsets, err := loggen.Write(t.Context(), kafkatest.Config(t, ""), topic, log)
 	require.NoError(t, err)
 
 	// By hand: what an export of this window and actor must hold.

@@ -12,7 +12,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/kafkatest"
 	"github.com/assent-dev/assent/test/loggen"
@@ -36,11 +35,15 @@ func TestIntegrationKcatJqRecipe(t *testing.T) {
 	log, err := loggen.Build(loggen.Options{Topic: "assent.events.v1", Partitions: 1, Requests: 6, Signer: signer, SealEvery: 5,
 		Start: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), Step: time.Second})
 	require.NoError(t, err)
-	kcfg := eventlog.Config{Brokers: kafkatest.Brokers(t)}
+	kcfg := kafkatest.Config(t, "")
 	script := filepath.Join(systest.RepoRoot(), "services/auditor/recipes/check-link.sh")
+	// kcat reads the cluster through its mutual-TLS listener (Debian's
+	// librdkafka cannot do SCRAM against Kafka 4), with the configuration
+	// scripts/kafka up writes, as the README tells an auditor to.
+	broker, kcatConfig := kafkatest.Kcat(t)
 	run := func(topic string, off int) (string, error) {
-		cmd := exec.CommandContext(t.Context(), script, kcfg.Brokers[0], topic, "0", fmt.Sprint(off))
-		cmd.Env = os.Environ()
+		cmd := exec.CommandContext(t.Context(), script, broker, topic, "0", fmt.Sprint(off))
+		cmd.Env = append(os.Environ(), "KCAT_CONFIG="+kcatConfig)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}

@@ -98,6 +98,7 @@ func TestIntegrationServeWhileDeciderWrites(t *testing.T) {
 	port := systest.FreePort(t)
 	cfg, err := service.LoadServeConfig(func(k string) string {
 		return map[string]string{
+			"ASSENT_KAFKA_USER": os.Getenv("ASSENT_KAFKA_USER"), "ASSENT_KAFKA_PASSWORD_FILE": os.Getenv("ASSENT_KAFKA_PASSWORD_FILE"),
 			"ASSENT_KAFKA_BROKERS": os.Getenv("ASSENT_KAFKA_BROKERS"), "ASSENT_EVENTS_TOPIC": topics.Events,
 			"ASSENT_COMMANDS_TOPIC": topics.Commands, "ASSENT_PARTITIONS": fmt.Sprint(parts),
 			"ASSENT_HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port), "ASSENT_DATA_DIR": filepath.Join(t.TempDir(), "audit"),
@@ -170,7 +171,7 @@ func TestIntegrationServeWhileDeciderWrites(t *testing.T) {
 
 	// Once everything is decided and signed, the service answers exactly
 	// what the log holds.
-	kcfg := eventlog.Config{Brokers: kafkatest.Brokers(t)}
+	kcfg := kafkatest.Config(t, "")
 	var log []systest.Record
 	require.Eventually(t, func() bool {
 		log, err = systest.ReadLog(t.Context(), kcfg, topics.Events)

@@ -44,6 +44,9 @@ Run "auditor <command> --help" for its flags.
 
 Environment:
   ASSENT_KAFKA_BROKERS     comma-separated brokers (required)
+  ASSENT_KAFKA_USER        Kafka user (SASL/SCRAM-SHA-512), with
+  ASSENT_KAFKA_PASSWORD_FILE
+                           the file holding its password
   ASSENT_EVENTS_TOPIC      default assent.events.v1
   ASSENT_PARTITIONS        partitions of the events topic (serve; default 12)
   ASSENT_AUDIT_KEYS_FILE   published public keys (default infra/keys/decider-keys.json)

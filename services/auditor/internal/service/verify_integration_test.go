@@ -10,7 +10,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/auditor/internal/service"
 	"github.com/assent-dev/assent/test/kafkatest"
@@ -33,7 +32,7 @@ func TestIntegrationVerifyCommand(t *testing.T) {
 	log, err := loggen.Build(loggen.Options{Topic: original, Partitions: parts, Requests: 300, Signer: signer,
 		SealEvery: 50, Start: time.Now().UTC(), Step: time.Millisecond})
 	require.NoError(t, err)
-	cfg := eventlog.Config{Brokers: kafkatest.Brokers(t)}
+	cfg := kafkatest.Config(t, "")
 	_, err = loggen.Write(t.Context(), cfg, original, log)
 	require.NoError(t, err)
 

@@ -43,7 +43,7 @@ func newFixture(t *testing.T) fixture {
 	return fixture{
 		signer: signer,
 		keys:   wire.NewKeyRing(map[string]ed25519.PublicKey{"test-key": signer.Public()}),
-		log:    log, kafka: eventlog.Config{Brokers: kafkatest.Brokers(t)},
+		log:    log, kafka: kafkatest.Config(t, ""),
 	}
 }
 

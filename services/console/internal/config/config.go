@@ -70,6 +70,8 @@ that shares the session key file.
 
 Environment:
   ASSENT_KAFKA_BROKERS            comma-separated brokers (required)
+  ASSENT_KAFKA_USER               Kafka user (SASL/SCRAM-SHA-512), with
+  ASSENT_KAFKA_PASSWORD_FILE      the file holding its password
   ASSENT_KAFKA_LINGER             producer linger, a Go duration (default 2ms)
   ASSENT_HTTP_ADDR                listen address (default 127.0.0.1:8680)
   ASSENT_CONSOLE_PUBLIC_URL       the URL browsers use (default http://<ASSENT_HTTP_ADDR>);

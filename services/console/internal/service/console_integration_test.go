@@ -110,6 +110,7 @@ func startConsole(t *testing.T, r *rig, issuer, secretFile, keyFile, name string
 	require.NoError(t, err)
 	base := "http://" + ln.Addr().String()
 	env := map[string]string{
+		"ASSENT_KAFKA_USER": os.Getenv("ASSENT_KAFKA_USER"), "ASSENT_KAFKA_PASSWORD_FILE": os.Getenv("ASSENT_KAFKA_PASSWORD_FILE"),
 		"ASSENT_KAFKA_BROKERS":            strings.Join(r.brokers, ","),
 		"ASSENT_INSTANCE_ID":              name + "-" + r.topics.Commands,
 		"ASSENT_HTTP_ADDR":                ln.Addr().String(),

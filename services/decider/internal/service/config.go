@@ -41,6 +41,9 @@ in one Kafka transaction. It also expires requests whose time is up.
 
 Environment:
   ASSENT_KAFKA_BROKERS     comma-separated brokers (required)
+  ASSENT_KAFKA_USER        Kafka user (SASL/SCRAM-SHA-512), with
+  ASSENT_KAFKA_PASSWORD_FILE
+                           the file holding its password
   ASSENT_INSTANCE_ID       unique name of this replica; names its
                            transactional id (default decider-<host>-<http port>)
   ASSENT_DATA_DIR          Pebble directory (default .run/decider-<instance>)

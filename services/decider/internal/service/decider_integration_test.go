@@ -42,6 +42,7 @@ func startDecider(t *testing.T, topics eventlog.TopicSpec, group, name string) (
 	t.Helper()
 	cfg, err := service.LoadConfig(func(k string) string {
 		return map[string]string{
+			"ASSENT_KAFKA_USER": os.Getenv("ASSENT_KAFKA_USER"), "ASSENT_KAFKA_PASSWORD_FILE": os.Getenv("ASSENT_KAFKA_PASSWORD_FILE"),
 			"ASSENT_KAFKA_BROKERS":  os.Getenv("ASSENT_KAFKA_BROKERS"),
 			"ASSENT_INSTANCE_ID":    name + "-" + topics.Commands, // transactional ids are cluster-wide
 			"ASSENT_DATA_DIR":       filepath.Join(t.TempDir(), name),
@@ -135,7 +136,7 @@ func TestIntegrationDecidersOverKafka(t *testing.T) {
 	produce(dup)
 	produce(dup)
 
-	kcfg := eventlog.Config{Brokers: kafkatest.Brokers(t)}
+	kcfg := kafkatest.Config(t, "")
 	var res systest.Result
 	require.Eventually(t, func() bool {
 		log, err := systest.ReadLog(t.Context(), kcfg, topics.Events)

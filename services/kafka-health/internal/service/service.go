@@ -32,6 +32,9 @@ not the replica.
 
 Environment:
   ASSENT_KAFKA_BROKERS   comma-separated brokers (required)
+  ASSENT_KAFKA_USER      Kafka user (SASL/SCRAM-SHA-512), with
+  ASSENT_KAFKA_PASSWORD_FILE
+                         the file holding its password
   ASSENT_HTTP_ADDR       /metrics, /healthz, /readyz (default 127.0.0.1:9308)
   ASSENT_HEALTH_TOPICS   comma-separated topics to report on (default every
                          topic, the internal ones included)

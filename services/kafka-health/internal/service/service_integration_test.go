@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,8 @@ func TestIntegrationExporter(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		env := map[string]string{"ASSENT_KAFKA_BROKERS": brokers, "ASSENT_HTTP_ADDR": addr, "ASSENT_HEALTH_PERIOD": "200ms",
+		env := map[string]string{"ASSENT_KAFKA_USER": os.Getenv("ASSENT_KAFKA_USER"), "ASSENT_KAFKA_PASSWORD_FILE": os.Getenv("ASSENT_KAFKA_PASSWORD_FILE"),
+			"ASSENT_KAFKA_BROKERS": brokers, "ASSENT_HTTP_ADDR": addr, "ASSENT_HEALTH_PERIOD": "200ms",
 			"ASSENT_HEALTH_TOPICS": spec.Commands + "," + spec.Events}
 		done <- service.Main(ctx, nil, func(k string) string { return env[k] }, io.Discard)
 	}()

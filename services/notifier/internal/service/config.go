@@ -66,6 +66,8 @@ Run two or more replicas with the same ASSENT_NOTIFIER_GROUP.
 
 Environment:
   ASSENT_KAFKA_BROKERS              comma-separated brokers (required)
+  ASSENT_KAFKA_USER                 Kafka user (SASL/SCRAM-SHA-512), with
+  ASSENT_KAFKA_PASSWORD_FILE        the file holding its password
   ASSENT_HTTP_ADDR                  probes, metrics and the replay endpoint (default 127.0.0.1:8580)
   ASSENT_INSTANCE_ID                unique name of this replica (default notifier-<host>-<http port>)
   ASSENT_DATA_DIR                   Pebble projection directory; a cache of the log (default .run/<instance>)

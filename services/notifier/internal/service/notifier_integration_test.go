@@ -60,7 +60,7 @@ func newNotifyRig(t *testing.T) *notifyRig {
 	dir := t.TempDir()
 	cert, pem, err := notifyrig.Cert()
 	require.NoError(t, err)
-	r := &notifyRig{kafka: eventlog.Config{Brokers: brokers}, topics: topics, rx: map[string]*notifyrig.Receiver{}}
+	r := &notifyRig{kafka: kafkatest.Config(t, ""), topics: topics, rx: map[string]*notifyrig.Receiver{}}
 	var secrets, policies strings.Builder
 	policies.WriteString("version: 1\npolicies:\n")
 	for _, name := range receiverNames {

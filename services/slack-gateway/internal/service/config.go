@@ -63,6 +63,8 @@ Environment:
   ASSENT_SLACK_ACK_TIMEOUT     time to store a click before answering 503 (default 2.5s;
                                Slack gives up after 3s)
   ASSENT_KAFKA_BROKERS         comma-separated brokers (required)
+  ASSENT_KAFKA_USER            Kafka user (SASL/SCRAM-SHA-512), with
+  ASSENT_KAFKA_PASSWORD_FILE   the file holding its password
   ASSENT_HTTP_ADDR             listen address (default 127.0.0.1:8380)
   ASSENT_INSTANCE_ID           unique name of this replica
                                (default slack-gateway-<host>-<http port>)

@@ -55,7 +55,7 @@ func newRig(t *testing.T) *rig {
 	brokers := kafkatest.Brokers(t)
 	bin := systest.Build(t, "decider", "slack-gateway")
 	gwBin := bin + "/slack-gateway"
-	r := &rig{kafka: eventlog.Config{Brokers: brokers}, topics: topics,
+	r := &rig{kafka: kafkatest.Config(t, ""), topics: topics,
 		slack: slackfake.New(t, people, map[string]string{"C0DEPLOYS": "deploys", "C0OTHER": "other"})}
 	common := []string{
 		"ASSENT_KAFKA_BROKERS=" + strings.Join(brokers, ","),
