@@ -301,8 +301,8 @@ func (d *decider) vote(b Vote) Decision {
 		return d.refused(refuse(ReasonDuplicateVote, "%s has already voted on %s", d.c.Actor, d.c.RequestID))
 	}
 	d.emit(d.c.Actor, VoteRecorded{Voter: d.c.Actor, Decision: b.Decision, Comment: b.Comment})
-	// The tally with this vote counted. Decide reads its state and never
-	// evolves it: Evolve works in place, and the state is the caller's.
+	// The tally with this vote counted, from the state as it is: evolving
+	// it would copy its outcomes for one count.
 	approvals, rejections := d.s.Tally()
 	if b.Decision == Approve {
 		approvals++

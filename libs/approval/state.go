@@ -148,13 +148,14 @@ func (s State) Replays(kind NotificationKind, channel, ts string) int {
 	return n
 }
 
-// Evolve applies one event and returns the next state. It costs the same
-// for every event, however long the request's history: it builds the
-// next state in place, so the state it returns shares s's Outcomes map
-// and slices, and s's Outcomes (and Refused) may have changed. s is
-// consumed: use only what Evolve returns. A caller that must keep s as it
-// was too (the decider, to drop an aborted transaction's effects) evolves
-// s.Clone() instead.
+// Evolve applies one event and returns the next state. It never mutates s:
+// slices and maps are copied before they change, so earlier states stay
+// valid (the decider keeps them to roll back an aborted transaction:
+// services/decider's overlay holds the state a committed transaction left,
+// and the next transaction evolves that same value). What it copies is
+// bounded whatever the request's history: Outcomes holds at most
+// MaxRefusedOutcomes refusals beside the accepted commands, so one event
+// costs the same after 1,000 refusals as after 100,000.
 //
 // Evolve trusts the log. If the log holds a second terminal event, which
 // Decide never produces, the first one stands: a status never flips. The
@@ -162,11 +163,13 @@ func (s State) Replays(kind NotificationKind, channel, ts string) int {
 func Evolve(s State, e Event) State {
 	s.RequestID = e.RequestID
 	s.Sequence = e.Sequence
-	if e.CommandID != "" {
-		if _, seen := s.Outcomes[e.CommandID]; !seen {
-			if s.Outcomes == nil {
-				s.Outcomes = make(map[string]Outcome)
-			}
+	r, refusal := e.Body.(CommandRejected)
+	if _, seen := s.Outcomes[e.CommandID]; (e.CommandID != "" && !seen) || refusal {
+		s.Outcomes = maps.Clone(s.Outcomes) // the one copy this event makes
+		if s.Outcomes == nil {
+			s.Outcomes = make(map[string]Outcome)
+		}
+		if e.CommandID != "" && !seen {
 			s.Outcomes[e.CommandID] = Outcome{}
 		}
 	}
@@ -182,7 +185,7 @@ func Evolve(s State, e Event) State {
 			s.CreatedAt = e.Time
 		}
 	case VoteRecorded:
-		s.Votes = append(s.Votes, VoteView{Voter: b.Voter, Decision: b.Decision, Comment: b.Comment, At: e.Time})
+		s.Votes = append(slices.Clip(s.Votes), VoteView{Voter: b.Voter, Decision: b.Decision, Comment: b.Comment, At: e.Time})
 	case RequestApproved:
 		s = decided(s, StatusApproved, e.Time, b.Approvers)
 	case RequestRejected:
@@ -192,30 +195,28 @@ func Evolve(s State, e Event) State {
 	case RequestCancelled:
 		s = decided(s, StatusCancelled, e.Time, []string{b.By})
 	case CommandRejected:
-		s = refused(s, b.CommandID, Outcome{Code: b.Code, Detail: b.Detail})
+		s = refused(s, r.CommandID, Outcome{Code: r.Code, Detail: r.Detail})
 	case NotificationRecorded:
-		s.Notes = append(s.Notes, b)
+		s.Notes = append(slices.Clip(s.Notes), b)
 	default:
 		// An unknown body cannot be decoded into an Event; nothing to apply.
 	}
 	return s
 }
 
-// refused records the refusal of command id, forgetting the oldest
-// refusal beyond MaxRefusedOutcomes. A refusal of an id still held as
-// refused replaces it where it stands; one of an id held as accepted (the
-// expiry that time alone caused, written under the refused command's id
-// just before its refusal) or forgotten is a new refusal.
+// refused records the refusal of command id in s.Outcomes, which Evolve
+// has just copied, forgetting the oldest refusal beyond
+// MaxRefusedOutcomes. A refusal of an id still held as refused replaces it
+// where it stands; one of an id held as accepted (the expiry that time
+// alone caused, written under the refused command's id just before its
+// refusal) or forgotten is a new refusal.
 func refused(s State, id string, o Outcome) State {
-	if s.Outcomes == nil {
-		s.Outcomes = make(map[string]Outcome)
-	}
 	if held, ok := s.Outcomes[id]; ok && held.Code != "" {
 		s.Outcomes[id] = o
 		return s
 	}
 	s.Outcomes[id] = o
-	s.Refused = append(s.Refused, id)
+	s.Refused = append(slices.Clip(s.Refused), id)
 	s.Refusals++
 	if len(s.Refused) > MaxRefusedOutcomes {
 		delete(s.Outcomes, s.Refused[0])
@@ -228,17 +229,6 @@ func refused(s State, id string, o Outcome) State {
 // that Outcomes does not hold may then still have been decided, and only
 // the log (a projection's record of every refusal) can tell. See Recall.
 func (s State) Forgot() bool { return s.Refusals > len(s.Refused) }
-
-// Clone returns a copy of s that shares nothing Evolve changes in place:
-// evolving one leaves the other as it was.
-func (s State) Clone() State {
-	s.Outcomes = maps.Clone(s.Outcomes)
-	s.Refused = slices.Clone(s.Refused)
-	s.Votes = slices.Clone(s.Votes)
-	s.Notes = slices.Clone(s.Notes)
-	s.DecidedBy = slices.Clone(s.DecidedBy)
-	return s
-}
 
 func decided(s State, status Status, at time.Time, by []string) State {
 	if s.Status.Terminal() {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -29,7 +30,7 @@ type Store struct {
 	// OnEvent, if set, is called for every event folded, with the state
 	// before and after (for metrics such as approval latency), as stored:
 	// with the accepted outcomes and none of the refused ones (those are
-	// kept apart, see Get). The two share their Outcomes map.
+	// kept apart, see Get).
 	OnEvent func(e *projection.Event, ev approval.Event, before, after approval.State)
 }
 
@@ -155,13 +156,11 @@ func (s *Store) Apply(b *pebble.Batch, e *projection.Event) error {
 	// whole state would fold it: with the refusals of the command ids it
 	// names that the whole state still holds (the latest
 	// MaxRefusedOutcomes), so that a repeat of one counts once.
-	held := map[string]int{}
-	for _, id := range commandIDs(ev) {
-		if err := holdRefusal(b, &before, held, id); err != nil {
-			return err
-		}
+	whole, held, err := withHeld(b, before, ev)
+	if err != nil {
+		return err
 	}
-	after := approval.Evolve(before, ev)
+	after := approval.Evolve(whole, ev)
 	if r, ok := ev.Body.(approval.CommandRejected); ok {
 		n, ok := held[r.CommandID]
 		if !ok {
@@ -175,10 +174,7 @@ func (s *Store) Apply(b *pebble.Batch, e *projection.Event) error {
 			return err
 		}
 	}
-	for _, id := range after.Refused {
-		delete(after.Outcomes, id)
-	}
-	after.Refused = nil
+	after = withoutRefused(after)
 	if err := putJSON(b, keyState(rid), after); err != nil {
 		return err
 	}
@@ -196,36 +192,57 @@ func (s *Store) Apply(b *pebble.Batch, e *projection.Event) error {
 	return nil
 }
 
-// commandIDs are the command ids whose outcomes an event records.
-func commandIDs(ev approval.Event) []string {
-	ids := []string{ev.CommandID}
-	if r, ok := ev.Body.(approval.CommandRejected); ok && r.CommandID != ev.CommandID {
-		ids = append(ids, r.CommandID)
+// withHeld returns st with the refusals of the command ids ev names put
+// back, as the whole state would hold them: those among the latest
+// MaxRefusedOutcomes. held gives each one's number (keyRefusal). st is
+// left as it was.
+func withHeld(r reader, st approval.State, ev approval.Event) (approval.State, map[string]int, error) {
+	held := map[string]int{}
+	if st.Refusals == 0 {
+		return st, held, nil
 	}
-	return ids
+	ids := []string{ev.CommandID}
+	if rej, ok := ev.Body.(approval.CommandRejected); ok && rej.CommandID != ev.CommandID {
+		ids = append(ids, rej.CommandID)
+	}
+	whole := st
+	for _, id := range ids {
+		if _, ok := held[id]; ok || id == "" {
+			continue
+		}
+		n, o, found, err := refusalOf(r, st.RequestID, id)
+		if err != nil {
+			return st, nil, err
+		}
+		if !found || n <= st.Refusals-approval.MaxRefusedOutcomes {
+			continue // never refused, or forgotten by the whole state
+		}
+		if len(held) == 0 {
+			whole.Outcomes = maps.Clone(st.Outcomes)
+			if whole.Outcomes == nil {
+				whole.Outcomes = map[string]approval.Outcome{}
+			}
+			whole.Refused = nil
+		}
+		whole.Outcomes[id] = o
+		whole.Refused = append(whole.Refused, id)
+		held[id] = n
+	}
+	return whole, held, nil
 }
 
-// holdRefusal puts the refusal of command id into st, as the whole state
-// would hold it, if it is among the latest MaxRefusedOutcomes, and notes
-// its number in held.
-func holdRefusal(r reader, st *approval.State, held map[string]int, id string) error {
-	if id == "" || st.Refusals == 0 {
-		return nil
+// withoutRefused is st as the store keeps it: without its refusals, which
+// are keys of their own (keyRefusal).
+func withoutRefused(st approval.State) approval.State {
+	if len(st.Refused) == 0 {
+		return st
 	}
-	if _, ok := held[id]; ok {
-		return nil
+	st.Outcomes = maps.Clone(st.Outcomes) // Evolve's result may share it
+	for _, id := range st.Refused {
+		delete(st.Outcomes, id)
 	}
-	n, o, found, err := refusalOf(r, st.RequestID, id)
-	if err != nil || !found || n <= st.Refusals-approval.MaxRefusedOutcomes {
-		return err // none, or forgotten by the state
-	}
-	if st.Outcomes == nil {
-		st.Outcomes = map[string]approval.Outcome{}
-	}
-	st.Outcomes[id] = o
-	st.Refused = append(st.Refused, id)
-	held[id] = n
-	return nil
+	st.Refused = nil
+	return st
 }
 
 // refusalOf returns the number and outcome of the refusal of command id.
