@@ -173,3 +173,20 @@ func TestRefusalsOfOneCommandIDCountOnce(t *testing.T) {
 	require.Equal(t, []string{"flood-1", "flood-2", "c-late"}, s.Refused)
 	require.Equal(t, 3, s.Refusals)
 }
+
+// BenchmarkEvolveRefusal: one more refusal on a request with 10 or 10,000
+// behind it (issue 13, item 8):
+//
+//	go test -run '^$' -bench EvolveRefusal -benchmem ./libs/approval/
+func BenchmarkEvolveRefusal(b *testing.B) {
+	for _, n := range []int{10, 10_000} {
+		b.Run("history="+strconv.Itoa(n), func(b *testing.B) {
+			s := flooded(n)
+			e := refusal(s.Sequence+1, n)
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = approval.Evolve(s, e)
+			}
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/libs/projection/requests"
 	"github.com/assent-dev/assent/libs/wire"
 )
 
@@ -199,4 +200,74 @@ func TestStoreGetEqualsFoldAcrossTheWindow(t *testing.T) {
 	h.checkFold()
 	require.NotContains(t, h.get("req").Outcomes, "r-3", "pushed out again")
 	require.Zero(t, h.store.Invalid.Load())
+}
+
+// BenchmarkStoreApplyRefusal: what the store costs for one more refusal
+// on a request with 10 or 10,000 behind it, and what Get costs then:
+//
+//	go test -run '^$' -bench StoreApplyRefusal -benchmem ./libs/projection/requests/
+func BenchmarkStoreApplyRefusal(b *testing.B) {
+	for _, n := range []int{10, 10_000} {
+		b.Run("history="+strconv.Itoa(n), func(b *testing.B) {
+			db, err := pebble.Open(b.TempDir(), &pebble.Options{})
+			require.NoError(b, err)
+			defer func() { require.NoError(b, db.Close()) }()
+			store := &requests.Store{}
+			store.Attach(db)
+			const rid = "flooded"
+			p := partition(rid)
+			head, off := wire.GenesisHash, int64(0)
+			event := func(ev approval.Event) *projection.Event {
+				env, err := codec.EventEnvelope(ev, "assent/decider", head)
+				require.NoError(b, err)
+				value, err := wire.Marshal(env)
+				require.NoError(b, err)
+				decoded, err := wire.Unmarshal(value)
+				require.NoError(b, err)
+				e := &projection.Event{Partition: p, Offset: off, Value: value, Hash: wire.Hash(value), PrevHead: head, Envelope: decoded}
+				head, off = e.Hash, off+1
+				return e
+			}
+			apply := func(es ...*projection.Event) {
+				batch := db.NewIndexedBatch()
+				for _, e := range es {
+					require.NoError(b, store.Apply(batch, e))
+				}
+				require.NoError(b, batch.Commit(pebble.NoSync))
+				require.NoError(b, batch.Close())
+			}
+			submit := approval.Decide(approval.State{}, approval.Command{ID: "c-submit", RequestID: rid, Actor: dave, Time: t0,
+				Body: approval.Submit{Action: approval.Action{Type: "deploy", Resource: "payments/api", Environment: "production"}, Reason: "release", Requester: dave}},
+				policies(), t0)
+			require.Nil(b, submit.Refusal)
+			require.Len(b, submit.Events, 1)
+			seq := 1
+			apply(event(submit.Events[0]))
+			for start := 0; start < n; start += pollSize {
+				var es []*projection.Event
+				for i := start; i < min(start+pollSize, n); i++ {
+					seq++
+					es = append(es, event(floodEvent(rid, seq, i)))
+				}
+				apply(es...)
+			}
+			// Every iteration folds the same next refusal into a batch it
+			// then drops, so the history stays n long.
+			next := event(floodEvent(rid, seq+1, n))
+			b.ReportAllocs()
+			for b.Loop() {
+				batch := db.NewIndexedBatch()
+				require.NoError(b, store.Apply(batch, next))
+				require.NoError(b, batch.Close())
+			}
+			b.StopTimer()
+			start := time.Now()
+			const gets = 100
+			for range gets {
+				_, _, err := store.Get(rid)
+				require.NoError(b, err)
+			}
+			b.ReportMetric(float64(time.Since(start).Nanoseconds())/gets, "ns/get")
+		})
+	}
 }
