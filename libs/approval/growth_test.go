@@ -135,7 +135,7 @@ func TestARetryWithinTheWindowGetsItsOutcome(t *testing.T) {
 	var asked []string
 	o, ok, err = approval.Recall(s, retry.ID, func(id string) (approval.Outcome, bool, error) {
 		asked = append(asked, id)
-		return approval.Outcome{Code: mine.Code, Detail: mine.Detail}, true, nil
+		return approval.Outcome(mine), true, nil
 	})
 	require.NoError(t, err)
 	require.True(t, ok)

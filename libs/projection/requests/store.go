@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -254,12 +255,15 @@ func refusalOf(r reader, rid, id string) (int, approval.Outcome, bool, error) {
 	if err != nil {
 		return 0, approval.Outcome{}, false, fmt.Errorf("requests: read refusal of %s: %w", rid, err)
 	}
-	if len(v) != 8 {
-		_ = closer.Close() // releases a read value
-		return 0, approval.Outcome{}, false, fmt.Errorf("requests: refusal of %s: malformed number %q", rid, v)
+	u, raw := uint64(0), fmt.Sprintf("%x", v)
+	if len(v) == 8 {
+		u = binary.BigEndian.Uint64(v)
 	}
-	n := int(binary.BigEndian.Uint64(v))
 	_ = closer.Close() // releases a read value
+	if u == 0 || u > math.MaxInt32 {
+		return 0, approval.Outcome{}, false, fmt.Errorf("requests: refusal of %s: malformed number %s", rid, raw)
+	}
+	n := int(u)
 	v, closer, err = r.Get(keyRefusal(rid, n))
 	if err != nil {
 		return 0, approval.Outcome{}, false, fmt.Errorf("requests: read refusal %d of %s: %w", n, rid, err)
