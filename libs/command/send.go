@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -13,8 +14,19 @@ import (
 	"github.com/assent-dev/assent/libs/wire"
 )
 
+// ErrOutcomeUnknown wraps the error of a send that failed after the
+// command was handed to the sender. Such a send may still have written the
+// record: Kafka may have appended it and lost the acknowledgement on its
+// way back (a connection cut, a leader change, the caller's context ending
+// while the produce was in flight). A writer that gets it must not say
+// "nothing happened": only a retry of the same command id (which the
+// decider dedupes, I2 in docs/architecture.md), or the command's outcome
+// in the log, settles it.
+var ErrOutcomeUnknown = errors.New("command: the send failed; the command may or may not be in the log")
+
 // Sender makes a command durable: it returns nil only once Kafka has
-// acknowledged the record with acks=all (I1).
+// acknowledged the record with acks=all (I1). An error does not mean the
+// record was not written (see ErrOutcomeUnknown).
 type Sender interface {
 	Send(ctx context.Context, env wire.Envelope) error
 }
@@ -64,11 +76,17 @@ func (w Writer) New(id, rid, actor string, body approval.CommandBody) approval.C
 }
 
 // Send wraps the command in its envelope and sends it. Run Preflight
-// first, where a refusal should be told before anything else.
+// first, where a refusal should be told before anything else. A failed
+// send wraps ErrOutcomeUnknown and the sender's error; a command that
+// cannot be encoded is never sent, and its error does not wrap
+// ErrOutcomeUnknown.
 func (w Writer) Send(ctx context.Context, c approval.Command) error {
 	env, err := codec.CommandEnvelope(c, w.Source)
 	if err != nil {
 		return fmt.Errorf("command: %w", err)
 	}
-	return w.Sender.Send(ctx, env)
+	if err := w.Sender.Send(ctx, env); err != nil {
+		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
+	return nil
 }

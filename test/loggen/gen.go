@@ -111,13 +111,16 @@ func Events(i int, start time.Time, step time.Duration) []approval.Event {
 
 // Generate calls emit with every record of partition p in offset order,
 // p's records only, then returns how many it emitted. Requests are
-// interleaved in groups of 16, as concurrent requests are. Every
-// o.SealEvery events (and at the end) a seal signed by o.Signer ends the
-// run, as a decider's transaction does: Write and Stream commit a Kafka
-// transaction after each seal.
+// interleaved in groups of 16, as concurrent requests are, one command's
+// events at a time (a decider writes a command's events together). After
+// at least o.SealEvery events (and at the end) a seal signed by o.Signer
+// ends the run, as a decider's transaction does, never between two events
+// of one command: Write and Stream commit a Kafka transaction after each
+// seal.
 func Generate(o Options, p int32, emit func(rec *kgo.Record) error) (int64, error) {
-	if o.Signer == nil || o.SealEvery <= 0 {
-		return 0, errors.New("loggen: a Signer and SealEvery are required: readers apply only sealed records")
+	w, err := newSealer(o, p, emit)
+	if err != nil {
+		return 0, err
 	}
 	var mine []int
 	for i := range o.Requests {
@@ -125,64 +128,22 @@ func Generate(o Options, p int32, emit func(rec *kgo.Record) error) (int64, erro
 			mine = append(mine, i)
 		}
 	}
-	chain := wire.NewChain("")
-	from := chain.Head
-	var n int64
-	put := func(env wire.Envelope) error {
-		value, err := chain.Next(env)
-		if err != nil {
-			return err
-		}
-		var key []byte
-		if env.Subject != "" {
-			key = []byte(env.Subject)
-		}
-		rec := eventlog.RecordOf(o.Topic, key, value)
-		rec.Partition = p
-		n++
-		return emit(rec)
-	}
-	var lastTime time.Time
-	run := 0 // events since the last seal
-	seal := func() error {
-		if run == 0 {
-			return nil
-		}
-		env, err := wire.NewSeal(o.Signer, "assent/decider", o.Topic, p, from, chain.Head, run, lastTime.Add(time.Millisecond))
-		if err != nil {
-			return err
-		}
-		if err := put(env); err != nil {
-			return err
-		}
-		from, run = chain.Head, 0
-		return nil
-	}
 	for g := 0; g < len(mine); g += 16 {
 		group := mine[g:min(g+16, len(mine))]
-		evs := make([][]approval.Event, len(group))
+		decs := make([][][]approval.Event, len(group))
 		for j, i := range group {
-			evs[j] = Events(i, o.Start, o.Step)
+			decs[j] = decisions(Events(i, o.Start, o.Step))
 		}
 		for k := 0; ; k++ {
 			any := false
 			for j := range group {
-				if k >= len(evs[j]) {
+				if k >= len(decs[j]) {
 					continue
 				}
 				any = true
-				e := evs[j][k]
-				env, err := codec.EventEnvelope(e, "assent/decider", chain.Head)
-				if err != nil {
-					return n, err
-				}
-				if err := put(env); err != nil {
-					return n, err
-				}
-				lastTime = e.Time
-				if run++; run == o.SealEvery {
-					if err := seal(); err != nil {
-						return n, err
+				for _, e := range decs[j][k] {
+					if err := w.event(e); err != nil {
+						return w.n, err
 					}
 				}
 			}
@@ -191,7 +152,126 @@ func Generate(o Options, p int32, emit func(rec *kgo.Record) error) (int64, erro
 			}
 		}
 	}
-	return n, seal()
+	return w.n, w.seal()
+}
+
+// decisions splits a request's events into the runs one command caused
+// (one command id each), which a decider writes together, in one
+// transaction.
+func decisions(events []approval.Event) [][]approval.Event {
+	var out [][]approval.Event
+	for i, e := range events {
+		if i == 0 || e.CommandID != events[i-1].CommandID {
+			out = append(out, nil)
+		}
+		out[len(out)-1] = append(out[len(out)-1], e)
+	}
+	return out
+}
+
+// Seal returns events as a decider writes them to partition p, whatever
+// they say: chained by hash from the start of the partition, in order,
+// with a seal signed by o.Signer after at least o.SealEvery events, where
+// a command's events end, and at the end (o.Requests, o.Start and o.Step
+// are not used). Every event's request
+// must belong to p among o.Partitions partitions (wire.Partition), since
+// Write's producer sends a keyed record to that partition. Tests write
+// logs with it that the domain would never produce (an approval short of
+// the quorum, a vote by the requester) under valid seals: only the
+// auditor's domain replay can tell them from a legal log.
+func Seal(o Options, p int32, events []approval.Event) ([]*kgo.Record, error) {
+	if o.Partitions < 1 || p < 0 || p >= o.Partitions {
+		return nil, fmt.Errorf("loggen: partition %d of %d partitions", p, o.Partitions)
+	}
+	for _, e := range events {
+		if got := wire.Partition([]byte(e.RequestID), int(o.Partitions)); got != p {
+			return nil, fmt.Errorf("loggen: request %s belongs to partition %d of %d, not %d", e.RequestID, got, o.Partitions, p)
+		}
+	}
+	var out []*kgo.Record
+	w, err := newSealer(o, p, func(r *kgo.Record) error {
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range events {
+		if err := w.event(e); err != nil {
+			return nil, err
+		}
+	}
+	return out, w.seal()
+}
+
+// sealer chains records of one partition and seals them in runs.
+type sealer struct {
+	o     Options
+	p     int32
+	emit  func(*kgo.Record) error
+	chain *wire.Chain
+	from  string         // the head the current run extends
+	run   int            // events since the last seal
+	last  approval.Event // the last event
+	n     int64          // records emitted
+}
+
+func newSealer(o Options, p int32, emit func(*kgo.Record) error) (*sealer, error) {
+	if o.Signer == nil || o.SealEvery <= 0 {
+		return nil, errors.New("loggen: a Signer and SealEvery are required: readers apply only sealed records")
+	}
+	c := wire.NewChain("")
+	return &sealer{o: o, p: p, emit: emit, chain: c, from: c.Head}, nil
+}
+
+func (w *sealer) put(env wire.Envelope) error {
+	value, err := w.chain.Next(env)
+	if err != nil {
+		return err
+	}
+	var key []byte
+	if env.Subject != "" {
+		key = []byte(env.Subject)
+	}
+	rec := eventlog.RecordOf(w.o.Topic, key, value)
+	rec.Partition = w.p
+	w.n++
+	return w.emit(rec)
+}
+
+func (w *sealer) event(e approval.Event) error {
+	if w.run >= w.o.SealEvery && (e.RequestID != w.last.RequestID || e.CommandID != w.last.CommandID) {
+		// A command's events are done: the transaction may end here.
+		if err := w.seal(); err != nil {
+			return err
+		}
+	}
+	env, err := codec.EventEnvelope(e, "assent/decider", w.chain.Head)
+	if err != nil {
+		return err
+	}
+	if err := w.put(env); err != nil {
+		return err
+	}
+	w.last = e
+	w.run++
+	return nil
+}
+
+// seal ends the run, if any, with a seal, as a decider's transaction does.
+func (w *sealer) seal() error {
+	if w.run == 0 {
+		return nil
+	}
+	env, err := wire.NewSeal(w.o.Signer, "assent/decider", w.o.Topic, w.p, w.from, w.chain.Head, w.run, w.last.Time.Add(time.Millisecond))
+	if err != nil {
+		return err
+	}
+	if err := w.put(env); err != nil {
+		return err
+	}
+	w.from, w.run = w.chain.Head, 0
+	return nil
 }
 
 // Build returns every partition's records in log order (for small logs
@@ -335,7 +415,13 @@ func Stream(ctx context.Context, cfg eventlog.Config, o Options, progress func(i
 				})
 				if isSeal(rec) {
 					open = false
-					// EndTransaction flushes first: the seal and its run commit together.
+					// EndTransaction does not flush: without Flush the commit
+					// can overtake the run and the seal, which then fail with
+					// INVALID_PRODUCER_EPOCH (the commit bumped the epoch) or
+					// land in the next transaction.
+					if err := cl.Flush(ctx); err != nil {
+						return err
+					}
 					return cl.EndTransaction(ctx, kgo.TryCommit)
 				}
 				return nil

@@ -60,6 +60,7 @@ type bench struct {
 	ports   []string
 	stderr  io.Writer
 	targets int
+	keyEnv  []string // the decider's ASSENT_SIGNING_KEY_FILE and _ID
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -72,8 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	burst := fs.Int("burst", 1000, "requests submitted at once for the throughput phase (each to --targets webhooks)")
 	targets := fs.Int("targets", 4, "webhook targets per request")
 	outage := fs.Duration("outage", 0, "keep the receiver down this long while requests come (e.g. 10m), then time the drain; 0 skips it")
+	keyFile := fs.String("signing-key", "infra/keys/demo-decider.key.pem", "the decider's seal key (the demo key: the bench's topics are scratch)")
+	keyID := fs.String("signing-key-id", "demo-2026-01", "the id of --signing-key in the published keys")
 	fs.Usage = func() {
-		_, _ = fmt.Fprintln(stderr, "usage: notify-bench [--brokers B] [--bin DIR] [--samples N] [--rate R] [--burst N] [--targets N] [--outage D]")
+		_, _ = fmt.Fprintln(stderr, "usage: notify-bench [--brokers B] [--bin DIR] [--samples N] [--rate R] [--burst N] [--targets N] [--outage D] [--signing-key F --signing-key-id ID]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -89,7 +92,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b := &bench{kcfg: eventlog.Config{Brokers: strings.Split(*brokers, ","), SCRAM: scram}, stderr: stderr, targets: max(1, *targets)}
+	b := &bench{kcfg: eventlog.Config{Brokers: strings.Split(*brokers, ","), SCRAM: scram}, stderr: stderr, targets: max(1, *targets),
+		keyEnv: []string{"ASSENT_SIGNING_KEY_FILE=" + *keyFile, "ASSENT_SIGNING_KEY_ID=" + *keyID}}
 	stamp := time.Now().UTC().Format("20060102t150405")
 	b.spec = eventlog.DefaultTopicSpec()
 	b.spec.Commands, b.spec.Events = "bench.notify."+stamp+".commands", "bench.notify."+stamp+".events"
@@ -199,7 +203,7 @@ func (b *bench) start(ctx context.Context, bin, stamp string, horizon time.Durat
 		b.ports = append(b.ports, addr)
 		return nil
 	}
-	if err := launch("decider", "ASSENT_POLICY_FILE="+write("policy.yaml", pol.String()), "ASSENT_DECIDER_GROUP=bench-dec-"+stamp); err != nil {
+	if err := launch("decider", append(b.keyEnv, "ASSENT_POLICY_FILE="+write("policy.yaml", pol.String()), "ASSENT_DECIDER_GROUP=bench-dec-"+stamp)...); err != nil {
 		return err
 	}
 	for _, n := range []string{"notifier1", "notifier2"} {
@@ -259,7 +263,9 @@ func eventTime(d notifyrig.Delivery) time.Time {
 }
 
 func (b *bench) latency(ctx context.Context, floorTopic string, n int, rate float64) (floor, lat []time.Duration, err error) {
-	reader, err := eventlog.NewClient(b.kcfg, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{floorTopic: {0: kgo.NewOffset().AtEnd()}}))
+	// From the start: the floor topic is new, and an AtEnd resolved after
+	// the first produce (the reader authenticates first) would skip it.
+	reader, err := eventlog.NewClient(b.kcfg, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{floorTopic: {0: kgo.NewOffset().AtStart()}}))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -44,7 +44,7 @@ func New(reg prometheus.Registerer, ready func() bool) *Metrics {
 			Name: "assent_api_command_send_seconds", Help: "Time for Kafka to acknowledge a command (acks=all).", Buckets: latencyBuckets,
 		}),
 		SendErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "assent_api_command_send_errors_total", Help: "Commands that could not be made durable (answered 503).",
+			Name: "assent_api_command_send_errors_total", Help: "Commands Kafka did not acknowledge, answered 503 outcome_unknown: each may or may not be in the log.",
 		}),
 		WriteWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "assent_api_write_wait_seconds", Help: "Time from a command's acknowledgement until its outcome appeared in the projection, by command type and outcome (accepted, refused, timeout).", Buckets: latencyBuckets,
@@ -69,7 +69,8 @@ func New(reg prometheus.Registerer, ready func() bool) *Metrics {
 	return m
 }
 
-// ObserveSend records one command send.
+// ObserveSend records one command send. A failed send is a write answered
+// 503 outcome_unknown.
 func (m *Metrics) ObserveSend(d time.Duration, err error) {
 	m.SendSeconds.Observe(d.Seconds())
 	if err != nil {

@@ -25,9 +25,15 @@
 // application/json 415, all with code invalid.
 //
 // 5xx problems have type about:blank and no code: they are not refusals.
-// 503 means the command could not be made durable, or the projection is
-// still catching up; Retry-After says when to try again. A 500 is a bug;
-// it is logged with its stack when it was a panic.
+// 503 means the projection is still catching up; Retry-After says when to
+// try again. A 500 is a bug; it is logged with its stack when it was a
+// panic. The exception is 503 outcome_unknown: Kafka did not acknowledge
+// a write's command, which may be in the log anyway. Its problem has the
+// code, its README section as type, request_id and command_id, Retry-After
+// and a Location; a retry with the same Idempotency-Key is the same
+// command. A key reused for a vote or cancel of another body is 422
+// idempotency_key_reused. Neither code is an approval.ReasonCode: no
+// command.rejected event carries them.
 //
 // # Writes
 //

@@ -17,8 +17,10 @@ import (
 
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/policy"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/auditor/internal/export"
+	"github.com/assent-dev/assent/services/auditor/internal/replay"
 	"github.com/assent-dev/assent/services/auditor/internal/verify"
 )
 
@@ -30,9 +32,10 @@ const usage = `usage: auditor <command> [flags]
 Verifies, exports and queries Assent's audit trail, the events topic.
 
 Commands:
-  verify [--from-offsets FILE]   check every hash link, checkpoint signature,
-                                 per-request sequence and terminal event; exit 2
-                                 naming partition, offset and event on any break
+  verify [--from-offsets FILE]   check every seal, hash link and per-request
+                                 sequence, and replay the domain: every event must
+                                 be what approval.Decide produces; exit 2 naming
+                                 partition, offset, event and kind on any break
   export --from T --to T [--request ID] [--actor A] --format jsonl|csv
                                  stream events with partition, offset and hash
   state --request ID --at T      the request as it was at time T, by replay
@@ -50,6 +53,8 @@ Environment:
   ASSENT_EVENTS_TOPIC      default assent.events.v1
   ASSENT_PARTITIONS        partitions of the events topic (serve; default 12)
   ASSENT_AUDIT_KEYS_FILE   published public keys (default infra/keys/decider-keys.json)
+  ASSENT_POLICY_FILE       verify: the deciders' policy file, whose admins may cancel
+                           any request (unset: such cancels are counted, not checked)
   ASSENT_HTTP_ADDR         serve: listen address (default 127.0.0.1:8480)
   ASSENT_DATA_DIR          serve: Pebble directory (default .run/auditor-<instance>)
   ASSENT_INSTANCE_ID       serve: name of this replica
@@ -146,11 +151,12 @@ func keysFile(getenv func(string) string, flagValue string) string {
 }
 
 func runVerify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("verify", "verify [--from-offsets FILE] [--keys FILE] [--topic T] [--signed-topic T] [--json] [--quiet]", stderr)
+	fs := newFlags("verify", "verify [--from-offsets FILE] [--keys FILE] [--policies FILE] [--topic T] [--signed-topic T] [--json] [--quiet]", stderr)
 	c, finish := loadCommon(getenv, fs)
 	statePath := fs.String("from-offsets", "", "saved verification state: verify only what is new since it, and save the new state there when the log verifies")
 	keys := fs.String("keys", "", "published public keys file (default $ASSENT_AUDIT_KEYS_FILE or infra/keys/decider-keys.json)")
 	signed := fs.String("signed-topic", "", "the topic name the seals sign, when verifying a copy of the log (default: --topic)")
+	policies := fs.String("policies", "", "the deciders' policy file: its admins may cancel any request (default $ASSENT_POLICY_FILE; none: cancels by others than the requester are counted, not checked)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	quiet := fs.Bool("quiet", false, "no progress lines")
 	every := fs.Duration("progress", 2*time.Second, "interval between progress lines on stderr")
@@ -171,6 +177,16 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 		}
 	}
 	cfg := verify.Config{Kafka: c.kafka, Topic: c.topic, SignedTopic: *signed, Keys: ring, From: from}
+	if *policies == "" {
+		*policies = getenv("ASSENT_POLICY_FILE")
+	}
+	if *policies != "" {
+		ps, err := policy.Load(*policies)
+		if err != nil {
+			return fmt.Errorf("verify: --policies: %w", err)
+		}
+		cfg.Rules = replay.Rules{Admins: ps.Admins, AdminsKnown: true}
+	}
 	if !*quiet {
 		began := time.Now()
 		cfg.ProgressEvery = *every
@@ -184,7 +200,8 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	if *asJSON {
 		out := map[string]any{"ok": res.OK(), "partitions": res.Partitions, "records": res.Records, "new_records": res.NewRecords,
-			"seals": res.Seals, "requests": res.Requests, "seconds": res.Took.Seconds(), "breaks": res.Breaks, "breaks_not_listed": res.Dropped}
+			"seals": res.Seals, "requests": res.Requests, "seconds": res.Took.Seconds(), "breaks": res.Breaks, "breaks_not_listed": res.Dropped,
+			"unchecked_cancels": res.UncheckedCancels}
 		if res.Breaks == nil {
 			out["breaks"] = []verify.Break{}
 		}
@@ -200,6 +217,10 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		if res.Dropped > 0 {
 			_, _ = fmt.Fprintf(stdout, "... and %d more breaks not listed\n", res.Dropped)
+		}
+		if res.UncheckedCancels > 0 {
+			_, _ = fmt.Fprintf(stdout, "%d cancels by someone other than the requester were not checked against the admins: give --policies FILE (the deciders' policy file)\n",
+				res.UncheckedCancels)
 		}
 	}
 	if !res.OK() {

@@ -2,14 +2,19 @@ package service_test
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/auditor/internal/service"
 	"github.com/assent-dev/assent/test/kafkatest"
@@ -68,4 +73,69 @@ func TestIntegrationVerifyCommand(t *testing.T) {
 	first := out[strings.Index(out, "BREAK"):]
 	require.Contains(t, first, "partition 1")
 	require.Contains(t, first, "offset 10")
+}
+
+// TestIntegrationVerifyBinaryReportsIllegal writes, on the real cluster,
+// requests decided by the domain and one whose requester approved her own
+// request, every record sealed with the demo decider key in transactions
+// as the deciders write, and runs the built auditor binary: it must exit
+// 2 and name the forged vote's partition, offset and event, of kind
+// illegal; without the forgery the same log verifies (exit 0).
+func TestIntegrationVerifyBinaryReportsIllegal(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(systest.Build(t, "auditor"), "auditor")
+	cfg := kafkatest.Config(t, "verify-illegal")
+	var self illegalCase
+	for _, tc := range illegalCases() {
+		if tc.name == "approved by the requester's vote" {
+			self = tc
+		}
+	}
+	require.NotNil(t, self.build)
+	forged := self.build(t)
+	legal := legalHistories(t)
+
+	run := func(hs []*history) (string, string, int, []*kgo.Record, []int64) {
+		t.Helper()
+		topic := kafkatest.NewTopics(t, 1).Events
+		events := interleave(hs)
+		recs, err := loggen.Seal(loggen.Options{Topic: topic, Partitions: 1, Signer: systest.DemoSigner(t), SealEvery: 4}, 0, events)
+		require.NoError(t, err)
+		offsets, err := loggen.Write(t.Context(), cfg, topic, [][]*kgo.Record{recs})
+		require.NoError(t, err)
+		cmd := exec.CommandContext(t.Context(), bin, "verify", "--quiet", "--keys", systest.DemoKeysFile())
+		cmd.Env = append(os.Environ(), "ASSENT_KAFKA_BROKERS="+strings.Join(cfg.Brokers, ","), "ASSENT_EVENTS_TOPIC="+topic)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err = cmd.Run()
+		code := 0
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+		} else {
+			require.NoError(t, err)
+		}
+		return stdout.String(), stderr.String(), code, recs, offsets[0]
+	}
+
+	out, errOut, code, _, _ := run(legal)
+	require.Equal(t, 0, code, "%s\n%s", out, errOut)
+	require.Contains(t, out, "verified")
+
+	out, errOut, code, recs, offsets := run(append(legal, forged))
+	require.Equal(t, 2, code, "%s\n%s", out, errOut)
+	require.Contains(t, errOut, "auditor: the log does not verify")
+	// The forged vote: the requester's vote.recorded.
+	want := -1
+	for i, r := range recs {
+		env, err := wire.Unmarshal(r.Value)
+		require.NoError(t, err)
+		if env.Subject == forged.rid && env.Type == approval.TypeVoteRecorded && env.Actor == requester {
+			want = i
+			require.Contains(t, out, fmt.Sprintf("BREAK partition 0 offset %d event %s: illegal: request %s: vote.recorded", offsets[i], env.ID, forged.rid))
+		}
+	}
+	require.GreaterOrEqual(t, want, 0)
+	require.Contains(t, out, "self_approval")
+	require.Equal(t, 1, strings.Count(out, "BREAK "), out)
 }

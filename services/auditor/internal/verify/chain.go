@@ -5,13 +5,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/wire"
+	"github.com/assent-dev/assent/services/auditor/internal/replay"
 )
 
 // Kinds of Break.
@@ -20,7 +24,7 @@ const (
 	KindUnauthenticated = wire.KindUnauthenticated // no valid seal covers the record
 	KindGap             = wire.KindGap             // a valid seal follows records that are missing
 	KindSequence        = "sequence"               // a request's sequence has a gap or a repeat
-	KindTerminal        = "terminal"               // a terminal event after a terminal event
+	KindIllegal         = "illegal"                // not what approval.Decide produces from the commands before it (see package replay)
 	KindTruncated       = "truncated"              // the log ends before what the saved state verified
 	KindState           = "state"                  // the saved state no longer matches the log
 )
@@ -46,23 +50,18 @@ func (b Break) String() string {
 // point on breaks at every record, and the first few say where.
 const maxBreaks = 100
 
-var terminalTypes = map[string]bool{
-	"dev.assent.request.approved":  true,
-	"dev.assent.request.rejected":  true,
-	"dev.assent.request.expired":   true,
-	"dev.assent.request.cancelled": true,
-}
-
 // chain verifies one partition with a wire.Authenticator: a record counts
 // only once a valid seal covers it, and one that no seal can cover any
 // more is reported at once, with its offset. It is a logread.Sink: records
 // arrive in offset order on one goroutine.
 type chain struct {
-	topic string
-	p     int32
-	keys  *wire.KeyRing
-	count *atomic.Int64 // records seen, across partitions (progress)
-	auth  *wire.Authenticator
+	topic  string
+	p      int32
+	keys   *wire.KeyRing
+	count  *atomic.Int64 // records seen, across partitions (progress)
+	auth   *wire.Authenticator
+	replay *replay.Replayer
+	bodies bodies
 
 	st      PartState // head, offsets, counters; saved at the end
 	headSum [32]byte
@@ -74,8 +73,8 @@ type chain struct {
 	dropped int
 }
 
-func newChain(topic string, p int32, keys *wire.KeyRing, count *atomic.Int64, st PartState, logStart int64) (*chain, error) {
-	c := &chain{topic: topic, p: p, keys: keys, count: count, st: st, reqs: st.Requests, expect: -1}
+func newChain(topic string, p int32, keys *wire.KeyRing, count *atomic.Int64, st PartState, logStart int64, rules replay.Rules) (*chain, error) {
+	c := &chain{topic: topic, p: p, keys: keys, count: count, st: st, reqs: st.Requests, expect: -1, replay: replay.New(rules)}
 	if c.reqs == nil {
 		c.reqs = map[string]*ReqState{}
 	}
@@ -160,8 +159,12 @@ func (c *chain) record(r *kgo.Record) {
 		it.Env, err = eventlog.DecodeRecord(r)
 	} else if err == nil {
 		it.Env = wire.Envelope{ID: string(f.id), Type: string(f.typ), Subject: string(f.subject), Sequence: string(f.sequence),
-			PrevHash: string(f.prevhash)}
-		if !bytes.Equal(r.Key, f.subject) && len(f.subject) > 0 {
+			PrevHash: string(f.prevhash), Actor: string(f.actor), CommandID: string(f.commandid), Data: f.data}
+		it.Env.Time, err = time.Parse(time.RFC3339Nano, string(f.time))
+		switch {
+		case err != nil || !bytes.HasSuffix(f.time, []byte("Z")):
+			err = fmt.Errorf("%w: time %q is not RFC 3339 in UTC", wire.ErrInvalidEnvelope, f.time)
+		case !bytes.Equal(r.Key, f.subject) && len(f.subject) > 0:
 			err = fmt.Errorf("%w: key %q differs from subject %q", wire.ErrInvalidEnvelope, r.Key, f.subject)
 		}
 	}
@@ -198,9 +201,9 @@ func (c *chain) result(res wire.Result) {
 }
 
 func (c *chain) sequence(x wire.Item) {
-	off, id, subject, typ := x.Record.Offset, x.Env.ID, x.Env.Subject, x.Env.Type
+	off, id, subject := x.Record.Offset, x.Env.ID, x.Env.Subject
 	seq, err := strconv.ParseUint(x.Env.Sequence, 10, 64)
-	if err != nil || seq == 0 {
+	if err != nil || seq == 0 || seq > math.MaxInt32 {
 		c.addBreak(off, id, KindFormat, "sequence %q is not a number from 1", x.Env.Sequence)
 		return
 	}
@@ -215,13 +218,50 @@ func (c *chain) sequence(x wire.Item) {
 			what = "a repeat or a reordering"
 		}
 		c.addBreak(off, id, KindSequence, "request %s: sequence %d follows sequence %d, %s", subject, seq, req.Seq, what)
+		req.replay.Stop() // its state is not known any more
 	}
 	req.Seq = seq
-	if terminalTypes[typ] {
-		if req.Terminal != "" {
-			c.addBreak(off, id, KindTerminal, "request %s: %s after it was already decided (%s)", subject, typ, req.Terminal)
-		} else {
-			req.Terminal = typ[len("dev.assent.request."):]
+	if isTerminal(x.Env.Type) && req.Terminal == "" {
+		req.Terminal = x.Env.Type[len("dev.assent.request."):]
+	}
+	c.replayEvent(req, x, int(seq))
+}
+
+// replayEvent checks the event against the domain (package replay).
+func (c *chain) replayEvent(req *ReqState, x wire.Item, seq int) {
+	body, err := c.bodies.decode(x.Env.Type, x.Env.Data)
+	if err != nil {
+		c.addBreak(x.Record.Offset, x.Env.ID, KindFormat, "request %s: %v", x.Env.Subject, err)
+		req.replay.Stop()
+		return
+	}
+	it := replay.Item{Offset: x.Record.Offset, ID: x.Env.ID, Value: x.Record.Value, Event: approval.Event{
+		RequestID: x.Env.Subject, CommandID: x.Env.CommandID, Actor: x.Env.Actor, Time: x.Env.Time, Sequence: seq, Body: body}}
+	for _, f := range c.replay.Add(&req.replay, it) {
+		c.addBreak(f.Offset, f.EventID, KindIllegal, "%s", f.Reason)
+	}
+}
+
+// finish ends the partition: whatever still waits for its seal never gets
+// one (the log ends at a stable offset), and a command whose events stop
+// short of what Decide emits is illegal.
+func (c *chain) finish() {
+	c.result(c.auth.Flush())
+	for _, req := range c.reqs {
+		for _, f := range c.replay.Close(&req.replay) {
+			c.addBreak(f.Offset, f.EventID, KindIllegal, "%s", f.Reason)
+		}
+		req.Pending = req.Pending[:0]
+		for _, v := range req.replay.Pending() {
+			req.Pending = append(req.Pending, v)
 		}
 	}
+}
+
+func isTerminal(typ string) bool {
+	switch typ {
+	case approval.TypeRequestApproved, approval.TypeRequestRejected, approval.TypeRequestExpired, approval.TypeRequestCancelled:
+		return true
+	}
+	return false
 }

@@ -12,7 +12,9 @@ import (
 // read: no allocation per record, data skipped without being decoded.
 type fields struct {
 	id, typ, subject, sequence, prevhash []byte
-	escaped                              bool // some string had a backslash: decode it properly instead
+	actor, commandid, time               []byte
+	data                                 []byte // the raw JSON value, for the domain replay
+	escaped                              bool   // some string had a backslash: decode it properly instead
 }
 
 var errScan = errors.New("not a CloudEvents JSON object")
@@ -31,7 +33,7 @@ func scan(v []byte) (fields, error) {
 	if i < len(v) && v[i] == '}' {
 		return f, fmt.Errorf("%w: empty object", errScan)
 	}
-	var seen uint8
+	var seen uint16
 	for {
 		i = skipWS(v, i)
 		key, j, esc, err := scanString(v, i)
@@ -45,7 +47,7 @@ func scan(v []byte) (fields, error) {
 		}
 		i = skipWS(v, i+1)
 		var dst *[]byte
-		var bit uint8
+		var bit uint16
 		switch string(key) {
 		case "id":
 			dst, bit = &f.id, 1
@@ -57,22 +59,34 @@ func scan(v []byte) (fields, error) {
 			dst, bit = &f.sequence, 8
 		case "prevhash":
 			dst, bit = &f.prevhash, 16
+		case "actor":
+			dst, bit = &f.actor, 32
+		case "commandid":
+			dst, bit = &f.commandid, 64
+		case "time":
+			dst, bit = &f.time, 128
+		case "data":
+			bit = 256
 		}
-		if dst != nil {
-			if seen&bit != 0 {
-				return f, fmt.Errorf("%w: attribute %q appears twice", errScan, key)
-			}
-			seen |= bit
+		if bit != 0 && seen&bit != 0 {
+			return f, fmt.Errorf("%w: attribute %q appears twice", errScan, key)
+		}
+		seen |= bit
+		switch {
+		case dst != nil:
 			s, j, esc, err := scanString(v, i)
 			if err != nil {
 				return f, fmt.Errorf("%w: attribute %q: %w", errScan, key, err)
 			}
 			f.escaped = f.escaped || esc
 			*dst, i = s, j
-		} else {
+		default: // data (kept raw for the domain replay), or an attribute verify does not read
 			j, err := skipValue(v, i, 0)
 			if err != nil {
 				return f, err
+			}
+			if bit == 256 {
+				f.data = v[i:j]
 			}
 			i = j
 		}

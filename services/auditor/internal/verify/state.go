@@ -5,16 +5,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
+	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/wire"
+	"github.com/assent-dev/assent/services/auditor/internal/replay"
 )
 
-// StateFormat names the layout of a saved verification state.
-const StateFormat = "assent-audit-state-v1"
+// StateFormat names the layout of a saved verification state. v2 added
+// the events of pending requests, which the domain replay goes on from;
+// a v1 state is refused (verify once from the start).
+const StateFormat = "assent-audit-state-v2"
 
 // State is what a verification run saves, so that the next run verifies
 // only what is new: per partition, where the verified chain ends, and per
@@ -39,10 +45,14 @@ type PartState struct {
 }
 
 // ReqState is one request's chain: its last sequence and, once decided,
-// its outcome.
+// its outcome; while it is pending, its events (the record values, byte
+// for byte), which the domain replay folds to go on from.
 type ReqState struct {
-	Seq      uint64 `json:"s"`
-	Terminal string `json:"t,omitempty"`
+	Seq      uint64            `json:"s"`
+	Terminal string            `json:"t,omitempty"`
+	Pending  []json.RawMessage `json:"e,omitempty"`
+
+	replay replay.Request // not saved: rebuilt from Pending
 }
 
 // freshPart is the state of a partition never verified.
@@ -66,12 +76,23 @@ func LoadState(path string) (*State, error) {
 	if err := dec.Decode(&s); err != nil {
 		return nil, fmt.Errorf("verify: state %s is not a saved verification state: %w", path, err)
 	}
+	if s.Format == "assent-audit-state-v1" {
+		return nil, fmt.Errorf("verify: state %s was saved before verify replayed the domain, and lacks the pending requests' events: verify once from the start (move the file away) to save a new one", path)
+	}
 	if s.Format != StateFormat {
 		return nil, fmt.Errorf("verify: state %s: format %q, want %q", path, s.Format, StateFormat)
 	}
 	for k, ps := range s.Partitions {
 		if _, err := strconv.ParseInt(k, 10, 32); err != nil || ps == nil {
 			return nil, fmt.Errorf("verify: state %s: bad partition %q", path, k)
+		}
+		for rid, rs := range ps.Requests {
+			if rs == nil {
+				return nil, fmt.Errorf("verify: state %s: partition %s: request %q has no state", path, k, rid)
+			}
+			if err := rs.resume(); err != nil {
+				return nil, fmt.Errorf("verify: state %s: partition %s: request %q: %w", path, k, rid, err)
+			}
 		}
 	}
 	return &s, nil
@@ -101,6 +122,38 @@ func (s *State) Save(path string) error {
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("verify: save state: %w", err)
+	}
+	return nil
+}
+
+// resume rebuilds the request's replay from its saved events: the log
+// verified them in an earlier run.
+func (rs *ReqState) resume() error {
+	// The state file is input like any other: a sequence no request can
+	// reach is refused, not wrapped.
+	if rs.Seq > math.MaxInt32 {
+		return fmt.Errorf("its saved sequence %d is out of range", rs.Seq)
+	}
+	seq := int(rs.Seq)
+	if len(rs.Pending) == 0 {
+		rs.replay = replay.Tombstone(approval.Status(rs.Terminal), seq)
+		return nil
+	}
+	events := make([]approval.Event, len(rs.Pending))
+	values := make([][]byte, len(rs.Pending))
+	for i, raw := range rs.Pending {
+		env, err := wire.Unmarshal(raw)
+		if err == nil {
+			events[i], err = codec.DomainEvent(env)
+		}
+		if err != nil {
+			return fmt.Errorf("saved event %d: %w", i, err)
+		}
+		values[i] = raw
+	}
+	rs.replay = replay.Resume(events, values)
+	if got := rs.replay.Sequence(); got != seq {
+		return fmt.Errorf("its saved events end at sequence %d, its state at %d", got, rs.Seq)
 	}
 	return nil
 }

@@ -1,16 +1,19 @@
 // Package verify checks the events topic as an auditor: that every record
 // is covered by a valid seal signed with the published decider keys (the
 // same wire.Authenticator every reader applies the log through), per
-// request sequences without gaps, and that no request is decided twice. It
-// reports each break with its partition, offset, event id and what failed
-// (KindUnauthenticated at once for a record no seal can cover any more,
-// KindGap where records are missing), and it saves a State so that the
-// next run verifies only what is new; a saved state that the log no
-// longer matches is reported as tampering.
+// request sequences without gaps, and that every event is what the domain
+// produces from the commands before it (package replay: a replay of
+// approval.Decide), so that even a leaked signing key cannot mint an
+// illegal decision unnoticed. It reports each break with its partition,
+// offset, event id and what failed (KindUnauthenticated at once for a
+// record no seal can cover any more, KindGap where records are missing,
+// KindIllegal where the domain would not have written the event), and it
+// saves a State so that the next run verifies only what is new; a saved
+// state that the log no longer matches is reported as tampering.
 //
 // Each partition is verified on its own goroutine as logread hands it
-// records; the record values are scanned, not decoded (seals excepted), so
-// that verify runs near the speed of a bare read.
+// records; the envelopes are scanned, not decoded (seals excepted), and
+// only the events' data is decoded, for the replay.
 package verify
 
 import (
@@ -26,6 +29,7 @@ import (
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/auditor/internal/logread"
+	"github.com/assent-dev/assent/services/auditor/internal/replay"
 )
 
 // Config is one verification run.
@@ -39,6 +43,9 @@ type Config struct {
 	Keys        *wire.KeyRing
 	// From is a saved state to continue from; nil verifies from the start.
 	From *State
+	// Rules are what the domain replay needs beyond the log: the admins,
+	// who may cancel any request (see package replay).
+	Rules replay.Rules
 	// Progress, if set, is called every ProgressEvery with the records
 	// read so far and the records to read (transaction markers included).
 	Progress      func(done, total int64)
@@ -57,6 +64,9 @@ type Result struct {
 	Breaks     []Break
 	Dropped    int    // breaks not listed (more than 100 in a partition)
 	State      *State // the state to save: only when there is no break
+	// UncheckedCancels counts cancels by someone other than the
+	// requester that the replay could not check: Rules.Admins unknown.
+	UncheckedCancels int64
 }
 
 // OK reports whether the log verified.
@@ -123,7 +133,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if signed == "" {
 			signed = cfg.Topic
 		}
-		c, err := newChain(signed, p, cfg.Keys, &count, *ps, b.Start)
+		c, err := newChain(signed, p, cfg.Keys, &count, *ps, b.Start, cfg.Rules)
 		if err != nil {
 			return Result{}, err
 		}
@@ -170,9 +180,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 				prev, prevSeals = saved.Records, saved.Seals
 			}
 		}
-		// Whatever still waits for its seal at the end of the log will
-		// never get one: the log ends at a stable offset.
-		c.result(c.auth.Flush())
+		c.finish()
+		res.UncheckedCancels += c.replay.UncheckedCancels
 		ps := c.st
 		ps.Head, ps.HeadID, ps.Next, ps.Requests = hashString(c.headSum), string(c.headID), to[p], c.reqs
 		state.Partitions[strconv.Itoa(int(p))] = &ps

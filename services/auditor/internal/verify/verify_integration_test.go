@@ -256,6 +256,15 @@ func TestIntegrationVerifyIncremental(t *testing.T) {
 	require.NoError(t, err)
 	saved, err := verify.LoadState(statePath)
 	require.NoError(t, err)
+	pending := 0
+	for _, ps := range saved.Partitions {
+		for _, rs := range ps.Requests {
+			if len(rs.Pending) > 0 {
+				pending++
+			}
+		}
+	}
+	require.Positive(t, pending, "requests pending at the cut: the replay goes on from their saved events")
 	res = f.verify(t, topic, saved)
 	require.True(t, res.OK(), "%v", res.Breaks)
 	var total int64

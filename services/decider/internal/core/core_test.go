@@ -32,6 +32,8 @@ import (
 //
 //	assign P...              take command partitions (new epochs)
 //	revoke P...              give them up
+//	stop P WHY...            stop deciding P: records are missing
+//	stopped                  the stopped partitions, with why
 //	claims                   list the partitions not caught up, with epochs
 //	catch-up                 catch up every claim against the log as projected
 //	catch-up-stale P EPOCH   catch P up with a claim of an old epoch
@@ -40,11 +42,12 @@ import (
 //	garbage REQ              decide a record that is not a CloudEvent
 //	timers                   the timers ask for expiries; decided in the open transaction, if any
 //	seal                     seal the run each partition got in the transaction
-//	commit                   the transaction commits: its records get offsets
+//	commit                   the transaction commits: its records get offsets (if it failed, it aborts, as the adapter does)
 //	abort                    the transaction aborts: it is dropped
 //	apply                    the projection applies everything committed
 //	tick DURATION            the clock moves on
 //	state REQ                the request as the decider would load it
+//	corrupt-state REQ        the store's value of the request's state stops decoding
 //	expect-head P            the partition's head, and whether it is the log's
 //	log P                    the committed records of events partition P
 func TestScenarios(t *testing.T) {
@@ -115,7 +118,8 @@ func newHarness(t *testing.T) *harness {
 				h.decided = append(h.decided, "accepted")
 			}
 		},
-		Skipped: func(reason string, in core.In) { h.decided = append(h.decided, "skipped "+reason) },
+		Skipped:     func(reason string, in core.In) { h.decided = append(h.decided, "skipped "+reason) },
+		Quarantined: func(in core.In, err error) { h.decided = append(h.decided, "quarantined: "+err.Error()) },
 	}, store, progress{h})
 	return h
 }
@@ -149,6 +153,14 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "revoke":
 		h.core.Revoke(parts(args))
 		h.owned(&out)
+	case "stop":
+		require.GreaterOrEqual(t, len(args), 2, "stop P WHY...")
+		fmt.Fprintf(&out, "%v\n", h.core.Stop(parts(args[:1])[0], strings.Join(args[1:], " ")))
+	case "stopped":
+		st := h.core.Stopped()
+		for _, p := range sortedParts(st) {
+			fmt.Fprintf(&out, "p%d: %s\n", p, st[p])
+		}
 	case "claims":
 		h.claims = h.core.NotCaughtUp()
 		for _, c := range h.claims {
@@ -202,7 +214,13 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "commit":
 		require.NotNil(t, h.txn)
 		if err := h.txn.Err(); err != nil {
-			fmt.Fprintf(&out, "error: %v\n", err)
+			// As the adapter does: a transaction that failed aborts.
+			fmt.Fprintf(&out, "error: %v\naborted instead\n", err)
+			for _, o := range h.txn.Records() {
+				fmt.Fprintf(&out, "dropped %s\n", describe(o, -1))
+			}
+			h.txn = nil
+			break
 		}
 		for i, o := range h.txn.Records() {
 			off := int64(len(h.log[o.Partition]))
@@ -239,6 +257,11 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			fmt.Fprintf(&out, " %s:%s", strings.TrimSuffix(strings.TrimPrefix(v.Voter, "user:"), "@example.com"), v.Decision)
 		}
 		out.WriteString("\n")
+	case "corrupt-state":
+		// The requests store keeps a request's state under "r/<id>".
+		require.NoError(t, h.db.Set([]byte("r/"+args[0]), []byte("{not a state"), pebble.Sync))
+		_, _, err := h.store.Get(args[0])
+		require.Error(t, err, "the state of %s no longer decodes", args[0])
 	case "expect-head":
 		p := parts(args)[0]
 		head, ok := h.core.HeadOf(p)

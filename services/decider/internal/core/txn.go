@@ -51,6 +51,8 @@ type Txn struct {
 	err    error
 	events int
 	sealed bool
+	// quarantined counts the commands left undecided (see Command).
+	quarantined int
 
 	mu sync.Mutex
 	// offsets, by the index in out, as the broker acknowledged them.
@@ -92,13 +94,26 @@ func (t *Txn) head(p int32) (string, uint64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	pt, ok := c.owned[p]
-	if !ok || !pt.caughtUp {
+	if !ok || !pt.caughtUp || pt.stopped != "" {
 		return "", 0, false
 	}
 	return pt.head, pt.epoch, true
 }
 
 // Command decides one command record into the transaction.
+//
+// One command never holds up the others (issue 13, item 3): a command
+// that cannot be decided here, because the state of its request cannot be
+// read from the store or its events cannot be encoded, is quarantined: it
+// stages nothing, Config.Quarantined hears of it, and the transaction goes
+// on, so its offset commits with the others. Nothing is written for it,
+// not even a command.rejected, because that too needs the request's state
+// (its sequence, and whether the command id was already decided); the
+// command stays in the commands topic to be replayed once the cause is
+// fixed (docs/runbook.md#assentdecidercommandquarantined). What fails the
+// whole transaction is only what concerns the partition, not the
+// command: a partition that is not owned, not caught up, or stopped
+// (ErrNotOwned).
 func (t *Txn) Command(in In) {
 	c := t.c
 	rid := string(in.Key)
@@ -115,9 +130,13 @@ func (t *Txn) Command(in In) {
 		}
 		return
 	}
+	if _, _, ok := t.head(in.Partition); !ok {
+		t.fail(fmt.Errorf("%w: %d", ErrNotOwned, in.Partition))
+		return
+	}
 	state, err := c.load(t, rid)
 	if err != nil {
-		t.fail(err)
+		t.quarantine(in, fmt.Errorf("core: load the state of %s: %w", rid, err))
 		return
 	}
 	var dec approval.Decision
@@ -147,47 +166,63 @@ func (t *Txn) Command(in In) {
 			commandTime = env.Time
 		}
 	}
+	if err := t.write(in.Partition, state, dec.Events); err != nil {
+		t.quarantine(in, err)
+		return
+	}
 	if c.cfg.Observe != nil {
 		c.cfg.Observe(typ, dec, commandTime)
 	}
-	t.write(in.Partition, state, dec.Events)
 }
 
-// write stages a decision's events and the new state and head.
-func (t *Txn) write(p int32, state approval.State, events []approval.Event) {
+// quarantine leaves a command undecided; see Command.
+func (t *Txn) quarantine(in In, err error) {
+	t.quarantined++
+	if t.c.cfg.Quarantined != nil {
+		t.c.cfg.Quarantined(in, err)
+	}
+}
+
+// Quarantined counts the commands the transaction left undecided.
+func (t *Txn) Quarantined() int { return t.quarantined }
+
+// write stages a decision's events and the new state and head, or, if
+// any event cannot be encoded, nothing at all.
+func (t *Txn) write(p int32, state approval.State, events []approval.Event) error {
 	if len(events) == 0 {
-		return
+		return nil
 	}
 	head, epoch, ok := t.head(p)
 	if !ok {
-		t.fail(fmt.Errorf("%w: %d", errNotOwned, p))
-		return
+		t.fail(fmt.Errorf("%w: %d", ErrNotOwned, p))
+		return nil
 	}
 	rid := events[0].RequestID
-	if _, ok := t.from[p]; !ok {
-		t.from[p] = head
-	}
-	t.count[p] += len(events)
 	chain := wire.NewChain(head)
+	out := make([]Out, 0, len(events))
 	for _, e := range events {
 		env, err := codec.EventEnvelope(e, t.c.cfg.Source, chain.Head)
 		if err != nil {
-			t.fail(err)
-			return
+			return fmt.Errorf("core: encode an event of %s: %w", rid, err)
 		}
 		value, err := chain.Next(env)
 		if err != nil {
-			t.fail(err)
-			return
+			return fmt.Errorf("core: encode an event of %s: %w", rid, err)
 		}
 		state = approval.Evolve(state, e)
-		t.events++
-		t.out = append(t.out, Out{Partition: p, Key: []byte(rid), Value: value, RequestID: rid})
+		out = append(out, Out{Partition: p, Key: []byte(rid), Value: value, RequestID: rid})
 	}
+	if _, ok := t.from[p]; !ok {
+		t.from[p] = head
+	}
+	t.count[p] += len(out)
+	t.events += len(out)
+	t.out = append(t.out, out...)
 	t.states[rid] = state
 	t.parts[rid] = p
 	t.heads[p] = chain.Head
 	t.epochs[p] = epoch
+	return nil
 }
 
 // Seal ends the run of records the transaction wrote to each partition

@@ -40,13 +40,19 @@ type syncBuf = systest.SyncBuffer
 // startDecider runs one replica in-process until the returned stop is called.
 func startDecider(t *testing.T, topics eventlog.TopicSpec, group, name string) (stop func()) {
 	t.Helper()
+	return startDeciderAt(t, topics, group, name, "127.0.0.1:0")
+}
+
+// startDeciderAt is startDecider serving its probes and metrics on addr.
+func startDeciderAt(t *testing.T, topics eventlog.TopicSpec, group, name, addr string) (stop func()) {
+	t.Helper()
 	cfg, err := service.LoadConfig(func(k string) string {
 		return map[string]string{
 			"ASSENT_KAFKA_USER": os.Getenv("ASSENT_KAFKA_USER"), "ASSENT_KAFKA_PASSWORD_FILE": os.Getenv("ASSENT_KAFKA_PASSWORD_FILE"),
 			"ASSENT_KAFKA_BROKERS":  os.Getenv("ASSENT_KAFKA_BROKERS"),
 			"ASSENT_INSTANCE_ID":    name + "-" + topics.Commands, // transactional ids are cluster-wide
 			"ASSENT_DATA_DIR":       filepath.Join(t.TempDir(), name),
-			"ASSENT_HTTP_ADDR":      "127.0.0.1:0",
+			"ASSENT_HTTP_ADDR":      addr,
 			"ASSENT_POLICY_FILE":    policyFile(t),
 			"ASSENT_PARTITIONS":     fmt.Sprint(topics.Partitions),
 			"ASSENT_COMMANDS_TOPIC": topics.Commands,

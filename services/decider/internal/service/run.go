@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -110,8 +113,17 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 				log.Error("skipping a command without a key: it names no request", "partition", in.Partition, "offset", in.Offset)
 			}
 		},
+		Quarantined: func(in core.In, err error) {
+			m.quarantined.Inc()
+			log.Error("a command could not be decided and is left undecided: replay it once the cause is fixed; see docs/runbook.md#assentdecidercommandquarantined",
+				"partition", in.Partition, "offset", in.Offset, "request", string(in.Key), "command_id", in.Envelope.CommandID, "err", err)
+		},
 		Sealed: m.seals.Inc,
 	}, store, runner)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "assent_decider_stopped_partitions",
+		Help: "Commands partitions this replica owns and stopped deciding because records are missing, of the commands or of the events topic (must read 0).",
+	}, func() float64 { return float64(len(c.Stopped())) }))
 	opts, err := cfg.Kafka.Opts(
 		kgo.TransactionalID(transactionalID(cfg)),
 		kgo.TransactionTimeout(cfg.TxnTimeout),
@@ -137,7 +149,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		return err
 	}
 	loop := session.New(session.Config{
-		Group: cfg.Group, TransactionalID: transactionalID(cfg), EventsTopic: cfg.Topics.Events,
+		Group: cfg.Group, TransactionalID: transactionalID(cfg), CommandsTopic: cfg.Topics.Commands, EventsTopic: cfg.Topics.Events,
 		TxnTimeout: cfg.TxnTimeout, SessionTTL: cfg.SessionTTL, ExpiryPeriod: cfg.ExpiryPeriod, Logger: log,
 		// The timers ask for expiries with the plain (idempotent, acks=all)
 		// client: a command is only a request, decided by the owner.
@@ -153,28 +165,40 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	}, c, runner, adm, opts)
 
 	mux := http.NewServeMux()
-	daemon.Probes{Registry: reg, Ready: func() error {
-		if !runner.Ready() {
-			return errors.New("projection catching up")
-		}
-		return nil
-	}}.Register(mux)
+	daemon.Probes{Registry: reg, Ready: func() error { return ready(runner, c) }}.Register(mux)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return daemon.Serve(gctx, cfg.HTTPAddr, mux, 5*time.Second) })
 	g.Go(func() error { return runner.Run(gctx) })
 	g.Go(func() error { watchGroupLag(gctx, adm, cfg.Group, cfg.Topics.Commands, &commandLag); return nil })
-	g.Go(func() error {
-		// Decide only once the projection has what was committed before we
-		// started; partitions assigned later are caught up one by one.
-		if runner.WaitReady(gctx) != nil {
-			return nil
-		}
-		return loop.Run(gctx)
-	})
+	// Run decides only once the projection has what was committed before
+	// it started (but for the partitions it stopped reading); partitions
+	// assigned later are caught up one by one.
+	g.Go(func() error { return loop.Run(gctx) })
 	err = g.Wait()
 	log.Info("stopped", "err", err)
 	return err
+}
+
+// ready is the decider's readiness: its projection has caught up, and no
+// partition is stopped for missing records, in the projection (its head is
+// not the log's) or in the decider (commands were lost). A stopped
+// partition is decided by no one until an operator acts (docs/runbook.md),
+// while the replica goes on deciding its other partitions.
+func ready(runner *projection.Runner, c *core.Core) error {
+	var problems []string
+	if st := runner.Stopped(); len(st) > 0 {
+		problems = append(problems, fmt.Sprintf("the projection stopped reading events partitions %v: records are missing (docs/runbook.md#assentprojectionstopped)", slices.Sorted(maps.Keys(st))))
+	} else if !runner.Ready() {
+		problems = append(problems, "projection catching up")
+	}
+	if st := c.Stopped(); len(st) > 0 {
+		problems = append(problems, fmt.Sprintf("deciding nothing of commands partitions %v: records are missing (docs/runbook.md#assentdeciderpartitionstopped)", slices.Sorted(maps.Keys(st))))
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // watchGroupLag reads the decider group's lag on the commands topic every
