@@ -2,6 +2,7 @@ package core
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -14,6 +15,9 @@ import (
 // of every request, and the pending ones due to expire.
 type Store interface {
 	Get(rid string) (approval.State, bool, error)
+	// Refusal finds a refusal the state no longer holds (beyond
+	// approval.MaxRefusedOutcomes): see approval.Recall.
+	Refusal(rid, commandID string) (approval.Outcome, bool, error)
 	Due(p int32, now time.Time, limit int) ([]string, error)
 }
 
@@ -74,7 +78,11 @@ type partition struct {
 // overlayEntry is a state written by a committed transaction that the
 // projection may not have applied yet.
 type overlayEntry struct {
-	state     approval.State
+	state approval.State
+	// refused holds the refusals written for the request and not yet
+	// projected: the state may have forgotten some of them already, and
+	// the store does not have them yet.
+	refused   map[string]approval.Outcome
 	partition int32
 	offset    int64 // of the last event written for the request
 	epoch     uint64
@@ -237,8 +245,24 @@ func (c *Core) load(t *Txn, rid string) (approval.State, error) {
 	}
 	c.mu.Unlock()
 	if ok {
+		if len(e.refused) > 0 {
+			t.refused[rid] = maps.Clone(e.refused)
+		}
 		return e.state, nil
 	}
 	s, _, err := c.store.Get(rid)
 	return s, err
+}
+
+// recall returns how command id of request rid was decided, if it was:
+// the command-id dedupe (I2), which looks past the refusals the state has
+// forgotten (approval.Recall) into the ones written but not yet projected,
+// then the projection's store.
+func (c *Core) recall(t *Txn, rid string, state approval.State, id string) (approval.Outcome, bool, error) {
+	return approval.Recall(state, id, func(id string) (approval.Outcome, bool, error) {
+		if o, ok := t.refused[rid][id]; ok {
+			return o, true, nil
+		}
+		return c.store.Refusal(rid, id)
+	})
 }

@@ -3,6 +3,7 @@ package core_test
 import (
 	"crypto/ed25519"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -183,6 +184,23 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		require.GreaterOrEqual(t, len(args), 4, "command ID REQ TYPE ACTOR [k=v...]")
 		h.txn.Command(h.commandRecord(t, args[0], args[1], args[2], args[3], args[4:]))
 		h.flushDecided(&out)
+	case "flood":
+		// flood RID N ACTOR PREFIX: N votes of ACTOR with new ids
+		// PREFIX-1..N, and how many of each outcome.
+		require.Len(t, args, 4, "flood RID N ACTOR PREFIX")
+		n, err := strconv.Atoi(args[1])
+		require.NoError(t, err)
+		counts := map[string]int{}
+		for i := 1; i <= n; i++ {
+			h.txn.Command(h.commandRecord(t, fmt.Sprintf("%s-%d", args[3], i), args[0], "vote", args[2], []string{"decision=approve"}))
+			for _, d := range h.decided {
+				counts[d]++
+			}
+			h.decided = nil
+		}
+		for _, k := range slices.Sorted(maps.Keys(counts)) {
+			fmt.Fprintf(&out, "%s x%d\n", k, counts[k])
+		}
 	case "garbage":
 		rid := args[0]
 		p := wire.Partition([]byte(rid), partitions)
@@ -222,11 +240,17 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			h.txn = nil
 			break
 		}
+		quiet := len(args) > 0 && args[0] == "quiet" // a count instead of every record
 		for i, o := range h.txn.Records() {
 			off := int64(len(h.log[o.Partition]))
 			h.log[o.Partition] = append(h.log[o.Partition], logged{value: o.Value, hash: wire.Hash(o.Value)})
 			h.txn.Produced(i, off)
-			fmt.Fprintf(&out, "%s\n", describe(o, off))
+			if !quiet {
+				fmt.Fprintf(&out, "%s\n", describe(o, off))
+			}
+		}
+		if quiet {
+			fmt.Fprintf(&out, "%d records\n", len(h.txn.Records()))
 		}
 		h.core.Commit(h.txn)
 		h.txn = nil

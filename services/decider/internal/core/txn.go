@@ -43,14 +43,17 @@ type Txn struct {
 	now    time.Time
 	out    []Out
 	states map[string]approval.State
-	heads  map[int32]string
-	epochs map[int32]uint64
-	from   map[int32]string // the head each partition's run extends
-	count  map[int32]int    // records in each partition's run
-	parts  map[string]int32
-	err    error
-	events int
-	sealed bool
+	// refused holds, per request, the refusals written and not yet
+	// projected (see overlayEntry.refused).
+	refused map[string]map[string]approval.Outcome
+	heads   map[int32]string
+	epochs  map[int32]uint64
+	from    map[int32]string // the head each partition's run extends
+	count   map[int32]int    // records in each partition's run
+	parts   map[string]int32
+	err     error
+	events  int
+	sealed  bool
 	// quarantined counts the commands left undecided (see Command).
 	quarantined int
 
@@ -62,7 +65,8 @@ type Txn struct {
 // Begin starts a transaction decided at now.
 func (c *Core) Begin(now time.Time) *Txn {
 	return &Txn{
-		c: c, now: now, states: map[string]approval.State{}, heads: map[int32]string{}, epochs: map[int32]uint64{},
+		c: c, now: now, states: map[string]approval.State{}, refused: map[string]map[string]approval.Outcome{},
+		heads: map[int32]string{}, epochs: map[int32]uint64{},
 		from: map[int32]string{}, count: map[int32]int{}, parts: map[string]int32{}, offsets: map[int]int64{},
 	}
 }
@@ -142,9 +146,22 @@ func (t *Txn) Command(in In) {
 	var dec approval.Decision
 	typ := ""
 	var commandTime time.Time
+	id := in.Envelope.CommandID // as codec.DomainCommand names the command
+	if id == "" {
+		id = in.Envelope.ID
+	}
+	if in.DecodeErr != nil {
+		id = fmt.Sprintf("kafka:%s/%d/%d", in.Topic, in.Partition, in.Offset)
+	}
+	o, seen, err := c.recall(t, rid, state, id)
+	if err != nil {
+		t.quarantine(in, fmt.Errorf("core: look up command %s of %s: %w", id, rid, err))
+		return
+	}
 	switch {
+	case seen:
+		dec = approval.Decision{Replayed: true, Refusal: o.Refusal()}
 	case in.DecodeErr != nil:
-		id := fmt.Sprintf("kafka:%s/%d/%d", in.Topic, in.Partition, in.Offset)
 		cmd := approval.Command{ID: id, RequestID: rid, Actor: approval.SystemDecider}
 		dec = approval.Refuse(state, cmd, "", &approval.Refusal{Code: approval.ReasonInvalid, Detail: in.DecodeErr.Error()}, t.now)
 	default:
@@ -210,6 +227,12 @@ func (t *Txn) write(p int32, state approval.State, events []approval.Event) erro
 			return fmt.Errorf("core: encode an event of %s: %w", rid, err)
 		}
 		state = approval.Evolve(state, e)
+		if r, ok := e.Body.(approval.CommandRejected); ok && e.CommandID != "" {
+			if t.refused[rid] == nil {
+				t.refused[rid] = map[string]approval.Outcome{}
+			}
+			t.refused[rid][e.CommandID] = approval.Outcome{Code: r.Code, Detail: r.Detail}
+		}
 		out = append(out, Out{Partition: p, Key: []byte(rid), Value: value, RequestID: rid})
 	}
 	if _, ok := t.from[p]; !ok {
@@ -282,7 +305,7 @@ func (c *Core) Commit(t *Txn) {
 	for rid, s := range t.states {
 		p := t.parts[rid]
 		if pt, ok := c.owned[p]; ok && pt.epoch == t.epochs[p] {
-			c.overlay[rid] = overlayEntry{state: s, partition: p, offset: lastOffset[rid], epoch: pt.epoch}
+			c.overlay[rid] = overlayEntry{state: s, refused: t.refused[rid], partition: p, offset: lastOffset[rid], epoch: pt.epoch}
 		}
 	}
 	for rid, e := range c.overlay {
