@@ -122,7 +122,9 @@ func bench(ctx context.Context, o options, out, errw io.Writer) error {
 	}
 	if o.keep {
 		// The published keys of the kept topic, to run auditor verify on it again.
-		defer func() { _, _ = fmt.Fprintf(out, "kept: topic %s, keys file %s\n", topic, filepath.Join(dir, "keys.json")) }()
+		defer func() {
+			_, _ = fmt.Fprintf(out, "kept: topic %s, keys file %s\n", topic, filepath.Join(dir, "keys.json"))
+		}()
 	} else {
 		defer func() { _ = os.RemoveAll(dir) }() // best effort: a temporary directory
 	}
