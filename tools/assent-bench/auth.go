@@ -33,7 +33,7 @@ type arm struct {
 // build) and without it (the assentbench_noauth build) in one run, on one
 // cluster, each system on fresh topics of the same layout, in rounds that
 // alternate A B B A A B ... so that drift and noise fall on both arms alike.
-func runAuth(ctx context.Context, cfg config, adm *kadm.Client, stamp string, stdout io.Writer, say func(string, ...any)) error {
+func runAuth(ctx context.Context, cfg config, partitions int32, adm *kadm.Client, stamp string, stdout io.Writer, say func(string, ...any)) error {
 	if cfg.rounds < 1 {
 		return fmt.Errorf("--rounds must be at least 1, got %d", cfg.rounds)
 	}
@@ -56,7 +56,7 @@ func runAuth(ctx context.Context, cfg config, adm *kadm.Client, stamp string, st
 	}()
 	for _, a := range arms {
 		topics := eventlog.TopicSpec{Commands: "bench." + stamp + "." + a.name + ".commands", Events: "bench." + stamp + "." + a.name + ".events",
-			Partitions: int32(cfg.partitions), ReplicationFactor: 3, MinInsyncReplicas: 2}
+			Partitions: partitions, ReplicationFactor: 3, MinInsyncReplicas: 2}
 		if _, err := logadmin.Provision(ctx, adm, topics); err != nil {
 			return fmt.Errorf("%s-auth topics: %w", a.name, err)
 		}

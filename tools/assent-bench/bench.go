@@ -116,7 +116,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	adm := kadm.NewClient(admCl)
 	stamp := strconv.FormatInt(time.Now().Unix(), 10)
 	if cfg.auth {
-		return runAuth(ctx, cfg, adm, stamp, stdout, say)
+		return runAuth(ctx, cfg, partitions, adm, stamp, stdout, say)
 	}
 
 	// 1. The floor.

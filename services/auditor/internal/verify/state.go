@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -128,6 +129,9 @@ func (s *State) Save(path string) error {
 // resume rebuilds the request's replay from its saved events: the log
 // verified them in an earlier run.
 func (rs *ReqState) resume() error {
+	if rs.Seq > math.MaxInt32 { // as chain.sequence bounds it
+		return fmt.Errorf("its saved sequence %d is out of range", rs.Seq)
+	}
 	if len(rs.Pending) == 0 {
 		rs.replay = replay.Tombstone(approval.Status(rs.Terminal), int(rs.Seq))
 		return nil
