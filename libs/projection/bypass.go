@@ -6,7 +6,7 @@ import "github.com/assent-dev/assent/libs/wire"
 
 // bypass never bypasses the authenticator: every record goes through
 // wire.Authenticator and only what a valid seal covers is applied
-// (docs/architecture.md, Integrity). Its twin in bypass_noauth.go exists
+// (docs/architecture.md, "Seals"). Its twin in bypass_noauth.go exists
 // only in binaries built with the assentbench_noauth tag, which
 // scripts/bench --auth builds for the "without authentication" arm of the
 // benchmark; no production build has it, and nothing read at run time
