@@ -35,6 +35,9 @@ const ServiceKeysFormat = "assent-service-keys-v1"
 // gateway and the console speak for the people they authenticated.
 const RoleOnBehalf = "on_behalf"
 
+// ErrNoCommandKey is returned by SignCommand without a signer.
+var ErrNoCommandKey = errors.New("wire: no command signing key: every command must be signed (ASSENT_COMMAND_KEY_FILE and ASSENT_COMMAND_KEY_ID, infra/keys/README.md)")
+
 // ErrCommandAuth is wrapped by every error CommandKeys.Verify returns.
 var ErrCommandAuth = errors.New("wire: command is not authenticated")
 
@@ -42,6 +45,10 @@ var ErrCommandAuth = errors.New("wire: command is not authenticated")
 // service principal (system principals are the deciders', whose key is a
 // seal key).
 var servicePrincipal = regexp.MustCompile(`^(user|service):[^\s:][^\s]*$`)
+
+// ValidServicePrincipal reports whether a service key may speak as p: a
+// user or a service principal.
+func ValidServicePrincipal(p string) bool { return servicePrincipal.MatchString(p) }
 
 // CommandMessage is the canonical string a command signature signs (see
 // schemas/README.md): the domain, the id, type, source, subject, actor,
@@ -67,7 +74,7 @@ func CommandMessage(env Envelope) []byte {
 // signature.
 func SignCommand(s *Signer, env Envelope) (Envelope, error) {
 	if s == nil {
-		return Envelope{}, errors.New("wire: no command signing key: every command must be signed (ASSENT_COMMAND_KEY_FILE, infra/keys/README.md)")
+		return Envelope{}, ErrNoCommandKey
 	}
 	if len(env.Data) > 0 {
 		var buf bytes.Buffer

@@ -31,6 +31,11 @@ type Config struct {
 	// Signer signs the seal that ends every transaction's run of records
 	// in a partition; required.
 	Signer *wire.Signer
+	// CommandKeys verify every command before it is decided: one not
+	// signed by a published key that may speak for its actor is refused
+	// unauthenticated (command.Authenticate). The timers' own commands
+	// are signed with Signer, a decider key.
+	CommandKeys wire.CommandKeys
 	// DueLimit bounds the expiries looked up per partition per Expire.
 	DueLimit int
 	// Observe, if set, is called with every decision (for metrics).

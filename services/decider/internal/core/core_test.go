@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"crypto/ed25519"
+	"encoding/base64"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -38,7 +39,9 @@ import (
 //	catch-up                 catch up every claim against the log as projected
 //	catch-up-stale P EPOCH   catch P up with a claim of an old epoch
 //	begin                    start a transaction at the clock's time
-//	command ID REQ TYPE ACTOR [k=v...]   decide a command record
+//	command ID REQ TYPE ACTOR [k=v...]   decide a command record, signed by
+//	                         the api's key unless sign=billing|stranger|none;
+//	                         also time=RFC3339, requester=P, tamper
 //	garbage REQ              decide a record that is not a CloudEvent
 //	timers                   the timers ask for expiries; decided in the open transaction, if any
 //	seal                     seal the run each partition got in the transaction
@@ -79,6 +82,9 @@ type harness struct {
 	claims  []core.Claim
 	signer  *wire.Signer
 	decided []string
+	// keys sign commands as services do: "api" (on_behalf), "billing"
+	// (no role, retired at 13:00), "stranger" (not published).
+	keys map[string]*wire.Signer
 }
 
 type progress struct{ h *harness }
@@ -97,9 +103,22 @@ func newHarness(t *testing.T) *harness {
 	}
 	signer, err := wire.NewSigner("test", ed25519.NewKeyFromSeed(key))
 	require.NoError(t, err)
+	keys := map[string]*wire.Signer{}
+	for i, name := range []string{"api", "billing", "stranger"} {
+		seed := make([]byte, 32)
+		seed[0] = byte(i + 1)
+		keys[name], err = wire.NewSigner(name+"-key", ed25519.NewKeyFromSeed(seed))
+		require.NoError(t, err)
+	}
+	services, err := wire.ParseServiceKeyRing([]byte(fmt.Sprintf(`{"format": "assent-service-keys-v1", "keys": [
+	  {"key_id": "api-key", "algorithm": "ed25519", "public_key": %q, "principal": "service:api", "roles": ["on_behalf"]},
+	  {"key_id": "billing-key", "algorithm": "ed25519", "public_key": %q, "principal": "service:billing", "not_after": "2026-01-01T13:00:00Z"}]}`,
+		base64.StdEncoding.EncodeToString(keys["api"].Public()), base64.StdEncoding.EncodeToString(keys["billing"].Public()))))
+	require.NoError(t, err)
 	h := &harness{
 		t: t, now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC), store: store, db: db,
 		log: map[int32][]logged{}, next: map[int32]int64{}, heads: map[int32]string{}, offset: map[int32]int64{}, signer: signer,
+		keys: keys,
 	}
 	pols := approval.Policies{Admins: []string{"user:root@example.com"}, Rules: []approval.Policy{{
 		Name: "deploys", Approvers: []string{"user:alice@example.com", "user:bob@example.com", "user:carol@example.com"},
@@ -107,7 +126,8 @@ func newHarness(t *testing.T) *harness {
 	}}}
 	h.core = core.New(core.Config{
 		Topic: "events", Partitions: partitions, Source: "assent/decider", Policies: func() approval.Policies { return pols },
-		Signer: signer,
+		Signer:      signer,
+		CommandKeys: wire.CommandKeys{Services: services, Deciders: wire.NewKeyRing(map[string]ed25519.PublicKey{"test": signer.Public()})},
 		Observe: func(typ string, d approval.Decision, _ time.Time) {
 			switch {
 			case d.Replayed:
@@ -199,6 +219,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		for _, c := range cmds {
 			fmt.Fprintf(&out, "asked %s %s\n", c.ID, c.Actor)
 			env, err := codec.CommandEnvelope(c, "assent/decider")
+			require.NoError(t, err)
+			env, err = wire.SignCommand(h.signer, env) // the decider's key signs its timers' commands
 			require.NoError(t, err)
 			value, err := wire.Marshal(env)
 			require.NoError(t, err)
@@ -370,9 +392,34 @@ func (h *harness) commandRecord(t *testing.T, id, rid, typ, actor string, kv []s
 	default:
 		t.Fatalf("unknown command type %q", typ)
 	}
-	cmd := approval.Command{ID: id, RequestID: rid, Actor: actor, Time: h.now, Body: body}
+	if r, ok := opts["requester"]; ok {
+		sub := body.(approval.Submit)
+		sub.Requester = r
+		body = sub
+	}
+	at := h.now
+	if s, ok := opts["time"]; ok {
+		var err error
+		at, err = time.Parse(time.RFC3339, s)
+		require.NoError(t, err)
+	}
+	cmd := approval.Command{ID: id, RequestID: rid, Actor: actor, Time: at, Body: body}
 	env, err := codec.CommandEnvelope(cmd, "assent/test")
 	require.NoError(t, err)
+	// sign=KEY signs with one of h.keys (default api, which has
+	// on_behalf), sign=none not at all; tamper changes the data after.
+	if key := opts["sign"]; key != "none" {
+		if key == "" {
+			key = "api"
+		}
+		require.Contains(t, h.keys, key)
+		env, err = wire.SignCommand(h.keys[key], env)
+		require.NoError(t, err)
+	}
+	if _, ok := opts["tamper"]; ok {
+		env.Data = []byte(strings.Replace(string(env.Data), "release", "rElease", 1))
+		env.Data = []byte(strings.Replace(string(env.Data), "approve", "reject", 1))
+	}
 	value, err := wire.Marshal(env)
 	require.NoError(t, err)
 	p := wire.Partition([]byte(rid), partitions)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/codec"
+	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/wire"
 )
 
@@ -154,6 +155,12 @@ func (t *Txn) Command(in In) {
 		cmd.RequestID = rid
 		var refusal *approval.Refusal
 		switch {
+		case !replayed(state, cmd) && c.authenticate(env, cmd, &refusal):
+			// Not signed by a service that may speak for its actor: refused
+			// before the domain sees it (docs/architecture.md,
+			// "Authenticated commands"). A command id already decided is
+			// left to Decide, which dedupes it before anything else.
+			dec = approval.Refuse(state, cmd, env.Type, refusal, t.now)
 		case errors.As(err, &refusal):
 			if cmd.Actor == "" {
 				cmd.Actor = approval.SystemDecider
@@ -173,6 +180,20 @@ func (t *Txn) Command(in In) {
 	if c.cfg.Observe != nil {
 		c.cfg.Observe(typ, dec, commandTime)
 	}
+}
+
+// authenticate sets *refusal and reports true when the command is not
+// authenticated (command.Authenticate).
+func (c *Core) authenticate(env wire.Envelope, cmd approval.Command, refusal **approval.Refusal) bool {
+	*refusal = command.Authenticate(c.cfg.CommandKeys, env, cmd)
+	return *refusal != nil
+}
+
+// replayed reports whether the command's id was already decided for its
+// request, as Decide's dedupe (I2) finds it.
+func replayed(s approval.State, cmd approval.Command) bool {
+	_, seen := s.Outcomes[cmd.ID]
+	return seen && cmd.ID != ""
 }
 
 // quarantine leaves a command undecided; see Command.
