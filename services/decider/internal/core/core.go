@@ -48,6 +48,9 @@ type Config struct {
 	// written for it, and its offset commits with the others, so it must
 	// be replayed from the commands topic once the cause is fixed.
 	Quarantined func(in In, err error)
+	// Unauthenticated, if set, is called for every command refused
+	// because it is not authenticated (see CommandKeys), with why.
+	Unauthenticated func(in In, why string)
 	// Sealed, if set, is called for every seal staged.
 	Sealed func()
 }

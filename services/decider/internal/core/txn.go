@@ -145,8 +145,7 @@ func (t *Txn) Command(in In) {
 	var commandTime time.Time
 	switch {
 	case in.DecodeErr != nil:
-		id := fmt.Sprintf("kafka:%s/%d/%d", in.Topic, in.Partition, in.Offset)
-		cmd := approval.Command{ID: id, RequestID: rid, Actor: approval.SystemDecider}
+		cmd := approval.Command{ID: recordID(in), RequestID: rid, Actor: approval.SystemDecider}
 		dec = approval.Refuse(state, cmd, "", &approval.Refusal{Code: approval.ReasonInvalid, Detail: in.DecodeErr.Error()}, t.now)
 	default:
 		env := in.Envelope
@@ -155,12 +154,22 @@ func (t *Txn) Command(in In) {
 		cmd.RequestID = rid
 		var refusal *approval.Refusal
 		switch {
-		case !replayed(state, cmd) && c.authenticate(env, cmd, &refusal):
+		case c.authenticate(env, cmd, &refusal):
 			// Not signed by a service that may speak for its actor: refused
-			// before the domain sees it (docs/architecture.md,
-			// "Authenticated commands"). A command id already decided is
-			// left to Decide, which dedupes it before anything else.
+			// before the domain sees it, not even its dedupe
+			// (docs/architecture.md, "Authenticated commands"). The
+			// refusal is recorded under the record's own id, not the
+			// command id it claims: a forgery must not take the id of a
+			// command its rightful author will send (ids are derived from
+			// the intention, so they can be guessed), which would then be
+			// deduped to the forgery's refusal.
+			claimed := cmd
+			cmd = approval.Command{ID: recordID(in), RequestID: rid, Actor: approval.SystemDecider}
+			refusal.Detail = fmt.Sprintf("command %q by %q: %s", claimed.ID, claimed.Actor, refusal.Detail)
 			dec = approval.Refuse(state, cmd, env.Type, refusal, t.now)
+			if c.cfg.Unauthenticated != nil {
+				c.cfg.Unauthenticated(in, refusal.Detail)
+			}
 		case errors.As(err, &refusal):
 			if cmd.Actor == "" {
 				cmd.Actor = approval.SystemDecider
@@ -189,12 +198,9 @@ func (c *Core) authenticate(env wire.Envelope, cmd approval.Command, refusal **a
 	return *refusal != nil
 }
 
-// replayed reports whether the command's id was already decided for its
-// request, as Decide's dedupe (I2) finds it.
-func replayed(s approval.State, cmd approval.Command) bool {
-	_, seen := s.Outcomes[cmd.ID]
-	return seen && cmd.ID != ""
-}
+// recordID names a command record by where it is, for a refusal that
+// cannot, or must not, be recorded under the id the command claims.
+func recordID(in In) string { return fmt.Sprintf("kafka:%s/%d/%d", in.Topic, in.Partition, in.Offset) }
 
 // quarantine leaves a command undecided; see Command.
 func (t *Txn) quarantine(in In, err error) {

@@ -38,13 +38,20 @@ func TestIntegrationUnauthenticatedCommands(t *testing.T) {
 		require.NoError(t, eventlog.Produce(t.Context(), cl, topics.Commands, env))
 		return c.ID
 	}
+	// outcome finds the first event of a command; a command refused
+	// unauthenticated is refused under its record's id, and the detail
+	// names the id it claimed.
 	outcome := func(id string) (approval.Event, bool) {
 		log, err := systest.ReadLog(t.Context(), kcfg, topics.Events)
 		require.NoError(t, err)
 		for _, r := range log {
-			if r.Envelope.CommandID == id {
-				e, err := codec.DomainEvent(r.Envelope)
-				require.NoError(t, err)
+			if r.Envelope.Type == wire.TypeSeal {
+				continue
+			}
+			e, err := codec.DomainEvent(r.Envelope)
+			require.NoError(t, err)
+			rej, isRejection := e.Body.(approval.CommandRejected)
+			if e.CommandID == id || isRejection && rej.Code == approval.ReasonUnauthenticated && strings.Contains(rej.Detail, id) {
 				return e, true
 			}
 		}
@@ -71,11 +78,15 @@ func TestIntegrationUnauthenticatedCommands(t *testing.T) {
 		rej, ok := e.Body.(approval.CommandRejected)
 		require.True(t, ok, "%s: a vote as alice is refused, not %T", name, e.Body)
 		require.Equal(t, approval.ReasonUnauthenticated, rej.Code, name)
+		require.Equal(t, approval.SystemDecider, e.Actor, "%s: the refusal is not attributed to the actor it claims", name)
+		require.True(t, strings.HasPrefix(rej.CommandID, "kafka:"+topics.Commands+"/"), "%s: refused under its record's id, not the id it claims: %s", name, rej.CommandID)
 		t.Logf("%s: %s", name, rej.Detail)
 	}
 	e := decided(produce(systest.ServiceAPI, approval.Command{Actor: "user:alice@example.com", Body: vote}))
 	require.IsType(t, approval.VoteRecorded{}, e.Body, "the api's key has on_behalf: alice's vote counts")
 	require.Eventually(t, func() bool {
-		return strings.Contains(get(t, "http://"+addr+"/metrics"), "\nassent_refusals_total{reason=\"unauthenticated\"} 2\n")
+		m := get(t, "http://"+addr+"/metrics")
+		return strings.Contains(m, "\nassent_refusals_total{reason=\"unauthenticated\"} 2\n") &&
+			strings.Contains(m, "\nassent_decider_unauthenticated_commands_total 2\n")
 	}, 10*time.Second, 200*time.Millisecond, "both forgeries are counted")
 }

@@ -124,6 +124,12 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 			log.Error("a command could not be decided and is left undecided: replay it once the cause is fixed; see docs/runbook.md#assentdecidercommandquarantined",
 				"partition", in.Partition, "offset", in.Offset, "request", string(in.Key), "command_id", in.Envelope.CommandID, "err", err)
 		},
+		Unauthenticated: func(in core.In, why string) {
+			m.unauthenticated.Inc()
+			log.Warn("refused a command that is not authenticated: a producer without a published command key, or a forgery; see docs/runbook.md#assentunauthenticatedcommands",
+				"partition", in.Partition, "offset", in.Offset, "request", string(in.Key), "source", in.Envelope.Source,
+				"actor", in.Envelope.Actor, "key_id", in.Envelope.AuthKeyID, "why", why)
+		},
 		Sealed: m.seals.Inc,
 	}, store, runner)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
