@@ -109,3 +109,14 @@ func DemoCommandKeys(t tb.TB) wire.CommandKeys {
 func CommandKeyEnv(service string) []string {
 	return []string{"ASSENT_COMMAND_KEY_FILE=" + DemoCommandKeyFile(service), "ASSENT_COMMAND_KEY_ID=" + DemoCommandKeyID(service)}
 }
+
+// CommandKeyEnvFor is CommandKeyEnv for the service a binary (or its path)
+// runs: the api, the Slack gateway, the console and the notifier produce
+// commands; any other binary needs no command key.
+func CommandKeyEnvFor(bin string) []string {
+	switch s := filepath.Base(bin); s {
+	case ServiceAPI, ServiceSlackGateway, ServiceConsole, ServiceNotifier:
+		return CommandKeyEnv(s)
+	}
+	return nil
+}
