@@ -114,7 +114,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	env.Add(err)
 	cfg.Keys = keys
 	cfg.ServiceKeys, err = wire.LoadServiceKeyRing(env.String("ASSENT_SERVICE_KEYS_FILE", "infra/keys/service-keys.json"))
-	env.Add(err)
+	if err != nil {
+		env.Problem("ASSENT_SERVICE_KEYS_FILE: %v (the published service keys: the decider decides only commands they sign; infra/keys/README.md)", err)
+	}
 	cfg.Instance = env.Instance("decider", cfg.HTTPAddr)
 	cfg.DataDir = env.String("ASSENT_DATA_DIR", ".run/"+cfg.Instance)
 	cfg.Kafka.ClientID = cfg.Instance
