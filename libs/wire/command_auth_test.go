@@ -211,3 +211,38 @@ func TestParseServiceKeyRing(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, ring.Len())
 }
+
+// BenchmarkCommandSignatures measures what a signature costs the sender
+// (SignCommand) and the decider (Verify), per command.
+func BenchmarkCommandSignatures(b *testing.B) {
+	key, err := wire.NewSigner("api-1", ed25519.NewKeyFromSeed(bytes32(1)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw := fmt.Sprintf(`{"format": "assent-service-keys-v1", "keys": [{"key_id": "api-1", "algorithm": "ed25519", "public_key": %q, "principal": "service:api", "roles": ["on_behalf"]}]}`,
+		base64.StdEncoding.EncodeToString(key.Public()))
+	ring, err := wire.ParseServiceKeyRing([]byte(raw))
+	if err != nil {
+		b.Fatal(err)
+	}
+	keys := wire.CommandKeys{Services: ring}
+	env := voteEnvelope("user:alice@example.com", time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	signed, err := wire.SignCommand(key, env)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("sign", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := wire.SignCommand(key, env); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("verify", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := keys.Verify(signed); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
