@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cockroachdb/datadriven"
 	"github.com/cockroachdb/pebble/v2"
@@ -470,3 +471,35 @@ type quiet struct{}
 func (quiet) Infof(string, ...any)           {}
 func (quiet) Errorf(string, ...any)          {}
 func (quiet) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
+
+// TestAForgeryAlwaysFitsInAnEvent: what an unauthenticated command claims
+// (its id, actor and type) is the forger's to choose, so the refusal
+// clips it: a command of nearly a megabyte still gets a small
+// command.rejected, which Kafka takes, rather than a transaction that can
+// never commit.
+func TestAForgeryAlwaysFitsInAnEvent(t *testing.T) {
+	h := newHarness(t)
+	h.core.Assign([]int32{0, 1, 2, 3})
+	for _, c := range h.core.NotCaughtUp() {
+		require.True(t, h.core.CaughtUp(c, wire.GenesisHash))
+	}
+	huge := "user:" + strings.Repeat("é", 300_000) + "@example.com"
+	in := h.commandRecord(t, strings.Repeat("c", 100_000), "r1", "vote", huge, []string{"sign=none", "decision=approve"})
+	in.Envelope.Type = "dev.assent.command." + strings.Repeat("x", 100_000)
+	txn := h.core.Begin(h.now)
+	txn.Command(in)
+	require.Equal(t, []string{"refused unauthenticated"}, h.decided)
+	txn.Seal()
+	require.NoError(t, txn.Err())
+	require.Len(t, txn.Records(), 2, "the refusal and its seal")
+	require.Less(t, len(txn.Records()[0].Value), 4096)
+	env, err := wire.Unmarshal(txn.Records()[0].Value)
+	require.NoError(t, err)
+	e, err := codec.DomainEvent(env)
+	require.NoError(t, err)
+	rej := e.Body.(approval.CommandRejected)
+	require.Equal(t, approval.ReasonUnauthenticated, rej.Code)
+	require.Equal(t, approval.SystemDecider, e.Actor)
+	require.True(t, utf8.ValidString(rej.Detail), "clipped on a rune boundary")
+	require.Contains(t, rej.Detail, "not signed")
+}

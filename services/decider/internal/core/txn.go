@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/codec"
@@ -163,10 +164,13 @@ func (t *Txn) Command(in In) {
 			// command its rightful author will send (ids are derived from
 			// the intention, so they can be guessed), which would then be
 			// deduped to the forgery's refusal.
+			// Everything it claims is the forger's to choose: the detail
+			// and the type are clipped, so that the refusal always fits in
+			// an event.
 			claimed := cmd
 			cmd = approval.Command{ID: recordID(in), RequestID: rid, Actor: approval.SystemDecider}
-			refusal.Detail = fmt.Sprintf("command %q by %q: %s", claimed.ID, claimed.Actor, refusal.Detail)
-			dec = approval.Refuse(state, cmd, env.Type, refusal, t.now)
+			refusal.Detail = clip(fmt.Sprintf("command %q by %q: %s", clip(claimed.ID, 160), clip(claimed.Actor, 160), refusal.Detail), maxDetail)
+			dec = approval.Refuse(state, cmd, clip(env.Type, 160), refusal, t.now)
 			if c.cfg.Unauthenticated != nil {
 				c.cfg.Unauthenticated(in, refusal.Detail)
 			}
@@ -196,6 +200,21 @@ func (t *Txn) Command(in In) {
 func (c *Core) authenticate(env wire.Envelope, cmd approval.Command, refusal **approval.Refusal) bool {
 	*refusal = command.Authenticate(c.cfg.CommandKeys, env, cmd)
 	return *refusal != nil
+}
+
+// maxDetail bounds the detail of an unauthenticated refusal.
+const maxDetail = 1024
+
+// clip cuts s to at most n bytes, on a rune boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // recordID names a command record by where it is, for a refusal that
