@@ -98,7 +98,7 @@ func startRig(t *testing.T) *rig {
 		require.NoError(t, waitReady(ctx, base))
 	}
 	cl := kafkatest.NewClient(t)
-	r.writer = command.Writer{Source: command.SourceAPI, Sender: command.Kafka{Client: cl, Topic: topics.Commands}}
+	r.writer = command.Writer{Source: command.SourceAPI, Sender: command.Kafka{Client: cl, Topic: topics.Commands, Signer: systest.DemoCommandSigner(t, systest.ServiceAPI)}}
 	return r
 }
 
