@@ -1,6 +1,9 @@
 package service_test
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -89,4 +92,13 @@ func TestIntegrationUnauthenticatedCommands(t *testing.T) {
 		return strings.Contains(m, "\nassent_refusals_total{reason=\"unauthenticated\"} 2\n") &&
 			strings.Contains(m, "\nassent_decider_unauthenticated_commands_total 2\n")
 	}, 10*time.Second, 200*time.Millisecond, "both forgeries are counted")
+
+	// The refusals are legal history: auditor verify, which replays the
+	// domain, passes the log.
+	bin := filepath.Join(systest.Build(t, "auditor"), "auditor")
+	cmd := exec.CommandContext(t.Context(), bin, "verify", "--quiet", "--keys", systest.DemoKeysFile())
+	cmd.Env = append(os.Environ(), "ASSENT_KAFKA_BROKERS="+strings.Join(kcfg.Brokers, ","), "ASSENT_EVENTS_TOPIC="+topics.Events,
+		"ASSENT_PARTITIONS=2")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "auditor verify:\n%s", out)
 }
