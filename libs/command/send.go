@@ -31,20 +31,29 @@ type Sender interface {
 	Send(ctx context.Context, env wire.Envelope) error
 }
 
-// Kafka is the Sender of every service: it produces to the commands topic
-// with the eventlog client's guarantees (acks=all, idempotent, the murmur2
-// partitioner keyed by request id).
+// Kafka is the Sender of every service: it signs each command with the
+// service's key and produces it to the commands topic with the eventlog
+// client's guarantees (acks=all, idempotent, the murmur2 partitioner keyed
+// by request id).
 type Kafka struct {
 	Client *kgo.Client
 	Topic  string
+	// Signer is the service's command key (see wire.SignCommand); the
+	// decider refuses, as unauthenticated, a command it did not sign.
+	// Required: Send refuses to produce an unsigned command.
+	Signer *wire.Signer
 	// Observe, if set, receives each produce's duration and error.
 	Observe func(took time.Duration, err error)
 }
 
-// Send produces env and waits for Kafka's acknowledgement.
+// Send signs env, produces it and waits for Kafka's acknowledgement.
 func (k Kafka) Send(ctx context.Context, env wire.Envelope) error {
+	env, err := wire.SignCommand(k.Signer, env)
+	if err != nil {
+		return err
+	}
 	began := time.Now()
-	err := eventlog.Produce(ctx, k.Client, k.Topic, env)
+	err = eventlog.Produce(ctx, k.Client, k.Topic, env)
 	if k.Observe != nil {
 		k.Observe(time.Since(began), err)
 	}
@@ -86,6 +95,9 @@ func (w Writer) Send(ctx context.Context, c approval.Command) error {
 		return fmt.Errorf("command: %w", err)
 	}
 	if err := w.Sender.Send(ctx, env); err != nil {
+		if errors.Is(err, wire.ErrNoCommandKey) {
+			return fmt.Errorf("command: %w", err) // nothing was sent
+		}
 		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 	}
 	return nil

@@ -56,6 +56,9 @@ type Log struct {
 	// usual), then returns this error: an acknowledgement lost on its way
 	// back, which leaves the writer unable to tell whether it landed.
 	FailAfterWrite error
+	// Signer signs every command sent, as a service's command.Kafka sender
+	// does (default: the api's demo command key, infra/keys).
+	Signer *wire.Signer
 
 	mu       sync.Mutex
 	sent     []wire.Envelope
@@ -86,6 +89,9 @@ func New(t tb.TB) *Log {
 	l := &Log{
 		Store: &requests.Store{}, db: db, policies: pols,
 		watchers: map[string][]chan struct{}{}, heads: map[int32]string{}, offsets: map[int32]int64{},
+	}
+	if l.Signer, err = wire.LoadSigner("demo-api-2026-01", filepath.Join(RepoRoot(), "infra/keys/demo-api.key.pem")); err != nil {
+		t.Fatal(err)
 	}
 	l.Store.Attach(db)
 	t.Cleanup(func() {
@@ -124,6 +130,10 @@ func (l *Log) Sent() []wire.Envelope {
 func (l *Log) Send(_ context.Context, env wire.Envelope) error {
 	if l.Fail != nil {
 		return l.Fail
+	}
+	env, err := wire.SignCommand(l.Signer, env)
+	if err != nil {
+		return err
 	}
 	// Round-trip through a record, as the decider would see it.
 	rec, err := eventlog.NewRecord("commands", env)

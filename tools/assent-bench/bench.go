@@ -471,13 +471,15 @@ func startServices(ctx context.Context, cfg config, bin string, topics eventlog.
 		if svc == "decider" {
 			env = append(env, "ASSENT_DECIDER_GROUP=bench-"+stamp, "ASSENT_POLICY_FILE="+filepath.Join(cfg.root, "infra/policies/example.yaml"),
 				// The demo key: the bench is a local tool, like scripts/up.
-				"ASSENT_SIGNING_KEY_FILE="+filepath.Join(cfg.root, "infra/keys/demo-decider.key.pem"), "ASSENT_SIGNING_KEY_ID=demo-2026-01")
+				"ASSENT_SIGNING_KEY_FILE="+filepath.Join(cfg.root, "infra/keys/demo-decider.key.pem"), "ASSENT_SIGNING_KEY_ID=demo-2026-01",
+				"ASSENT_SERVICE_KEYS_FILE="+filepath.Join(cfg.root, "infra/keys/service-keys.json"))
 		} else {
 			env = append(env, "ASSENT_TOKENS_FILE="+filepath.Join(cfg.root, "infra/tokens/demo-tokens.yaml"),
 				// The bench measures capacity, from one principal per
 				// role: the per-principal limits would measure
 				// themselves instead.
-				"ASSENT_WRITE_RATE=0", "ASSENT_MAX_LONG_POLLS_PER_PRINCIPAL=4096")
+				"ASSENT_WRITE_RATE=0", "ASSENT_MAX_LONG_POLLS_PER_PRINCIPAL=4096",
+				"ASSENT_COMMAND_KEY_FILE="+filepath.Join(cfg.root, "infra/keys/demo-api.key.pem"), "ASSENT_COMMAND_KEY_ID=demo-api-2026-01")
 		}
 		log, err := os.Create(filepath.Join(dir, name+".log"))
 		if err != nil {

@@ -60,7 +60,8 @@ type bench struct {
 	ports   []string
 	stderr  io.Writer
 	targets int
-	keyEnv  []string // the decider's ASSENT_SIGNING_KEY_FILE and _ID
+	keyEnv  []string     // the decider's ASSENT_SIGNING_KEY_FILE and _ID
+	apiKey  *wire.Signer // the api's demo command key, which signs the submits
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -97,6 +98,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	stamp := time.Now().UTC().Format("20060102t150405")
 	b.spec = eventlog.DefaultTopicSpec()
 	b.spec.Commands, b.spec.Events = "bench.notify."+stamp+".commands", "bench.notify."+stamp+".events"
+	if b.apiKey, err = wire.LoadSigner("demo-api-2026-01", "infra/keys/demo-api.key.pem"); err != nil {
+		return fmt.Errorf("%w (run from the repository root, as scripts/bench does)", err)
+	}
 	if b.cl, err = eventlog.NewClient(b.kcfg); err != nil {
 		return err
 	}
@@ -210,7 +214,8 @@ func (b *bench) start(ctx context.Context, bin, stamp string, horizon time.Durat
 		if err := launch(n, "ASSENT_NOTIFIER_GROUP=bench-ntf-"+stamp, "ASSENT_NOTIFIER_SECRETS_FILE="+write("secrets.yaml", sec.String()),
 			"ASSENT_NOTIFIER_CA_FILE="+write("ca.pem", string(pem)), "ASSENT_NOTIFIER_ALLOW_NETS=127.0.0.0/8",
 			"ASSENT_NOTIFIER_HORIZON="+horizon.String(), "ASSENT_NOTIFIER_RETRY_MAX=10s",
-			"ASSENT_NOTIFIER_TARGET_RATE=100000", "ASSENT_NOTIFIER_TARGET_CONCURRENCY=16"); err != nil {
+			"ASSENT_NOTIFIER_TARGET_RATE=100000", "ASSENT_NOTIFIER_TARGET_CONCURRENCY=16",
+			"ASSENT_COMMAND_KEY_FILE=infra/keys/demo-notifier.key.pem", "ASSENT_COMMAND_KEY_ID=demo-notifier-2026-01"); err != nil {
 			return err
 		}
 	}
@@ -236,6 +241,9 @@ func (b *bench) submit(ctx context.Context, rid string) error {
 	env, err := codec.CommandEnvelope(approval.Command{ID: wire.NewID(time.Now()), RequestID: rid, Actor: "user:dave@example.com", Time: time.Now().UTC(),
 		Body: approval.Submit{Action: approval.Action{Type: "deploy", Resource: "services/bench", Environment: "production"}, Reason: "bench"}}, "assent/bench")
 	if err != nil {
+		return err
+	}
+	if env, err = wire.SignCommand(b.apiKey, env); err != nil { // dave's submit, as the api would sign it
 		return err
 	}
 	return eventlog.Produce(ctx, b.cl, b.spec.Commands, env)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/projection"
@@ -34,6 +35,9 @@ type Config struct {
 	// Keys are the published decider public keys: the projection applies
 	// only what they sign.
 	Keys *wire.KeyRing
+	// CommandKey signs every command the api produces; it speaks as
+	// service:api, with the on_behalf role.
+	CommandKey *wire.Signer
 
 	// Listener, if set, is used instead of listening on HTTPAddr (tests
 	// listen on port 0 and need to know the port). It is not read from the
@@ -89,6 +93,13 @@ Environment:
   ASSENT_SEAL_KEYS_FILE    the published decider public keys; only records a
                            seal signed with one of them covers are applied
                            (default infra/keys/decider-keys.json)
+  ASSENT_COMMAND_KEY_FILE  Ed25519 private key (PKCS #8 PEM) that signs every
+                           command this service produces (required: the decider
+                           refuses unsigned commands). Demo key, for scripts/up
+                           and tests only: infra/keys/demo-api.key.pem
+  ASSENT_COMMAND_KEY_ID    its key id in infra/keys/service-keys.json, which
+                           names the principal it speaks as (required; demo
+                           key: demo-api-2026-01)
   ASSENT_LOG_LEVEL         debug, info, warn, error (default info)
 `
 
@@ -99,8 +110,11 @@ func Load(getenv func(string) string) (Config, error) {
 	topics, terr := eventlog.TopicSpecFromEnv(getenv)
 	keys, kerrs := projection.LoadKeys(getenv)
 	env.Add(kerrs)
+	signer, serr := command.LoadSigner(getenv)
+	env.Add(serr)
 	cfg := Config{
 		Keys:       keys,
+		CommandKey: signer,
 		Kafka:      kafka,
 		Topics:     topics,
 		HTTPAddr:   env.String("ASSENT_HTTP_ADDR", "127.0.0.1:8080"),

@@ -13,8 +13,9 @@ import (
 func TestLoadDefaults(t *testing.T) {
 	t.Parallel()
 	cfg, err := config.Load(envOf(map[string]string{"ASSENT_KAFKA_BROKERS": "127.0.0.1:19092, 127.0.0.1:19093", "ASSENT_INSTANCE_ID": "api-1",
-		"ASSENT_SEAL_KEYS_FILE": keysFile}))
+		"ASSENT_SEAL_KEYS_FILE": keysFile, "ASSENT_COMMAND_KEY_FILE": "../../../../infra/keys/demo-api.key.pem", "ASSENT_COMMAND_KEY_ID": "demo-api-2026-01"}))
 	require.NoError(t, err)
+	require.Equal(t, "demo-api-2026-01", cfg.CommandKey.KeyID(), "the command key")
 	require.Equal(t, 1, cfg.Keys.Len(), "the published decider keys")
 	require.Equal(t, []string{"127.0.0.1:19092", "127.0.0.1:19093"}, cfg.Kafka.Brokers)
 	require.Equal(t, "api-1", cfg.Kafka.ClientID)
@@ -35,7 +36,7 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		"ASSENT_PARTITIONS": "0", "ASSENT_WRITE_WAIT": "soon", "ASSENT_MAX_BODY": "12",
 	}))
 	require.Error(t, err)
-	for _, want := range []string{"ASSENT_KAFKA_BROKERS", "ASSENT_PARTITIONS", "ASSENT_WRITE_WAIT", "ASSENT_MAX_BODY"} {
+	for _, want := range []string{"ASSENT_KAFKA_BROKERS", "ASSENT_PARTITIONS", "ASSENT_WRITE_WAIT", "ASSENT_MAX_BODY", "ASSENT_COMMAND_KEY_FILE and ASSENT_COMMAND_KEY_ID are required", "auditor keygen"} {
 		require.ErrorContains(t, err, want)
 	}
 	_, err = config.Load(envOf(map[string]string{"ASSENT_KAFKA_BROKERS": "k:9092", "ASSENT_WRITE_WAIT": "0s"}))

@@ -108,14 +108,16 @@ func startAPI(t *testing.T, topics eventlog.TopicSpec, brokers []string, name st
 	t.Helper()
 	vars := map[string]string{ //nolint:gosec // G101: a path to the demo tokens file, not a credential
 		"ASSENT_KAFKA_USER": os.Getenv("ASSENT_KAFKA_USER"), "ASSENT_KAFKA_PASSWORD_FILE": os.Getenv("ASSENT_KAFKA_PASSWORD_FILE"),
-		"ASSENT_KAFKA_BROKERS":  strings.Join(brokers, ","),
-		"ASSENT_INSTANCE_ID":    name + "-" + topics.Commands,
-		"ASSENT_DATA_DIR":       filepath.Join(t.TempDir(), name),
-		"ASSENT_TOKENS_FILE":    "../../testdata/tokens.yaml",
-		"ASSENT_SEAL_KEYS_FILE": systest.DemoKeysFile(),
-		"ASSENT_PARTITIONS":     "12",
-		"ASSENT_COMMANDS_TOPIC": topics.Commands,
-		"ASSENT_EVENTS_TOPIC":   topics.Events,
+		"ASSENT_KAFKA_BROKERS":    strings.Join(brokers, ","),
+		"ASSENT_INSTANCE_ID":      name + "-" + topics.Commands,
+		"ASSENT_DATA_DIR":         filepath.Join(t.TempDir(), name),
+		"ASSENT_TOKENS_FILE":      "../../testdata/tokens.yaml",
+		"ASSENT_SEAL_KEYS_FILE":   systest.DemoKeysFile(),
+		"ASSENT_COMMAND_KEY_FILE": systest.DemoCommandKeyFile(systest.ServiceAPI),
+		"ASSENT_COMMAND_KEY_ID":   systest.DemoCommandKeyID(systest.ServiceAPI),
+		"ASSENT_PARTITIONS":       "12",
+		"ASSENT_COMMANDS_TOPIC":   topics.Commands,
+		"ASSENT_EVENTS_TOPIC":     topics.Events,
 		// Generous, so that a slow first rebalance of the deciders
 		// gives a late 201 rather than a 202 the test did not expect.
 		"ASSENT_WRITE_WAIT": "20s",

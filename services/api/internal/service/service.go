@@ -133,7 +133,7 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	a := app.New(app.Config{
-		Sender:     command.Kafka{Client: cl, Topic: cfg.Topics.Commands},
+		Sender:     command.Kafka{Client: cl, Topic: cfg.Topics.Commands, Signer: cfg.CommandKey},
 		Projection: runner,
 		Store:      store,
 		WriteWait:  cfg.WriteWait,

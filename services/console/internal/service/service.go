@@ -118,7 +118,7 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	srv := web.New(web.Config{
 		Jar: jar, SignIn: rp, Store: store, Requests: reqRunner, Audit: idx, AuditRunner: auditRunner,
 		Hub: hub, Streams: streams,
-		Sender:   command.Kafka{Client: cl, Topic: cfg.Topics.Commands},
+		Sender:   command.Kafka{Client: cl, Topic: cfg.Topics.Commands, Signer: cfg.CommandKey},
 		Policies: cfg.Policies, AuditorGroups: cfg.AuditorGroups, Partitions: cfg.Topics.Partitions,
 		PublicURL: cfg.PublicURL, WriteWait: cfg.WriteWait, SessionTTL: cfg.SessionTTL, RateLimit: cfg.RateLimit,
 		StreamLife: cfg.StreamLife, ExportMaxRows: cfg.ExportMaxRows, Logger: log, Registry: reg, Metrics: m, Done: done,

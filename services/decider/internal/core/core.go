@@ -35,6 +35,11 @@ type Config struct {
 	// Signer signs the seal that ends every transaction's run of records
 	// in a partition; required.
 	Signer *wire.Signer
+	// CommandKeys verify every command before it is decided: one not
+	// signed by a published key that may speak for its actor is refused
+	// unauthenticated (command.Authenticate). The timers' own commands
+	// are signed with Signer, a decider key.
+	CommandKeys wire.CommandKeys
 	// DueLimit bounds the expiries looked up per partition per Expire.
 	DueLimit int
 	// Observe, if set, is called with every decision (for metrics).
@@ -47,6 +52,9 @@ type Config struct {
 	// written for it, and its offset commits with the others, so it must
 	// be replayed from the commands topic once the cause is fixed.
 	Quarantined func(in In, err error)
+	// Unauthenticated, if set, is called for every command refused
+	// because it is not authenticated (see CommandKeys), with why.
+	Unauthenticated func(in In, why string)
 	// Sealed, if set, is called for every seal staged.
 	Sealed func()
 }

@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"crypto/ed25519"
+	"encoding/base64"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cockroachdb/datadriven"
 	"github.com/cockroachdb/pebble/v2"
@@ -39,7 +41,9 @@ import (
 //	catch-up                 catch up every claim against the log as projected
 //	catch-up-stale P EPOCH   catch P up with a claim of an old epoch
 //	begin                    start a transaction at the clock's time
-//	command ID REQ TYPE ACTOR [k=v...]   decide a command record
+//	command ID REQ TYPE ACTOR [k=v...]   decide a command record, signed by
+//	                         the api's key unless sign=billing|stranger|none;
+//	                         also time=RFC3339, requester=P, tamper
 //	garbage REQ              decide a record that is not a CloudEvent
 //	timers                   the timers ask for expiries; decided in the open transaction, if any
 //	seal                     seal the run each partition got in the transaction
@@ -80,6 +84,9 @@ type harness struct {
 	claims  []core.Claim
 	signer  *wire.Signer
 	decided []string
+	// keys sign commands as services do: "api" (on_behalf), "billing"
+	// (no role, retired at 13:00), "stranger" (not published).
+	keys map[string]*wire.Signer
 }
 
 type progress struct{ h *harness }
@@ -98,9 +105,22 @@ func newHarness(t *testing.T) *harness {
 	}
 	signer, err := wire.NewSigner("test", ed25519.NewKeyFromSeed(key))
 	require.NoError(t, err)
+	keys := map[string]*wire.Signer{}
+	for i, name := range []string{"api", "billing", "stranger"} {
+		seed := make([]byte, 32)
+		seed[0] = byte(i + 1)
+		keys[name], err = wire.NewSigner(name+"-key", ed25519.NewKeyFromSeed(seed))
+		require.NoError(t, err)
+	}
+	services, err := wire.ParseServiceKeyRing([]byte(fmt.Sprintf(`{"format": "assent-service-keys-v1", "keys": [
+	  {"key_id": "api-key", "algorithm": "ed25519", "public_key": %q, "principal": "service:api", "roles": ["on_behalf"]},
+	  {"key_id": "billing-key", "algorithm": "ed25519", "public_key": %q, "principal": "service:billing", "not_after": "2026-01-01T13:00:00Z"}]}`,
+		base64.StdEncoding.EncodeToString(keys["api"].Public()), base64.StdEncoding.EncodeToString(keys["billing"].Public()))))
+	require.NoError(t, err)
 	h := &harness{
 		t: t, now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC), store: store, db: db,
 		log: map[int32][]logged{}, next: map[int32]int64{}, heads: map[int32]string{}, offset: map[int32]int64{}, signer: signer,
+		keys: keys,
 	}
 	pols := approval.Policies{Admins: []string{"user:root@example.com"}, Rules: []approval.Policy{{
 		Name: "deploys", Approvers: []string{"user:alice@example.com", "user:bob@example.com", "user:carol@example.com"},
@@ -108,7 +128,8 @@ func newHarness(t *testing.T) *harness {
 	}}}
 	h.core = core.New(core.Config{
 		Topic: "events", Partitions: partitions, Source: "assent/decider", Policies: func() approval.Policies { return pols },
-		Signer: signer,
+		Signer:      signer,
+		CommandKeys: wire.CommandKeys{Services: services, Deciders: wire.NewKeyRing(map[string]ed25519.PublicKey{"test": signer.Public()})},
 		Observe: func(typ string, d approval.Decision, _ time.Time) {
 			switch {
 			case d.Replayed:
@@ -217,6 +238,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		for _, c := range cmds {
 			fmt.Fprintf(&out, "asked %s %s\n", c.ID, c.Actor)
 			env, err := codec.CommandEnvelope(c, "assent/decider")
+			require.NoError(t, err)
+			env, err = wire.SignCommand(h.signer, env) // the decider's key signs its timers' commands
 			require.NoError(t, err)
 			value, err := wire.Marshal(env)
 			require.NoError(t, err)
@@ -394,9 +417,34 @@ func (h *harness) commandRecord(t *testing.T, id, rid, typ, actor string, kv []s
 	default:
 		t.Fatalf("unknown command type %q", typ)
 	}
-	cmd := approval.Command{ID: id, RequestID: rid, Actor: actor, Time: h.now, Body: body}
+	if r, ok := opts["requester"]; ok {
+		sub := body.(approval.Submit)
+		sub.Requester = r
+		body = sub
+	}
+	at := h.now
+	if s, ok := opts["time"]; ok {
+		var err error
+		at, err = time.Parse(time.RFC3339, s)
+		require.NoError(t, err)
+	}
+	cmd := approval.Command{ID: id, RequestID: rid, Actor: actor, Time: at, Body: body}
 	env, err := codec.CommandEnvelope(cmd, "assent/test")
 	require.NoError(t, err)
+	// sign=KEY signs with one of h.keys (default api, which has
+	// on_behalf), sign=none not at all; tamper changes the data after.
+	if key := opts["sign"]; key != "none" {
+		if key == "" {
+			key = "api"
+		}
+		require.Contains(t, h.keys, key)
+		env, err = wire.SignCommand(h.keys[key], env)
+		require.NoError(t, err)
+	}
+	if _, ok := opts["tamper"]; ok {
+		env.Data = []byte(strings.Replace(string(env.Data), "release", "rElease", 1))
+		env.Data = []byte(strings.Replace(string(env.Data), "approve", "reject", 1))
+	}
 	value, err := wire.Marshal(env)
 	require.NoError(t, err)
 	p := wire.Partition([]byte(rid), partitions)
@@ -447,3 +495,35 @@ type quiet struct{}
 func (quiet) Infof(string, ...any)           {}
 func (quiet) Errorf(string, ...any)          {}
 func (quiet) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
+
+// TestAForgeryAlwaysFitsInAnEvent: what an unauthenticated command claims
+// (its id, actor and type) is the forger's to choose, so the refusal
+// clips it: a command of nearly a megabyte still gets a small
+// command.rejected, which Kafka takes, rather than a transaction that can
+// never commit.
+func TestAForgeryAlwaysFitsInAnEvent(t *testing.T) {
+	h := newHarness(t)
+	h.core.Assign([]int32{0, 1, 2, 3})
+	for _, c := range h.core.NotCaughtUp() {
+		require.True(t, h.core.CaughtUp(c, wire.GenesisHash))
+	}
+	huge := "user:" + strings.Repeat("é", 300_000) + "@example.com"
+	in := h.commandRecord(t, strings.Repeat("c", 100_000), "r1", "vote", huge, []string{"sign=none", "decision=approve"})
+	in.Envelope.Type = "dev.assent.command." + strings.Repeat("x", 100_000)
+	txn := h.core.Begin(h.now)
+	txn.Command(in)
+	require.Equal(t, []string{"refused unauthenticated"}, h.decided)
+	txn.Seal()
+	require.NoError(t, txn.Err())
+	require.Len(t, txn.Records(), 2, "the refusal and its seal")
+	require.Less(t, len(txn.Records()[0].Value), 4096)
+	env, err := wire.Unmarshal(txn.Records()[0].Value)
+	require.NoError(t, err)
+	e, err := codec.DomainEvent(env)
+	require.NoError(t, err)
+	rej := e.Body.(approval.CommandRejected)
+	require.Equal(t, approval.ReasonUnauthenticated, rej.Code)
+	require.Equal(t, approval.SystemDecider, e.Actor)
+	require.True(t, utf8.ValidString(rej.Detail), "clipped on a rune boundary")
+	require.Contains(t, rej.Detail, "not signed")
+}

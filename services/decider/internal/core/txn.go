@@ -6,9 +6,11 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/codec"
+	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/wire"
 )
 
@@ -146,42 +148,73 @@ func (t *Txn) Command(in In) {
 	var dec approval.Decision
 	typ := ""
 	var commandTime time.Time
-	id := in.Envelope.CommandID // as codec.DomainCommand names the command
-	if id == "" {
-		id = in.Envelope.ID
-	}
-	if in.DecodeErr != nil {
-		id = fmt.Sprintf("kafka:%s/%d/%d", in.Topic, in.Partition, in.Offset)
-	}
-	o, seen, err := c.recall(t, rid, state, id)
-	if err != nil {
-		t.quarantine(in, fmt.Errorf("core: look up command %s of %s: %w", id, rid, err))
-		return
-	}
+	// Each path names the command it decides, then asks whether that id
+	// was decided already (the dedupe, I2; approval.Recall looks past the
+	// refusals the state forgot), and only then decides it.
+	var cmd approval.Command
+	var refusal *approval.Refusal
+	decide := func() approval.Decision { return approval.Decide(state, cmd, c.cfg.Policies(), t.now) }
 	switch {
-	case seen:
-		dec = approval.Decision{Replayed: true, Refusal: o.Refusal()}
 	case in.DecodeErr != nil:
-		cmd := approval.Command{ID: id, RequestID: rid, Actor: approval.SystemDecider}
-		dec = approval.Refuse(state, cmd, "", &approval.Refusal{Code: approval.ReasonInvalid, Detail: in.DecodeErr.Error()}, t.now)
+		cmd = approval.Command{ID: recordID(in), RequestID: rid, Actor: approval.SystemDecider}
+		detail := in.DecodeErr.Error()
+		decide = func() approval.Decision {
+			return approval.Refuse(state, cmd, "", &approval.Refusal{Code: approval.ReasonInvalid, Detail: detail}, t.now)
+		}
 	default:
 		env := in.Envelope
 		typ = env.Type
-		cmd, err := codec.DomainCommand(env)
+		var err error
+		cmd, err = codec.DomainCommand(env)
 		cmd.RequestID = rid
-		var refusal *approval.Refusal
 		switch {
+		case c.authenticate(env, cmd, &refusal):
+			// Not signed by a service that may speak for its actor: refused
+			// before the domain sees it, and before the dedupe of the id it
+			// claims (docs/architecture.md, "Authenticated commands"). The
+			// refusal is recorded under the record's own id, not the
+			// command id it claims: a forgery must not take the id of a
+			// command its rightful author will send (ids are derived from
+			// the intention, so they can be guessed), which would then be
+			// deduped to the forgery's refusal, nor pass for a replay of a
+			// command already decided.
+			// Everything it claims is the forger's to choose: the detail
+			// and the type are clipped, so that the refusal always fits in
+			// an event.
+			claimed := cmd
+			cmd = approval.Command{ID: recordID(in), RequestID: rid, Actor: approval.SystemDecider}
+			refusal.Detail = clip(fmt.Sprintf("command %q by %q: %s", clip(claimed.ID, 160), clip(claimed.Actor, 160), refusal.Detail), maxDetail)
+			typ := clip(env.Type, 160)
+			decide = func() approval.Decision {
+				d := approval.Refuse(state, cmd, typ, refusal, t.now)
+				if c.cfg.Unauthenticated != nil && !d.Replayed {
+					c.cfg.Unauthenticated(in, refusal.Detail)
+				}
+				return d
+			}
 		case errors.As(err, &refusal):
 			if cmd.Actor == "" {
 				cmd.Actor = approval.SystemDecider
 			}
-			dec = approval.Refuse(state, cmd, env.Type, refusal, t.now)
+			decide = func() approval.Decision { return approval.Refuse(state, cmd, env.Type, refusal, t.now) }
 		case err != nil:
-			dec = approval.Refuse(state, cmd, env.Type, &approval.Refusal{Code: approval.ReasonInvalid, Detail: err.Error()}, t.now)
+			decide = func() approval.Decision {
+				return approval.Refuse(state, cmd, env.Type, &approval.Refusal{Code: approval.ReasonInvalid, Detail: err.Error()}, t.now)
+			}
 		default:
-			dec = approval.Decide(state, cmd, c.cfg.Policies(), t.now)
 			commandTime = env.Time
 		}
+	}
+	o, seen, err := c.recall(t, rid, state, cmd.ID)
+	if err != nil {
+		t.quarantine(in, fmt.Errorf("core: look up command %s of %s: %w", cmd.ID, rid, err))
+		return
+	}
+	if seen {
+		dec = approval.Decision{Replayed: true, Refusal: o.Refusal()}
+		commandTime = time.Time{}
+	} else {
+		dec = decide()
 	}
 	if err := t.write(in.Partition, state, dec.Events); err != nil {
 		t.quarantine(in, err)
@@ -191,6 +224,32 @@ func (t *Txn) Command(in In) {
 		c.cfg.Observe(typ, dec, commandTime)
 	}
 }
+
+// authenticate sets *refusal and reports true when the command is not
+// authenticated (command.Authenticate).
+func (c *Core) authenticate(env wire.Envelope, cmd approval.Command, refusal **approval.Refusal) bool {
+	*refusal = command.Authenticate(c.cfg.CommandKeys, env, cmd)
+	return *refusal != nil
+}
+
+// maxDetail bounds the detail of an unauthenticated refusal.
+const maxDetail = 1024
+
+// clip cuts s to at most n bytes, on a rune boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// recordID names a command record by where it is, for a refusal that
+// cannot, or must not, be recorded under the id the command claims.
+func recordID(in In) string { return fmt.Sprintf("kafka:%s/%d/%d", in.Topic, in.Partition, in.Offset) }
 
 // quarantine leaves a command undecided; see Command.
 func (t *Txn) quarantine(in In, err error) {

@@ -59,9 +59,10 @@ func startDeciderAt(t *testing.T, topics eventlog.TopicSpec, group, name, addr s
 			"ASSENT_EVENTS_TOPIC":   topics.Events,
 			"ASSENT_DECIDER_GROUP":  group,
 
-			"ASSENT_SIGNING_KEY_FILE": infraFile("keys/demo-decider.key.pem"),
-			"ASSENT_SIGNING_KEY_ID":   "demo-2026-01",
-			"ASSENT_SEAL_KEYS_FILE":   infraFile("keys/decider-keys.json"),
+			"ASSENT_SIGNING_KEY_FILE":  infraFile("keys/demo-decider.key.pem"),
+			"ASSENT_SIGNING_KEY_ID":    "demo-2026-01",
+			"ASSENT_SEAL_KEYS_FILE":    infraFile("keys/decider-keys.json"),
+			"ASSENT_SERVICE_KEYS_FILE": infraFile("keys/service-keys.json"),
 		}[k]
 	})
 	require.NoError(t, err)
@@ -92,6 +93,7 @@ func command(t *testing.T, topic string, c approval.Command) *kgo.Record {
 	t.Helper()
 	env, err := codec.CommandEnvelope(c, "assent/test")
 	require.NoError(t, err)
+	env = systest.SignCommand(t, systest.ServiceAPI, env) // the api's key may name anyone
 	rec, err := eventlog.NewRecord(topic, env)
 	require.NoError(t, err)
 	return rec

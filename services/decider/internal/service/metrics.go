@@ -18,6 +18,7 @@ type metrics struct {
 	seals           prometheus.Counter
 	sessionRestarts prometheus.Counter
 	quarantined     prometheus.Counter
+	unauthenticated prometheus.Counter
 }
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -58,8 +59,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "assent_decider_quarantined_commands_total",
 			Help: "Commands left undecided because this replica could not decide them (a stored state that does not decode, an event that does not encode); each must be replayed (should stay zero). Counted each time a transaction meets one, so a command in a transaction that aborts is counted again.",
 		}),
+		unauthenticated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "assent_decider_unauthenticated_commands_total",
+			Help: "Commands refused unauthenticated because no published key that may speak for their actor signed them (should stay zero: each is a misconfigured producer or a forgery). Counted each time a transaction meets one, so a command in a transaction that aborts is counted again.",
+		}),
 	}
-	reg.MustRegister(m.commands, m.refusals, m.decisions, m.txns, m.skipped, m.commandToEvent, m.txnSeconds, m.catchUp, m.seals, m.sessionRestarts, m.quarantined)
+	reg.MustRegister(m.commands, m.refusals, m.decisions, m.txns, m.skipped, m.commandToEvent, m.txnSeconds, m.catchUp, m.seals, m.sessionRestarts, m.quarantined,
+		m.unauthenticated)
 	return m
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/assent-dev/assent/libs/policy"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/decider/internal/core"
 	"github.com/assent-dev/assent/services/decider/internal/session"
 )
@@ -67,6 +68,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	adm := kadm.NewClient(adminClient)
 
 	log.Info("sealing every transaction", "key_id", cfg.Signer.KeyID(), "published_keys", cfg.Keys.Len())
+	log.Info("deciding only signed commands", "service_keys", cfg.ServiceKeys.Len())
 	reg := daemon.NewRegistry()
 	store := &requests.Store{}
 	runner, err := projection.Open(projection.Config{
@@ -97,6 +99,10 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions, Source: Source,
 		Policies: func() approval.Policies { return pols },
 		Signer:   cfg.Signer,
+		// A command is decided only if a published service key (or, for
+		// the timers' expiries, a decider key) that may speak for its
+		// actor signed it (docs/architecture.md, "Authenticated commands").
+		CommandKeys: wire.CommandKeys{Services: cfg.ServiceKeys, Deciders: cfg.Keys},
 		Observe: func(typ string, d approval.Decision, commandTime time.Time) {
 			m.observeDecision(typ, d)
 			if !commandTime.IsZero() && len(d.Events) > 0 {
@@ -117,6 +123,12 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 			m.quarantined.Inc()
 			log.Error("a command could not be decided and is left undecided: replay it once the cause is fixed; see docs/runbook.md#assentdecidercommandquarantined",
 				"partition", in.Partition, "offset", in.Offset, "request", string(in.Key), "command_id", in.Envelope.CommandID, "err", err)
+		},
+		Unauthenticated: func(in core.In, why string) {
+			m.unauthenticated.Inc()
+			log.Warn("refused a command that is not authenticated: a producer without a published command key, or a forgery; see docs/runbook.md#assentunauthenticatedcommands",
+				"partition", in.Partition, "offset", in.Offset, "request", string(in.Key), "source", in.Envelope.Source,
+				"actor", in.Envelope.Actor, "key_id", in.Envelope.AuthKeyID, "why", why)
 		},
 		Sealed: m.seals.Inc,
 	}, store, runner)
@@ -152,8 +164,9 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		Group: cfg.Group, TransactionalID: transactionalID(cfg), CommandsTopic: cfg.Topics.Commands, EventsTopic: cfg.Topics.Events,
 		TxnTimeout: cfg.TxnTimeout, SessionTTL: cfg.SessionTTL, ExpiryPeriod: cfg.ExpiryPeriod, Logger: log,
 		// The timers ask for expiries with the plain (idempotent, acks=all)
-		// client: a command is only a request, decided by the owner.
-		Timers: command.Kafka{Client: adminClient, Topic: cfg.Topics.Commands},
+		// client: a command is only a request, decided by the owner. The
+		// seal key signs them, as system:decider.
+		Timers: command.Kafka{Client: adminClient, Topic: cfg.Topics.Commands, Signer: cfg.Signer},
 		Metrics: session.Metrics{
 			Transaction: func(result string, took time.Duration) {
 				m.txns.WithLabelValues(result).Inc()

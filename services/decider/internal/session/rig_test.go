@@ -113,7 +113,7 @@ func (r *rig) startDecider(t *testing.T, name string) *decider {
 	store.Attach(runner.DB())
 	d := &decider{name: name, runner: runner, store: store, loopDone: make(chan error, 1), runDone: make(chan error, 1)}
 	c := core.New(core.Config{Topic: r.topics.Events, Partitions: r.topics.Partitions, Source: "assent/decider",
-		Policies: func() approval.Policies { return testPolicies }, Signer: systest.DemoSigner(t),
+		Policies: func() approval.Policies { return testPolicies }, Signer: systest.DemoSigner(t), CommandKeys: systest.DemoCommandKeys(t),
 		Quarantined: func(in core.In, err error) {
 			d.mu.Lock()
 			defer d.mu.Unlock()
@@ -130,7 +130,7 @@ func (r *rig) startDecider(t *testing.T, name string) *decider {
 	require.NoError(t, err)
 	t.Cleanup(timers.Close)
 	loop := session.New(session.Config{Group: "deciders", TransactionalID: "assent-" + name, CommandsTopic: r.topics.Commands, EventsTopic: r.topics.Events,
-		Timers:     command.Kafka{Client: timers, Topic: r.topics.Commands},
+		Timers:     command.Kafka{Client: timers, Topic: r.topics.Commands, Signer: systest.DemoSigner(t)},
 		TxnTimeout: 5 * time.Second, SessionTTL: time.Second, ExpiryPeriod: 50 * time.Millisecond, Logger: log}, c, runner, r.adm, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
@@ -199,6 +199,7 @@ func (r *rig) send(t *testing.T, cmd approval.Command) string {
 	}
 	env, err := codec.CommandEnvelope(cmd, "assent/test")
 	require.NoError(t, err)
+	env = systest.SignCommand(t, systest.ServiceAPI, env) // the api's key may name anyone
 	cl, err := eventlog.NewClient(r.kafka)
 	require.NoError(t, err)
 	defer cl.Close()
