@@ -21,6 +21,7 @@ import (
 
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/logadmin"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // Strimzi's resources (kafka.strimzi.io/v1beta2), mirrored with only the
@@ -456,4 +457,72 @@ func TestStrictDecodingRefusesUnknownFields(t *testing.T) {
 	doc := []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replicas: 2\n  template:\n    spec:\n      containers: [{name: x, image: x, readinesProbe: {}}]\n")
 	err := yaml.UnmarshalStrict(doc, &appsv1.Deployment{})
 	require.ErrorContains(t, err, `unknown field "readinesProbe"`)
+}
+
+// TestManifestsSignEveryCommand: every service that produces commands
+// takes its command key from a mounted Secret of its own, and the decider
+// the published service keys from a ConfigMap that parses
+// (docs/architecture.md, "Authenticated commands").
+func TestManifestsSignEveryCommand(t *testing.T) {
+	t.Parallel()
+	m := loadManifests(t)
+	envOf := func(c corev1.Container, name string) *corev1.EnvVar {
+		for i := range c.Env {
+			if c.Env[i].Name == name {
+				return &c.Env[i]
+			}
+		}
+		return nil
+	}
+	mountOf := func(pod corev1.PodSpec, c corev1.Container, file string) *corev1.Volume {
+		for _, vm := range c.VolumeMounts {
+			if strings.HasPrefix(file, vm.MountPath+"/") {
+				for i := range pod.Volumes {
+					if pod.Volumes[i].Name == vm.Name {
+						return &pod.Volumes[i]
+					}
+				}
+			}
+		}
+		return nil
+	}
+	producers := map[string]bool{"api": true, "slack-gateway": true, "notifier": true, "console": true}
+	seen := 0
+	for _, d := range m.deployments {
+		pod := d.Spec.Template.Spec
+		c := pod.Containers[0]
+		file, id := envOf(c, "ASSENT_COMMAND_KEY_FILE"), envOf(c, "ASSENT_COMMAND_KEY_ID")
+		if !producers[d.Name] {
+			require.Nil(t, file, "%s produces no commands", d.Name)
+			continue
+		}
+		seen++
+		require.NotNil(t, file, "%s: ASSENT_COMMAND_KEY_FILE", d.Name)
+		require.NotNil(t, id, "%s: ASSENT_COMMAND_KEY_ID", d.Name)
+		secret := "assent-" + d.Name + "-command-key"
+		require.NotNil(t, id.ValueFrom, d.Name)
+		require.Equal(t, secret, id.ValueFrom.SecretKeyRef.Name, "%s: the key id comes from its own Secret", d.Name)
+		v := mountOf(pod, c, file.Value)
+		require.NotNil(t, v, "%s: %s is on a mounted volume", d.Name, file.Value)
+		require.NotNil(t, v.Secret, "%s: the private key is a Secret", d.Name)
+		require.Equal(t, secret, v.Secret.SecretName, d.Name)
+		require.Contains(t, m.secrets[secret].StringData, filepath.Base(file.Value), d.Name)
+	}
+	require.Equal(t, len(producers), seen)
+
+	for _, d := range m.deployments {
+		if d.Name != "decider" {
+			continue
+		}
+		c := d.Spec.Template.Spec.Containers[0]
+		file := envOf(c, "ASSENT_SERVICE_KEYS_FILE")
+		require.NotNil(t, file, "the decider verifies commands with the published service keys")
+		v := mountOf(d.Spec.Template.Spec, c, file.Value)
+		require.NotNil(t, v, "%s is on a mounted volume", file.Value)
+		require.NotNil(t, v.ConfigMap, "the service keys are public: a ConfigMap")
+		cm := m.configMaps[v.ConfigMap.Name]
+		require.NotNil(t, cm)
+		_, err := wire.ParseServiceKeyRing([]byte(cm.Data[filepath.Base(file.Value)]))
+		require.NoError(t, err, "the published service keys parse")
+	}
 }

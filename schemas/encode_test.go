@@ -12,6 +12,7 @@ import (
 	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/schemas"
+	"github.com/assent-dev/assent/test/systest"
 )
 
 // TestEveryGoTypeEncodesToAValidCloudEvent encodes every command and event
@@ -43,6 +44,14 @@ func TestEveryGoTypeEncodesToAValidCloudEvent(t *testing.T) {
 		}
 		c := approval.Command{ID: id, RequestID: "req-1", Actor: actor, Time: at, Body: body}
 		env, err := codec.CommandEnvelope(c, source)
+		require.NoError(t, err)
+		// Signed as the decider signs its timers' commands and the api
+		// every other (authkeyid and authsig are required on commands).
+		signer := systest.DemoCommandSigner(t, systest.ServiceAPI)
+		if typ == approval.TypeExpire {
+			signer = systest.DemoSigner(t)
+		}
+		env, err = wire.SignCommand(signer, env)
 		require.NoError(t, err)
 		raw, err := wire.Marshal(env)
 		require.NoError(t, err)

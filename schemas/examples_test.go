@@ -107,7 +107,7 @@ func TestExamplesDecodeStrictly(t *testing.T) {
 // attributeOrder is the order in which libs/eventlog writes attributes.
 var attributeOrder = []string{
 	"specversion", "id", "source", "type", "subject", "time", "datacontenttype",
-	"actor", "commandid", "sequence", "prevhash", "data",
+	"actor", "commandid", "sequence", "prevhash", "authkeyid", "authsig", "data",
 }
 
 // The examples are record values byte for byte: compact JSON, attributes

@@ -245,8 +245,10 @@ func TestOpenAPIProblemExamplesKeepTheirStatus(t *testing.T) {
 		"unauthenticated": 401, "forbidden": 403, "not_eligible": 403, "self_approval": 403,
 		"not_found": 404, "duplicate_vote": 409, "already_decided": 409, "conflict": 409, "expired": 409,
 		"no_policy": 422, "invalid": 422,
+		// The HTTP API's own codes (ProblemCode), which no event carries.
+		"idempotency_key_reused": 422, "outcome_unknown": 503, "writes_unavailable": 503,
 	}
-	httpLayer := map[string][]int64{"not_found": {404}, "invalid": {405, 413, 415}}
+	httpLayer := map[string][]int64{"not_found": {404}, "invalid": {405, 413, 415}, "rate_limited": {429}}
 	for _, c := range approval.ReasonCodes() {
 		require.Contains(t, statusOf, string(c), "a new reason code needs its status here and in openapi.yaml")
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,7 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/schemas"
+	"github.com/assent-dev/assent/test/systest"
 )
 
 func newValidator(t *testing.T) *schemas.Validator {
@@ -109,6 +112,7 @@ func TestInvalidExamplesFail(t *testing.T) {
 		"short-signature__pattern.json":               "/data/signature",
 		"delivery-without-outcome__required.json":     "/data",
 		"card-with-outcome__false.json":               "/data/outcome",
+		"unsigned-command__required.json":             "",
 	}
 	v := newValidator(t)
 	seen := map[string]bool{}
@@ -218,4 +222,26 @@ func TestSchemaIdentities(t *testing.T) {
 		return nil
 	})
 	require.NoError(t, err)
+}
+
+// TestCommandExamplesAreSigned: every command example carries a signature
+// (schemas/README.md, "Command signatures") that the decider would accept:
+// by a published demo key (infra/keys) that may speak for its actor.
+func TestCommandExamplesAreSigned(t *testing.T) {
+	t.Parallel()
+	keys := systest.DemoCommandKeys(t)
+	files, err := filepath.Glob("examples/dev.assent.command.*.json")
+	require.NoError(t, err)
+	n := 0
+	for _, f := range files {
+		if strings.Contains(f, "command.rejected") {
+			continue // an event
+		}
+		env, err := wire.Unmarshal(readFile(t, f))
+		require.NoError(t, err, f)
+		_, err = keys.Verify(env)
+		require.NoError(t, err, f)
+		n++
+	}
+	require.Equal(t, 6, n)
 }

@@ -301,23 +301,34 @@ func (d *decider) vote(b Vote) Decision {
 		return d.refused(refuse(ReasonDuplicateVote, "%s has already voted on %s", d.c.Actor, d.c.RequestID))
 	}
 	d.emit(d.c.Actor, VoteRecorded{Voter: d.c.Actor, Decision: b.Decision, Comment: b.Comment})
-	next := Evolve(d.s, d.events[len(d.events)-1])
-	approvals, rejections := next.Tally()
+	// The tally with this vote counted, from the state as it is: evolving
+	// it would copy its outcomes for one count.
+	approvals, rejections := d.s.Tally()
+	if b.Decision == Approve {
+		approvals++
+	} else {
+		rejections++
+	}
 	switch {
-	case approvals >= next.Policy.MinApprovals:
-		d.emit(d.c.Actor, RequestApproved{Approvers: voters(next, Approve)})
-	case rejections >= max(next.Policy.RejectThreshold, 1):
-		d.emit(d.c.Actor, RequestRejected{Rejecters: voters(next, Reject), Comment: b.Comment})
+	case approvals >= d.s.Policy.MinApprovals:
+		d.emit(d.c.Actor, RequestApproved{Approvers: voters(d.s, Approve, d.c.Actor, b.Decision)})
+	case rejections >= max(d.s.Policy.RejectThreshold, 1):
+		d.emit(d.c.Actor, RequestRejected{Rejecters: voters(d.s, Reject, d.c.Actor, b.Decision), Comment: b.Comment})
 	}
 	return d.done()
 }
 
-func voters(s State, decision VoteDecision) []string {
+// voters lists, in voting order, who voted decision in s and then, if its
+// decision matches, the voter of the vote being decided.
+func voters(s State, decision VoteDecision, voter string, vote VoteDecision) []string {
 	var out []string
 	for _, v := range s.Votes {
 		if v.Decision == decision {
 			out = append(out, v.Voter)
 		}
+	}
+	if vote == decision {
+		out = append(out, voter)
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package approval_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -594,14 +595,64 @@ func TestFoldBuildsTheView(t *testing.T) {
 
 func TestEvolveDoesNotMutateItsInput(t *testing.T) {
 	t.Parallel()
-	base := approval.Fold([]approval.Event{submitted(), voted(2, alice, approval.Approve)})
+	base := approval.Fold([]approval.Event{submitted(), voted(2, alice, approval.Approve),
+		ev(3, "c-no", dave, approval.CommandRejected{CommandID: "c-no", CommandType: approval.TypeVote, Code: approval.ReasonSelfApproval})})
 	base.Votes = append(make([]approval.VoteView, 0, 8), base.Votes...) // spare capacity invites aliasing
-	a := approval.Evolve(base, voted(3, bob, approval.Approve))
-	b := approval.Evolve(base, voted(3, carol, approval.Reject))
+	base.Refused = append(make([]string, 0, 8), base.Refused...)        // here too
+	want := fmt.Sprintf("%+v", base)
+	a := approval.Evolve(base, voted(4, bob, approval.Approve))
+	a = approval.Evolve(a, ev(5, "c-a", carol, approval.CommandRejected{CommandID: "c-a", Code: approval.ReasonInvalid}))
+	b := approval.Evolve(base, voted(4, carol, approval.Reject))
+	b = approval.Evolve(b, ev(5, "c-b", bob, approval.CommandRejected{CommandID: "c-b", Code: approval.ReasonInvalid}))
+	require.Equal(t, want, fmt.Sprintf("%+v", base), "the base is as it was")
 	require.Len(t, base.Votes, 1)
+	require.NotContains(t, base.Outcomes, "c-vote-"+bob)
 	require.Equal(t, bob, a.Votes[1].Voter)
 	require.Equal(t, carol, b.Votes[1].Voter)
-	require.NotContains(t, base.Outcomes, "c-vote-bob")
+	require.Equal(t, []string{"c-no", "c-a"}, a.Refused)
+	require.Equal(t, []string{"c-no", "c-b"}, b.Refused)
+	require.NotContains(t, a.Outcomes, "c-b")
+	require.NotContains(t, b.Outcomes, "c-a")
+}
+
+// TestEvolveDoesNotMutateAFullWindow: a state whose refusals fill the
+// window forgets its oldest on the next refusal, in the state Evolve
+// returns only; the state it was given still holds it (the decider rolls
+// back to it when a transaction aborts).
+func TestEvolveDoesNotMutateAFullWindow(t *testing.T) {
+	t.Parallel()
+	full := approval.Evolve(approval.State{}, submitted())
+	for i := range approval.MaxRefusedOutcomes {
+		id := fmt.Sprintf("c-%d", i)
+		full = approval.Evolve(full, ev(full.Sequence+1, id, dave, approval.CommandRejected{CommandID: id, Code: approval.ReasonInvalid}))
+	}
+	require.False(t, full.Forgot())
+	want := fmt.Sprintf("%+v", full)
+	next := approval.Evolve(full, ev(full.Sequence+1, "c-new", dave, approval.CommandRejected{CommandID: "c-new", Code: approval.ReasonInvalid}))
+	require.True(t, next.Forgot())
+	require.NotContains(t, next.Outcomes, "c-0")
+	require.Equal(t, "c-1", next.Refused[0])
+	require.Equal(t, want, fmt.Sprintf("%+v", full), "the state given is as it was")
+	require.Contains(t, full.Outcomes, "c-0")
+	require.NotContains(t, full.Outcomes, "c-new")
+}
+
+// TestDecideNeverChangesItsState: Decide reads the state it is given and
+// leaves it as it was, even for a vote that decides the request (the
+// decider evolves the same state with the events afterwards).
+func TestDecideNeverChangesItsState(t *testing.T) {
+	t.Parallel()
+	s := approval.Fold([]approval.Event{submitted(), voted(2, alice, approval.Approve)})
+	s.Votes = append(make([]approval.VoteView, 0, 8), s.Votes...)
+	want := fmt.Sprintf("%+v", s)
+	d := approval.Decide(s, cmd("c-vote-bob", bob, vote(approval.Approve)), testPolicies(), t0.Add(time.Minute))
+	require.Nil(t, d.Refusal)
+	require.Len(t, d.Events, 2)
+	require.Equal(t, approval.RequestApproved{Approvers: []string{alice, bob}}, d.Events[1].Body)
+	require.Equal(t, want, fmt.Sprintf("%+v", s))
+	d = approval.Decide(s, cmd("c-vote-carol", carol, vote(approval.Reject)), testPolicies(), t0.Add(time.Minute))
+	require.Equal(t, approval.RequestRejected{Rejecters: []string{carol}}, d.Events[1].Body)
+	require.Equal(t, want, fmt.Sprintf("%+v", s))
 }
 
 func TestRefuseRecordsACommandThatCouldNotBeDecoded(t *testing.T) {

@@ -6,6 +6,16 @@ import (
 	"time"
 )
 
+// MaxRefusedOutcomes is how many refusals a request's state remembers by
+// command id: the latest ones. Every refusal is still an event in the
+// log (the audit trail); the state forgets the oldest refusal's command
+// id when a newer one would make it hold more, so that a client sending
+// refused command after refused command cannot make the state, and the
+// cost of applying each event, grow without bound. See "Refusals kept per
+// request" in docs/architecture.md for what a retry of a forgotten
+// command gets.
+const MaxRefusedOutcomes = 256
+
 // Status is where a request is in its lifecycle:
 // pending → approved | rejected | expired | cancelled.
 type Status string
@@ -49,9 +59,18 @@ type State struct {
 	Votes       []VoteView
 	Notes       []NotificationRecorded
 	Sequence    int // of the last event applied
-	// Outcomes remembers every command id that produced events, with its
-	// refusal if it was refused, so a retried command adds nothing (I2).
+	// Outcomes remembers the command ids that produced events, with the
+	// refusal of those that were refused, so a retried command adds
+	// nothing (I2): every accepted command, and the latest
+	// MaxRefusedOutcomes refused ones (see Recall for the others).
 	Outcomes map[string]Outcome
+	// Refused lists the refused command ids Outcomes holds, oldest first:
+	// the next to forget when a new refusal comes.
+	Refused []string
+	// Refusals counts the refusals recorded for the request, forgotten
+	// ones included (a refusal of a command id Outcomes still holds as
+	// refused replaces it and is not counted again).
+	Refusals int
 }
 
 // VoteView is a vote as the request view shows it.
@@ -131,7 +150,12 @@ func (s State) Replays(kind NotificationKind, channel, ts string) int {
 
 // Evolve applies one event and returns the next state. It never mutates s:
 // slices and maps are copied before they change, so earlier states stay
-// valid (the decider keeps them to roll back an aborted transaction).
+// valid (the decider keeps them to roll back an aborted transaction:
+// services/decider's overlay holds the state a committed transaction left,
+// and the next transaction evolves that same value). What it copies is
+// bounded whatever the request's history: Outcomes holds at most
+// MaxRefusedOutcomes refusals beside the accepted commands, so one event
+// costs the same after 1,000 refusals as after 100,000.
 //
 // Evolve trusts the log. If the log holds a second terminal event, which
 // Decide never produces, the first one stands: a status never flips. The
@@ -139,12 +163,13 @@ func (s State) Replays(kind NotificationKind, channel, ts string) int {
 func Evolve(s State, e Event) State {
 	s.RequestID = e.RequestID
 	s.Sequence = e.Sequence
-	if e.CommandID != "" {
-		if _, seen := s.Outcomes[e.CommandID]; !seen {
-			s.Outcomes = maps.Clone(s.Outcomes)
-			if s.Outcomes == nil {
-				s.Outcomes = make(map[string]Outcome)
-			}
+	r, refusal := e.Body.(CommandRejected)
+	if _, seen := s.Outcomes[e.CommandID]; (e.CommandID != "" && !seen) || refusal {
+		s.Outcomes = maps.Clone(s.Outcomes) // the one copy this event makes
+		if s.Outcomes == nil {
+			s.Outcomes = make(map[string]Outcome)
+		}
+		if e.CommandID != "" && !seen {
 			s.Outcomes[e.CommandID] = Outcome{}
 		}
 	}
@@ -170,11 +195,7 @@ func Evolve(s State, e Event) State {
 	case RequestCancelled:
 		s = decided(s, StatusCancelled, e.Time, []string{b.By})
 	case CommandRejected:
-		s.Outcomes = maps.Clone(s.Outcomes)
-		if s.Outcomes == nil {
-			s.Outcomes = make(map[string]Outcome)
-		}
-		s.Outcomes[b.CommandID] = Outcome{Code: b.Code, Detail: b.Detail}
+		s = refused(s, r.CommandID, Outcome{Code: r.Code, Detail: r.Detail})
 	case NotificationRecorded:
 		s.Notes = append(slices.Clip(s.Notes), b)
 	default:
@@ -182,6 +203,32 @@ func Evolve(s State, e Event) State {
 	}
 	return s
 }
+
+// refused records the refusal of command id in s.Outcomes, which Evolve
+// has just copied, forgetting the oldest refusal beyond
+// MaxRefusedOutcomes. A refusal of an id still held as refused replaces it
+// where it stands; one of an id held as accepted (the expiry that time
+// alone caused, written under the refused command's id just before its
+// refusal) or forgotten is a new refusal.
+func refused(s State, id string, o Outcome) State {
+	if held, ok := s.Outcomes[id]; ok && held.Code != "" {
+		s.Outcomes[id] = o
+		return s
+	}
+	s.Outcomes[id] = o
+	s.Refused = append(slices.Clip(s.Refused), id)
+	s.Refusals++
+	if len(s.Refused) > MaxRefusedOutcomes {
+		delete(s.Outcomes, s.Refused[0])
+		s.Refused = s.Refused[1:]
+	}
+	return s
+}
+
+// Forgot reports whether the state has forgotten refusals: a command id
+// that Outcomes does not hold may then still have been decided, and only
+// the log (a projection's record of every refusal) can tell. See Recall.
+func (s State) Forgot() bool { return s.Refusals > len(s.Refused) }
 
 func decided(s State, status Status, at time.Time, by []string) State {
 	if s.Status.Terminal() {

@@ -8,8 +8,9 @@
 // import franz-go through the SDK.
 //
 //	keys, _ := wire.LoadKeyRing("infra/keys/decider-keys.json") // the published decider keys
+//	key, _ := wire.LoadSigner("billing-2026-07", "/secure/billing.pem") // published in service-keys.json
 //	tr, err := assentkafka.New(eventlog.Config{Brokers: brokers}, eventlog.DefaultTopicSpec(), "service:billing",
-//		assentkafka.WithKeys(keys))
+//		assentkafka.WithKeys(keys), assentkafka.WithCommandKey(key))
 //	...
 //	defer tr.Close()
 //	d, err := tr.RequestApproval(ctx, assent.SubmitRequest{...})
@@ -17,17 +18,20 @@
 //		return errors.New("not approved")
 //	}
 //
-// # Security: Kafka does not authenticate the actor
+// # Security: the command key names the actor
 //
-// The HTTP API maps a bearer token to a principal. Here the principal is
-// whatever the client was configured with: the actor of every command it
-// writes. The decider cannot tell a service from an impostor; only Kafka's
-// ACLs stand between a producer and any principal, requester or voter, it
-// cares to name. Grant Write on the commands topic only to services that
-// are trusted to name themselves truthfully (and to vote, only to the
-// gateways that already vote on behalf of people). Reading the decision
-// needs Read on the events topic, which holds every request of every
-// service: grant it accordingly, or use the HTTP API.
+// The HTTP API maps a bearer token to a principal. Here every command is
+// signed with the backend's command key (WithCommandKey), and the
+// published service keys file (infra/keys/service-keys.json) says which
+// principal that key speaks as. The decider refuses, as unauthenticated,
+// a command that is unsigned, signed by a key that is not published (or
+// not valid at the command's time), or that names another actor or
+// requester than the key's principal: only the api, the Slack gateway and
+// the console have the on_behalf role (docs/architecture.md,
+// "Authenticated commands"). So Write on the commands topic no longer
+// lets a backend act as anyone else. Reading the decision needs Read on
+// the events topic, which holds every request of every service: grant it
+// accordingly, or use the HTTP API.
 //
 // # Writing
 //

@@ -43,6 +43,7 @@ type Client struct {
 	now         func() time.Time
 	checked     atomic.Bool // the topics have the partitions the spec says
 	keys        *wire.KeyRing
+	signer      *wire.Signer
 }
 
 // Option configures a Client.
@@ -58,15 +59,24 @@ func WithRescanAfter(d time.Duration) Option { return func(c *Client) { c.rescan
 // Required.
 func WithKeys(keys *wire.KeyRing) Option { return func(c *Client) { c.keys = keys } }
 
+// WithCommandKey gives the backend's command key, published in the
+// service keys file (infra/keys/service-keys.json) as speaking for
+// principal: every command is signed with it, and the decider refuses, as
+// unauthenticated, a command that is unsigned or that names a principal
+// the key may not speak for. Required.
+func WithCommandKey(key *wire.Signer) Option { return func(c *Client) { c.signer = key } }
+
 // New returns a transport that acts as principal, such as
 // "service:billing", on the topics of spec (eventlog.DefaultTopicSpec() in
 // production). It does not connect; the first call does, and checks that
 // both topics have spec.Partitions partitions, since the partition of a
 // request is computed from that number.
 //
-// Kafka does not authenticate the actor of a command: whoever may write
-// to the commands topic may act as any principal. Grant that ACL only to
-// services that are trusted to name themselves truthfully.
+// The actor of every command is principal, and the command is signed
+// with the key of WithCommandKey: the decider decides it only if the
+// published service keys say that key speaks for principal. A backend's
+// key has no on_behalf role, so it cannot vote, cancel or submit as (or
+// name as the requester) anyone else, whatever its Kafka ACLs.
 func New(cfg eventlog.Config, spec eventlog.TopicSpec, principal string, opts ...Option) (*Client, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("assentkafka: %w", err)
@@ -95,6 +105,11 @@ func New(cfg eventlog.Config, spec eventlog.TopicSpec, principal string, opts ..
 	if c.keys.Len() == 0 {
 		producer.Close()
 		return nil, errors.New("assentkafka: the published decider public keys are required (WithKeys): only events they sign are trusted")
+	}
+	if c.signer == nil {
+		producer.Close()
+		return nil, errors.New("assentkafka: the backend's command key is required (WithCommandKey): the decider refuses unsigned commands; " +
+			"make one with `auditor keygen --key-id ID --out FILE --principal " + p + "` and publish the entry it prints in infra/keys/service-keys.json")
 	}
 	return c, nil
 }
@@ -127,8 +142,9 @@ type Sent struct {
 // The command id is derived from the principal, the request id and the
 // content, so a retried Submit is the same command, which the decider
 // decides once (I2); the same request id with other content is another
-// command, which the decider refuses with conflict. req.Requester names
-// someone else as the requester; Kafka has no on_behalf role to check it.
+// command, which the decider refuses with conflict. req.Requester may name
+// someone else as the requester only if the command key has the on_behalf
+// role; otherwise the decider refuses the submit as unauthenticated.
 //
 // Because the id names the intention, a refusal sticks to it: a submit
 // refused with no_policy is refused again, with the original detail, when
@@ -317,7 +333,7 @@ func (c *Client) send(ctx context.Context, cmd approval.Command) (Sent, error) {
 		return s, err
 	}
 	s.From = from
-	w := command.Writer{Source: Source, Sender: command.Kafka{Client: c.producer, Topic: c.topics.Commands}}
+	w := command.Writer{Source: Source, Sender: command.Kafka{Client: c.producer, Topic: c.topics.Commands, Signer: c.signer}}
 	if err := w.Send(ctx, cmd); err != nil {
 		return s, fmt.Errorf("assentkafka: produce %s for %s: %w", cmd.Body.CommandType(), cmd.RequestID, err)
 	}

@@ -17,7 +17,14 @@ import (
 
 func transport(t *testing.T, c *sdktest.Cluster, principal string) *assentkafka.Client {
 	t.Helper()
-	tr, err := assentkafka.New(c.Kafka, c.Topics, principal, assentkafka.WithKeys(systest.DemoKeys(t)))
+	// billing signs with its own key; a person's transport is a gateway's,
+	// whose key has on_behalf (the api's demo key stands in for it).
+	key := systest.ServiceAPI
+	if principal == "service:billing" {
+		key = systest.ServiceBilling
+	}
+	tr, err := assentkafka.New(c.Kafka, c.Topics, principal, assentkafka.WithKeys(systest.DemoKeys(t)),
+		assentkafka.WithCommandKey(systest.DemoCommandSigner(t, key)))
 	require.NoError(t, err)
 	t.Cleanup(tr.Close)
 	return tr

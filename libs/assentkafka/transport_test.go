@@ -3,6 +3,7 @@ package assentkafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -35,8 +36,9 @@ var policies = approval.Policies{Rules: []approval.Policy{{
 }}}
 
 type fakeDecider struct {
-	mu       sync.Mutex
-	commands [][]byte // every command value it read
+	mu              sync.Mutex
+	commands        [][]byte // every command value it read
+	unauthenticated []string // the ids claimed by the commands refused unauthenticated
 }
 
 func (f *fakeDecider) seen() [][]byte {
@@ -52,6 +54,7 @@ func startFakeDecider(t *testing.T, cfg eventlog.Config, spec eventlog.TopicSpec
 		kgo.TransactionalID("fake-decider-"+wire.NewID(time.Now())))
 	require.NoError(t, err)
 	signer := systest.DemoSigner(t)
+	cmdKeys := systest.DemoCommandKeys(t)
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done; cl.Close() })
@@ -75,7 +78,16 @@ func startFakeDecider(t *testing.T, cfg eventlog.Config, spec eventlog.TopicSpec
 				st := states[cmd.RequestID]
 				var d approval.Decision
 				var refusal *approval.Refusal
-				if errors.As(err, &refusal) {
+				if unauth := command.Authenticate(cmdKeys, env, cmd); unauth != nil {
+					// As the real decider: what a key that may speak for
+					// the actor did not sign is refused before the domain,
+					// under the record's id, not the one it claims.
+					f.mu.Lock()
+					f.unauthenticated = append(f.unauthenticated, cmd.ID)
+					f.mu.Unlock()
+					forged := approval.Command{ID: fmt.Sprintf("kafka:%s/%d/%d", r.Topic, r.Partition, r.Offset), RequestID: cmd.RequestID, Actor: approval.SystemDecider}
+					d = approval.Refuse(st, forged, env.Type, unauth, time.Now())
+				} else if errors.As(err, &refusal) {
 					d = approval.Refuse(st, cmd, env.Type, refusal, time.Now())
 				} else {
 					d = approval.Decide(st, cmd, policies, time.Now())
@@ -141,7 +153,24 @@ func fakeCluster(t *testing.T) (eventlog.Config, eventlog.TopicSpec) {
 
 func newTransport(t *testing.T, cfg eventlog.Config, spec eventlog.TopicSpec, principal string) *Client {
 	t.Helper()
-	c, err := New(cfg, spec, principal, WithRescanAfter(100*time.Millisecond), WithKeys(systest.DemoKeys(t)))
+	return newTransportWith(t, cfg, spec, principal, demoKeyFor(principal))
+}
+
+// demoKeyFor is the demo command key a transport acting as principal
+// signs with: billing's own for service:billing; for a person, the key of
+// a gateway that votes on their behalf (the api's demo key, which has the
+// on_behalf role, stands in for it).
+func demoKeyFor(principal string) string {
+	if principal == "service:billing" {
+		return systest.ServiceBilling
+	}
+	return systest.ServiceAPI
+}
+
+func newTransportWith(t *testing.T, cfg eventlog.Config, spec eventlog.TopicSpec, principal, key string) *Client {
+	t.Helper()
+	c, err := New(cfg, spec, principal, WithRescanAfter(100*time.Millisecond), WithKeys(systest.DemoKeys(t)),
+		WithCommandKey(systest.DemoCommandSigner(t, key)))
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	return c
@@ -175,7 +204,10 @@ func TestNewRefusesBadConfiguration(t *testing.T) {
 	require.Error(t, err)
 	_, err = New(cfg, eventlog.DefaultTopicSpec(), "service:billing")
 	require.ErrorContains(t, err, "published decider public keys are required")
-	c, err := New(cfg, eventlog.DefaultTopicSpec(), "Alice@Example.com", WithKeys(systest.DemoKeys(t)))
+	_, err = New(cfg, eventlog.DefaultTopicSpec(), "service:billing", WithKeys(systest.DemoKeys(t)))
+	require.ErrorContains(t, err, "command key is required (WithCommandKey)")
+	c, err := New(cfg, eventlog.DefaultTopicSpec(), "Alice@Example.com", WithKeys(systest.DemoKeys(t)),
+		WithCommandKey(systest.DemoCommandSigner(t, systest.ServiceAPI)))
 	require.NoError(t, err)
 	require.Equal(t, "user:alice@example.com", c.Principal())
 	c.Close()
@@ -304,6 +336,57 @@ func TestWaitForRereadsWhenItJoinsARequestMidway(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, d.Approved)
 	require.Equal(t, assent.StatusRejected, d.Status)
+}
+
+// TestABackendKeySpeaksOnlyForItself: a backend's command key has no
+// on_behalf role, so a transport configured with it as another principal,
+// or naming another requester, gets its commands refused unauthenticated
+// by the decider (the fake one authenticates as the real one does); what
+// it signs as itself is decided, and every command it writes is signed.
+func TestABackendKeySpeaksOnlyForItself(t *testing.T) {
+	t.Parallel()
+	cfg, spec := fakeCluster(t)
+	dec := startFakeDecider(t, cfg, spec)
+	billing := newTransport(t, cfg, spec, "service:billing")
+	impostor := newTransportWith(t, cfg, spec, "user:alice@example.com", systest.ServiceBilling)
+	ctx := ctxFor(t, 30*time.Second)
+
+	s, err := billing.Submit(ctx, deploy("r-own", "production"))
+	require.NoError(t, err)
+	require.NoError(t, billing.Outcome(ctx, s), "billing's own submit is decided")
+
+	forged, err := impostor.Vote(ctx, "r-own", assent.VoteRequest{Decision: assent.Approve})
+	require.NoError(t, err, "Kafka takes the record")
+	req := deploy("r-for-dana", "production")
+	req.Requester = "user:dana@example.com"
+	forDana, err := billing.Submit(ctx, req)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		dec.mu.Lock()
+		defer dec.mu.Unlock()
+		return len(dec.unauthenticated) == 2
+	}, 10*time.Second, 20*time.Millisecond, "billing's key can neither vote as alice nor name dana as the requester")
+	require.ElementsMatch(t, []string{forged.CommandID, forDana.CommandID}, dec.unauthenticated)
+
+	// One approval decides r-own: had the forged vote counted, alice's
+	// own (through a gateway's key) would find it decided; and though it
+	// has the same id as the forgery (ids name the intention), it is
+	// decided, not deduped to the forgery's refusal.
+	alice := newTransport(t, cfg, spec, "user:alice@example.com")
+	v, err := alice.Vote(ctx, "r-own", assent.VoteRequest{Decision: assent.Approve})
+	require.NoError(t, err)
+	require.Equal(t, forged.CommandID, v.CommandID)
+	require.NoError(t, alice.Outcome(ctx, v), "alice's own vote is the first that counts")
+	d, err := billing.Wait(ctx, "r-own")
+	require.NoError(t, err)
+	require.True(t, d.Approved)
+	require.Len(t, d.View.Votes, 1)
+	for _, value := range dec.seen() {
+		env, err := wire.Unmarshal(value)
+		require.NoError(t, err)
+		require.Contains(t, []string{"demo-billing-2026-01", "demo-api-2026-01"}, env.AuthKeyID)
+		require.NotEmpty(t, env.AuthSig)
+	}
 }
 
 func TestRefusalsComeBackAsProblems(t *testing.T) {

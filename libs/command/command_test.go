@@ -87,6 +87,29 @@ func TestWriterSendsTheEnvelope(t *testing.T) {
 	require.ErrorIs(t, w.Send(t.Context(), c), s.err)
 }
 
+// TestWriterSendFailureIsOutcomeUnknown: a send that fails may still have
+// been written (an acknowledgement lost on its way back), so the writer
+// says the outcome is unknown; a command that could not even be encoded
+// was never sent, and says so.
+func TestWriterSendFailureIsOutcomeUnknown(t *testing.T) {
+	t.Parallel()
+	lost := errors.New("i/o timeout")
+	w := command.Writer{Source: command.SourceAPI, Sender: &sender{err: lost}}
+	c := w.New("c1", "r-1", "user:alice@example.com", approval.Vote{Decision: approval.Approve})
+	err := w.Send(t.Context(), c)
+	require.ErrorIs(t, err, command.ErrOutcomeUnknown)
+	require.ErrorIs(t, err, lost, "the cause stays in the chain")
+
+	s := &sender{}
+	w.Sender = s
+	bad := w.New("c2", "r-1", "service:billing", approval.Submit{
+		Action: approval.Action{Type: "deploy", Resource: "svc", Environment: "prod", Details: []byte("{not json")}, Reason: "why"})
+	err = w.Send(t.Context(), bad)
+	require.Error(t, err)
+	require.NotErrorIs(t, err, command.ErrOutcomeUnknown, "nothing was sent")
+	require.Empty(t, s.sent)
+}
+
 // view is a projection that a test moves by hand.
 type view struct {
 	mu      sync.Mutex

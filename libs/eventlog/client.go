@@ -21,7 +21,7 @@ const (
 	// from the file at each authentication, so a rotated file takes
 	// effect at the next connection; it is never logged.
 	EnvUser         = "ASSENT_KAFKA_USER"
-	EnvPasswordFile = "ASSENT_KAFKA_PASSWORD_FILE"
+	EnvPasswordFile = "ASSENT_KAFKA_PASSWORD_FILE" //nolint:gosec // G101: the name of a variable that holds a file path, not a credential
 )
 
 // Defaults that Config applies to its zero fields.

@@ -216,7 +216,7 @@ func TestIntegrationACLs(t *testing.T) {
 		{"the gateway joins a group outside its prefix", r.consume(logadmin.RoleSlackGateway, evts, "other-"+r.tag), kerr.GroupAuthorizationFailed},
 	}
 	for _, d := range denied {
-		if d.want == errNoWrite {
+		if errors.Is(d.want, errNoWrite) {
 			require.True(t, errors.Is(d.err, kerr.TopicAuthorizationFailed) || errors.Is(d.err, kerr.ClusterAuthorizationFailed),
 				"%s: got %v", d.name, d.err)
 			continue

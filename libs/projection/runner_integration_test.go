@@ -526,3 +526,50 @@ func TestIntegrationRunnerWipesOnHandlerVersionChange(t *testing.T) {
 		rr.stop(t)
 	}
 }
+
+// TestIntegrationRunnerStopsWhenRecordsWereDeleted: records of partition 0
+// were deleted before a replica read them (the log start moved past the
+// offset it resumes at). Neither a replica whose store is behind the new
+// log start nor one with an empty store may resume at the log start as if
+// nothing were missing (issue 13, item 4): each stops partition 0, is not
+// ready, and applies partition 1 in full.
+func TestIntegrationRunnerStopsWhenRecordsWereDeleted(t *testing.T) {
+	t.Parallel()
+	const parts = 2
+	spec := kafkatest.NewTopics(t, parts)
+	adm := kafkatest.NewAdmin(t)
+	subs := flat(subjects("req", parts, 1))
+	dir := t.TempDir()
+	pr := newProducer(t, spec.Events, parts)
+	pr.txn(true, subs...)
+	rr := run(t, openRunner(t, dir, spec.Events, parts, newRecorder(t), nil))
+	rr.waitOffsets(t, stableOffsets(t, adm, spec.Events, parts))
+	rr.stop(t)
+
+	pr.txn(true, subs...)
+	var deleteTo int64 = -1
+	for _, rec := range pr.txn(true, subs...) {
+		if rec.Partition == 0 {
+			deleteTo = rec.Offset
+		}
+	}
+	require.Positive(t, deleteTo)
+	lso := stableOffsets(t, adm, spec.Events, parts)
+	var o kadm.Offsets
+	o.Add(kadm.Offset{Topic: spec.Events, Partition: 0, At: deleteTo})
+	resp, err := adm.DeleteRecords(t.Context(), o)
+	require.NoError(t, err)
+	require.NoError(t, resp.Error())
+
+	for _, store := range []struct{ name, dir string }{{"behind the log start", dir}, {"empty", t.TempDir()}} {
+		rr := run(t, openRunner(t, store.dir, spec.Events, parts, newRecorder(t), nil))
+		eventually(t, "a replica with a store "+store.name+" to stop partition 0", func() bool { return rr.Stopped()[0] != "" })
+		t.Logf("store %s: partition 0 stopped: %s", store.name, rr.Stopped()[0])
+		ctx, cancel := rr.waitCtx(t)
+		require.NoError(t, rr.WaitOffset(ctx, 1, lso[1]), "partition 1 is applied")
+		cancel()
+		require.False(t, rr.Ready(), "a replica that stopped a partition is not ready")
+		require.Len(t, rr.Stopped(), 1)
+		rr.stop(t)
+	}
+}

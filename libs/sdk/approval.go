@@ -56,6 +56,10 @@ const (
 //     and the error is nil. Do not go ahead.
 //   - Refused (CodeNoPolicy, CodeInvalid, CodeForbidden, CodeConflict...):
 //     the error is a *Problem; IsCode tells which. Do not go ahead.
+//   - The submit's outcome is unknown (the client gave up after attempts
+//     that may have taken effect): the error is an *OutcomeUnknownError.
+//     Do not go ahead; call RequestApproval again with its RequestID and
+//     IdempotencyKey in req, which name the same submit.
 //   - ctx ended first: the error wraps ErrPending and ctx.Err(), and
 //     Status is StatusPending. The request is still open and may yet be approved,
 //     but the caller must not proceed on it; it can wait again with

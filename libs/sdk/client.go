@@ -120,7 +120,10 @@ type call struct {
 	query   url.Values
 	body    any
 	idemKey string
-	wait    time.Duration // a long poll's wait, on top of the attempt timeout
+	// requestID is the request a write is about, for an
+	// *OutcomeUnknownError.
+	requestID string
+	wait      time.Duration // a long poll's wait, on top of the attempt timeout
 }
 
 // response is the answer to the last attempt of a call.
@@ -130,15 +133,27 @@ type response struct {
 	body   []byte
 	// unknownBefore is set when an earlier attempt may have taken effect
 	// although its answer was lost: a connection cut after the request
-	// was sent, an attempt timeout, a 502 or 504 from a proxy.
+	// was sent, an attempt timeout, a 502 or 504 from a proxy, a 503
+	// (CodeOutcomeUnknown, or one that does not say).
 	unknownBefore bool
 }
 
 // do runs a call with retries. It returns the response of a 2xx. For any
 // other HTTP answer it returns that response too, with its *Problem as the
 // error, so that a caller can look at unknownBefore. Without an HTTP answer
-// it returns a nil response and the error.
+// it returns a nil response and the error; for a write after an attempt
+// that may have taken effect, an *OutcomeUnknownError.
 func (c *Client) do(ctx context.Context, cl call) (*response, error) {
+	res, err := c.retry(ctx, cl)
+	var u *OutcomeUnknownError
+	if errors.As(err, &u) {
+		u.RequestID, u.IdempotencyKey = cl.requestID, cl.idemKey
+	}
+	return res, err
+}
+
+// retry is do without the names of an *OutcomeUnknownError.
+func (c *Client) retry(ctx context.Context, cl call) (*response, error) {
 	var payload []byte
 	if cl.body != nil {
 		var err error
@@ -160,7 +175,7 @@ func (c *Client) do(ctx context.Context, cl call) (*response, error) {
 			return res, nil
 		}
 		if ctx.Err() != nil {
-			return nil, c.stopped(cl, attempt, ctx.Err(), last, err)
+			return nil, c.gaveUp(cl, unknown || c.maybeApplied(res, err), c.stopped(cl, attempt, ctx.Err(), last, err))
 		}
 		retry, maybeApplied, retryAfter := classify(res, err)
 		if res != nil && !retry {
@@ -178,7 +193,7 @@ func (c *Client) do(ctx context.Context, cl call) (*response, error) {
 		unknown = unknown || maybeApplied
 		tried[idx] = true
 		if attempt >= c.maxAttempts {
-			return nil, fmt.Errorf("assent: %s %s: giving up after %d attempts: %w", cl.method, cl.path, attempt, last)
+			return nil, c.gaveUp(cl, unknown, fmt.Errorf("assent: %s %s: giving up after %d attempts: %w", cl.method, cl.path, attempt, last))
 		}
 		next := (idx + 1) % n
 		var delay time.Duration
@@ -194,16 +209,44 @@ func (c *Client) do(ctx context.Context, cl call) (*response, error) {
 		}
 		if delay > 0 {
 			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < delay {
-				return nil, fmt.Errorf("assent: %s %s: %w: the next attempt (in %s) would come after it; last failure: %w",
-					cl.method, cl.path, context.DeadlineExceeded, delay.Round(time.Millisecond), last)
+				return nil, c.gaveUp(cl, unknown, fmt.Errorf("assent: %s %s: %w: the next attempt (in %s) would come after it; last failure: %w",
+					cl.method, cl.path, context.DeadlineExceeded, delay.Round(time.Millisecond), last))
 			}
 			if err := sleep(ctx, delay); err != nil {
-				return nil, c.stopped(cl, attempt, err, last, nil)
+				return nil, c.gaveUp(cl, unknown, c.stopped(cl, attempt, err, last, nil))
 			}
 			clear(tried)
 		}
 		idx = next
 	}
+}
+
+// gaveUp is the error of a call given up: for a write after an attempt
+// that may have taken effect, an *OutcomeUnknownError naming the command
+// the last outcome_unknown problem named (do adds the request id and key).
+func (c *Client) gaveUp(cl call, unknown bool, err error) error {
+	if !unknown || cl.method != http.MethodPost {
+		return err
+	}
+	u := &OutcomeUnknownError{Err: err}
+	var p *Problem
+	if errors.As(err, &p) {
+		u.CommandID = p.CommandID
+	}
+	return u
+}
+
+// maybeApplied reports whether an attempt that ended with the call's
+// context may have taken effect.
+func (c *Client) maybeApplied(res *response, err error) bool {
+	if res == nil && err == nil {
+		return false
+	}
+	if res != nil && res.status < 500 {
+		return false
+	}
+	_, maybe, _ := classify(res, err)
+	return maybe
 }
 
 // stopped reports a call that its context ended.
@@ -261,6 +304,13 @@ func (c *Client) attempt(ctx context.Context, base string, cl call, payload []by
 // wait. Only failures that leave the request unapplied or idempotent are
 // retried: transport errors, 502/503/504, 408 and 429. Every other 4xx is
 // an answer, and retrying it would only get the same answer.
+//
+// A 503 may have taken effect: the API's CodeOutcomeUnknown says Kafka
+// did not acknowledge the command, which may be in the log anyway; a 503
+// from a proxy (an upstream reset) or from an API before that code cannot
+// tell either. Only CodeWritesUnavailable says nothing was sent. A retry is safe all the same: every attempt of a write
+// carries the same request id and Idempotency-Key, so it names the same
+// command, which the decider decides at most once.
 func classify(res *response, err error) (retry, maybeApplied bool, retryAfter time.Duration) {
 	if err != nil {
 		var dns *net.DNSError
@@ -271,14 +321,29 @@ func classify(res *response, err error) (retry, maybeApplied bool, retryAfter ti
 		return true, true, 0 // sent, perhaps processed, answer lost
 	}
 	switch res.status {
+	case http.StatusServiceUnavailable:
+		// The API's CodeWritesUnavailable says it sent nothing.
+		return true, codeOf(res) != CodeWritesUnavailable, retryAfterOf(res.header)
 	case http.StatusBadGateway, http.StatusGatewayTimeout:
 		return true, true, retryAfterOf(res.header)
-	case http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusRequestTimeout:
-		// The API's 503 means the command could not be made durable:
-		// nothing happened.
+	case http.StatusTooManyRequests, http.StatusRequestTimeout:
 		return true, false, retryAfterOf(res.header)
 	}
 	return false, false, 0
+}
+
+// codeOf is the code of a problem answer, or "".
+func codeOf(res *response) Code {
+	if !strings.HasPrefix(res.header.Get("Content-Type"), "application/problem+json") {
+		return ""
+	}
+	var p struct {
+		Code Code `json:"code"`
+	}
+	if json.Unmarshal(res.body, &p) != nil {
+		return ""
+	}
+	return p.Code
 }
 
 // retryAfterOf reads Retry-After: delay-seconds or an HTTP date.

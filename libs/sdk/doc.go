@@ -51,7 +51,10 @@
 //
 // Network failures and exhausted retries are returned wrapped, with the
 // last failure in the chain; context errors are wrapped as well, so
-// errors.Is(err, context.DeadlineExceeded) works.
+// errors.Is(err, context.DeadlineExceeded) works. A write given up while
+// its outcome is unknown is an *OutcomeUnknownError (see "Outcome
+// unknown" below). CodeIdempotencyKeyReused (422) says an Idempotency-Key
+// was reused for a vote or cancel of another body: a bug in the caller.
 //
 // # Retries
 //
@@ -69,12 +72,32 @@
 //   - a submit always carries a request_id, the caller's or a UUIDv7 the
 //     client generates, so a retried submit is an identical resubmit, which
 //     the API answers with the request as it stands;
-//   - a vote and a cancel carry an Idempotency-Key header that is the same
-//     for every attempt of one call, so a retry names the same command and
-//     the server reports its original outcome instead of deciding twice.
-//     If a retry is nonetheless refused as a duplicate after an attempt
-//     whose answer was lost, the client checks the request before it calls
-//     that a success (see Client.Vote).
+//   - every write (submit, vote, cancel) carries an Idempotency-Key header
+//     that is the same for every attempt of one call, so a retry names the
+//     same command and the server reports its original outcome instead of
+//     deciding twice. If a retry is nonetheless refused as a duplicate
+//     after an attempt whose answer was lost, the client checks the
+//     request before it calls that a success (see Client.Vote).
+//
+// # Outcome unknown
+//
+// A 503 with CodeOutcomeUnknown says Kafka did not acknowledge the write's
+// command, which may be in the log all the same. The client retries it as
+// above, and counts it, like a 502, a 504, any other 503 (but
+// CodeWritesUnavailable: the replica could not reach Kafka and sent
+// nothing) or a connection lost after sending, as an attempt that may
+// have taken effect. If it
+// gives up (attempts or context spent) after such an attempt, the error is
+// an *OutcomeUnknownError: the write may or may not have happened. Repeat
+// it with the error's RequestID and IdempotencyKey, which name the same
+// command; a call with new ones could be a second request:
+//
+//	v, err := client.Submit(ctx, req)
+//	var u *assent.OutcomeUnknownError
+//	if errors.As(err, &u) {
+//		req.RequestID, req.IdempotencyKey = u.RequestID, u.IdempotencyKey
+//		v, err = client.Submit(ctx, req) // the same command, decided at most once
+//	}
 //
 // # Testing
 //

@@ -19,8 +19,13 @@ func requestPath(id string, rest ...string) string {
 
 // Submit asks for approval of an action: POST /v1/requests.
 //
-// The request carries a request id, the caller's or a new UUIDv7, so that
-// the client's own retries are idempotent resubmits. The returned view is
+// The request carries a request id, the caller's or a new UUIDv7, and an
+// Idempotency-Key, the caller's or a new one, the same for every attempt,
+// so that the client's own retries name one command and one request: a
+// retry after an unknown outcome (CodeOutcomeUnknown, a lost answer) is
+// decided at most once. If the client gives up while the outcome is
+// unknown, the error is an *OutcomeUnknownError naming both; repeat the
+// submit with them. The returned view is
 // pending (201), or already decided if an identical submit of the same id
 // was decided before. If the server did not see the outcome within its
 // write wait (202), the view has Status StatusAccepted, ID and CommandID
@@ -32,7 +37,11 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*RequestView, e
 	if req.RequestID == "" {
 		req.RequestID = NewRequestID()
 	}
-	res, err := c.do(ctx, call{method: http.MethodPost, path: "/v1/requests", body: req})
+	key := req.IdempotencyKey
+	if key == "" {
+		key = NewRequestID()
+	}
+	res, err := c.do(ctx, call{method: http.MethodPost, path: "/v1/requests", body: req, idemKey: key, requestID: req.RequestID})
 	if err != nil {
 		return nil, err
 	}
@@ -80,13 +89,16 @@ func (c *Client) get(ctx context.Context, id string, wait time.Duration) (*Reque
 // server that ignores the key), the client reads the request and counts
 // the call a success only if it shows this voter's vote with the same
 // decision. The voter is v.Voter, or the principal given WithPrincipal; if
-// neither is known, the refusal is returned.
+// neither is known, the refusal is returned. If the client gives up while
+// the outcome is unknown, the error is an *OutcomeUnknownError with the
+// key to repeat the vote with. A key reused with another decision or
+// comment is refused with CodeIdempotencyKeyReused.
 func (c *Client) Vote(ctx context.Context, id string, v VoteRequest) (*RequestView, error) {
 	key := v.IdempotencyKey
 	if key == "" {
 		key = NewRequestID()
 	}
-	res, err := c.do(ctx, call{method: http.MethodPost, path: requestPath(id, "votes"), body: v, idemKey: key})
+	res, err := c.do(ctx, call{method: http.MethodPost, path: requestPath(id, "votes"), body: v, idemKey: key, requestID: id})
 	if err != nil {
 		if res != nil && res.unknownBefore && (IsCode(err, CodeDuplicateVote) || IsCode(err, CodeAlreadyDecided)) {
 			voter := normalizePrincipal(v.Voter)
@@ -114,7 +126,7 @@ func (c *Client) Cancel(ctx context.Context, id string, r CancelRequest) (*Reque
 	if key == "" {
 		key = NewRequestID()
 	}
-	res, err := c.do(ctx, call{method: http.MethodPost, path: requestPath(id, "cancel"), body: r, idemKey: key})
+	res, err := c.do(ctx, call{method: http.MethodPost, path: requestPath(id, "cancel"), body: r, idemKey: key, requestID: id})
 	if err != nil {
 		if res != nil && res.unknownBefore && IsCode(err, CodeAlreadyDecided) {
 			if view, gerr := c.Get(ctx, id); gerr == nil && view.Status == StatusCancelled {

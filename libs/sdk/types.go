@@ -81,6 +81,12 @@ type SubmitRequest struct {
 	// TTL is how long the request may stay pending; the policy caps it.
 	// Zero means the policy's.
 	TTL time.Duration
+	// IdempotencyKey names this submit's command across retries (the HTTP
+	// client's Idempotency-Key). Empty means a key generated for this
+	// call, which its own retries reuse; set it, with RequestID, to repeat
+	// a submit whose outcome was unknown (see OutcomeUnknownError). The
+	// Kafka transport derives its command ids itself and ignores it.
+	IdempotencyKey string
 }
 
 type wireSubmit struct {

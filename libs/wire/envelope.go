@@ -41,6 +41,8 @@ type Envelope struct {
 	CommandID       string          `json:"commandid,omitempty"`       // on an event: the command that caused it
 	Sequence        string          `json:"sequence,omitempty"`        // per-request event number, decimal, from "1"
 	PrevHash        string          `json:"prevhash,omitempty"`        // on events: the chain link, see Hash
+	AuthKeyID       string          `json:"authkeyid,omitempty"`       // on commands: the service key that signed it, see SignCommand
+	AuthSig         string          `json:"authsig,omitempty"`         // on commands: standard base64 of the Ed25519 signature
 	Data            json.RawMessage `json:"data,omitempty"`            // the payload, any JSON value
 }
 
@@ -58,6 +60,8 @@ type wireEnvelope struct {
 	CommandID       string          `json:"commandid,omitempty"`
 	Sequence        string          `json:"sequence,omitempty"`
 	PrevHash        string          `json:"prevhash,omitempty"`
+	AuthKeyID       string          `json:"authkeyid,omitempty"`
+	AuthSig         string          `json:"authsig,omitempty"`
 	Data            json.RawMessage `json:"data,omitempty"`
 }
 
@@ -98,6 +102,8 @@ func Marshal(env Envelope) ([]byte, error) {
 		CommandID:       env.CommandID,
 		Sequence:        env.Sequence,
 		PrevHash:        env.PrevHash,
+		AuthKeyID:       env.AuthKeyID,
+		AuthSig:         env.AuthSig,
 		Data:            env.Data,
 	})
 	if err != nil {
@@ -228,6 +234,10 @@ func (e *Envelope) stringAttr(name string, rawTime *string) *string {
 		return &e.Sequence
 	case "prevhash":
 		return &e.PrevHash
+	case "authkeyid":
+		return &e.AuthKeyID
+	case "authsig":
+		return &e.AuthSig
 	}
 	return nil
 }

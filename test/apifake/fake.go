@@ -6,8 +6,9 @@
 // the repository's example policy file, encodes the events as the decider
 // does (CloudEvents, hash chain), and folds them into a requests.Store on
 // an in-memory Pebble through Store.Apply, waking watchers after each
-// batch as projection.Runner does. Its knobs make sends fail, hold
-// commands undecided (so writes time out), or decide them late.
+// batch as projection.Runner does. Its knobs make sends fail (before or
+// after the command is written), hold commands undecided (so writes time
+// out), or decide them late.
 package apifake
 
 import (
@@ -46,11 +47,18 @@ type Log struct {
 	policies approval.Policies
 	wg       sync.WaitGroup
 
-	// Knobs; set them before the first Send.
+	// Knobs; set them before a Send, never while one runs.
 	Fail  error         // Send returns it, and nothing is written
 	Hold  atomic.Bool   // Send succeeds, but the command is never decided
 	Delay time.Duration // how long after Send the command is decided
 	Clock atomic.Pointer[time.Time]
+	// FailAfterWrite: Send writes the command (and it is decided as
+	// usual), then returns this error: an acknowledgement lost on its way
+	// back, which leaves the writer unable to tell whether it landed.
+	FailAfterWrite error
+	// Signer signs every command sent, as a service's command.Kafka sender
+	// does (default: the api's demo command key, infra/keys).
+	Signer *wire.Signer
 
 	mu       sync.Mutex
 	sent     []wire.Envelope
@@ -81,6 +89,9 @@ func New(t tb.TB) *Log {
 	l := &Log{
 		Store: &requests.Store{}, db: db, policies: pols,
 		watchers: map[string][]chan struct{}{}, heads: map[int32]string{}, offsets: map[int32]int64{},
+	}
+	if l.Signer, err = wire.LoadSigner("demo-api-2026-01", filepath.Join(RepoRoot(), "infra/keys/demo-api.key.pem")); err != nil {
+		t.Fatal(err)
 	}
 	l.Store.Attach(db)
 	t.Cleanup(func() {
@@ -120,6 +131,10 @@ func (l *Log) Send(_ context.Context, env wire.Envelope) error {
 	if l.Fail != nil {
 		return l.Fail
 	}
+	env, err := wire.SignCommand(l.Signer, env)
+	if err != nil {
+		return err
+	}
 	// Round-trip through a record, as the decider would see it.
 	rec, err := eventlog.NewRecord("commands", env)
 	if err != nil {
@@ -133,7 +148,7 @@ func (l *Log) Send(_ context.Context, env wire.Envelope) error {
 	l.sent = append(l.sent, got)
 	l.mu.Unlock()
 	if l.Hold.Load() {
-		return nil
+		return l.FailAfterWrite
 	}
 	l.wg.Add(1)
 	go func() {
@@ -145,8 +160,12 @@ func (l *Log) Send(_ context.Context, env wire.Envelope) error {
 			panic(fmt.Sprintf("fake: decide: %v", err)) // a broken fake must not pass a test
 		}
 	}()
-	return nil
+	return l.FailAfterWrite
 }
+
+// Settle waits until every command sent so far has been decided. Call it
+// when no Send runs.
+func (l *Log) Settle() { l.wg.Wait() }
 
 // Expire decides the decider's timer command for a request.
 func (l *Log) Expire(rid string) error {

@@ -126,7 +126,7 @@ func NewProc(dir, bin, kind, name, instance string, env ...string) (*Proc, error
 	}
 	return &Proc{
 		Name: name, Kind: kind, Bin: bin, Port: port, Log: filepath.Join(dir, name+".log"),
-		Env: append(append(systest.DeciderKeyEnv(),
+		Env: append(append(append(systest.DeciderKeyEnv(), systest.CommandKeyEnvFor(kind)...),
 			"ASSENT_INSTANCE_ID="+instance,
 			"ASSENT_DATA_DIR="+filepath.Join(dir, "data", name),
 			fmt.Sprintf("ASSENT_HTTP_ADDR=127.0.0.1:%d", port),

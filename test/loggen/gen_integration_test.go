@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/kafkatest"
 	"github.com/assent-dev/assent/test/loggen"
@@ -27,7 +26,7 @@ func TestIntegrationStream(t *testing.T) {
 	signer, err := wire.NewSigner("test-key", key)
 	require.NoError(t, err)
 	topic := kafkatest.NewTopics(t, parts).Events
-	cfg := eventlog.Config{Brokers: kafkatest.Brokers(t)}
+	cfg := kafkatest.Config(t, "loggen")
 	o := loggen.Options{Topic: topic, Partitions: parts, Requests: 12_000, Signer: signer, SealEvery: 100,
 		Start: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Step: 10 * time.Millisecond}
 	n, err := loggen.Stream(t.Context(), cfg, o, nil)

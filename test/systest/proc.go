@@ -181,7 +181,7 @@ func NewProc(t tb.TB, bin, name string, env ...string) *Proc {
 	port := FreePort(t)
 	p := &Proc{
 		Name: name, Bin: bin, Port: port, Log: filepath.Join(dir, name+".log"), t: t,
-		Env: append(DeciderKeyEnv(), append([]string{
+		Env: append(append(DeciderKeyEnv(), CommandKeyEnvFor(bin)...), append([]string{
 			// The instance names the Kafka transactional id, which is
 			// cluster-wide: two tests (or a test and scripts/up) that both
 			// start a "decider-1" on one cluster would fence each other.

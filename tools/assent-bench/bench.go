@@ -41,6 +41,18 @@ Measures, on one cluster and in one run:
   3. the RSS of every service process after the throughput run;
 and prints each Assent figure beside the floor as a ratio.
 
+With --auth, instead: decision latency with and without authentication in
+the same run. Two systems run side by side on the same cluster, each on its
+own fresh topics: "with" is the production build from --bin; "without" is
+the decider and api built with -tags assentbench_noauth (--noauth-bin),
+whose decider writes no seals (no Ed25519 signature, no seal record in the
+transaction) and whose readers (the api's and the deciders' projections)
+apply records without wire.Authenticator (no holding until the seal, no
+seal verification). SASL/SCRAM and the ACL checks stay on in both arms:
+the cluster is one, and their cost is per connection and per request on
+the brokers. Latency rounds alternate between the arms (A B B A ...) so
+that machine noise falls on both; the "without" arm is the floor.
+
 Flags:
 `
 
@@ -53,12 +65,17 @@ type config struct {
 	requests   int
 	clients    int
 	partitions int
+	// auth runs the authentication A/B instead (auth.go): --noauth-bin
+	// holds the assentbench_noauth builds of the decider and the api.
+	auth      bool
+	noauthBin string
+	rounds    int
 }
 
 func defaults() config {
 	return config{
 		brokers: os.Getenv("ASSENT_KAFKA_BROKERS"), bin: ".run/bin", root: ".",
-		rate: 200, duration: 20 * time.Second, requests: 10000, clients: 32, partitions: 12,
+		rate: 200, duration: 20 * time.Second, requests: 10000, clients: 32, partitions: 12, rounds: 8,
 	}
 }
 
@@ -71,6 +88,9 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.requests, "requests", c.requests, "requests (each a submit and a deciding vote) in the throughput run")
 	fs.IntVar(&c.clients, "clients", c.clients, "concurrent clients (and floor producers) in the throughput runs")
 	fs.IntVar(&c.partitions, "partitions", c.partitions, "partitions of every topic")
+	fs.BoolVar(&c.auth, "auth", c.auth, "measure decision latency with and without authentication, interleaved in one run (see above)")
+	fs.StringVar(&c.noauthBin, "noauth-bin", c.noauthBin, "with --auth: directory holding the decider and api built with -tags assentbench_noauth (default <bin>/noauth)")
+	fs.IntVar(&c.rounds, "rounds", c.rounds, "with --auth: rounds per arm, alternated ABBA; each round lasts --duration divided by --rounds")
 }
 
 func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
@@ -95,6 +115,9 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	defer admCl.Close()
 	adm := kadm.NewClient(admCl)
 	stamp := strconv.FormatInt(time.Now().Unix(), 10)
+	if cfg.auth {
+		return runAuth(ctx, cfg, partitions, adm, stamp, stdout, say)
+	}
 
 	// 1. The floor.
 	floorIn, floorOut := "bench."+stamp+".floor-in", "bench."+stamp+".floor-out"
@@ -116,7 +139,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("assent topics: %w", err)
 	}
 	defer deleteTopics(adm, topics.Commands, topics.Events)
-	procs, apis, err := startServices(ctx, cfg, topics, stamp, say)
+	procs, apis, err := startServices(ctx, cfg, cfg.bin, topics, stamp, say)
 	defer func() {
 		for _, p := range procs {
 			p.stop()
@@ -422,7 +445,7 @@ func (p *proc) stop() {
 	}
 }
 
-func startServices(ctx context.Context, cfg config, topics eventlog.TopicSpec, stamp string, say func(string, ...any)) ([]*proc, []string, error) {
+func startServices(ctx context.Context, cfg config, bin string, topics eventlog.TopicSpec, stamp string, say func(string, ...any)) ([]*proc, []string, error) {
 	dir, err := os.MkdirTemp("", "assent-bench-")
 	if err != nil {
 		return nil, nil, err
@@ -448,15 +471,21 @@ func startServices(ctx context.Context, cfg config, topics eventlog.TopicSpec, s
 		if svc == "decider" {
 			env = append(env, "ASSENT_DECIDER_GROUP=bench-"+stamp, "ASSENT_POLICY_FILE="+filepath.Join(cfg.root, "infra/policies/example.yaml"),
 				// The demo key: the bench is a local tool, like scripts/up.
-				"ASSENT_SIGNING_KEY_FILE="+filepath.Join(cfg.root, "infra/keys/demo-decider.key.pem"), "ASSENT_SIGNING_KEY_ID=demo-2026-01")
+				"ASSENT_SIGNING_KEY_FILE="+filepath.Join(cfg.root, "infra/keys/demo-decider.key.pem"), "ASSENT_SIGNING_KEY_ID=demo-2026-01",
+				"ASSENT_SERVICE_KEYS_FILE="+filepath.Join(cfg.root, "infra/keys/service-keys.json"))
 		} else {
-			env = append(env, "ASSENT_TOKENS_FILE="+filepath.Join(cfg.root, "infra/tokens/demo-tokens.yaml"))
+			env = append(env, "ASSENT_TOKENS_FILE="+filepath.Join(cfg.root, "infra/tokens/demo-tokens.yaml"),
+				// The bench measures capacity, from one principal per
+				// role: the per-principal limits would measure
+				// themselves instead.
+				"ASSENT_WRITE_RATE=0", "ASSENT_MAX_LONG_POLLS_PER_PRINCIPAL=4096",
+				"ASSENT_COMMAND_KEY_FILE="+filepath.Join(cfg.root, "infra/keys/demo-api.key.pem"), "ASSENT_COMMAND_KEY_ID=demo-api-2026-01")
 		}
 		log, err := os.Create(filepath.Join(dir, name+".log"))
 		if err != nil {
 			return procs, nil, err
 		}
-		cmd := exec.Command(filepath.Join(cfg.bin, svc))
+		cmd := exec.Command(filepath.Join(bin, svc))
 		cmd.Env = append(os.Environ(), env...)
 		cmd.Stdout, cmd.Stderr = log, log
 		if err := cmd.Start(); err != nil {

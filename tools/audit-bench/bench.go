@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	events := fs.Int64("events", 1_000_000, "records to generate (at least)")
 	parts := fs.Int("partitions", 12, "partitions of the scratch topic")
 	every := fs.Int("seal-every", 100, "events per sealed transaction (a decider seals each transaction)")
-	keep := fs.Bool("keep", false, "keep the scratch topic")
+	keep := fs.Bool("keep", false, "keep the scratch topic and its keys file (to run auditor verify on it again)")
 	skip := fs.Bool("skip-index", false, "skip the audit service's projection and the actor query")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -120,7 +120,14 @@ func bench(ctx context.Context, o options, out, errw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = os.RemoveAll(dir) }() // best effort: a temporary directory
+	if o.keep {
+		// The published keys of the kept topic, to run auditor verify on it again.
+		defer func() {
+			_, _ = fmt.Fprintf(out, "kept: topic %s, keys file %s\n", topic, filepath.Join(dir, "keys.json"))
+		}()
+	} else {
+		defer func() { _ = os.RemoveAll(dir) }() // best effort: a temporary directory
+	}
 
 	pub, key, err := ed25519.GenerateKey(nil)
 	if err != nil {

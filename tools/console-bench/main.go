@@ -203,7 +203,8 @@ func bench(ctx context.Context, o options) error {
 		"ASSENT_HTTP_ADDR="+daddr, "ASSENT_INSTANCE_ID=console-bench-decider-"+hex.EncodeToString(rnd[:]),
 		"ASSENT_DATA_DIR="+filepath.Join(dir, "decider"), "ASSENT_DECIDER_GROUP="+base,
 		"ASSENT_POLICY_FILE="+filepath.Join(o.root, "infra/policies/example.yaml"),
-		"ASSENT_SIGNING_KEY_FILE="+filepath.Join(o.root, "infra/keys/demo-decider.key.pem"), "ASSENT_SIGNING_KEY_ID=demo-2026-01"))
+		"ASSENT_SIGNING_KEY_FILE="+filepath.Join(o.root, "infra/keys/demo-decider.key.pem"), "ASSENT_SIGNING_KEY_ID=demo-2026-01",
+		"ASSENT_SERVICE_KEYS_FILE="+filepath.Join(o.root, "infra/keys/service-keys.json")))
 	if err != nil {
 		return err
 	}
@@ -215,7 +216,13 @@ func bench(ctx context.Context, o options) error {
 		return err
 	}
 	defer cl.Close()
-	w := command.Writer{Source: command.SourceAPI, Sender: command.Kafka{Client: cl, Topic: spec.Commands}}
+	// The submits are the api's: signed with its demo key (a local tool,
+	// like scripts/up).
+	apiKey, err := wire.LoadSigner("demo-api-2026-01", filepath.Join(o.root, "infra/keys/demo-api.key.pem"))
+	if err != nil {
+		return err
+	}
+	w := command.Writer{Source: command.SourceAPI, Sender: command.Kafka{Client: cl, Topic: spec.Commands, Signer: apiKey}}
 	say("submitting %d requests", o.requests)
 	began := time.Now()
 	var next atomic.Int64
@@ -280,6 +287,7 @@ func bench(ctx context.Context, o options) error {
 		"ASSENT_DATA_DIR="+filepath.Join(dir, "console"), "ASSENT_OIDC_ISSUER="+idp.Issuer(), "ASSENT_OIDC_CLIENT_ID=assent-console",
 		"ASSENT_OIDC_CLIENT_SECRET_FILE="+secretFile, "ASSENT_CONSOLE_SESSION_KEY_FILE="+keyFile,
 		"ASSENT_SEAL_KEYS_FILE="+filepath.Join(o.root, "infra/keys/decider-keys.json"),
+		"ASSENT_COMMAND_KEY_FILE="+filepath.Join(o.root, "infra/keys/demo-console.key.pem"), "ASSENT_COMMAND_KEY_ID=demo-console-2026-01",
 		"ASSENT_CONSOLE_RATE_LIMIT=10000"))
 	if err != nil {
 		return err

@@ -60,6 +60,8 @@ type bench struct {
 	ports   []string
 	stderr  io.Writer
 	targets int
+	keyEnv  []string     // the decider's ASSENT_SIGNING_KEY_FILE and _ID
+	apiKey  *wire.Signer // the api's demo command key, which signs the submits
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -72,8 +74,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	burst := fs.Int("burst", 1000, "requests submitted at once for the throughput phase (each to --targets webhooks)")
 	targets := fs.Int("targets", 4, "webhook targets per request")
 	outage := fs.Duration("outage", 0, "keep the receiver down this long while requests come (e.g. 10m), then time the drain; 0 skips it")
+	keyFile := fs.String("signing-key", "infra/keys/demo-decider.key.pem", "the decider's seal key (the demo key: the bench's topics are scratch)")
+	keyID := fs.String("signing-key-id", "demo-2026-01", "the id of --signing-key in the published keys")
 	fs.Usage = func() {
-		_, _ = fmt.Fprintln(stderr, "usage: notify-bench [--brokers B] [--bin DIR] [--samples N] [--rate R] [--burst N] [--targets N] [--outage D]")
+		_, _ = fmt.Fprintln(stderr, "usage: notify-bench [--brokers B] [--bin DIR] [--samples N] [--rate R] [--burst N] [--targets N] [--outage D] [--signing-key F --signing-key-id ID]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -89,10 +93,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b := &bench{kcfg: eventlog.Config{Brokers: strings.Split(*brokers, ","), SCRAM: scram}, stderr: stderr, targets: max(1, *targets)}
+	b := &bench{kcfg: eventlog.Config{Brokers: strings.Split(*brokers, ","), SCRAM: scram}, stderr: stderr, targets: max(1, *targets),
+		keyEnv: []string{"ASSENT_SIGNING_KEY_FILE=" + *keyFile, "ASSENT_SIGNING_KEY_ID=" + *keyID}}
 	stamp := time.Now().UTC().Format("20060102t150405")
 	b.spec = eventlog.DefaultTopicSpec()
 	b.spec.Commands, b.spec.Events = "bench.notify."+stamp+".commands", "bench.notify."+stamp+".events"
+	if b.apiKey, err = wire.LoadSigner("demo-api-2026-01", "infra/keys/demo-api.key.pem"); err != nil {
+		return fmt.Errorf("%w (run from the repository root, as scripts/bench does)", err)
+	}
 	if b.cl, err = eventlog.NewClient(b.kcfg); err != nil {
 		return err
 	}
@@ -199,14 +207,15 @@ func (b *bench) start(ctx context.Context, bin, stamp string, horizon time.Durat
 		b.ports = append(b.ports, addr)
 		return nil
 	}
-	if err := launch("decider", "ASSENT_POLICY_FILE="+write("policy.yaml", pol.String()), "ASSENT_DECIDER_GROUP=bench-dec-"+stamp); err != nil {
+	if err := launch("decider", append(b.keyEnv, "ASSENT_POLICY_FILE="+write("policy.yaml", pol.String()), "ASSENT_DECIDER_GROUP=bench-dec-"+stamp)...); err != nil {
 		return err
 	}
 	for _, n := range []string{"notifier1", "notifier2"} {
 		if err := launch(n, "ASSENT_NOTIFIER_GROUP=bench-ntf-"+stamp, "ASSENT_NOTIFIER_SECRETS_FILE="+write("secrets.yaml", sec.String()),
 			"ASSENT_NOTIFIER_CA_FILE="+write("ca.pem", string(pem)), "ASSENT_NOTIFIER_ALLOW_NETS=127.0.0.0/8",
 			"ASSENT_NOTIFIER_HORIZON="+horizon.String(), "ASSENT_NOTIFIER_RETRY_MAX=10s",
-			"ASSENT_NOTIFIER_TARGET_RATE=100000", "ASSENT_NOTIFIER_TARGET_CONCURRENCY=16"); err != nil {
+			"ASSENT_NOTIFIER_TARGET_RATE=100000", "ASSENT_NOTIFIER_TARGET_CONCURRENCY=16",
+			"ASSENT_COMMAND_KEY_FILE=infra/keys/demo-notifier.key.pem", "ASSENT_COMMAND_KEY_ID=demo-notifier-2026-01"); err != nil {
 			return err
 		}
 	}
@@ -234,6 +243,9 @@ func (b *bench) submit(ctx context.Context, rid string) error {
 	if err != nil {
 		return err
 	}
+	if env, err = wire.SignCommand(b.apiKey, env); err != nil { // dave's submit, as the api would sign it
+		return err
+	}
 	return eventlog.Produce(ctx, b.cl, b.spec.Commands, env)
 }
 
@@ -259,7 +271,9 @@ func eventTime(d notifyrig.Delivery) time.Time {
 }
 
 func (b *bench) latency(ctx context.Context, floorTopic string, n int, rate float64) (floor, lat []time.Duration, err error) {
-	reader, err := eventlog.NewClient(b.kcfg, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{floorTopic: {0: kgo.NewOffset().AtEnd()}}))
+	// From the start: the floor topic is new, and an AtEnd resolved after
+	// the first produce (the reader authenticates first) would skip it.
+	reader, err := eventlog.NewClient(b.kcfg, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{floorTopic: {0: kgo.NewOffset().AtStart()}}))
 	if err != nil {
 		return nil, nil, err
 	}

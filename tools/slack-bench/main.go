@@ -112,7 +112,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"ASSENT_KAFKA_BROKERS="+*brokers, "ASSENT_COMMANDS_TOPIC="+spec.Commands, "ASSENT_EVENTS_TOPIC="+spec.Events,
 		"ASSENT_HTTP_ADDR="+addr, "ASSENT_INSTANCE_ID=slack-bench", "ASSENT_DATA_DIR="+filepath.Join(dir, "data"),
 		"ASSENT_SLACK_GROUP=bench-"+stamp, "ASSENT_SLACK_BOT_TOKEN="+slackfake.Token, "ASSENT_SLACK_SIGNING_SECRET="+secret,
-		"ASSENT_SLACK_API_URL="+fake.URL(), "ASSENT_SLACK_RATE_SCALE=1000", "ASSENT_LOG_LEVEL=warn")
+		"ASSENT_SLACK_API_URL="+fake.URL(), "ASSENT_SLACK_RATE_SCALE=1000", "ASSENT_LOG_LEVEL=warn",
+		// The demo command key (run from the repository root, as scripts/bench does).
+		"ASSENT_COMMAND_KEY_FILE=infra/keys/demo-slack-gateway.key.pem", "ASSENT_COMMAND_KEY_ID=demo-slack-gateway-2026-01")
 	gw.Stderr = stderr
 	if err := gw.Start(); err != nil {
 		return fmt.Errorf("start the gateway (build it with scripts/bench, or pass --bin): %w", err)

@@ -4,7 +4,11 @@
 //
 // # Keys
 //
-//	r/<request id>                        the request's approval.State (JSON)
+//	r/<request id>                        the request's approval.State (JSON),
+//	                                      without its refusals
+//	f/<request id, escaped><n, 8 bytes>   the request's n-th refusal (n from 1):
+//	                                      command id, code and detail (JSON)
+//	o/<request id, escaped><command id>   n of that command's latest refusal
 //	h/<request id, escaped><sequence, 8 bytes><partition, 4 bytes><offset, 8 bytes>
 //	                                      one event: the record value, byte for byte
 //	t/<partition, 4 bytes>/<expires_at, 8 bytes>/<request id>
@@ -18,6 +22,13 @@
 // 0x01, so that no request id or term is a prefix of another: the log
 // carries command.rejected events for request ids the decider refused,
 // slashes and NULs included. Numbers are big-endian, so keys sort by them.
+//
+// Refusals are kept apart from the state so that folding one event reads
+// and writes the same few keys however many refusals the request had: Get
+// reads back the latest approval.MaxRefusedOutcomes of them (what the
+// whole state holds), and Refusal finds any of them by command id. The
+// layout is "requests/3" (Store.Version); a store written with an earlier
+// one is rebuilt from the events topic, which keeps every event forever.
 //
 // Index keys sort by creation time, so a list walks them newest first.
 // Every key a state implies is recomputed from the old and the new state,

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -27,13 +29,15 @@ type Store struct {
 	// data, a sequence out of order). It should read zero.
 	Invalid atomic.Int64
 	// OnEvent, if set, is called for every event folded, with the state
-	// before and after (for metrics such as approval latency).
+	// before and after (for metrics such as approval latency), as stored:
+	// with the accepted outcomes and none of the refused ones (those are
+	// kept apart, see Get).
 	OnEvent func(e *projection.Event, ev approval.Event, before, after approval.State)
 }
 
 // Version is the layout of the store's keys and values (see the package
 // documentation). The runner rebuilds a store written with another one.
-func (*Store) Version() string { return "requests/2" }
+func (*Store) Version() string { return "requests/3" }
 
 // Attach gives the store the database to read from.
 func (s *Store) Attach(db *pebble.DB) { s.db = db }
@@ -77,6 +81,29 @@ func appendEscaped(k []byte, s string) []byte {
 	return append(k, 0x00, 0x01)
 }
 
+// keyRefusal is the n-th refusal recorded for a request (n from 1):
+// refusals are kept apart from the state, one key each, so that recording
+// one costs the same however many came before it, and Get reads only the
+// latest approval.MaxRefusedOutcomes of them.
+func keyRefusal(rid string, n int) []byte {
+	return binary.BigEndian.AppendUint64(refusalPrefix(rid), uint64(n))
+}
+
+func refusalPrefix(rid string) []byte { return appendEscaped([]byte("f/"), rid) }
+
+// keyRefusalOf finds the refusal of a command id: its value is the
+// refusal's number n (keyRefusal), 8 bytes.
+func keyRefusalOf(rid, commandID string) []byte {
+	return append(appendEscaped([]byte("o/"), rid), commandID...)
+}
+
+// refusal is a refused command's outcome as keyRefusal stores it.
+type refusal struct {
+	CommandID string              `json:"id"`
+	Code      approval.ReasonCode `json:"code"`
+	Detail    string              `json:"detail,omitempty"`
+}
+
 func timerPrefix(p int32) []byte {
 	return binary.BigEndian.AppendUint32([]byte("t/"), uint32(p))
 }
@@ -105,7 +132,9 @@ func keyIndex(index, term string, created time.Time, rid string) []byte {
 	return append(k, rid...)
 }
 
-// Apply folds one event: the projection.Handler.
+// Apply folds one event: the projection.Handler. What it reads and
+// writes does not grow with the request's history: the state it rewrites
+// holds no refusals, and a refusal is a key of its own.
 func (s *Store) Apply(b *pebble.Batch, e *projection.Event) error {
 	env := e.Envelope
 	if env.Subject == "" {
@@ -116,21 +145,44 @@ func (s *Store) Apply(b *pebble.Batch, e *projection.Event) error {
 		s.Invalid.Add(1)
 		return nil
 	}
-	before, _, err := getState(b, env.Subject)
+	rid := env.Subject
+	before, _, err := getState(b, rid)
 	if err != nil {
 		return err
 	}
 	if ev.Sequence != before.Sequence+1 {
 		s.Invalid.Add(1) // a gap or a repeat: the auditor reports it; the fold keeps going
 	}
-	after := approval.Evolve(before, ev)
-	if err := putJSON(b, keyState(env.Subject), after); err != nil {
+	// The state as stored holds no refusals. The event is folded as the
+	// whole state would fold it: with the refusals of the command ids it
+	// names that the whole state still holds (the latest
+	// MaxRefusedOutcomes), so that a repeat of one counts once.
+	whole, held, err := withHeld(b, before, ev)
+	if err != nil {
+		return err
+	}
+	after := approval.Evolve(whole, ev)
+	if r, ok := ev.Body.(approval.CommandRejected); ok {
+		n, ok := held[r.CommandID]
+		if !ok {
+			n = after.Refusals // a new refusal: Evolve counted it
+			if err := b.Set(keyRefusalOf(rid, r.CommandID), binary.BigEndian.AppendUint64(nil, uint64(n)), nil); err != nil {
+				return fmt.Errorf("requests: write refusal of %s: %w", rid, err)
+			}
+		}
+		o := after.Outcomes[r.CommandID]
+		if err := putJSON(b, keyRefusal(rid, n), refusal{CommandID: r.CommandID, Code: o.Code, Detail: o.Detail}); err != nil {
+			return err
+		}
+	}
+	after = withoutRefused(after)
+	if err := putJSON(b, keyState(rid), after); err != nil {
 		return err
 	}
 	// The value is kept byte for byte: it is what the chain hashes, and
 	// re-encoding it as JSON would escape <, > and & and change the bytes.
-	if err := b.Set(keyHistory(env.Subject, ev.Sequence, e.Partition, e.Offset), e.Value, nil); err != nil {
-		return fmt.Errorf("requests: write history of %s: %w", env.Subject, err)
+	if err := b.Set(keyHistory(rid, ev.Sequence, e.Partition, e.Offset), e.Value, nil); err != nil {
+		return fmt.Errorf("requests: write history of %s: %w", rid, err)
 	}
 	if err := reindex(b, e.Partition, before, after); err != nil {
 		return err
@@ -139,6 +191,92 @@ func (s *Store) Apply(b *pebble.Batch, e *projection.Event) error {
 		s.OnEvent(e, ev, before, after)
 	}
 	return nil
+}
+
+// withHeld returns st with the refusals of the command ids ev names put
+// back, as the whole state would hold them: those among the latest
+// MaxRefusedOutcomes. held gives each one's number (keyRefusal). st is
+// left as it was.
+func withHeld(r reader, st approval.State, ev approval.Event) (approval.State, map[string]int, error) {
+	held := map[string]int{}
+	if st.Refusals == 0 {
+		return st, held, nil
+	}
+	ids := []string{ev.CommandID}
+	if rej, ok := ev.Body.(approval.CommandRejected); ok && rej.CommandID != ev.CommandID {
+		ids = append(ids, rej.CommandID)
+	}
+	whole := st
+	for _, id := range ids {
+		if _, ok := held[id]; ok || id == "" {
+			continue
+		}
+		n, o, found, err := refusalOf(r, st.RequestID, id)
+		if err != nil {
+			return st, nil, err
+		}
+		if !found || n <= st.Refusals-approval.MaxRefusedOutcomes {
+			continue // never refused, or forgotten by the whole state
+		}
+		if len(held) == 0 {
+			whole.Outcomes = maps.Clone(st.Outcomes)
+			if whole.Outcomes == nil {
+				whole.Outcomes = map[string]approval.Outcome{}
+			}
+			whole.Refused = nil
+		}
+		whole.Outcomes[id] = o
+		whole.Refused = append(whole.Refused, id)
+		held[id] = n
+	}
+	return whole, held, nil
+}
+
+// withoutRefused is st as the store keeps it: without its refusals, which
+// are keys of their own (keyRefusal).
+func withoutRefused(st approval.State) approval.State {
+	if len(st.Refused) == 0 {
+		return st
+	}
+	st.Outcomes = maps.Clone(st.Outcomes) // Evolve's result may share it
+	for _, id := range st.Refused {
+		delete(st.Outcomes, id)
+	}
+	st.Refused = nil
+	return st
+}
+
+// refusalOf returns the number and outcome of the refusal of command id.
+func refusalOf(r reader, rid, id string) (int, approval.Outcome, bool, error) {
+	v, closer, err := r.Get(keyRefusalOf(rid, id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, approval.Outcome{}, false, nil
+	}
+	if err != nil {
+		return 0, approval.Outcome{}, false, fmt.Errorf("requests: read refusal of %s: %w", rid, err)
+	}
+	u, raw := uint64(0), fmt.Sprintf("%x", v)
+	if len(v) == 8 {
+		u = binary.BigEndian.Uint64(v)
+	}
+	_ = closer.Close() // releases a read value
+	if u == 0 || u > math.MaxInt32 {
+		return 0, approval.Outcome{}, false, fmt.Errorf("requests: refusal of %s: malformed number %s", rid, raw)
+	}
+	n := int(u)
+	v, closer, err = r.Get(keyRefusal(rid, n))
+	if err != nil {
+		return 0, approval.Outcome{}, false, fmt.Errorf("requests: read refusal %d of %s: %w", n, rid, err)
+	}
+	defer func() { _ = closer.Close() }() // releases a read value
+	var f refusal
+	if err := json.Unmarshal(v, &f); err != nil {
+		return 0, approval.Outcome{}, false, fmt.Errorf("requests: decode refusal %d of %s: %w", n, rid, err)
+	}
+	if f.CommandID != id {
+		return 0, approval.Outcome{}, false, fmt.Errorf("requests: refusal %d of %s is of %q, not %q", n, rid, f.CommandID, id)
+	}
+	return n, approval.Outcome{Code: f.Code, Detail: f.Detail}, true, nil
 }
 
 // indexKeys are every derived key a state implies.
@@ -213,8 +351,49 @@ func getState(r reader, rid string) (approval.State, bool, error) {
 }
 
 // Get returns a request's state; found is false if no event names it.
+// It equals a fresh fold of the request's events (I5): the latest
+// MaxRefusedOutcomes refusals are read back into Outcomes and Refused,
+// so reading a request costs the same however many refusals it had.
 func (s *Store) Get(rid string) (st approval.State, found bool, err error) {
-	return getState(s.db, rid)
+	snap := s.db.NewSnapshot()
+	defer func() { _ = snap.Close() }() // read-only
+	st, found, err = getState(snap, rid)
+	if err != nil || st.Refusals == 0 {
+		return st, found, err
+	}
+	prefix := refusalPrefix(rid)
+	it, err := snap.NewIter(&pebble.IterOptions{
+		LowerBound: keyRefusal(rid, max(1, st.Refusals-approval.MaxRefusedOutcomes+1)),
+		UpperBound: keyRefusal(rid, st.Refusals+1),
+	})
+	if err != nil {
+		return st, found, fmt.Errorf("requests: refusals of %s: %w", rid, err)
+	}
+	defer func() { _ = it.Close() }() // read-only; it.Error() reports a failed iteration
+	if st.Outcomes == nil {
+		st.Outcomes = map[string]approval.Outcome{}
+	}
+	for it.First(); it.Valid(); it.Next() {
+		if len(it.Key()) != len(prefix)+8 {
+			return st, found, fmt.Errorf("requests: refusals of %s: malformed key %q", rid, it.Key())
+		}
+		var f refusal
+		if err := json.Unmarshal(it.Value(), &f); err != nil {
+			return st, found, fmt.Errorf("requests: decode a refusal of %s: %w", rid, err)
+		}
+		st.Outcomes[f.CommandID] = approval.Outcome{Code: f.Code, Detail: f.Detail}
+		st.Refused = append(st.Refused, f.CommandID)
+	}
+	return st, found, it.Error()
+}
+
+// Refusal returns the refusal of command id, a command about request rid,
+// if it was refused: every refusal is kept, those the state has forgotten
+// (beyond MaxRefusedOutcomes) too, so the decider can tell that a command
+// id was decided however many refusals came after it (approval.Recall).
+func (s *Store) Refusal(rid, commandID string) (approval.Outcome, bool, error) {
+	_, o, found, err := refusalOf(s.db, rid, commandID)
+	return o, found, err
 }
 
 // History returns a request's events in sequence order, as stored.
@@ -269,6 +448,8 @@ type Filter struct {
 
 // Page is one page of List.
 type Page struct {
+	// Items are the requests as stored: with their accepted outcomes but
+	// without their refusals, which only Get reads back.
 	Items []approval.State
 	Next  string // empty on the last page
 }

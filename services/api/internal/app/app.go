@@ -16,15 +16,28 @@ import (
 const Source = command.SourceAPI
 
 // The errors App returns besides *approval.Refusal, which carries a reason
-// code and is the caller's to fix.
+// code and is the caller's to fix, and *KeyReusedError.
 var (
-	// ErrUnavailable wraps a failure to make a command durable: nothing
-	// happened, and the same write may be retried.
-	ErrUnavailable = errors.New("app: the command could not be written to Kafka")
+	// ErrOutcomeUnknown wraps a send that Kafka did not acknowledge (it
+	// also wraps command.ErrOutcomeUnknown and the cause). The command may
+	// be in the log anyway, so the write's outcome is unknown; the Result
+	// returned with it names the request and the command, which a retry
+	// must repeat: with the same Idempotency-Key it is the same command,
+	// which the decider decides at most once (I2).
+	ErrOutcomeUnknown = errors.New("app: Kafka did not acknowledge the command; it may or may not be in the log")
 	// ErrNotReady means the projection has not caught up with the log yet,
 	// so neither reads nor write outcomes can be trusted.
 	ErrNotReady = errors.New("app: the projection is catching up with the event log")
 )
+
+// KeyReusedError refuses a write whose Idempotency-Key names a command
+// that was accepted with another body: the key was reused for another
+// intention. It is the client's bug, and no command is written for it.
+type KeyReusedError struct {
+	Detail string
+}
+
+func (e *KeyReusedError) Error() string { return "app: Idempotency-Key reused: " + e.Detail }
 
 // Sender makes a command durable (command.Kafka in production).
 type Sender = command.Sender
@@ -111,11 +124,14 @@ func (a *App) write(ctx context.Context, c approval.Command, done command.Settle
 
 	began := time.Now()
 	err = command.Writer{Source: Source, Sender: a.cfg.Sender}.Send(ctx, c)
-	if a.cfg.ObserveSend != nil {
+	if a.cfg.ObserveSend != nil && (err == nil || errors.Is(err, command.ErrOutcomeUnknown)) {
 		a.cfg.ObserveSend(time.Since(began), err)
 	}
+	if errors.Is(err, command.ErrOutcomeUnknown) {
+		return res, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
 	if err != nil {
-		return res, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return res, err // never sent: a bug
 	}
 	res.Written = true
 

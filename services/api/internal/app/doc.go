@@ -17,7 +17,11 @@
 //     (an Idempotency-Key retry, an identical resubmit) is answered without
 //     producing anything.
 //  4. Send the command with acks=all. Only after Kafka acknowledged it may
-//     the caller hear a 2xx (invariant I1); a failed send is ErrUnavailable.
+//     the caller hear a 2xx (invariant I1). A failed send is
+//     ErrOutcomeUnknown, never "nothing happened": Kafka may have written
+//     the record and lost the acknowledgement. The Result still names the
+//     request and the command, so that the caller can be told what to
+//     retry (see "Outcome unknown" below).
 //  5. Wait, up to the write wait, for the outcome: the command id in the
 //     request's Outcomes (accepted or refused), or, for a submit, the
 //     request existing with the same content hash (an identical resubmit
@@ -36,4 +40,28 @@
 // eventlog gives a command whose id is not a UUIDv7 a fresh UUIDv7 as its
 // CloudEvents id. A submit with a key and without a request_id gets a
 // request id derived the same way, so that its retries name one request.
+//
+// A key names one intention. When the key's command was accepted with
+// another body (a vote of another decision or comment, a cancel with
+// another reason), the write is refused with a *KeyReusedError, whether
+// the outcome was in the projection before the send or appeared after it
+// (two bodies under one key at once: the decider decides the command id
+// once, and the other body is refused). A key whose command was refused
+// answers that refusal: no refusal of a vote or cancel depends on its
+// decision, comment or reason. A submit's key reused for other content is
+// the conflict refusal, as a reused request id is.
+//
+// # Outcome unknown
+//
+// When the send fails, the write's outcome is unknown, and Submit, Vote
+// and Cancel return ErrOutcomeUnknown with a Result naming the request id
+// and the command id. They are stable for a retry: with the same key, the
+// command id is the same, so the decider's command-id dedupe (I2 in
+// docs/architecture.md) decides it at most once, and the retry is answered
+// from the projection once the first attempt's outcome is there. A submit
+// without request_id and key has its request id made (a UUIDv7) before the
+// send, so the caller can retry with it as request_id: an identical
+// resubmit, which adds nothing. Without a key, a vote's or cancel's retry
+// is a new command (still counted once: a voter votes once, a request is
+// cancelled once).
 package app

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"fmt"
+	"slices"
 
 	"github.com/assent-dev/assent/libs/command"
 
@@ -35,5 +37,20 @@ func (a *App) Vote(ctx context.Context, caller auth.Principal, in VoteInput) (Re
 	if err := command.Preflight(c); err != nil {
 		return Result{RequestID: in.RequestID}, err
 	}
-	return a.write(ctx, c, command.Decided(c.ID))
+	decided := command.Decided(c.ID)
+	return a.write(ctx, c, func(st approval.State) (bool, error) {
+		if known, refusal := command.OutcomeOf(st, c.ID); known && refusal == nil && in.IdempotencyKey != "" {
+			// The key's command was accepted: it recorded this voter's
+			// vote, the only one it has (the actor is part of the id).
+			// A refusal needs no check: it never depends on the decision
+			// or the comment, so it is this body's answer too.
+			if i := slices.IndexFunc(st.Votes, func(v approval.VoteView) bool { return v.Voter == voter }); i >= 0 &&
+				(st.Votes[i].Decision != in.Decision || st.Votes[i].Comment != in.Comment) {
+				return true, &KeyReusedError{Detail: fmt.Sprintf(
+					"the Idempotency-Key was used for another vote of %s on %s (a decision or comment other than this one); use a new key for a new vote",
+					voter, in.RequestID)}
+			}
+		}
+		return decided(st)
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/projection"
@@ -23,9 +24,20 @@ type Config struct {
 	WriteWait  time.Duration // how long a write waits for its outcome before 202
 	MaxBody    int64         // bytes
 	LogLevel   string
+	// WriteRate is the writes per second each principal may make on this
+	// replica (0: no limit), in bursts of WriteBurst.
+	WriteRate  int
+	WriteBurst int
+	// MaxLongPolls is how many long polls the replica holds at once;
+	// MaxLongPollsPerPrincipal how many of them one principal may hold.
+	MaxLongPolls             int
+	MaxLongPollsPerPrincipal int
 	// Keys are the published decider public keys: the projection applies
 	// only what they sign.
 	Keys *wire.KeyRing
+	// CommandKey signs every command the api produces; it speaks as
+	// service:api, with the on_behalf role.
+	CommandKey *wire.Signer
 
 	// Listener, if set, is used instead of listening on HTTPAddr (tests
 	// listen on port 0 and need to know the port). It is not read from the
@@ -67,9 +79,27 @@ Environment:
   ASSENT_WRITE_WAIT        how long a write waits for its outcome before it
                            answers 202 Accepted (default 5s)
   ASSENT_MAX_BODY          largest request body in bytes (default 65536)
+  ASSENT_WRITE_RATE        writes per second each principal may make on this
+                           replica; over it, writes answer 429 rate_limited
+                           with Retry-After (default 200; 0 = no limit)
+  ASSENT_WRITE_BURST       writes a principal may make at once above the rate
+                           (default twice ASSENT_WRITE_RATE)
+  ASSENT_MAX_LONG_POLLS    long polls (GET ?wait=) this replica holds at once;
+                           over it, long polls answer 503 with Retry-After
+                           (default 4096)
+  ASSENT_MAX_LONG_POLLS_PER_PRINCIPAL  long polls one principal may hold on
+                           this replica; over it, 429 rate_limited with
+                           Retry-After (default 1024)
   ASSENT_SEAL_KEYS_FILE    the published decider public keys; only records a
                            seal signed with one of them covers are applied
                            (default infra/keys/decider-keys.json)
+  ASSENT_COMMAND_KEY_FILE  Ed25519 private key (PKCS #8 PEM) that signs every
+                           command this service produces (required: the decider
+                           refuses unsigned commands). Demo key, for scripts/up
+                           and tests only: infra/keys/demo-api.key.pem
+  ASSENT_COMMAND_KEY_ID    its key id in infra/keys/service-keys.json, which
+                           names the principal it speaks as (required; demo
+                           key: demo-api-2026-01)
   ASSENT_LOG_LEVEL         debug, info, warn, error (default info)
 `
 
@@ -80,8 +110,11 @@ func Load(getenv func(string) string) (Config, error) {
 	topics, terr := eventlog.TopicSpecFromEnv(getenv)
 	keys, kerrs := projection.LoadKeys(getenv)
 	env.Add(kerrs)
+	signer, serr := command.LoadSigner(getenv)
+	env.Add(serr)
 	cfg := Config{
 		Keys:       keys,
+		CommandKey: signer,
 		Kafka:      kafka,
 		Topics:     topics,
 		HTTPAddr:   env.String("ASSENT_HTTP_ADDR", "127.0.0.1:8080"),
@@ -89,6 +122,13 @@ func Load(getenv func(string) string) (Config, error) {
 		WriteWait:  env.Duration("ASSENT_WRITE_WAIT", 5*time.Second),
 		MaxBody:    int64(env.Int("ASSENT_MAX_BODY", 64<<10, 1<<10, 16<<20)),
 		LogLevel:   env.String("ASSENT_LOG_LEVEL", "info"),
+	}
+	cfg.WriteRate = env.Int("ASSENT_WRITE_RATE", 200, 0, 1_000_000)
+	cfg.WriteBurst = env.Int("ASSENT_WRITE_BURST", max(1, 2*cfg.WriteRate), 1, 2_000_000)
+	cfg.MaxLongPolls = env.Int("ASSENT_MAX_LONG_POLLS", 4096, 1, 1_000_000)
+	cfg.MaxLongPollsPerPrincipal = env.Int("ASSENT_MAX_LONG_POLLS_PER_PRINCIPAL", min(1024, cfg.MaxLongPolls), 1, 1_000_000)
+	if cfg.MaxLongPollsPerPrincipal > cfg.MaxLongPolls {
+		env.Problem("ASSENT_MAX_LONG_POLLS_PER_PRINCIPAL (%d) must not exceed ASSENT_MAX_LONG_POLLS (%d)", cfg.MaxLongPollsPerPrincipal, cfg.MaxLongPolls)
 	}
 	cfg.Instance = env.Instance("api", cfg.HTTPAddr)
 	cfg.DataDir = env.String("ASSENT_DATA_DIR", ".run/"+cfg.Instance)

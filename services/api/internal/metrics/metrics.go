@@ -21,6 +21,16 @@ type Metrics struct {
 	Approval     prometheus.Histogram
 	Decisions    *prometheus.CounterVec
 	Ready        prometheus.GaugeFunc
+	// LongPolls is how many long polls the replica holds now;
+	// LongPollsRefused counts those refused by a limit (principal: 429,
+	// replica: 503); WritesThrottled counts writes refused with 429 for a
+	// principal over its write rate.
+	LongPolls        prometheus.Gauge
+	LongPollsRefused *prometheus.CounterVec
+	WritesThrottled  prometheus.Counter
+	// WritesUnavailable counts writes answered 503 writes_unavailable at
+	// once, while the replica could not reach Kafka.
+	WritesUnavailable prometheus.Counter
 }
 
 // latencyBuckets suit answers that take milliseconds and waits that take
@@ -44,7 +54,7 @@ func New(reg prometheus.Registerer, ready func() bool) *Metrics {
 			Name: "assent_api_command_send_seconds", Help: "Time for Kafka to acknowledge a command (acks=all).", Buckets: latencyBuckets,
 		}),
 		SendErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "assent_api_command_send_errors_total", Help: "Commands that could not be made durable (answered 503).",
+			Name: "assent_api_command_send_errors_total", Help: "Commands Kafka did not acknowledge, answered 503 outcome_unknown: each may or may not be in the log.",
 		}),
 		WriteWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "assent_api_write_wait_seconds", Help: "Time from a command's acknowledgement until its outcome appeared in the projection, by command type and outcome (accepted, refused, timeout).", Buckets: latencyBuckets,
@@ -63,13 +73,42 @@ func New(reg prometheus.Registerer, ready func() bool) *Metrics {
 			}
 			return 0
 		}),
+		LongPolls: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "assent_api_long_polls_in_flight", Help: "Long polls (GET /v1/requests/{id}?wait=) this replica holds now.",
+		}),
+		LongPollsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "assent_api_long_polls_refused_total", Help: "Long polls refused by a limit: principal (429, ASSENT_MAX_LONG_POLLS_PER_PRINCIPAL) or replica (503, ASSENT_MAX_LONG_POLLS).",
+		}, []string{"limit"}),
+		WritesThrottled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "assent_api_writes_throttled_total", Help: "Writes refused with 429 because their principal was over ASSENT_WRITE_RATE on this replica.",
+		}),
+		WritesUnavailable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "assent_api_writes_unavailable_total", Help: "Writes answered 503 writes_unavailable at once, nothing sent, because this replica could not reach Kafka.",
+		}),
+	}
+	for _, limit := range []string{"principal", "replica"} {
+		m.LongPollsRefused.WithLabelValues(limit)
 	}
 	reg.MustRegister(m.HTTPRequests, m.HTTPSeconds, m.SendSeconds, m.SendErrors, m.WriteWait,
-		m.Approval, m.Decisions, m.Ready)
+		m.Approval, m.Decisions, m.Ready, m.LongPolls, m.LongPollsRefused, m.WritesThrottled, m.WritesUnavailable)
 	return m
 }
 
-// ObserveSend records one command send.
+// RegisterWriteReady exports whether writes can be made durable now
+// (Kafka answers this replica), as /readyz?scope=write reports it.
+func RegisterWriteReady(reg prometheus.Registerer, ready func() bool) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "assent_api_write_ready", Help: "1 while this replica can make writes durable: the projection has caught up and Kafka answers its pings.",
+	}, func() float64 {
+		if ready() {
+			return 1
+		}
+		return 0
+	}))
+}
+
+// ObserveSend records one command send. A failed send is a write answered
+// 503 outcome_unknown.
 func (m *Metrics) ObserveSend(d time.Duration, err error) {
 	m.SendSeconds.Observe(d.Seconds())
 	if err != nil {

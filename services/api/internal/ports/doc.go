@@ -22,12 +22,22 @@
 // the body parsed but the domain refuses its content. The HTTP layer's own
 // refusals carry a code too: an unknown route is 404 not_found, a wrong
 // method 405, a body over ASSENT_MAX_BODY 413 and a body that is not
-// application/json 415, all with code invalid.
+// application/json 415, all with code invalid; a principal over its write
+// rate or its long polls on the replica is 429 rate_limited with
+// Retry-After (limits.go).
 //
 // 5xx problems have type about:blank and no code: they are not refusals.
-// 503 means the command could not be made durable, or the projection is
-// still catching up; Retry-After says when to try again. A 500 is a bug;
-// it is logged with its stack when it was a panic.
+// 503 means the projection is still catching up; Retry-After says when to
+// try again. A 500 is a bug; it is logged with its stack when it was a
+// panic. The exception is 503 outcome_unknown: Kafka did not acknowledge
+// a write's command, which may be in the log anyway. Its problem has the
+// code, its README section as type, request_id and command_id, Retry-After
+// and a Location; a retry with the same Idempotency-Key is the same
+// command. A key reused for a vote or cancel of another body is 422
+// idempotency_key_reused. While the replica cannot reach Kafka, a write
+// is 503 writes_unavailable at once, with Retry-After: nothing was sent.
+// None of these codes is an approval.ReasonCode: no command.rejected event
+// carries them. A long poll over the replica's cap is 503 without a code.
 //
 // # Writes
 //

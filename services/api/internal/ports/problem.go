@@ -30,9 +30,29 @@ type Problem struct {
 	Detail   string              `json:"detail,omitempty"`
 	Instance string              `json:"instance,omitempty"`
 	Code     approval.ReasonCode `json:"code,omitempty"`
+	// RequestID and CommandID name the write of an outcome_unknown
+	// problem: what a retry repeats, and where to look the outcome up.
+	RequestID string `json:"request_id,omitempty"`
+	CommandID string `json:"command_id,omitempty"`
 
 	header http.Header // extra response headers
 }
+
+// The codes only the HTTP API answers. They are not approval.ReasonCodes:
+// no command.rejected event carries them, since the decider never sees
+// these writes as refused.
+const (
+	// CodeOutcomeUnknown (503): Kafka did not acknowledge the command, which
+	// may or may not be in the log; retry with the same Idempotency-Key or
+	// request_id.
+	CodeOutcomeUnknown approval.ReasonCode = "outcome_unknown"
+	// CodeIdempotencyKeyReused (422): the Idempotency-Key names a command
+	// of another body.
+	CodeIdempotencyKeyReused approval.ReasonCode = "idempotency_key_reused"
+	// CodeWritesUnavailable (503): the replica cannot reach Kafka now, so
+	// the write was answered at once and nothing was sent; reads go on.
+	CodeWritesUnavailable approval.ReasonCode = "writes_unavailable"
+)
 
 func (p *Problem) Error() string { return fmt.Sprintf("%d %s: %s", p.Status, p.Code, p.Detail) }
 
@@ -49,6 +69,9 @@ var titles = map[approval.ReasonCode]string{
 	approval.ReasonAlreadyDecided:  "Already decided",
 	approval.ReasonConflict:        "The request id is taken",
 	approval.ReasonExpired:         "Expired",
+	CodeOutcomeUnknown:             "Outcome unknown",
+	CodeIdempotencyKeyReused:       "Idempotency-Key reused",
+	CodeWritesUnavailable:          "Writes unavailable",
 }
 
 // StatusOf is the HTTP status of a reason code.
@@ -63,6 +86,10 @@ func StatusOf(code approval.ReasonCode) int {
 	case approval.ReasonConflict, approval.ReasonDuplicateVote, approval.ReasonAlreadyDecided, approval.ReasonExpired:
 		return http.StatusConflict
 	case approval.ReasonInvalid, approval.ReasonNoPolicy:
+		return http.StatusUnprocessableEntity
+	case CodeOutcomeUnknown, CodeWritesUnavailable:
+		return http.StatusServiceUnavailable
+	case CodeIdempotencyKeyReused:
 		return http.StatusUnprocessableEntity
 	default:
 		return http.StatusUnprocessableEntity
@@ -96,6 +123,38 @@ func unavailable(detail string) *Problem {
 	return p
 }
 
+// outcomeUnknown is the answer to a write whose send Kafka did not
+// acknowledge. It cannot say "nothing happened": the command may be in the
+// log. It names the request and the command, and the Location to read the
+// outcome at; a retry with the same Idempotency-Key (or, for a submit, the
+// same request_id and body) is decided at most once.
+func outcomeUnknown(rid, cid string) *Problem {
+	p := refusal(CodeOutcomeUnknown, "Kafka did not acknowledge the command, so it may or may not be in the log. "+
+		"Retry the same request with the same Idempotency-Key (a submit: the same request_id and body): "+
+		"it names the same command, which is decided at most once. "+
+		"Without a key, a retried vote or cancel is a new command; look for command_id in the request's events first.")
+	p.RequestID, p.CommandID = rid, cid
+	p.header = http.Header{"Retry-After": {"1"}}
+	if rid != "" {
+		p.header.Set(echo.HeaderLocation, location(rid))
+	}
+	return p
+}
+
+// writesUnavailableRetry is the Retry-After of a write refused while
+// Kafka is away: about the time the replica takes to notice it is back.
+const writesUnavailableRetry = "2"
+
+// writesUnavailable is the answer to a write while the replica cannot
+// reach Kafka (why): nothing was sent, so a retry, here or on another
+// replica, is safe.
+func writesUnavailable(why error) *Problem {
+	p := refusal(CodeWritesUnavailable, fmt.Sprintf("this replica cannot reach Kafka now (%v), so nothing was sent; "+
+		"retry after Retry-After seconds, here or on another replica. Reads go on.", why))
+	p.header = http.Header{"Retry-After": {writesUnavailableRetry}}
+	return p
+}
+
 func unauthenticated(detail, bearerError string) *Problem {
 	p := refusal(approval.ReasonUnauthenticated, detail)
 	challenge := `Bearer realm="assent"`
@@ -111,6 +170,7 @@ func unauthenticated(detail, bearerError string) *Problem {
 func toProblem(err error) (p *Problem, bug bool) {
 	var (
 		r  *approval.Refusal
+		kr *app.KeyReusedError
 		he *echo.HTTPError
 	)
 	switch {
@@ -119,8 +179,10 @@ func toProblem(err error) (p *Problem, bug bool) {
 		return &cp, false
 	case errors.As(err, &r):
 		return refusal(r.Code, r.Detail), false
-	case errors.Is(err, app.ErrUnavailable):
-		return unavailable("the command could not be written to Kafka; nothing happened, retry later"), false
+	case errors.As(err, &kr):
+		return refusal(CodeIdempotencyKeyReused, kr.Detail), false
+	case errors.Is(err, app.ErrOutcomeUnknown):
+		return outcomeUnknown("", ""), false
 	case errors.Is(err, app.ErrNotReady):
 		return unavailable("the projection is catching up with the event log; retry later"), false
 	case errors.Is(err, app.ErrBadCursor):

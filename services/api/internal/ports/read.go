@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/services/api/internal/app"
 )
 
@@ -22,12 +23,31 @@ func (s *server) get(c echo.Context) error {
 		}
 		wait = d
 	}
-	st, err := s.cfg.App.Get(c.Request().Context(), pathParam(c, "id"), wait)
+	id := pathParam(c, "id")
+	if wait > 0 {
+		release, refusal := s.limits.poll(principal(c).ID)
+		if refusal != nil {
+			// A request that is already decided needs no wait: answer it.
+			if st, err := s.cfg.App.Get(c.Request().Context(), id, 0); err == nil && st.Status.Terminal() {
+				return writeJSON(c, http.StatusOK, echo.MIMEApplicationJSON, viewOf(st))
+			}
+			s.limits.refusedPoll(principal(c).ID, refusal)
+			return refusal
+		}
+		defer release()
+		// The answer may come after the server's write timeout.
+		_ = daemon.ExtendWrite(c.Response(), min(wait, app.MaxWait)+longPollSlack) // not supported by httptest's recorder
+	}
+	st, err := s.cfg.App.Get(c.Request().Context(), id, wait)
 	if err != nil {
 		return err
 	}
 	return writeJSON(c, http.StatusOK, echo.MIMEApplicationJSON, viewOf(st))
 }
+
+// longPollSlack is the time a long poll's answer gets, beyond its wait, to
+// be written.
+const longPollSlack = 10 * time.Second
 
 type listBody struct {
 	Items      []requestView `json:"items"`

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/services/api/internal/app"
 	"github.com/assent-dev/assent/services/api/internal/auth"
 	"github.com/assent-dev/assent/services/api/internal/metrics"
@@ -27,13 +28,30 @@ type Config struct {
 	Registry *prometheus.Registry // served on /metrics; optional
 	Logger   *slog.Logger
 	MaxBody  int64
-	// Ready reports whether the replica can serve: nil, or why not.
+	// Ready reports whether the replica can serve reads: nil, or why not.
+	// /readyz answers it.
 	Ready func(ctx context.Context) error
+	// WriteReady reports whether writes can be made durable now: nil, or
+	// why not. /readyz?scope=write answers it.
+	WriteReady func(ctx context.Context) error
+	// Writable reports at once, without a round trip to Kafka, whether
+	// writes can be sent now: nil, or why not (Kafka is unreachable).
+	// While it reports an error, writes answer 503 writes_unavailable
+	// with Retry-After at once, and nothing is sent. Nil: always try.
+	Writable func() error
+	// Limits bound what one principal, and all of them together, may hold
+	// of this replica.
+	Limits Limits
+	// WriteTimeout is the longest a write may take to answer: the produce
+	// and the wait for its outcome. A write moves its connection's write
+	// deadline that far. Zero leaves the server's.
+	WriteTimeout time.Duration
 }
 
 type server struct {
 	cfg    Config
 	routes map[string]bool
+	limits *limiter
 }
 
 // New returns the HTTP handler of API v1 and the probes.
@@ -44,7 +62,7 @@ func New(cfg Config) http.Handler {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 64 << 10
 	}
-	s := &server{cfg: cfg, routes: map[string]bool{}}
+	s := &server{cfg: cfg, routes: map[string]bool{}, limits: newLimiter(cfg.Limits, cfg.Metrics, cfg.Logger)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)
@@ -64,7 +82,8 @@ func New(cfg Config) http.Handler {
 	}
 	// Authentication is per route, not on a group: echo gives a group
 	// with middleware a catch-all route, which would answer 404 where a
-	// wrong method deserves 405.
+	// wrong method deserves 405. Writes are then held to their
+	// principal's rate (limits.go).
 	for _, r := range []struct {
 		method, path string
 		h            echo.HandlerFunc
@@ -76,6 +95,10 @@ func New(cfg Config) http.Handler {
 		{http.MethodPost, "/v1/requests/:id/votes", s.vote},
 		{http.MethodPost, "/v1/requests/:id/cancel", s.cancel},
 	} {
+		if r.method == http.MethodPost {
+			e.Add(r.method, r.path, r.h, s.authenticate, s.bounded)
+			continue
+		}
 		e.Add(r.method, r.path, r.h, s.authenticate)
 	}
 	for _, r := range e.Routes() {
@@ -129,12 +152,54 @@ func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// bounded refuses a write at once while Kafka is known to be away
+// (docs/architecture.md, "Failure model": reads go on, writes wait), holds
+// it to its principal's rate, both before its body is read, and gives it
+// the time to answer that the produce and the wait for its outcome need,
+// beyond the server's write timeout.
+func (s *server) bounded(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.cfg.Writable != nil {
+			if err := s.cfg.Writable(); err != nil {
+				if s.cfg.Metrics != nil {
+					s.cfg.Metrics.WritesUnavailable.Inc()
+				}
+				return writesUnavailable(err)
+			}
+		}
+		if p := s.limits.write(principal(c).ID); p != nil {
+			return p
+		}
+		if s.cfg.WriteTimeout > 0 {
+			_ = daemon.ExtendWrite(c.Response(), s.cfg.WriteTimeout) // not supported by httptest's recorder
+		}
+		return next(c)
+	}
+}
+
+// readyz is /readyz: the replica can serve reads (its projection has
+// caught up), which is what a load balancer should follow, since reads
+// go on while Kafka is away. /readyz?scope=write also needs writes to be
+// possible: Kafka answers this replica.
 func (s *server) readyz(c echo.Context) error {
-	if s.cfg.Ready != nil {
+	ready := s.cfg.Ready
+	scope := c.QueryParam("scope")
+	switch scope {
+	case "", "read":
+		scope = ""
+	case "write":
+		scope = " for writes"
+		if s.cfg.WriteReady != nil {
+			ready = s.cfg.WriteReady
+		}
+	default:
+		return c.String(http.StatusBadRequest, "scope must be read or write, got "+quote(scope)+"\n")
+	}
+	if ready != nil {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
 		defer cancel()
-		if err := s.cfg.Ready(ctx); err != nil {
-			return c.String(http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n")
+		if err := ready(ctx); err != nil {
+			return c.String(http.StatusServiceUnavailable, "not ready"+scope+": "+err.Error()+"\n")
 		}
 	}
 	return c.String(http.StatusOK, "ok\n")

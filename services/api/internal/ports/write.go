@@ -2,6 +2,8 @@ package ports
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -35,10 +37,16 @@ func idempotencyKey(c echo.Context) (string, error) {
 }
 
 // answer writes the outcome of a write: the view with status ok, or 202
-// when the outcome did not appear in time.
+// when the outcome did not appear in time, or the problem.
 func answer(c echo.Context, ok int, res app.Result, err error) error {
-	if res.Written {
+	var reused *app.KeyReusedError
+	if res.Written && !errors.As(err, &reused) {
+		// A reused key's command is another write's, not this one's.
 		c.Response().Header().Set(HeaderCommandID, res.CommandID)
+	}
+	if errors.Is(err, app.ErrOutcomeUnknown) {
+		p := outcomeUnknown(res.RequestID, res.CommandID)
+		return fmt.Errorf("%w: %w", p, err) // the problem answers; the cause is logged
 	}
 	if err != nil {
 		return err

@@ -3,7 +3,9 @@ package ports_test
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -165,14 +167,202 @@ func TestSlowDecisionIsWaitedFor(t *testing.T) {
 	h.submit(deployBot, deploy("r-late", "ship"), http.StatusCreated)
 }
 
-func TestSendFailureIsUnavailable(t *testing.T) {
+// TestSendFailureIsOutcomeUnknown: a send Kafka did not acknowledge may
+// still have been written, so the api cannot say "nothing happened". It
+// answers 503 outcome_unknown with the ids a retry must repeat, and a
+// submit without request_id or key still gets a request id to retry with.
+func TestSendFailureIsOutcomeUnknown(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.log.Fail = errors.New("NOT_ENOUGH_REPLICAS")
-	r := h.do(http.MethodPost, "/v1/requests", deployBot, deploy("r-down", "ship"))
-	requireProblem(t, r, http.StatusServiceUnavailable, "")
+	body := `{"action":{"type":"deploy","resource":"services/web","environment":"production"},"reason":"r"}`
+	r := h.do(http.MethodPost, "/v1/requests", deployBot, body)
+	p := requireProblem(t, r, http.StatusServiceUnavailable, "outcome_unknown")
 	require.Equal(t, "1", r.Header().Get("Retry-After"))
 	require.NotContains(t, string(r.body), "NOT_ENOUGH_REPLICAS", "internals stay in the log")
+	rid, _ := p["request_id"].(string)
+	require.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-7`, rid, "the request id made for the submit, to retry with")
+	require.NotEmpty(t, p["command_id"])
+	require.Equal(t, "/v1/requests/"+rid, r.Header().Get("Location"), "where to look the outcome up")
+	require.Empty(t, r.Header().Get("Assent-Command-Id"), "no command is known to be in the log")
+
+	// A vote and a cancel name their request and command too.
+	for path, body := range map[string]string{"/v1/requests/r-down/votes": `{"decision":"approve"}`, "/v1/requests/r-down/cancel": ""} {
+		r = h.do(http.MethodPost, path, alice, body, "Idempotency-Key: k-1")
+		p = requireProblem(t, r, http.StatusServiceUnavailable, "outcome_unknown")
+		require.Equal(t, "r-down", p["request_id"], path)
+		require.NotEmpty(t, p["command_id"], path)
+		require.Equal(t, "/v1/requests/r-down", r.Header().Get("Location"), path)
+	}
+
+	// Kafka is back: the retry with the request id it was given is the
+	// same submit, and there is one request.
+	h.log.Fail = nil
+	retry := strings.Replace(body, `{"action"`, `{"request_id":"`+rid+`","action"`, 1)
+	v := h.submit(deployBot, retry, http.StatusCreated)
+	require.Equal(t, rid, v["id"])
+	v = h.submit(deployBot, retry, http.StatusCreated)
+	require.Equal(t, rid, v["id"])
+	require.Len(t, h.log.Sent(), 1, "the second retry is answered from the projection")
+}
+
+// TestLostAcknowledgementRetryIsExactlyOnce: Kafka wrote the command but
+// its acknowledgement was lost, so the api answered outcome_unknown. A
+// retry with the same Idempotency-Key names the same command, whether the
+// first one was decided already (answered from the projection) or not yet
+// (sent again, and the decider's command-id dedupe adds nothing).
+func TestLostAcknowledgementRetryIsExactlyOnce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	lost := errors.New("the connection to the leader was cut after the write")
+	body := `{"action":{"type":"deploy","resource":"services/payments/api","environment":"production"},"reason":"PCI release"}`
+
+	// A keyed submit without request_id: decided already when retried.
+	h.log.FailAfterWrite = lost
+	r := h.do(http.MethodPost, "/v1/requests", deployBot, body, "Idempotency-Key: build-7")
+	p := requireProblem(t, r, http.StatusServiceUnavailable, "outcome_unknown")
+	rid, cid := p["request_id"].(string), p["command_id"].(string)
+	require.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-8`, rid, "derived from the key")
+	require.Len(t, h.log.Sent(), 1)
+	require.Equal(t, cid, h.log.Sent()[0].CommandID, "the body names the command that was written")
+	h.log.FailAfterWrite = nil
+	requireEventually(t, func() bool { return h.do(http.MethodGet, "/v1/requests/"+rid, deployBot, "").Code == http.StatusOK })
+	r = h.do(http.MethodPost, "/v1/requests", deployBot, body, "Idempotency-Key: build-7")
+	require.Equal(t, http.StatusCreated, r.Code, "body: %s", r.body)
+	require.Equal(t, rid, r.json(t)["id"])
+	require.Equal(t, cid, r.Header().Get("Assent-Command-Id"))
+	require.Len(t, h.log.Sent(), 1, "answered from the projection")
+
+	// A keyed vote retried before the first is decided: sent again under
+	// the same command id, and counted once. The fake decides each command
+	// 100ms after its send, so the retry finds no outcome yet.
+	d := newHarness(t)
+	d.log.Delay = 100 * time.Millisecond
+	d.submit(deployBot, payments("r-lost"), http.StatusCreated)
+	path := "/v1/requests/r-lost/votes"
+	d.log.FailAfterWrite = lost
+	r = d.do(http.MethodPost, path, alice, `{"decision":"approve","comment":"ok"}`, "Idempotency-Key: vote-1")
+	p = requireProblem(t, r, http.StatusServiceUnavailable, "outcome_unknown")
+	vid := p["command_id"].(string)
+	require.Equal(t, "r-lost", p["request_id"])
+	d.log.FailAfterWrite = nil
+	r = d.do(http.MethodPost, path, alice, `{"decision":"approve","comment":"ok"}`, "Idempotency-Key: vote-1")
+	require.Equal(t, http.StatusOK, r.Code, "body: %s", r.body)
+	require.Equal(t, vid, r.Header().Get("Assent-Command-Id"))
+	sent := d.log.Sent()
+	require.Len(t, sent, 3)
+	require.Equal(t, vid, sent[1].CommandID)
+	require.Equal(t, vid, sent[2].CommandID, "the retry is the same command")
+	v := r.json(t)
+	require.Len(t, v["votes"], 1)
+	require.EqualValues(t, 1, v["approvals"])
+
+	// Both sends are decided; the second adds nothing (I2).
+	d.log.Settle()
+	n := 0
+	for _, e := range d.do(http.MethodGet, "/v1/requests/r-lost/events", deployBot, "").json(t)["items"].([]any) {
+		ev := e.(map[string]any)["event"].(map[string]any)
+		require.NotEqual(t, approval.TypeCommandRejected, ev["type"])
+		if ev["type"] == approval.TypeVoteRecorded {
+			n++
+			require.Equal(t, vid, ev["commandid"])
+		}
+	}
+	require.Equal(t, 1, n, "one vote.recorded for two sends of the command")
+	h.validateSent()
+	d.validateSent()
+}
+
+// requireEventually polls cond until it holds, for at most 5s.
+func requireEventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		require.False(t, time.Now().After(deadline), "the condition did not hold within 5s")
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestIdempotencyKeyReusedOnVoteAndCancel: a key names one intention. A
+// retry with the same body gets the first outcome; the same key with
+// another body is a client bug, refused 422 idempotency_key_reused rather
+// than answered with the first outcome as if it were this one.
+func TestIdempotencyKeyReusedOnVoteAndCancel(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.submit(deployBot, payments("r-reuse"), http.StatusCreated)
+	path := "/v1/requests/r-reuse/votes"
+	r := h.do(http.MethodPost, path, alice, `{"decision":"approve","comment":"lgtm"}`, "Idempotency-Key: k-vote")
+	require.Equal(t, http.StatusOK, r.Code, "body: %s", r.body)
+	first := r.Header().Get("Assent-Command-Id")
+	n := len(h.log.Sent())
+	for _, body := range []string{
+		`{"decision":"reject","comment":"lgtm"}`,
+		`{"decision":"approve","comment":"looks fine"}`,
+		`{"decision":"approve"}`,
+	} {
+		r = h.do(http.MethodPost, path, alice, body, "Idempotency-Key: k-vote")
+		p := requireProblem(t, r, http.StatusUnprocessableEntity, "idempotency_key_reused")
+		require.Equal(t, "https://github.com/assent-dev/assent/blob/main/schemas/README.md#idempotency_key_reused", p["type"])
+		require.Empty(t, r.Header().Get("Assent-Command-Id"), body)
+	}
+	require.Len(t, h.log.Sent(), n, "refused before anything is sent")
+	// The same body is still the retry it always was.
+	r = h.do(http.MethodPost, path, alice, `{"decision":"approve","comment":"lgtm"}`, "Idempotency-Key: k-vote")
+	require.Equal(t, http.StatusOK, r.Code, "body: %s", r.body)
+	require.Equal(t, first, r.Header().Get("Assent-Command-Id"))
+	v := h.do(http.MethodGet, "/v1/requests/r-reuse", alice, "").json(t)
+	require.Equal(t, []any{map[string]any{"voter": "user:alice@example.com", "decision": "approve", "comment": "lgtm", "at": v["votes"].([]any)[0].(map[string]any)["at"]}}, v["votes"])
+
+	// Another voter's vote under the same key string is another command.
+	r = h.do(http.MethodPost, path, heidi, `{"decision":"reject"}`, "Idempotency-Key: k-vote")
+	require.Equal(t, http.StatusOK, r.Code, "body: %s", r.body)
+	require.Equal(t, "rejected", r.json(t)["status"])
+
+	// Cancel: the reason is the body.
+	h.submit(deployBot, deploy("r-reuse-c", "x"), http.StatusCreated)
+	cpath := "/v1/requests/r-reuse-c/cancel"
+	r = h.do(http.MethodPost, cpath, deployBot, `{"reason":"superseded"}`, "Idempotency-Key: k-cancel")
+	require.Equal(t, http.StatusOK, r.Code, "body: %s", r.body)
+	for _, body := range []string{`{"reason":"wrong build"}`, ``, `{}`} {
+		r = h.do(http.MethodPost, cpath, deployBot, body, "Idempotency-Key: k-cancel")
+		requireProblem(t, r, http.StatusUnprocessableEntity, "idempotency_key_reused")
+	}
+	r = h.do(http.MethodPost, cpath, deployBot, `{"reason":"superseded"}`, "Idempotency-Key: k-cancel")
+	require.Equal(t, http.StatusOK, r.Code, "body: %s", r.body)
+	require.Equal(t, "cancelled", r.json(t)["status"])
+
+	// Two bodies under one key at once, each sent before either is
+	// decided (the fake decides 50ms after a send): the decider decides
+	// the key's command once, and the write whose body lost is refused.
+	d := newHarness(t)
+	d.log.Delay = 50 * time.Millisecond
+	d.submit(deployBot, payments("r-race"), http.StatusCreated)
+	bodies := []string{`{"decision":"approve"}`, `{"decision":"reject"}`}
+	answers := make([]response, len(bodies))
+	var wg sync.WaitGroup
+	for i, body := range bodies {
+		wg.Go(func() {
+			answers[i] = d.do(http.MethodPost, "/v1/requests/r-race/votes", bob, body, "Idempotency-Key: k-race")
+		})
+	}
+	wg.Wait()
+	won := slices.IndexFunc(answers, func(r response) bool { return r.Code == http.StatusOK })
+	require.GreaterOrEqual(t, won, 0, "one of them is the key's vote: %s / %s", answers[0].body, answers[1].body)
+	requireProblem(t, answers[1-won], http.StatusUnprocessableEntity, "idempotency_key_reused")
+	votes := answers[won].json(t)["votes"].([]any)
+	require.Len(t, votes, 1)
+	require.Equal(t, []string{"approve", "reject"}[won], votes[0].(map[string]any)["decision"])
+	d.log.Settle()
+	require.Len(t, d.do(http.MethodGet, "/v1/requests/r-race", bob, "").json(t)["votes"], 1)
+
+	// A key whose command was refused answers that refusal: the refusal
+	// of a vote never depends on its decision or comment.
+	r = h.do(http.MethodPost, path, erin, `{"decision":"approve"}`, "Idempotency-Key: k-erin")
+	requireProblem(t, r, http.StatusConflict, "already_decided")
+	r = h.do(http.MethodPost, path, erin, `{"decision":"reject"}`, "Idempotency-Key: k-erin")
+	requireProblem(t, r, http.StatusConflict, "already_decided")
+	h.validateSent()
 }
 
 func TestVotes(t *testing.T) {

@@ -40,7 +40,7 @@ func TestBadConfigurationIsAnErrorNotAPanic(t *testing.T) {
 	// A missing tokens file is reported before Kafka is touched.
 	err = service.Main(t.Context(), nil, func(k string) string {
 		return map[string]string{"ASSENT_KAFKA_BROKERS": "127.0.0.1:1", "ASSENT_TOKENS_FILE": "/nonexistent/tokens.yaml",
-			"ASSENT_SEAL_KEYS_FILE": "../../../../infra/keys/decider-keys.json"}[k]
+			"ASSENT_SEAL_KEYS_FILE": "../../../../infra/keys/decider-keys.json", "ASSENT_COMMAND_KEY_FILE": "../../../../infra/keys/demo-api.key.pem", "ASSENT_COMMAND_KEY_ID": "demo-api-2026-01"}[k]
 	}, nil, &out)
 	require.ErrorContains(t, err, "tokens file")
 }

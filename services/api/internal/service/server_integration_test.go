@@ -38,6 +38,10 @@ const (
 	zed       = "demo-zed"           // in no policy
 )
 
+// httpClient bounds every call of the tests: longer than the longest long
+// poll (60s) and than a write's produce and wait.
+var httpClient = &http.Client{Timeout: 90 * time.Second}
+
 // cluster is two deciders (processes) and two api replicas (in-process)
 // on topics of their own.
 type cluster struct {
@@ -55,13 +59,28 @@ func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	brokers := kafkatest.Brokers(t)
 	topics := kafkatest.NewTopics(t, 12)
-	bin := systest.Build(t, "decider")
-	root := systest.RepoRoot()
 	c := &cluster{t: t, topics: topics, kafka: kafkatest.Config(t, "api-e2e")}
-
+	startDeciders(t, topics, brokers)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	group := "test-decider-" + topics.Commands
+	for i := range 2 {
+		c.apis = append(c.apis, startAPI(t, topics, brokers, fmt.Sprintf("api-%d", i)))
+	}
+	for _, base := range c.apis {
+		require.NoError(t, waitReady(ctx, base))
+	}
+	return c
+}
+
+// startDeciders runs two deciders (processes) on topics, straight to the
+// cluster (they authenticate with the environment's ASSENT_KAFKA_USER and
+// ASSENT_KAFKA_PASSWORD_FILE, which they inherit).
+func startDeciders(t *testing.T, topics eventlog.TopicSpec, brokers []string) {
+	t.Helper()
+	bin := systest.Build(t, "decider")
+	root := systest.RepoRoot()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
 	for i := range 2 {
 		p := systest.NewProc(t, filepath.Join(bin, "decider"), fmt.Sprintf("decider-%d-%s", i, topics.Commands),
 			"ASSENT_KAFKA_BROKERS="+strings.Join(brokers, ","),
@@ -69,7 +88,7 @@ func startCluster(t *testing.T) *cluster {
 			"ASSENT_PARTITIONS=12",
 			"ASSENT_COMMANDS_TOPIC="+topics.Commands,
 			"ASSENT_EVENTS_TOPIC="+topics.Events,
-			"ASSENT_DECIDER_GROUP="+group,
+			"ASSENT_DECIDER_GROUP=test-decider-"+topics.Commands,
 			"ASSENT_LOG_LEVEL=info",
 		)
 		p.Start()
@@ -81,34 +100,33 @@ func startCluster(t *testing.T) *cluster {
 			}
 		})
 	}
-	for i := range 2 {
-		c.apis = append(c.apis, startAPI(t, topics, brokers, fmt.Sprintf("api-%d", i)))
-	}
-	for _, base := range c.apis {
-		require.NoError(t, waitReady(ctx, base))
-	}
-	return c
 }
 
-// startAPI runs one api replica in-process until the test ends.
-func startAPI(t *testing.T, topics eventlog.TopicSpec, brokers []string, name string) string {
+// startAPI runs one api replica in-process until the test ends. env
+// ("KEY=value") adds to or overrides its environment.
+func startAPI(t *testing.T, topics eventlog.TopicSpec, brokers []string, name string, env ...string) string {
 	t.Helper()
-	cfg, err := config.Load(func(k string) string {
-		return map[string]string{ //nolint:gosec // G101: a path to the demo tokens file, not a credential
-			"ASSENT_KAFKA_USER": os.Getenv("ASSENT_KAFKA_USER"), "ASSENT_KAFKA_PASSWORD_FILE": os.Getenv("ASSENT_KAFKA_PASSWORD_FILE"),
-			"ASSENT_KAFKA_BROKERS":  strings.Join(brokers, ","),
-			"ASSENT_INSTANCE_ID":    name + "-" + topics.Commands,
-			"ASSENT_DATA_DIR":       filepath.Join(t.TempDir(), name),
-			"ASSENT_TOKENS_FILE":    "../../testdata/tokens.yaml",
-			"ASSENT_SEAL_KEYS_FILE": systest.DemoKeysFile(),
-			"ASSENT_PARTITIONS":     "12",
-			"ASSENT_COMMANDS_TOPIC": topics.Commands,
-			"ASSENT_EVENTS_TOPIC":   topics.Events,
-			// Generous, so that a slow first rebalance of the deciders
-			// gives a late 201 rather than a 202 the test did not expect.
-			"ASSENT_WRITE_WAIT": "20s",
-		}[k]
-	})
+	vars := map[string]string{ //nolint:gosec // G101: a path to the demo tokens file, not a credential
+		"ASSENT_KAFKA_USER": os.Getenv("ASSENT_KAFKA_USER"), "ASSENT_KAFKA_PASSWORD_FILE": os.Getenv("ASSENT_KAFKA_PASSWORD_FILE"),
+		"ASSENT_KAFKA_BROKERS":    strings.Join(brokers, ","),
+		"ASSENT_INSTANCE_ID":      name + "-" + topics.Commands,
+		"ASSENT_DATA_DIR":         filepath.Join(t.TempDir(), name),
+		"ASSENT_TOKENS_FILE":      "../../testdata/tokens.yaml",
+		"ASSENT_SEAL_KEYS_FILE":   systest.DemoKeysFile(),
+		"ASSENT_COMMAND_KEY_FILE": systest.DemoCommandKeyFile(systest.ServiceAPI),
+		"ASSENT_COMMAND_KEY_ID":   systest.DemoCommandKeyID(systest.ServiceAPI),
+		"ASSENT_PARTITIONS":       "12",
+		"ASSENT_COMMANDS_TOPIC":   topics.Commands,
+		"ASSENT_EVENTS_TOPIC":     topics.Events,
+		// Generous, so that a slow first rebalance of the deciders
+		// gives a late 201 rather than a 202 the test did not expect.
+		"ASSENT_WRITE_WAIT": "20s",
+	}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	cfg, err := config.Load(func(k string) string { return vars[k] })
 	require.NoError(t, err)
 	cfg.Listener, err = net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -125,7 +143,7 @@ func startAPI(t *testing.T, topics eventlog.TopicSpec, brokers []string, name st
 		case <-time.After(30 * time.Second):
 			t.Errorf("%s did not stop within 30s", name)
 		}
-		if t.Failed() {
+		if t.Failed() || os.Getenv("ASSENT_TEST_LOGS") != "" {
 			t.Logf("%s log (tail):\n%s", name, tail(logs.String(), 40))
 		}
 	})
@@ -135,7 +153,7 @@ func startAPI(t *testing.T, topics eventlog.TopicSpec, brokers []string, name st
 func waitReady(ctx context.Context, base string) error {
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := httpClient.Do(req)
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -189,7 +207,7 @@ func (c *cluster) call(t *testing.T, i int, method, path, token, body string, he
 		k, v, _ := strings.Cut(h, ": ")
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	require.NoError(t, err)
 	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
@@ -562,7 +580,7 @@ func (c *cluster) longPoll(t *testing.T) {
 		began := time.Now()
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, c.apis[1]+"/v1/requests/"+rid+"?wait=50s", nil)
 		req.Header.Set("Authorization", "Bearer "+zed)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := httpClient.Do(req)
 		if err != nil {
 			done <- result{reply{status: -1, body: []byte(err.Error())}, time.Since(began)}
 			return

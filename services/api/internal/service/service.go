@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/assent-dev/assent/libs/daemon"
+	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
@@ -35,6 +36,10 @@ import (
 // end at once on shutdown (writes answer 202, long polls what they have),
 // so this only covers requests that are producing or reading.
 const shutdownGrace = 10 * time.Second
+
+// writeSlack is the time a write's answer gets, beyond its produce and
+// its wait, to be written.
+const writeSlack = 5 * time.Second
 
 // Main runs the command line: the service, --help, or hash-token.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
@@ -111,28 +116,55 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	runner.RegisterMetrics(reg, func() float64 { return float64(store.Invalid.Load()) })
 	m := metrics.New(reg, runner.Ready)
 	store.OnEvent = m.OnEvent(runner.Ready)
+	kafka := newKafkaWatch(cl.Ping, log)
+	readsReady := func(context.Context) error {
+		if !runner.Ready() {
+			return errors.New("the projection is catching up with the event log")
+		}
+		return nil
+	}
+	writesReady := func(ctx context.Context) error {
+		if err := readsReady(ctx); err != nil {
+			return err
+		}
+		return kafka.Err()
+	}
+	metrics.RegisterWriteReady(reg, func() bool { return writesReady(ctx) == nil })
 
 	g, gctx := errgroup.WithContext(ctx)
 	a := app.New(app.Config{
-		Sender:      command.Kafka{Client: cl, Topic: cfg.Topics.Commands},
-		Projection:  runner,
-		Store:       store,
-		WriteWait:   cfg.WriteWait,
-		Done:        gctx.Done(),
-		ObserveSend: m.ObserveSend,
+		Sender:     command.Kafka{Client: cl, Topic: cfg.Topics.Commands, Signer: cfg.CommandKey},
+		Projection: runner,
+		Store:      store,
+		WriteWait:  cfg.WriteWait,
+		Done:       gctx.Done(),
+		ObserveSend: func(d time.Duration, err error) {
+			m.ObserveSend(d, err)
+			if err != nil {
+				kafka.Nudge() // is Kafka away? then the next writes need not wait to learn it
+			}
+		},
 		ObserveWait: m.ObserveWait,
 	})
+	delivery := cfg.Kafka.RecordDeliveryTimeout
+	if delivery <= 0 {
+		delivery = eventlog.DefaultRecordDeliveryTimeout
+	}
 	h := ports.New(ports.Config{
 		App: a, Tokens: tokens, Metrics: m, Registry: reg, Logger: log, MaxBody: cfg.MaxBody,
-		Ready: func(ctx context.Context) error {
-			if !runner.Ready() {
-				return errors.New("the projection is catching up with the event log")
-			}
-			if err := cl.Ping(ctx); err != nil {
-				return fmt.Errorf("kafka is unreachable: %w", err)
-			}
-			return nil
+		// /readyz follows the projection alone: reads go on while Kafka
+		// is away, and a load balancer should keep the replica for them
+		// (docs/architecture.md, "Failure model"). Writes need Kafka too.
+		Ready:      readsReady,
+		WriteReady: writesReady,
+		Writable:   kafka.Err,
+		Limits: ports.Limits{
+			WriteRate: float64(cfg.WriteRate), WriteBurst: cfg.WriteBurst,
+			LongPolls: cfg.MaxLongPolls, LongPollsPerPrincipal: cfg.MaxLongPollsPerPrincipal,
 		},
+		// A write produces (up to the delivery timeout) and then waits
+		// for its outcome (up to the write wait).
+		WriteTimeout: delivery + cfg.WriteWait + writeSlack,
 	})
 
 	ln := cfg.Listener
@@ -146,6 +178,7 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		"partitions", cfg.Topics.Partitions, "tokens", tokens.Len(), "data_dir", cfg.DataDir)
 	g.Go(func() error { return daemon.ServeListener(gctx, ln, h, shutdownGrace) })
 	g.Go(func() error { return runner.Run(gctx) })
+	g.Go(func() error { return kafka.Run(gctx) })
 	err = g.Wait()
 	log.Info("stopped", "err", err)
 	return err

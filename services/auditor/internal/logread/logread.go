@@ -15,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/assent-dev/assent/libs/eventlog"
 )
@@ -80,6 +81,13 @@ type Sink interface {
 	Records(recs []*kgo.Record) error
 }
 
+// MaxInFlight bounds the bytes of records (values, keys and recordOverhead
+// each) that Read has handed to the sinks and they have not finished.
+const MaxInFlight = 32 << 20
+
+// recordOverhead is what a *kgo.Record costs beyond its key and value.
+const recordOverhead = 256
+
 // Read reads each partition p in from, from offset from[p] up to (not
 // including) to[p], handing the records to sinks[p]. It returns when every
 // partition is read, a sink fails, or ctx ends. Records are read with
@@ -108,7 +116,14 @@ func Read(ctx context.Context, cfg eventlog.Config, topic string, from, to map[i
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	type work struct{ recs []*kgo.Record }
+	type work struct {
+		recs []*kgo.Record
+		size int64
+	}
+	// The bytes handed to the sinks and not yet done are bounded: the
+	// reader outruns the sinks, and the records it would hold otherwise
+	// (up to the whole log) cost memory and garbage collection time.
+	inFlight := semaphore.NewWeighted(MaxInFlight)
 	chans := map[int32]chan work{}
 	var wg sync.WaitGroup
 	for p := range start {
@@ -118,12 +133,12 @@ func Read(ctx context.Context, cfg eventlog.Config, topic string, from, to map[i
 		go func() {
 			defer wg.Done()
 			for w := range ch {
-				if ctx.Err() != nil {
-					continue // drain
+				if ctx.Err() == nil { // else drain
+					if err := sinks[p].Records(w.recs); err != nil {
+						cancel(err)
+					}
 				}
-				if err := sinks[p].Records(w.recs); err != nil {
-					cancel(err)
-				}
+				inFlight.Release(w.size)
 			}
 		}()
 	}
@@ -160,18 +175,22 @@ func Read(ctx context.Context, cfg eventlog.Config, topic string, from, to map[i
 				return
 			}
 			recs := make([]*kgo.Record, 0, len(fp.Records))
+			var size int64
 			for _, r := range fp.Records {
 				if r.Offset >= to[p] {
 					break
 				}
 				recs = append(recs, r)
+				size += int64(len(r.Key)+len(r.Value)) + recordOverhead
 			}
 			last := fp.Records[len(fp.Records)-1].Offset + 1
 			next[p] = min(last, to[p])
-			if len(recs) > 0 {
+			size = min(size, MaxInFlight)
+			if len(recs) > 0 && inFlight.Acquire(ctx, size) == nil {
 				select {
-				case ch <- work{recs}:
+				case ch <- work{recs, size}:
 				case <-ctx.Done():
+					inFlight.Release(size)
 				}
 			}
 			if next[p] >= to[p] {

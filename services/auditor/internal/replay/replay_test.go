@@ -133,3 +133,53 @@ func TestAdminsUnknown(t *testing.T) {
 	require.Len(t, found, 1)
 	require.Contains(t, found[0].Reason, "forbidden")
 }
+
+// TestUnauthenticatedRefusalsAreLegalAnywhere: the decider refuses a
+// command that no published key that may speak for its actor signed
+// before the domain sees it (docs/architecture.md, "Authenticated
+// commands"), under its record's id and as system:decider, whatever the
+// request's state. The replay takes such refusals as legal, of every
+// command type, before and after the decision, and still replays the
+// rest.
+func TestUnauthenticatedRefusalsAreLegalAnywhere(t *testing.T) {
+	t.Parallel()
+	rp := New(Rules{})
+	events := loggen.Events(0, start, time.Second)
+	var withForgeries []approval.Event
+	seq := 0
+	st := approval.State{}
+	forge := func(typ string, at time.Time) {
+		d := approval.Refuse(st, approval.Command{ID: fmt.Sprintf("kafka:assent.commands.v1/0/%d", seq), RequestID: events[0].RequestID,
+			Actor: approval.SystemDecider}, typ, &approval.Refusal{Code: approval.ReasonUnauthenticated, Detail: "not signed"}, at)
+		for _, e := range d.Events {
+			st = approval.Evolve(st, e)
+			withForgeries = append(withForgeries, e)
+			seq = e.Sequence
+		}
+	}
+	forge(approval.TypeSubmit, start) // before the request exists
+	for i, e := range events {
+		e.Sequence = seq + 1
+		st = approval.Evolve(st, e)
+		withForgeries = append(withForgeries, e)
+		seq = e.Sequence
+		if i == 0 {
+			forge(approval.TypeVote, e.Time)
+			forge(approval.TypeExpire, e.Time)
+			forge(approval.TypeCancel, e.Time)
+		}
+	}
+	require.True(t, st.Status.Terminal())
+	forge(approval.TypeRecordNotification, start.Add(time.Hour)) // after the decision
+	forge(approval.TypeVote, start.Add(time.Hour))
+
+	var r Request
+	var found []Finding
+	for k, e := range withForgeries {
+		found = append(found, rp.Add(&r, Item{Offset: int64(k), ID: fmt.Sprint(k), Event: e, Value: []byte("v")})...)
+	}
+	found = append(found, rp.Close(&r)...)
+	require.Empty(t, found)
+	require.Equal(t, st.Status, r.status)
+	require.Equal(t, seq, r.seq)
+}

@@ -156,6 +156,7 @@ func TestIntegrationServeWhileDeciderWrites(t *testing.T) {
 		c.Time = time.Now().UTC()
 		env, err := codec.CommandEnvelope(c, "assent/test")
 		require.NoError(t, err)
+		env = systest.SignCommand(t, systest.ServiceAPI, env) // the api's key may name anyone
 		rec, err := eventlog.NewRecord(topics.Commands, env)
 		require.NoError(t, err)
 		require.NoError(t, cl.ProduceSync(t.Context(), rec).FirstErr())

@@ -40,8 +40,11 @@ Commands:
                                  stream events with partition, offset and hash
   state --request ID --at T      the request as it was at time T, by replay
   serve                          the HTTP query service (Pebble projection)
-  keygen --key-id ID --out FILE  a new Ed25519 checkpoint key (PKCS #8 PEM);
-                                 prints its entry for the public keys file
+  keygen --key-id ID --out FILE  a new Ed25519 key (PKCS #8 PEM) for seals;
+                                 prints its entry for the public keys file.
+                                 With --principal P [--on-behalf], a service's
+                                 command key: prints its entry for
+                                 infra/keys/service-keys.json
 
 Run "auditor <command> --help" for its flags.
 
@@ -345,11 +348,19 @@ func runKeygen(args []string, stdout io.Writer) error {
 	fs := newFlags("keygen", "keygen --key-id ID --out FILE", stdout)
 	id := fs.String("key-id", "", "the key id (required), e.g. prod-2026-07")
 	out := fs.String("out", "", "where to write the private key, PKCS #8 PEM, mode 0600 (required; not overwritten)")
+	principal := fs.String("principal", "", "a command key: the principal it speaks as, e.g. service:billing (prints a service-keys.json entry)")
+	onBehalf := fs.Bool("on-behalf", false, "with --principal: the key may name other principals as actors (the api, the Slack gateway, the console)")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
 	if *id == "" || *out == "" {
 		return errors.New("keygen: --key-id and --out are required")
+	}
+	if *onBehalf && *principal == "" {
+		return errors.New("keygen: --on-behalf is a role of a command key: give --principal too")
+	}
+	if *principal != "" && !wire.ValidServicePrincipal(*principal) {
+		return fmt.Errorf("keygen: --principal %q: a command key speaks as a user: or service: principal", *principal)
 	}
 	pub, key, err := ed25519.GenerateKey(nil)
 	if err != nil {
@@ -374,7 +385,15 @@ func runKeygen(args []string, stdout io.Writer) error {
 		return fmt.Errorf("keygen: %w", err)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	entry := wire.PublicKey{KeyID: *id, Algorithm: wire.AlgorithmEd25519, PublicKey: base64.StdEncoding.EncodeToString(pub), NotBefore: &now}
+	var entry any = wire.PublicKey{KeyID: *id, Algorithm: wire.AlgorithmEd25519, PublicKey: base64.StdEncoding.EncodeToString(pub), NotBefore: &now}
+	if *principal != "" {
+		k := wire.ServiceKey{KeyID: *id, Algorithm: wire.AlgorithmEd25519, PublicKey: base64.StdEncoding.EncodeToString(pub),
+			Principal: *principal, NotBefore: &now}
+		if *onBehalf {
+			k.Roles = []string{wire.RoleOnBehalf}
+		}
+		entry = k
+	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(entry)

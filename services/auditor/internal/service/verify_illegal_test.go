@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ import (
 type fakeLog struct {
 	cfg eventlog.Config
 	adm *kadm.Client
-	n   int
+	n   atomic.Int64 // names each topic; parallel subtests write
 }
 
 func newFakeLog(t *testing.T) *fakeLog {
@@ -43,11 +44,12 @@ func newFakeLog(t *testing.T) *fakeLog {
 // new topic and returns its name and the offset of every event.
 func (f *fakeLog) write(t *testing.T, parts ...[]approval.Event) (string, [][]int64) {
 	t.Helper()
-	f.n++
-	topic := fmt.Sprintf("events-%d", f.n)
-	_, err := f.adm.CreateTopic(t.Context(), int32(len(parts)), 1, nil, topic)
+	topic := fmt.Sprintf("events-%d", f.n.Add(1))
+	require.Less(t, len(parts), 100, "a handful of partitions")
+	n := int32(len(parts)) //nolint:gosec // G115: fewer than 100, checked above
+	_, err := f.adm.CreateTopic(t.Context(), n, 1, nil, topic)
 	require.NoError(t, err)
-	o := loggen.Options{Topic: topic, Partitions: int32(len(parts)), Signer: systest.DemoSigner(t), SealEvery: 3}
+	o := loggen.Options{Topic: topic, Partitions: n, Signer: systest.DemoSigner(t), SealEvery: 3}
 	recs := make([][]*kgo.Record, len(parts))
 	for p, events := range parts {
 		recs[p], err = loggen.Seal(o, int32(p), events)
@@ -57,13 +59,13 @@ func (f *fakeLog) write(t *testing.T, parts ...[]approval.Event) (string, [][]in
 	require.NoError(t, err)
 	// The offsets of the events alone, without the seals between them.
 	out := make([][]int64, len(parts))
-	for p := range parts {
+	for p, events := range parts {
 		for i, r := range recs[p] {
 			if r.Key != nil {
 				out[p] = append(out[p], offsets[p][i])
 			}
 		}
-		require.Len(t, out[p], len(parts[p]))
+		require.Len(t, out[p], len(events))
 	}
 	return topic, out
 }

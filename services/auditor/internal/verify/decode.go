@@ -21,21 +21,62 @@ import (
 // The cached snapshots' slices are shared by the events that use them;
 // nothing changes them (Decide and Evolve copy before they change a
 // slice). One bodies per partition: it is not safe for concurrent use.
+//
+// The bodies of votes and decisions hold only who voted or decided and
+// how (a comment aside), so the same bytes recur on many requests: those
+// are decoded once per distinct value too (by, not per event). A cached
+// value is what the decoder returned for the very same bytes of the same
+// type; only values that decoded without error are kept.
 type bodies struct {
 	snapshots map[string]approval.PolicySnapshot
 	key, rest []byte // reused buffers
+	by        map[string]map[string]approval.EventBody
+	byCount   int
 }
 
-// maxSnapshots bounds the cache: policies are few, and their versions.
-const maxSnapshots = 256
+const (
+	// maxSnapshots bounds the cache: policies are few, and their versions.
+	maxSnapshots = 256
+	// maxBodies bounds the cache of votes' and decisions' bodies, and
+	// maxBodyLen the size of one: beyond, they are decoded every time.
+	maxBodies  = 4096
+	maxBodyLen = 512
+)
 
 func (d *bodies) decode(typ string, data []byte) (approval.EventBody, error) {
-	if typ == approval.TypeRequestSubmitted {
+	switch typ {
+	case approval.TypeRequestSubmitted:
 		if b, ok := d.submitted(data); ok {
 			return b, nil
 		}
+	case approval.TypeVoteRecorded, approval.TypeRequestApproved, approval.TypeRequestRejected:
+		if len(data) <= maxBodyLen {
+			return d.cached(typ, data)
+		}
 	}
 	return approval.DecodeEventBody(typ, data)
+}
+
+// cached decodes data of type typ once per distinct value.
+func (d *bodies) cached(typ string, data []byte) (approval.EventBody, error) {
+	if b, ok := d.by[typ][string(data)]; ok {
+		return b, nil
+	}
+	b, err := approval.DecodeEventBody(typ, data)
+	if err != nil {
+		return b, err
+	}
+	if d.by == nil || d.byCount >= maxBodies {
+		d.by, d.byCount = map[string]map[string]approval.EventBody{}, 0
+	}
+	m := d.by[typ]
+	if m == nil {
+		m = map[string]approval.EventBody{}
+		d.by[typ] = m
+	}
+	m[string(data)] = b
+	d.byCount++
+	return b, nil
 }
 
 // span is one member of a JSON object: where its value starts and ends.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -128,8 +129,14 @@ func (s *State) Save(path string) error {
 // resume rebuilds the request's replay from its saved events: the log
 // verified them in an earlier run.
 func (rs *ReqState) resume() error {
+	// The state file is input like any other: a sequence no request can
+	// reach is refused, not wrapped.
+	if rs.Seq > math.MaxInt32 {
+		return fmt.Errorf("its saved sequence %d is out of range", rs.Seq)
+	}
+	seq := int(rs.Seq)
 	if len(rs.Pending) == 0 {
-		rs.replay = replay.Tombstone(approval.Status(rs.Terminal), int(rs.Seq))
+		rs.replay = replay.Tombstone(approval.Status(rs.Terminal), seq)
 		return nil
 	}
 	events := make([]approval.Event, len(rs.Pending))
@@ -145,7 +152,7 @@ func (rs *ReqState) resume() error {
 		values[i] = raw
 	}
 	rs.replay = replay.Resume(events, values)
-	if got := rs.replay.Sequence(); got != int(rs.Seq) {
+	if got := rs.replay.Sequence(); got != seq {
 		return fmt.Errorf("its saved events end at sequence %d, its state at %d", got, rs.Seq)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/policy"
@@ -46,6 +47,7 @@ type Config struct {
 	SessionKeys   [][]byte          // the first seals, every one opens
 	SessionTTL    time.Duration     // absolute lifetime of a sign-in
 	Keys          *wire.KeyRing     // the published decider public keys: only what a seal covers is applied
+	CommandKey    *wire.Signer      // signs every command; speaks as service:console, with on_behalf
 	WriteWait     time.Duration     // how long a vote waits for its outcome
 	RateLimit     float64           // requests per second per user (or per address before sign-in)
 	MaxStreams    int               // live-update streams per replica
@@ -99,6 +101,13 @@ Environment:
   ASSENT_SEAL_KEYS_FILE           the published decider public keys: both projections
                                   apply only records a seal signed with one of them
                                   covers (default infra/keys/decider-keys.json)
+  ASSENT_COMMAND_KEY_FILE         Ed25519 private key (PKCS #8 PEM) that signs every
+                                  command this service produces (required: the decider
+                                  refuses unsigned commands). Demo key, for scripts/up
+                                  and tests only: infra/keys/demo-console.key.pem
+  ASSENT_COMMAND_KEY_ID           its key id in infra/keys/service-keys.json, which
+                                  names the principal it speaks as (required; demo
+                                  key: demo-console-2026-01)
   ASSENT_WRITE_WAIT               how long a vote or cancel waits for its outcome
                                   (default 5s)
   ASSENT_CONSOLE_RATE_LIMIT       requests per second per person, or per address before
@@ -117,8 +126,11 @@ func Load(getenv func(string) string) (Config, error) {
 	topics, terr := eventlog.TopicSpecFromEnv(getenv)
 	keys, serr := projection.LoadKeys(getenv)
 	env.Add(kerr, terr, serr)
+	signer, cerr := command.LoadSigner(getenv)
+	env.Add(cerr)
 	cfg := Config{
 		Keys:            keys,
+		CommandKey:      signer,
 		Kafka:           kafka,
 		Topics:          topics,
 		HTTPAddr:        env.String("ASSENT_HTTP_ADDR", "127.0.0.1:8680"),

@@ -35,6 +35,7 @@ func TestLoadReportsEveryProblemAndNoSecret(t *testing.T) {
 		"ASSENT_OIDC_SCOPES must include openid and email",
 		"line 2: a key is 64 hex digits",
 		"serve the console at the root of its host",
+		"ASSENT_COMMAND_KEY_FILE and ASSENT_COMMAND_KEY_ID are required",
 	} {
 		require.Contains(t, msg, want)
 	}
@@ -57,6 +58,8 @@ func TestLoadReadsSecretsFromFiles(t *testing.T) {
 		"ASSENT_CONSOLE_AUDITOR_GROUPS":   "auditors, compliance",
 		"ASSENT_POLICY_FILE":              "../../../../infra/policies/example.yaml",
 		"ASSENT_SEAL_KEYS_FILE":           "../../../../infra/keys/decider-keys.json",
+		"ASSENT_COMMAND_KEY_FILE":         "../../../../infra/keys/demo-console.key.pem",
+		"ASSENT_COMMAND_KEY_ID":           "demo-console-2026-01",
 	}
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	require.NoError(t, err)

@@ -98,7 +98,7 @@ func startRig(t *testing.T) *rig {
 		require.NoError(t, waitReady(ctx, base))
 	}
 	cl := kafkatest.NewClient(t)
-	r.writer = command.Writer{Source: command.SourceAPI, Sender: command.Kafka{Client: cl, Topic: topics.Commands}}
+	r.writer = command.Writer{Source: command.SourceAPI, Sender: command.Kafka{Client: cl, Topic: topics.Commands, Signer: systest.DemoCommandSigner(t, systest.ServiceAPI)}}
 	return r
 }
 
@@ -126,6 +126,8 @@ func startConsole(t *testing.T, r *rig, issuer, secretFile, keyFile, name string
 		"ASSENT_CONSOLE_AUDITOR_GROUPS":   fakeoidc.AuditorGroup,
 		"ASSENT_POLICY_FILE":              filepath.Join(root, "infra/policies/example.yaml"),
 		"ASSENT_SEAL_KEYS_FILE":           systest.DemoKeysFile(),
+		"ASSENT_COMMAND_KEY_FILE":         systest.DemoCommandKeyFile(systest.ServiceConsole),
+		"ASSENT_COMMAND_KEY_ID":           systest.DemoCommandKeyID(systest.ServiceConsole),
 		"ASSENT_WRITE_WAIT":               "20s",
 		"ASSENT_CONSOLE_RATE_LIMIT":       "200",
 	}

@@ -118,7 +118,7 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	srv := web.New(web.Config{
 		Jar: jar, SignIn: rp, Store: store, Requests: reqRunner, Audit: idx, AuditRunner: auditRunner,
 		Hub: hub, Streams: streams,
-		Sender:   command.Kafka{Client: cl, Topic: cfg.Topics.Commands},
+		Sender:   command.Kafka{Client: cl, Topic: cfg.Topics.Commands, Signer: cfg.CommandKey},
 		Policies: cfg.Policies, AuditorGroups: cfg.AuditorGroups, Partitions: cfg.Topics.Partitions,
 		PublicURL: cfg.PublicURL, WriteWait: cfg.WriteWait, SessionTTL: cfg.SessionTTL, RateLimit: cfg.RateLimit,
 		StreamLife: cfg.StreamLife, ExportMaxRows: cfg.ExportMaxRows, Logger: log, Registry: reg, Metrics: m, Done: done,
@@ -166,15 +166,13 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 // console keeps streams open: done is closed first, so that they end, and
 // then in-flight pages get shutdownGrace.
 func serve(ctx context.Context, ln net.Listener, h http.Handler, done chan struct{}) error {
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second, // forms are small; bodies are capped at 64 KiB
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		// No WriteTimeout: streams and exports are long. Pages set their
-		// own write deadline (web.pageTimeout).
-	}
+	// daemon's bounds (forms are small; bodies are capped at 64 KiB), but
+	// no server-wide write timeout: streams and exports are long. Pages
+	// set their own write deadline (web.pageTimeout), streams one before
+	// each write.
+	t := daemon.DefaultTimeouts
+	t.Write = 0
+	srv := daemon.NewServer(h, t)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -2,7 +2,9 @@ package core_test
 
 import (
 	"crypto/ed25519"
+	"encoding/base64"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -10,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cockroachdb/datadriven"
 	"github.com/cockroachdb/pebble/v2"
@@ -32,19 +35,24 @@ import (
 //
 //	assign P...              take command partitions (new epochs)
 //	revoke P...              give them up
+//	stop P WHY...            stop deciding P: records are missing
+//	stopped                  the stopped partitions, with why
 //	claims                   list the partitions not caught up, with epochs
 //	catch-up                 catch up every claim against the log as projected
 //	catch-up-stale P EPOCH   catch P up with a claim of an old epoch
 //	begin                    start a transaction at the clock's time
-//	command ID REQ TYPE ACTOR [k=v...]   decide a command record
+//	command ID REQ TYPE ACTOR [k=v...]   decide a command record, signed by
+//	                         the api's key unless sign=billing|stranger|none;
+//	                         also time=RFC3339, requester=P, tamper
 //	garbage REQ              decide a record that is not a CloudEvent
 //	timers                   the timers ask for expiries; decided in the open transaction, if any
 //	seal                     seal the run each partition got in the transaction
-//	commit                   the transaction commits: its records get offsets
+//	commit                   the transaction commits: its records get offsets (if it failed, it aborts, as the adapter does)
 //	abort                    the transaction aborts: it is dropped
 //	apply                    the projection applies everything committed
 //	tick DURATION            the clock moves on
 //	state REQ                the request as the decider would load it
+//	corrupt-state REQ        the store's value of the request's state stops decoding
 //	expect-head P            the partition's head, and whether it is the log's
 //	log P                    the committed records of events partition P
 func TestScenarios(t *testing.T) {
@@ -76,6 +84,9 @@ type harness struct {
 	claims  []core.Claim
 	signer  *wire.Signer
 	decided []string
+	// keys sign commands as services do: "api" (on_behalf), "billing"
+	// (no role, retired at 13:00), "stranger" (not published).
+	keys map[string]*wire.Signer
 }
 
 type progress struct{ h *harness }
@@ -94,9 +105,22 @@ func newHarness(t *testing.T) *harness {
 	}
 	signer, err := wire.NewSigner("test", ed25519.NewKeyFromSeed(key))
 	require.NoError(t, err)
+	keys := map[string]*wire.Signer{}
+	for i, name := range []string{"api", "billing", "stranger"} {
+		seed := make([]byte, 32)
+		seed[0] = byte(i + 1)
+		keys[name], err = wire.NewSigner(name+"-key", ed25519.NewKeyFromSeed(seed))
+		require.NoError(t, err)
+	}
+	services, err := wire.ParseServiceKeyRing([]byte(fmt.Sprintf(`{"format": "assent-service-keys-v1", "keys": [
+	  {"key_id": "api-key", "algorithm": "ed25519", "public_key": %q, "principal": "service:api", "roles": ["on_behalf"]},
+	  {"key_id": "billing-key", "algorithm": "ed25519", "public_key": %q, "principal": "service:billing", "not_after": "2026-01-01T13:00:00Z"}]}`,
+		base64.StdEncoding.EncodeToString(keys["api"].Public()), base64.StdEncoding.EncodeToString(keys["billing"].Public()))))
+	require.NoError(t, err)
 	h := &harness{
 		t: t, now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC), store: store, db: db,
 		log: map[int32][]logged{}, next: map[int32]int64{}, heads: map[int32]string{}, offset: map[int32]int64{}, signer: signer,
+		keys: keys,
 	}
 	pols := approval.Policies{Admins: []string{"user:root@example.com"}, Rules: []approval.Policy{{
 		Name: "deploys", Approvers: []string{"user:alice@example.com", "user:bob@example.com", "user:carol@example.com"},
@@ -104,7 +128,8 @@ func newHarness(t *testing.T) *harness {
 	}}}
 	h.core = core.New(core.Config{
 		Topic: "events", Partitions: partitions, Source: "assent/decider", Policies: func() approval.Policies { return pols },
-		Signer: signer,
+		Signer:      signer,
+		CommandKeys: wire.CommandKeys{Services: services, Deciders: wire.NewKeyRing(map[string]ed25519.PublicKey{"test": signer.Public()})},
 		Observe: func(typ string, d approval.Decision, _ time.Time) {
 			switch {
 			case d.Replayed:
@@ -115,7 +140,8 @@ func newHarness(t *testing.T) *harness {
 				h.decided = append(h.decided, "accepted")
 			}
 		},
-		Skipped: func(reason string, in core.In) { h.decided = append(h.decided, "skipped "+reason) },
+		Skipped:     func(reason string, in core.In) { h.decided = append(h.decided, "skipped "+reason) },
+		Quarantined: func(in core.In, err error) { h.decided = append(h.decided, "quarantined: "+err.Error()) },
 	}, store, progress{h})
 	return h
 }
@@ -149,6 +175,14 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "revoke":
 		h.core.Revoke(parts(args))
 		h.owned(&out)
+	case "stop":
+		require.GreaterOrEqual(t, len(args), 2, "stop P WHY...")
+		fmt.Fprintf(&out, "%v\n", h.core.Stop(parts(args[:1])[0], strings.Join(args[1:], " ")))
+	case "stopped":
+		st := h.core.Stopped()
+		for _, p := range sortedParts(st) {
+			fmt.Fprintf(&out, "p%d: %s\n", p, st[p])
+		}
 	case "claims":
 		h.claims = h.core.NotCaughtUp()
 		for _, c := range h.claims {
@@ -171,6 +205,23 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		require.GreaterOrEqual(t, len(args), 4, "command ID REQ TYPE ACTOR [k=v...]")
 		h.txn.Command(h.commandRecord(t, args[0], args[1], args[2], args[3], args[4:]))
 		h.flushDecided(&out)
+	case "flood":
+		// flood RID N ACTOR PREFIX: N votes of ACTOR with new ids
+		// PREFIX-1..N, and how many of each outcome.
+		require.Len(t, args, 4, "flood RID N ACTOR PREFIX")
+		n, err := strconv.Atoi(args[1])
+		require.NoError(t, err)
+		counts := map[string]int{}
+		for i := 1; i <= n; i++ {
+			h.txn.Command(h.commandRecord(t, fmt.Sprintf("%s-%d", args[3], i), args[0], "vote", args[2], []string{"decision=approve"}))
+			for _, d := range h.decided {
+				counts[d]++
+			}
+			h.decided = nil
+		}
+		for _, k := range slices.Sorted(maps.Keys(counts)) {
+			fmt.Fprintf(&out, "%s x%d\n", k, counts[k])
+		}
 	case "garbage":
 		rid := args[0]
 		p := wire.Partition([]byte(rid), partitions)
@@ -188,6 +239,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			fmt.Fprintf(&out, "asked %s %s\n", c.ID, c.Actor)
 			env, err := codec.CommandEnvelope(c, "assent/decider")
 			require.NoError(t, err)
+			env, err = wire.SignCommand(h.signer, env) // the decider's key signs its timers' commands
+			require.NoError(t, err)
 			value, err := wire.Marshal(env)
 			require.NoError(t, err)
 			p := wire.Partition([]byte(c.RequestID), partitions)
@@ -202,13 +255,25 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "commit":
 		require.NotNil(t, h.txn)
 		if err := h.txn.Err(); err != nil {
-			fmt.Fprintf(&out, "error: %v\n", err)
+			// As the adapter does: a transaction that failed aborts.
+			fmt.Fprintf(&out, "error: %v\naborted instead\n", err)
+			for _, o := range h.txn.Records() {
+				fmt.Fprintf(&out, "dropped %s\n", describe(o, -1))
+			}
+			h.txn = nil
+			break
 		}
+		quiet := len(args) > 0 && args[0] == "quiet" // a count instead of every record
 		for i, o := range h.txn.Records() {
 			off := int64(len(h.log[o.Partition]))
 			h.log[o.Partition] = append(h.log[o.Partition], logged{value: o.Value, hash: wire.Hash(o.Value)})
 			h.txn.Produced(i, off)
-			fmt.Fprintf(&out, "%s\n", describe(o, off))
+			if !quiet {
+				fmt.Fprintf(&out, "%s\n", describe(o, off))
+			}
+		}
+		if quiet {
+			fmt.Fprintf(&out, "%d records\n", len(h.txn.Records()))
 		}
 		h.core.Commit(h.txn)
 		h.txn = nil
@@ -239,6 +304,11 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			fmt.Fprintf(&out, " %s:%s", strings.TrimSuffix(strings.TrimPrefix(v.Voter, "user:"), "@example.com"), v.Decision)
 		}
 		out.WriteString("\n")
+	case "corrupt-state":
+		// The requests store keeps a request's state under "r/<id>".
+		require.NoError(t, h.db.Set([]byte("r/"+args[0]), []byte("{not a state"), pebble.Sync))
+		_, _, err := h.store.Get(args[0])
+		require.Error(t, err, "the state of %s no longer decodes", args[0])
 	case "expect-head":
 		p := parts(args)[0]
 		head, ok := h.core.HeadOf(p)
@@ -347,9 +417,34 @@ func (h *harness) commandRecord(t *testing.T, id, rid, typ, actor string, kv []s
 	default:
 		t.Fatalf("unknown command type %q", typ)
 	}
-	cmd := approval.Command{ID: id, RequestID: rid, Actor: actor, Time: h.now, Body: body}
+	if r, ok := opts["requester"]; ok {
+		sub := body.(approval.Submit)
+		sub.Requester = r
+		body = sub
+	}
+	at := h.now
+	if s, ok := opts["time"]; ok {
+		var err error
+		at, err = time.Parse(time.RFC3339, s)
+		require.NoError(t, err)
+	}
+	cmd := approval.Command{ID: id, RequestID: rid, Actor: actor, Time: at, Body: body}
 	env, err := codec.CommandEnvelope(cmd, "assent/test")
 	require.NoError(t, err)
+	// sign=KEY signs with one of h.keys (default api, which has
+	// on_behalf), sign=none not at all; tamper changes the data after.
+	if key := opts["sign"]; key != "none" {
+		if key == "" {
+			key = "api"
+		}
+		require.Contains(t, h.keys, key)
+		env, err = wire.SignCommand(h.keys[key], env)
+		require.NoError(t, err)
+	}
+	if _, ok := opts["tamper"]; ok {
+		env.Data = []byte(strings.Replace(string(env.Data), "release", "rElease", 1))
+		env.Data = []byte(strings.Replace(string(env.Data), "approve", "reject", 1))
+	}
 	value, err := wire.Marshal(env)
 	require.NoError(t, err)
 	p := wire.Partition([]byte(rid), partitions)
@@ -400,3 +495,35 @@ type quiet struct{}
 func (quiet) Infof(string, ...any)           {}
 func (quiet) Errorf(string, ...any)          {}
 func (quiet) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
+
+// TestAForgeryAlwaysFitsInAnEvent: what an unauthenticated command claims
+// (its id, actor and type) is the forger's to choose, so the refusal
+// clips it: a command of nearly a megabyte still gets a small
+// command.rejected, which Kafka takes, rather than a transaction that can
+// never commit.
+func TestAForgeryAlwaysFitsInAnEvent(t *testing.T) {
+	h := newHarness(t)
+	h.core.Assign([]int32{0, 1, 2, 3})
+	for _, c := range h.core.NotCaughtUp() {
+		require.True(t, h.core.CaughtUp(c, wire.GenesisHash))
+	}
+	huge := "user:" + strings.Repeat("é", 300_000) + "@example.com"
+	in := h.commandRecord(t, strings.Repeat("c", 100_000), "r1", "vote", huge, []string{"sign=none", "decision=approve"})
+	in.Envelope.Type = "dev.assent.command." + strings.Repeat("x", 100_000)
+	txn := h.core.Begin(h.now)
+	txn.Command(in)
+	require.Equal(t, []string{"refused unauthenticated"}, h.decided)
+	txn.Seal()
+	require.NoError(t, txn.Err())
+	require.Len(t, txn.Records(), 2, "the refusal and its seal")
+	require.Less(t, len(txn.Records()[0].Value), 4096)
+	env, err := wire.Unmarshal(txn.Records()[0].Value)
+	require.NoError(t, err)
+	e, err := codec.DomainEvent(env)
+	require.NoError(t, err)
+	rej := e.Body.(approval.CommandRejected)
+	require.Equal(t, approval.ReasonUnauthenticated, rej.Code)
+	require.Equal(t, approval.SystemDecider, e.Actor)
+	require.True(t, utf8.ValidString(rej.Detail), "clipped on a rune boundary")
+	require.Contains(t, rej.Detail, "not signed")
+}

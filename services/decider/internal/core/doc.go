@@ -35,6 +35,18 @@
 // authenticates before it applies, so a forged record never becomes part
 // of the chain a decider writes.
 //
+// # Missing records and undecidable commands
+//
+// Stop stops deciding a partition whose records are missing (commands lost
+// before they were decided, or an events partition the projection stopped
+// reading, whose head is not the log's): it needs no catch-up, its head is
+// never extended, its timers ask for nothing, and a transaction that meets
+// one of its commands fails with ErrNotOwned, so none of the transaction's
+// offsets commit. A command that cannot be decided (the state of its
+// request cannot be loaded, its events cannot be encoded) is quarantined
+// instead: it stages nothing and the transaction goes on (Txn.Command).
+// See docs/architecture.md, I1.
+//
 // # Timers
 //
 // Timers returns an expire command for every due request of the caught-up

@@ -30,7 +30,7 @@ func (c *Core) Timers(now time.Time) ([]approval.Command, error) {
 	c.mu.Lock()
 	var parts []int32
 	for p, pt := range c.owned {
-		if pt.caughtUp {
+		if pt.caughtUp && pt.stopped == "" {
 			parts = append(parts, p)
 		}
 	}
@@ -63,7 +63,7 @@ func (c *Core) Timers(now time.Time) ([]approval.Command, error) {
 		// The overlay may say pending while the projection already has the
 		// expiry; the decider finds out when it decides the command.
 		p := wire.Partition([]byte(rid), int(c.cfg.Partitions))
-		if pt, ok := c.owned[p]; !ok || !pt.caughtUp {
+		if pt, ok := c.owned[p]; !ok || !pt.caughtUp || pt.stopped != "" {
 			continue
 		}
 		c.asked[rid] = now

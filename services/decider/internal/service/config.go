@@ -30,6 +30,9 @@ type Config struct {
 	// Keys are the published decider public keys, with which the
 	// decider's own projection authenticates the log.
 	Keys *wire.KeyRing
+	// ServiceKeys are the published service keys that commands must be
+	// signed with (the timers' with Signer, a decider key).
+	ServiceKeys *wire.ServiceKeyRing
 }
 
 const usage = `usage: decider [--help]
@@ -65,7 +68,12 @@ Environment:
                            keys file names it (required; demo key: demo-2026-01)
   ASSENT_SEAL_KEYS_FILE    the published decider public keys, with which the
                            decider's projection authenticates the log
-                           (default infra/keys/decider-keys.json)
+                           (default infra/keys/decider-keys.json); the timers'
+                           expire commands are signed with the seal key
+  ASSENT_SERVICE_KEYS_FILE the published service keys: a command is decided
+                           only if one that may speak for its actor signed
+                           it; any other is refused unauthenticated
+                           (default infra/keys/service-keys.json)
   ASSENT_LOG_LEVEL         debug, info, warn, error (default info)
 `
 
@@ -105,6 +113,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	keys, err := projection.LoadKeys(getenv)
 	env.Add(err)
 	cfg.Keys = keys
+	cfg.ServiceKeys, err = wire.LoadServiceKeyRing(env.String("ASSENT_SERVICE_KEYS_FILE", "infra/keys/service-keys.json"))
+	if err != nil {
+		env.Problem("ASSENT_SERVICE_KEYS_FILE: %v (the published service keys: the decider decides only commands they sign; infra/keys/README.md)", err)
+	}
 	cfg.Instance = env.Instance("decider", cfg.HTTPAddr)
 	cfg.DataDir = env.String("ASSENT_DATA_DIR", ".run/"+cfg.Instance)
 	cfg.Kafka.ClientID = cfg.Instance

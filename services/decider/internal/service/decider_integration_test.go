@@ -40,22 +40,29 @@ type syncBuf = systest.SyncBuffer
 // startDecider runs one replica in-process until the returned stop is called.
 func startDecider(t *testing.T, topics eventlog.TopicSpec, group, name string) (stop func()) {
 	t.Helper()
+	return startDeciderAt(t, topics, group, name, "127.0.0.1:0")
+}
+
+// startDeciderAt is startDecider serving its probes and metrics on addr.
+func startDeciderAt(t *testing.T, topics eventlog.TopicSpec, group, name, addr string) (stop func()) {
+	t.Helper()
 	cfg, err := service.LoadConfig(func(k string) string {
 		return map[string]string{
 			"ASSENT_KAFKA_USER": os.Getenv("ASSENT_KAFKA_USER"), "ASSENT_KAFKA_PASSWORD_FILE": os.Getenv("ASSENT_KAFKA_PASSWORD_FILE"),
 			"ASSENT_KAFKA_BROKERS":  os.Getenv("ASSENT_KAFKA_BROKERS"),
 			"ASSENT_INSTANCE_ID":    name + "-" + topics.Commands, // transactional ids are cluster-wide
 			"ASSENT_DATA_DIR":       filepath.Join(t.TempDir(), name),
-			"ASSENT_HTTP_ADDR":      "127.0.0.1:0",
+			"ASSENT_HTTP_ADDR":      addr,
 			"ASSENT_POLICY_FILE":    policyFile(t),
 			"ASSENT_PARTITIONS":     fmt.Sprint(topics.Partitions),
 			"ASSENT_COMMANDS_TOPIC": topics.Commands,
 			"ASSENT_EVENTS_TOPIC":   topics.Events,
 			"ASSENT_DECIDER_GROUP":  group,
 
-			"ASSENT_SIGNING_KEY_FILE": infraFile("keys/demo-decider.key.pem"),
-			"ASSENT_SIGNING_KEY_ID":   "demo-2026-01",
-			"ASSENT_SEAL_KEYS_FILE":   infraFile("keys/decider-keys.json"),
+			"ASSENT_SIGNING_KEY_FILE":  infraFile("keys/demo-decider.key.pem"),
+			"ASSENT_SIGNING_KEY_ID":    "demo-2026-01",
+			"ASSENT_SEAL_KEYS_FILE":    infraFile("keys/decider-keys.json"),
+			"ASSENT_SERVICE_KEYS_FILE": infraFile("keys/service-keys.json"),
 		}[k]
 	})
 	require.NoError(t, err)
@@ -86,6 +93,7 @@ func command(t *testing.T, topic string, c approval.Command) *kgo.Record {
 	t.Helper()
 	env, err := codec.CommandEnvelope(c, "assent/test")
 	require.NoError(t, err)
+	env = systest.SignCommand(t, systest.ServiceAPI, env) // the api's key may name anyone
 	rec, err := eventlog.NewRecord(topic, env)
 	require.NoError(t, err)
 	return rec

@@ -17,6 +17,8 @@ type metrics struct {
 	txnSeconds      prometheus.Histogram
 	seals           prometheus.Counter
 	sessionRestarts prometheus.Counter
+	quarantined     prometheus.Counter
+	unauthenticated prometheus.Counter
 }
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -48,13 +50,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "assent_decider_catch_up_seconds", Help: "Time to take over partitions: wait for open transactions and project to the end.", Buckets: latencyBuckets,
 		}),
 		sessionRestarts: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "assent_decider_session_restarts_total", Help: "Transactional sessions replaced after a transaction could not end (a broker lost mid-commit, a pause past the transaction timeout).",
+			Name: "assent_decider_session_restarts_total", Help: "Transactional sessions replaced after a transaction could not end (a broker lost mid-commit, a pause past the transaction timeout), failed in a way that would repeat, or aborted 10 times in a row.",
 		}),
 		seals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "assent_decider_seals_total", Help: "Seals produced, one per partition a transaction wrote (counted when produced; an aborted transaction drops them).",
 		}),
+		quarantined: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "assent_decider_quarantined_commands_total",
+			Help: "Commands left undecided because this replica could not decide them (a stored state that does not decode, an event that does not encode); each must be replayed (should stay zero). Counted each time a transaction meets one, so a command in a transaction that aborts is counted again.",
+		}),
+		unauthenticated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "assent_decider_unauthenticated_commands_total",
+			Help: "Commands refused unauthenticated because no published key that may speak for their actor signed them (should stay zero: each is a misconfigured producer or a forgery). Counted each time a transaction meets one, so a command in a transaction that aborts is counted again.",
+		}),
 	}
-	reg.MustRegister(m.commands, m.refusals, m.decisions, m.txns, m.skipped, m.commandToEvent, m.txnSeconds, m.catchUp, m.seals, m.sessionRestarts)
+	reg.MustRegister(m.commands, m.refusals, m.decisions, m.txns, m.skipped, m.commandToEvent, m.txnSeconds, m.catchUp, m.seals, m.sessionRestarts, m.quarantined,
+		m.unauthenticated)
 	return m
 }
 

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +26,7 @@ import (
 	"github.com/assent-dev/assent/libs/policy"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/decider/internal/core"
 	"github.com/assent-dev/assent/services/decider/internal/session"
 )
@@ -64,6 +68,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	adm := kadm.NewClient(adminClient)
 
 	log.Info("sealing every transaction", "key_id", cfg.Signer.KeyID(), "published_keys", cfg.Keys.Len())
+	log.Info("deciding only signed commands", "service_keys", cfg.ServiceKeys.Len())
 	reg := daemon.NewRegistry()
 	store := &requests.Store{}
 	runner, err := projection.Open(projection.Config{
@@ -94,6 +99,10 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions, Source: Source,
 		Policies: func() approval.Policies { return pols },
 		Signer:   cfg.Signer,
+		// A command is decided only if a published service key (or, for
+		// the timers' expiries, a decider key) that may speak for its
+		// actor signed it (docs/architecture.md, "Authenticated commands").
+		CommandKeys: wire.CommandKeys{Services: cfg.ServiceKeys, Deciders: cfg.Keys},
 		Observe: func(typ string, d approval.Decision, commandTime time.Time) {
 			m.observeDecision(typ, d)
 			if !commandTime.IsZero() && len(d.Events) > 0 {
@@ -110,8 +119,23 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 				log.Error("skipping a command without a key: it names no request", "partition", in.Partition, "offset", in.Offset)
 			}
 		},
+		Quarantined: func(in core.In, err error) {
+			m.quarantined.Inc()
+			log.Error("a command could not be decided and is left undecided: replay it once the cause is fixed; see docs/runbook.md#assentdecidercommandquarantined",
+				"partition", in.Partition, "offset", in.Offset, "request", string(in.Key), "command_id", in.Envelope.CommandID, "err", err)
+		},
+		Unauthenticated: func(in core.In, why string) {
+			m.unauthenticated.Inc()
+			log.Warn("refused a command that is not authenticated: a producer without a published command key, or a forgery; see docs/runbook.md#assentunauthenticatedcommands",
+				"partition", in.Partition, "offset", in.Offset, "request", string(in.Key), "source", in.Envelope.Source,
+				"actor", in.Envelope.Actor, "key_id", in.Envelope.AuthKeyID, "why", why)
+		},
 		Sealed: m.seals.Inc,
 	}, store, runner)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "assent_decider_stopped_partitions",
+		Help: "Commands partitions this replica owns and stopped deciding because records are missing, of the commands or of the events topic (must read 0).",
+	}, func() float64 { return float64(len(c.Stopped())) }))
 	opts, err := cfg.Kafka.Opts(
 		kgo.TransactionalID(transactionalID(cfg)),
 		kgo.TransactionTimeout(cfg.TxnTimeout),
@@ -137,11 +161,12 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		return err
 	}
 	loop := session.New(session.Config{
-		Group: cfg.Group, TransactionalID: transactionalID(cfg), EventsTopic: cfg.Topics.Events,
+		Group: cfg.Group, TransactionalID: transactionalID(cfg), CommandsTopic: cfg.Topics.Commands, EventsTopic: cfg.Topics.Events,
 		TxnTimeout: cfg.TxnTimeout, SessionTTL: cfg.SessionTTL, ExpiryPeriod: cfg.ExpiryPeriod, Logger: log,
 		// The timers ask for expiries with the plain (idempotent, acks=all)
-		// client: a command is only a request, decided by the owner.
-		Timers: command.Kafka{Client: adminClient, Topic: cfg.Topics.Commands},
+		// client: a command is only a request, decided by the owner. The
+		// seal key signs them, as system:decider.
+		Timers: command.Kafka{Client: adminClient, Topic: cfg.Topics.Commands, Signer: cfg.Signer},
 		Metrics: session.Metrics{
 			Transaction: func(result string, took time.Duration) {
 				m.txns.WithLabelValues(result).Inc()
@@ -153,28 +178,40 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	}, c, runner, adm, opts)
 
 	mux := http.NewServeMux()
-	daemon.Probes{Registry: reg, Ready: func() error {
-		if !runner.Ready() {
-			return errors.New("projection catching up")
-		}
-		return nil
-	}}.Register(mux)
+	daemon.Probes{Registry: reg, Ready: func() error { return ready(runner, c) }}.Register(mux)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return daemon.Serve(gctx, cfg.HTTPAddr, mux, 5*time.Second) })
 	g.Go(func() error { return runner.Run(gctx) })
 	g.Go(func() error { watchGroupLag(gctx, adm, cfg.Group, cfg.Topics.Commands, &commandLag); return nil })
-	g.Go(func() error {
-		// Decide only once the projection has what was committed before we
-		// started; partitions assigned later are caught up one by one.
-		if runner.WaitReady(gctx) != nil {
-			return nil
-		}
-		return loop.Run(gctx)
-	})
+	// Run decides only once the projection has what was committed before
+	// it started (but for the partitions it stopped reading); partitions
+	// assigned later are caught up one by one.
+	g.Go(func() error { return loop.Run(gctx) })
 	err = g.Wait()
 	log.Info("stopped", "err", err)
 	return err
+}
+
+// ready is the decider's readiness: its projection has caught up, and no
+// partition is stopped for missing records, in the projection (its head is
+// not the log's) or in the decider (commands were lost). A stopped
+// partition is decided by no one until an operator acts (docs/runbook.md),
+// while the replica goes on deciding its other partitions.
+func ready(runner *projection.Runner, c *core.Core) error {
+	var problems []string
+	if st := runner.Stopped(); len(st) > 0 {
+		problems = append(problems, fmt.Sprintf("the projection stopped reading events partitions %v: records are missing (docs/runbook.md#assentprojectionstopped)", slices.Sorted(maps.Keys(st))))
+	} else if !runner.Ready() {
+		problems = append(problems, "projection catching up")
+	}
+	if st := c.Stopped(); len(st) > 0 {
+		problems = append(problems, fmt.Sprintf("deciding nothing of commands partitions %v: records are missing (docs/runbook.md#assentdeciderpartitionstopped)", slices.Sorted(maps.Keys(st))))
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // watchGroupLag reads the decider group's lag on the commands topic every

@@ -5,6 +5,16 @@
 // returns, and commit the consumed offsets in the same transaction. If End
 // reports that the transaction aborted, the core's Txn is dropped and the
 // session rewinds the consumer, so the same commands are decided again.
+//
+// Records that go missing are never skipped (issue 13, item 4): a
+// partition whose commands were lost before they were decided (the
+// client reports data loss, or an offset below the log start), or whose
+// events partition the projection stopped reading at a gap, is stopped in
+// the core and paused here, and decided no more until it is revoked; the
+// other partitions go on. Failures that would repeat are not retried in
+// silence: a command that cannot be decided is quarantined by the core,
+// and a transaction that fails for another reason, or aborts too many
+// times in a row, ends the session (see Run).
 package session
 
 import (
@@ -16,6 +26,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/command"
@@ -24,11 +35,13 @@ import (
 )
 
 // Projection is what the adapter needs of the decider's projection: to
-// wait until a partition is applied up to an offset, and the authenticated
-// chain head it then holds.
+// wait until a partition is applied up to an offset, the authenticated
+// chain head it then holds, and the partitions it stopped reading because
+// records are missing (whose head is not the log's).
 type Projection interface {
 	WaitOffset(ctx context.Context, p int32, off int64) error
 	Head(p int32) string
+	Stopped() map[int32]string
 }
 
 // Metrics receives what the adapter measures; nil fields are skipped.
@@ -42,6 +55,7 @@ type Metrics struct {
 type Config struct {
 	Group           string
 	TransactionalID string
+	CommandsTopic   string // the topic the session consumes; its stopped partitions are paused
 	EventsTopic     string
 	TxnTimeout      time.Duration
 	SessionTTL      time.Duration
@@ -64,6 +78,7 @@ type Loop struct {
 	opts    []kgo.Opt
 	revokes atomic.Uint64 // revocations seen, to say why a transaction aborted
 	commits atomic.Int64
+	aborts  int // transactions aborted in a row in this session (see maxAbortsInARow); on the loop's goroutine
 }
 
 // New returns a Loop. opts are the client options of the transactional
@@ -75,6 +90,13 @@ func New(cfg Config, c *core.Core, proj Projection, adm *kadm.Client, opts []kgo
 	}
 	l := &Loop{cfg: cfg, core: c, proj: proj, adm: adm}
 	l.opts = append(append([]kgo.Opt(nil), opts...),
+		// Never skip records: an offset out of range (the committed offset
+		// fell below the log start, the log was truncated) is reported,
+		// not answered by a silent reset to the log start, which is what
+		// franz-go does otherwise for a committed offset below it. A group
+		// with no committed offset starts at the beginning, as before.
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		kgo.ConsumeStartOffset(kgo.NewOffset().AtStart()),
 		kgo.OnPartitionsAssigned(l.onAssigned),
 		kgo.OnPartitionsRevoked(l.onRevoked),
 		kgo.OnPartitionsLost(l.onRevoked),
@@ -96,10 +118,13 @@ func (l *Loop) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string]
 	l.cfg.Logger.Info("partitions assigned", "partitions", ps)
 }
 
-func (l *Loop) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+func (l *Loop) onRevoked(_ context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	ps := l.commandsOf(revoked)
 	l.revokes.Add(1)
 	l.core.Revoke(ps)
+	// A stopped partition was paused; if the group gives it back, its
+	// fetch finds out again whether records are missing.
+	cl.ResumeFetchPartitions(revoked)
 	l.cfg.Logger.Info("partitions revoked", "partitions", ps)
 }
 
@@ -107,6 +132,14 @@ func (l *Loop) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]
 // committing a transaction before the decider gives up and exits (with a
 // clear error, for a supervisor and a human to see).
 const maxFailedSessions = 5
+
+// maxAbortsInARow is how many transactions in a row may abort, for a
+// reason other than a rebalance, before the session is counted as failed
+// and replaced (a partition stopped for missing records aborts one): a
+// failure that aborts every transaction (a produce the events topic always
+// refuses, say) is not retried forever in silence, and after
+// maxFailedSessions such sessions the decider exits.
+const maxAbortsInARow = 10
 
 // Run runs transactional sessions until ctx ends. A session whose
 // transaction cannot end (franz-go: "no returned error is retryable": a
@@ -117,7 +150,22 @@ const maxFailedSessions = 5
 // whatever the old one left open, and every effect of the failed batch is
 // dropped: ownership and the overlay are rebuilt from the projection on the
 // next assignment.
+//
+// Before the first session, Run waits until the projection has applied
+// everything committed to the events topic before it started, except the
+// partitions it stopped reading (whose commands will not be decided), so
+// that one lost partition does not keep the replica from deciding the
+// others.
 func (l *Loop) Run(ctx context.Context) error {
+	if l.cfg.CommandsTopic == "" || l.cfg.EventsTopic == "" {
+		return errors.New("decider: the session needs its commands and events topics")
+	}
+	if err := l.waitProjected(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	backoff, failed := 500*time.Millisecond, 0
 	for {
 		before := l.commits.Load()
@@ -167,6 +215,7 @@ func (l *Loop) session(ctx context.Context) error {
 		return fatalError{err}
 	}
 	l.cfg.Logger.Info("deciding", "group", l.cfg.Group, "transactional_id", l.cfg.TransactionalID)
+	l.aborts = 0
 	return l.loop(ctx, sess)
 }
 
@@ -187,15 +236,25 @@ func (l *Loop) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
 		if errors.Is(fetches.Err0(), kgo.ErrClientClosed) {
 			return errors.New("decider: kafka client closed")
 		}
+		lost := map[int32]string{}
+		stopped := l.core.Stopped()
 		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			switch {
+			case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+			case recordsLost(err):
+				if _, already := stopped[p]; !already {
+					lost[p] = l.lostCommands(ctx, sess, t, p, err)
+				}
+			default:
 				l.cfg.Logger.Warn("fetch error", "topic", t, "partition", p, "err", err)
 			}
 		})
+		l.stop(sess, lost)
+		l.stopProjected(sess)
 		records := fetches.Records()
 		// Take over newly assigned partitions even when no command comes:
 		// their timers need their state.
-		l.catchUp(ctx)
+		l.catchUp(ctx, sess)
 		if time.Since(lastExpiry) >= l.cfg.ExpiryPeriod {
 			lastExpiry = time.Now()
 			l.timers(ctx)
@@ -234,7 +293,10 @@ func (l *Loop) timers(ctx context.Context) {
 }
 
 // transact runs one transaction: catch up new partitions, decide the
-// records, seal what it wrote, commit.
+// records, seal what it wrote, commit. It returns an error, which ends the
+// session, when the transaction failed in a way that would repeat: the
+// core failed it for another reason than a partition it may not decide
+// (core.ErrNotOwned), or maxAbortsInARow transactions in a row aborted.
 func (l *Loop) transact(ctx context.Context, sess *kgo.GroupTransactSession, records []*kgo.Record) error {
 	if err := sess.Begin(); err != nil {
 		return fmt.Errorf("decider: begin transaction: %w", err)
@@ -242,23 +304,28 @@ func (l *Loop) transact(ctx context.Context, sess *kgo.GroupTransactSession, rec
 	began := time.Now()
 	revokesAtBegin := l.revokes.Load()
 	txn := l.core.Begin(l.cfg.Now())
-	ok := l.catchUp(ctx)
+	ok := l.catchUp(ctx, sess)
+	cause := "a catch-up failed"
 	if ok {
 		for _, rec := range records {
 			txn.Command(in(rec))
 		}
 		txn.Seal()
 	}
-	if txn.Err() != nil {
+	txnErr := txn.Err()
+	if txnErr != nil {
 		ok = false
-		l.cfg.Logger.Warn("a decision failed; aborting", "err", txn.Err())
+		cause = txnErr.Error()
+		l.cfg.Logger.Warn("a decision failed; aborting", "err", txnErr)
 	}
 	// Finish the transaction even when ctx ends (shutdown): an open
 	// transaction would block the next owner's catch-up until it times out.
 	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.TxnTimeout)
 	defer cancel()
 	if ok {
-		ok = l.produce(endCtx, sess, txn)
+		if err := l.produce(endCtx, sess, txn); err != nil {
+			ok, cause = false, err.Error()
+		}
 	}
 	try := kgo.TryCommit
 	if !ok {
@@ -272,23 +339,32 @@ func (l *Loop) transact(ctx context.Context, sess *kgo.GroupTransactSession, rec
 	}
 	if !committed {
 		l.observe("aborted", took)
-		{
-			cause := "a produce or catch-up failed"
-			if l.revokes.Load() != revokesAtBegin {
-				cause = "partitions were revoked (rebalance)"
-			} else if ok {
-				cause = "the group generation changed before the commit (fenced)"
-			}
-			l.cfg.Logger.Info("transaction aborted; the batch will be decided again", "records", len(records), "cause", cause)
+		revoked := l.revokes.Load() != revokesAtBegin
+		switch {
+		case revoked:
+			cause = "partitions were revoked (rebalance)"
+		case ok:
+			cause = "the group generation changed before the commit (fenced)"
+		}
+		l.cfg.Logger.Info("transaction aborted; the batch will be decided again", "records", len(records), "cause", cause)
+		if txnErr != nil && !errors.Is(txnErr, core.ErrNotOwned) {
+			return fmt.Errorf("decider: a transaction failed and would fail again: %w", txnErr)
+		}
+		if !revoked {
+			l.aborts++
+		}
+		if l.aborts >= maxAbortsInARow {
+			return fmt.Errorf("decider: %d transactions in a row aborted; the last because %s", l.aborts, cause)
 		}
 		return nil
 	}
+	l.aborts = 0
 	l.observe("committed", took)
 	l.commits.Add(1)
 	l.core.Commit(txn)
 	{
-		l.cfg.Logger.Debug("transaction committed", "records", len(records), "events", txn.Events(), "first_offset", firstOffset(records),
-			"took", took.String())
+		l.cfg.Logger.Debug("transaction committed", "records", len(records), "events", txn.Events(), "quarantined", txn.Quarantined(),
+			"first_offset", firstOffset(records), "took", took.String())
 	}
 	return nil
 }
@@ -299,9 +375,9 @@ func (l *Loop) observe(result string, took time.Duration) {
 	}
 }
 
-// produce writes the transaction's records and waits for them. It reports
-// false if any failed: the transaction must then abort.
-func (l *Loop) produce(ctx context.Context, sess *kgo.GroupTransactSession, txn *core.Txn) bool {
+// produce writes the transaction's records and waits for them. It
+// returns why if any failed: the transaction must then abort.
+func (l *Loop) produce(ctx context.Context, sess *kgo.GroupTransactSession, txn *core.Txn) error {
 	var failed atomic.Value
 	for i, o := range txn.Records() {
 		rec := eventlog.RecordOf(l.cfg.EventsTopic, o.Key, o.Value)
@@ -320,13 +396,13 @@ func (l *Loop) produce(ctx context.Context, sess *kgo.GroupTransactSession, txn 
 	}
 	if err := sess.Client().Flush(ctx); err != nil {
 		l.cfg.Logger.Warn("flush failed; aborting", "err", err)
-		return false
+		return fmt.Errorf("flush: %w", err)
 	}
 	if err, _ := failed.Load().(error); err != nil {
 		l.cfg.Logger.Warn("a produce failed; aborting", "err", err)
-		return false
+		return fmt.Errorf("a produce failed: %w", err)
 	}
-	return true
+	return nil
 }
 
 func in(rec *kgo.Record) core.In {
@@ -335,8 +411,14 @@ func in(rec *kgo.Record) core.In {
 }
 
 // catchUp makes sure every owned partition is caught up before any of its
-// commands is decided. It reports false when it could not.
-func (l *Loop) catchUp(ctx context.Context) bool {
+// commands is decided. It reports false when it could not. A partition
+// whose events partition the projection stopped reading is stopped, not
+// waited for: its head is not the log's, and the others must go on.
+func (l *Loop) catchUp(ctx context.Context, sess *kgo.GroupTransactSession) bool {
+	if len(l.core.NotCaughtUp()) == 0 {
+		return true
+	}
+	l.stopProjected(sess)
 	need := l.core.NotCaughtUp()
 	if len(need) == 0 {
 		return true
@@ -354,7 +436,12 @@ func (l *Loop) catchUp(ctx context.Context) bool {
 		return false
 	}
 	for _, p := range parts {
-		if err := l.proj.WaitOffset(cctx, p, ends[p]); err != nil {
+		err := waitApplied(cctx, l.proj, p, ends[p])
+		var stopped stoppedError
+		switch {
+		case errors.As(err, &stopped):
+			l.stop(sess, map[int32]string{p: stopped.why()})
+		case err != nil:
 			l.cfg.Logger.Warn("projection did not catch up", "partition", p, "err", err)
 			return false
 		}
@@ -376,6 +463,150 @@ func (l *Loop) catchUp(ctx context.Context) bool {
 		return false
 	}
 	return true
+}
+
+// stoppedError is waitApplied's error for a partition the projection
+// stopped reading.
+type stoppedError struct {
+	partition int32
+	reason    string
+}
+
+func (e stoppedError) Error() string {
+	return fmt.Sprintf("the projection stopped reading events partition %d: %s", e.partition, e.reason)
+}
+
+func (e stoppedError) why() string {
+	return fmt.Sprintf("the projection stopped reading events partition %d, so the chain head it holds is not the log's: %s", e.partition, e.reason)
+}
+
+// waitApplied waits until the projection has applied events partition p
+// up to off, and fails at once if it stopped reading p (records are
+// missing there), before or after reaching off.
+func waitApplied(ctx context.Context, proj Projection, p int32, off int64) error {
+	for {
+		if why := proj.Stopped()[p]; why != "" {
+			return stoppedError{partition: p, reason: why}
+		}
+		// WaitOffset is not woken when a partition stops: look again
+		// every 100ms.
+		wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		err := proj.WaitOffset(wctx, p, off)
+		cancel()
+		switch {
+		case err == nil:
+			if why := proj.Stopped()[p]; why != "" {
+				return stoppedError{partition: p, reason: why}
+			}
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
+	}
+}
+
+// waitProjected waits until the projection has applied every partition of
+// the events topic up to its last stable offset as of now, or stopped it.
+func (l *Loop) waitProjected(ctx context.Context) error {
+	var ends kadm.ListedOffsets
+	for {
+		var err error
+		if ends, err = l.adm.ListCommittedOffsets(ctx, l.cfg.EventsTopic); err == nil && ends.Error() == nil {
+			break
+		}
+		if err == nil {
+			err = ends.Error()
+		}
+		l.cfg.Logger.Warn("cannot read the end of the events topic yet; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	var waitErr error
+	ends.Each(func(o kadm.ListedOffset) {
+		if waitErr != nil {
+			return
+		}
+		err := waitApplied(ctx, l.proj, o.Partition, o.Offset)
+		var stopped stoppedError
+		switch {
+		case errors.As(err, &stopped):
+			l.cfg.Logger.Error("its commands will not be decided here: "+stopped.Error(), "partition", o.Partition)
+		case err != nil:
+			waitErr = err
+		}
+	})
+	return waitErr
+}
+
+// recordsLost reports whether a fetch error means records of the
+// partition are gone before the group consumed them: data loss the
+// client detected, or an offset out of range (below the log start, since
+// retention deleted commands never decided; or past a truncated end).
+func recordsLost(err error) bool {
+	var loss *kgo.ErrDataLoss
+	return errors.As(err, &loss) || errors.Is(err, kerr.OffsetOutOfRange)
+}
+
+// lostCommands says what was lost, as far as the error, the group's
+// committed offset and the log start tell.
+func (l *Loop) lostCommands(ctx context.Context, sess *kgo.GroupTransactSession, topic string, p int32, err error) string {
+	var loss *kgo.ErrDataLoss
+	if errors.As(err, &loss) {
+		return fmt.Sprintf("lost records of %s/%d (the log was truncated): commands written there since would be skipped: %v", topic, p, err)
+	}
+	committed, ok := sess.Client().CommittedOffsets()[topic][p]
+	if ok {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if starts, lerr := l.adm.ListStartOffsets(lctx, topic); lerr == nil {
+			if s, ok := starts.Lookup(topic, p); ok && s.Err == nil && s.Offset > committed.Offset {
+				return fmt.Sprintf("commands %d to %d of %s/%d were deleted before they were decided (the group's committed offset is %d, the log starts at %d): %v",
+					committed.Offset, s.Offset-1, topic, p, committed.Offset, s.Offset, err)
+			}
+		}
+	}
+	return fmt.Sprintf("lost records of %s/%d: the offset to read is out of range (records deleted, or the log truncated or recreated): %v", topic, p, err)
+}
+
+// stop stops deciding the given owned partitions (see core.Stop) and
+// pauses their fetches, so that nothing past the loss is consumed.
+func (l *Loop) stop(sess *kgo.GroupTransactSession, why map[int32]string) {
+	if len(why) == 0 {
+		return
+	}
+	var pause []int32
+	for p, reason := range why {
+		if l.core.Stop(p, reason) {
+			l.cfg.Logger.Error("stopped deciding a partition: records are missing; see docs/runbook.md#assentdeciderpartitionstopped",
+				"partition", p, "reason", reason)
+		}
+		if _, stopped := l.core.Stopped()[p]; stopped {
+			pause = append(pause, p)
+		}
+	}
+	if len(pause) > 0 {
+		sess.Client().PauseFetchPartitions(map[string][]int32{l.cfg.CommandsTopic: pause})
+	}
+}
+
+// stopProjected stops the owned partitions whose events partition the
+// projection stopped reading.
+func (l *Loop) stopProjected(sess *kgo.GroupTransactSession) {
+	gone := l.proj.Stopped()
+	if len(gone) == 0 {
+		return
+	}
+	owned, stopped := l.core.Owned(), l.core.Stopped()
+	why := map[int32]string{}
+	for p, reason := range gone {
+		if _, ok := owned[p]; ok && stopped[p] == "" {
+			why[p] = stoppedError{partition: p, reason: reason}.why()
+		}
+	}
+	l.stop(sess, why)
 }
 
 // stableEnds waits until no transaction is open on the given events

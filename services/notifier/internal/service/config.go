@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/projection"
@@ -23,14 +24,17 @@ import (
 type Config struct {
 	// Keys are the published decider public keys: the projection applies
 	// only what they sign.
-	Keys     *wire.KeyRing
-	Kafka    eventlog.Config
-	Topics   eventlog.TopicSpec
-	HTTPAddr string
-	Instance string
-	DataDir  string
-	Group    string
-	LogLevel string
+	Keys *wire.KeyRing
+	// CommandKey signs the delivery outcomes the notifier records; it
+	// speaks as service:notifier.
+	CommandKey *wire.Signer
+	Kafka      eventlog.Config
+	Topics     eventlog.TopicSpec
+	HTTPAddr   string
+	Instance   string
+	DataDir    string
+	Group      string
+	LogLevel   string
 
 	SecretsFile string
 	AllowNets   []netip.Prefix
@@ -78,6 +82,13 @@ Environment:
   ASSENT_SEAL_KEYS_FILE             the published decider public keys; only records a
                                     seal signed with one of them covers are applied
                                     (default infra/keys/decider-keys.json)
+  ASSENT_COMMAND_KEY_FILE           Ed25519 private key (PKCS #8 PEM) that signs every
+                                    command this service produces (required: the decider
+                                    refuses unsigned commands). Demo key, for scripts/up
+                                    and tests only: infra/keys/demo-notifier.key.pem
+  ASSENT_COMMAND_KEY_ID             its key id in infra/keys/service-keys.json, which
+                                    names the principal it speaks as (required; demo
+                                    key: demo-notifier-2026-01)
   ASSENT_LOG_LEVEL                  debug, info, warn, error (default info)
 
   Webhooks:
@@ -127,8 +138,11 @@ func Load(getenv func(string) string) (Config, error) {
 	topics, terr := eventlog.TopicSpecFromEnv(getenv)
 	keys, keysErr := projection.LoadKeys(getenv)
 	env.Add(keysErr)
+	signer, serr := command.LoadSigner(getenv)
+	env.Add(serr)
 	cfg := Config{
 		Keys:            keys,
+		CommandKey:      signer,
 		Kafka:           kafka,
 		Topics:          topics,
 		HTTPAddr:        env.String("ASSENT_HTTP_ADDR", "127.0.0.1:8580"),

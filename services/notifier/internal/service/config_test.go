@@ -18,7 +18,8 @@ func env(m map[string]string) func(string) string { return func(k string) string
 
 func TestLoadDefaults(t *testing.T) {
 	t.Parallel()
-	cfg, err := service.Load(env(map[string]string{"ASSENT_KAFKA_BROKERS": "127.0.0.1:19092", "ASSENT_SEAL_KEYS_FILE": "../../../../infra/keys/decider-keys.json"}))
+	cfg, err := service.Load(env(map[string]string{"ASSENT_KAFKA_BROKERS": "127.0.0.1:19092", "ASSENT_SEAL_KEYS_FILE": "../../../../infra/keys/decider-keys.json",
+		"ASSENT_COMMAND_KEY_FILE": "../../../../infra/keys/demo-notifier.key.pem", "ASSENT_COMMAND_KEY_ID": "demo-notifier-2026-01"}))
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:8580", cfg.HTTPAddr)
 	require.Equal(t, "assent-notifier", cfg.Group)
@@ -42,7 +43,7 @@ func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
 		"ASSENT_NOTIFIER_SMTP_PASSWORD_FILE": pw, "ASSENT_NOTIFIER_SECRETS_FILE": sec, "ASSENT_NOTIFIER_SINCE": "yesterday",
 	}))
 	require.Error(t, err)
-	for _, want := range []string{"ASSENT_KAFKA_BROKERS", "ASSENT_NOTIFIER_ALLOW_NETS", "ASSENT_NOTIFIER_TARGET_RATE", "ASSENT_NOTIFIER_SMTP_FROM",
+	for _, want := range []string{"ASSENT_KAFKA_BROKERS", "ASSENT_COMMAND_KEY_FILE", "ASSENT_NOTIFIER_ALLOW_NETS", "ASSENT_NOTIFIER_TARGET_RATE", "ASSENT_NOTIFIER_SMTP_FROM",
 		"ASSENT_NOTIFIER_SMTP_USERNAME", "ASSENT_NOTIFIER_SECRETS_FILE", "ASSENT_NOTIFIER_SINCE"} {
 		require.Contains(t, err.Error(), want)
 	}

@@ -151,6 +151,7 @@ func (r *notifyRig) send(t *testing.T, rid, actor string, body approval.CommandB
 	defer cl.Close()
 	env, err := codec.CommandEnvelope(approval.Command{ID: wire.NewID(time.Now()), RequestID: rid, Actor: actor, Time: time.Now().UTC(), Body: body}, "assent/test")
 	require.NoError(t, err)
+	env = systest.SignCommand(t, systest.ServiceAPI, env) // the api's key may name anyone
 	require.NoError(t, eventlog.Produce(t.Context(), cl, r.topics.Commands, env))
 }
 

@@ -93,7 +93,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, ln net.Listener) err
 	store.Attach(runner.DB())
 	runner.RegisterMetrics(reg, func() float64 { return float64(store.Requests.Invalid.Load() + store.Invalid.Load()) })
 
-	writer := command.Writer{Source: delivery.Source, Sender: command.Kafka{Client: cl, Topic: cfg.Topics.Commands}}
+	writer := command.Writer{Source: delivery.Source, Sender: command.Kafka{Client: cl, Topic: cfg.Topics.Commands, Signer: cfg.CommandKey}}
 	var m *metrics
 	eng := delivery.New(delivery.Config{
 		Store: storeView{store}, Projection: runner, Writer: writer, Logger: log,

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/projection"
@@ -29,6 +30,9 @@ type Config struct {
 	// Keys are the published decider public keys: the projection applies
 	// only what they sign.
 	Keys *wire.KeyRing
+	// CommandKey signs every command the gateway produces; it speaks as
+	// service:slack-gateway, with the on_behalf role.
+	CommandKey *wire.Signer
 }
 
 // Usage is printed by --help and after a configuration error.
@@ -77,6 +81,13 @@ Environment:
   ASSENT_SEAL_KEYS_FILE        the published decider public keys; only records a
                                seal signed with one of them covers are applied
                                (default infra/keys/decider-keys.json)
+  ASSENT_COMMAND_KEY_FILE      Ed25519 private key (PKCS #8 PEM) that signs every
+                               command this service produces (required: the decider
+                               refuses unsigned commands). Demo key, for scripts/up
+                               and tests only: infra/keys/demo-slack-gateway.key.pem
+  ASSENT_COMMAND_KEY_ID        its key id in infra/keys/service-keys.json, which
+                               names the principal it speaks as (required; demo
+                               key: demo-slack-gateway-2026-01)
   ASSENT_LOG_LEVEL             debug, info, warn, error (default info)
 `
 
@@ -87,8 +98,11 @@ func Load(getenv func(string) string) (Config, error) {
 	topics, terr := eventlog.TopicSpecFromEnv(getenv)
 	keys, kerrs := projection.LoadKeys(getenv)
 	env.Add(kerrs)
+	signer, serr := command.LoadSigner(getenv)
+	env.Add(serr)
 	cfg := Config{
 		Keys:          keys,
+		CommandKey:    signer,
 		Kafka:         kafka,
 		Topics:        topics,
 		HTTPAddr:      env.String("ASSENT_HTTP_ADDR", "127.0.0.1:8380"),

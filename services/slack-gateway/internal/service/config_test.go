@@ -15,7 +15,7 @@ func env(m map[string]string) func(string) string { return func(k string) string
 func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
 	_, err := service.Load(env(map[string]string{"ASSENT_SLACK_RATE_SCALE": "fast", "ASSENT_SLACK_ACK_TIMEOUT": "5s"}))
 	require.Error(t, err)
-	for _, want := range []string{"ASSENT_KAFKA_BROKERS", "ASSENT_SLACK_BOT_TOKEN", "ASSENT_SLACK_SIGNING_SECRET", "ASSENT_SLACK_RATE_SCALE", "at most 3s"} {
+	for _, want := range []string{"ASSENT_KAFKA_BROKERS", "ASSENT_COMMAND_KEY_FILE", "ASSENT_SLACK_BOT_TOKEN", "ASSENT_SLACK_SIGNING_SECRET", "ASSENT_SLACK_RATE_SCALE", "at most 3s"} {
 		require.Contains(t, err.Error(), want)
 	}
 }
@@ -23,7 +23,8 @@ func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
 func TestLoadDefaults(t *testing.T) {
 	cfg, err := service.Load(env(map[string]string{
 		"ASSENT_KAFKA_BROKERS": "127.0.0.1:19092", "ASSENT_SLACK_BOT_TOKEN": "xoxb-1", "ASSENT_SLACK_SIGNING_SECRET": "s",
-		"ASSENT_SEAL_KEYS_FILE": "../../../../infra/keys/decider-keys.json",
+		"ASSENT_SEAL_KEYS_FILE":   "../../../../infra/keys/decider-keys.json",
+		"ASSENT_COMMAND_KEY_FILE": "../../../../infra/keys/demo-slack-gateway.key.pem", "ASSENT_COMMAND_KEY_ID": "demo-slack-gateway-2026-01",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, 1, cfg.Keys.Len(), "the published decider keys")

@@ -102,6 +102,7 @@ func (r *rig) submit(t *testing.T, rid string) {
 			Reason: "release <42> & friends"},
 	}, "assent/test")
 	require.NoError(t, err)
+	env = systest.SignCommand(t, systest.ServiceAPI, env) // the api's key may name anyone
 	rec, err := eventlog.NewRecord(r.topics.Commands, env)
 	require.NoError(t, err)
 	require.NoError(t, cl.ProduceSync(t.Context(), rec).FirstErr())

@@ -86,7 +86,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, ln net.Listener) err
 		Token: cfg.BotToken, APIURL: cfg.SlackAPIURL, RateScale: cfg.RateScale, UserTTL: cfg.UserTTL,
 		Observe: m.observeAPI,
 	})
-	snd := command.Kafka{Client: cl, Topic: cfg.Topics.Commands, Observe: func(took time.Duration, _ error) { m.send.Observe(took.Seconds()) }}
+	snd := command.Kafka{Client: cl, Topic: cfg.Topics.Commands, Signer: cfg.CommandKey, Observe: func(took time.Duration, _ error) { m.send.Observe(took.Seconds()) }}
 	view := requestsView{runner: runner, store: store}
 	in := inbound.New(inbound.Config{
 		Verifier: inbound.NewVerifier(cfg.SigningSecret, nil, 0),

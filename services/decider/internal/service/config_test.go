@@ -1,0 +1,35 @@
+package service_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/assent-dev/assent/services/decider/internal/service"
+)
+
+// TestLoadConfigReadsTheServiceKeys: the decider verifies commands with the
+// published service keys, and refuses to start without a file that parses.
+func TestLoadConfigReadsTheServiceKeys(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"ASSENT_KAFKA_BROKERS":    "127.0.0.1:1",
+		"ASSENT_SIGNING_KEY_FILE": infraFile("keys/demo-decider.key.pem"),
+		"ASSENT_SIGNING_KEY_ID":   "demo-2026-01",
+		"ASSENT_SEAL_KEYS_FILE":   infraFile("keys/decider-keys.json"),
+	}
+	getenv := func(k string) string { return env[k] }
+
+	env["ASSENT_SERVICE_KEYS_FILE"] = infraFile("keys/service-keys.json")
+	cfg, err := service.LoadConfig(getenv)
+	require.NoError(t, err)
+	require.Equal(t, 5, cfg.ServiceKeys.Len(), "the demo keys of the api, the gateway, the console, the notifier and billing")
+
+	env["ASSENT_SERVICE_KEYS_FILE"] = "/nonexistent/service-keys.json"
+	_, err = service.LoadConfig(getenv)
+	require.ErrorContains(t, err, "ASSENT_SERVICE_KEYS_FILE")
+
+	env["ASSENT_SERVICE_KEYS_FILE"] = infraFile("keys/decider-keys.json") // the wrong file
+	_, err = service.LoadConfig(getenv)
+	require.ErrorContains(t, err, `want "assent-service-keys-v1"`)
+}
