@@ -149,14 +149,19 @@ func TestIntegrationForgeriesAreNeverServed(t *testing.T) {
 				appr := f.approved(rid, before.seq+2, wire.Hash(vote))
 				return f.produceTxn(forgeryTarget, keyed(rid, appr), keyed(rid, vote))
 			}},
-		// Issue 12.7, authenticated commands: the decider must refuse a
-		// command whose signature is missing, or whose signer may not act
-		// as its actor. The other variant, a command signed by a service
-		// key without on_behalf, needs 12.7's command signatures.
+		// Authenticated commands (docs/architecture.md): the decider
+		// refuses a command whose signature is missing, or whose signer
+		// may not act as its actor; only a key with on_behalf may name
+		// another principal.
 		{name: "command naming another principal, unsigned", command: true,
 			detail: "a vote (approve) by user:alice@example.com produced straight to the commands topic, with no signature",
 			forge: func(f *forger, rid string, _ partitionState) []forged {
-				return f.produceCommand(rid, "user:alice@example.com", approval.Vote{Decision: approval.Approve})
+				return f.produceCommand(rid, "user:alice@example.com", approval.Vote{Decision: approval.Approve}, "")
+			}},
+		{name: "command naming another principal, signed without on_behalf", command: true,
+			detail: "a vote (approve) by user:alice@example.com signed with billing's own key (a backend's, no on_behalf)",
+			forge: func(f *forger, rid string, _ partitionState) []forged {
+				return f.produceCommand(rid, "user:alice@example.com", approval.Vote{Decision: approval.Approve}, ServiceBilling)
 			}},
 	} {
 		row := forgeryRow{kind: k.name, detected: "-", where: "-", served: "not observed: the subtest failed first"}
@@ -295,7 +300,11 @@ func (f *forger) run(t *testing.T, k forgeryKind, rid string, row *forgeryRow) {
 	defer func() { row.detected = strings.Join(detected, ", ") }()
 	if k.command {
 		// The decider refuses it with command.rejected reason unauthenticated.
-		code, outcome := f.rejection(t, forgeryTarget, rid, recs[0].id)
+		// Refused under the record's own id, so that a forgery can never
+		// take the id of a command its rightful author will send; the id
+		// it claims is never decided.
+		recordID := fmt.Sprintf("kafka:%s/%d/%d", recs[0].topic, recs[0].partition, recs[0].offset)
+		code, outcome := f.rejection(t, forgeryTarget, rid, recordID, recs[0].id)
 		if code != "" {
 			detected = append(detected, fmt.Sprintf("decider: command.rejected %s (events p%d@%s)", code, forgeryTarget, outcome))
 		} else {
@@ -479,11 +488,15 @@ func (f *forger) produceTxn(p int32, recs ...keyedValue) []forged {
 }
 
 // produceCommand writes a command straight to the commands topic, in the
-// partition the request's key hashes to, as the api would but unsigned.
-func (f *forger) produceCommand(rid, actor string, body approval.CommandBody) []forged {
+// partition the request's key hashes to, as the api would: unsigned, or
+// signed with the demo key of service signer.
+func (f *forger) produceCommand(rid, actor string, body approval.CommandBody, signer string) []forged {
 	now := time.Now().UTC()
 	env, err := codec.CommandEnvelope(approval.Command{ID: wire.NewID(now), RequestID: rid, Actor: actor, Time: now, Body: body}, "assent/api")
 	require.NoError(f.t, err)
+	if signer != "" {
+		env = SignCommand(f.t, signer, env)
+	}
 	v := marshal(f.t, env)
 	p := wire.Partition([]byte(rid), forgeryParts)
 	ctx, cancel := context.WithTimeout(f.t.Context(), 30*time.Second)
@@ -588,19 +601,20 @@ func (f *forger) lastRunOf(p int32, rid string) []keyedValue {
 	return out
 }
 
-// rejection waits for the decider's answer to command id on partition p:
-// the reason code of its command.rejected and that event's offset, or no
-// code and the events it wrote instead.
-func (f *forger) rejection(t *testing.T, p int32, rid, id string) (code, outcome string) {
+// rejection waits for the decider's answer to a forged command on
+// partition p: the reason code of the command.rejected written under
+// refusedAs and that event's offset, or no code and the events written
+// under the id it claims instead.
+func (f *forger) rejection(t *testing.T, p int32, rid, refusedAs, claimed string) (code, outcome string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var events []string
 		for _, r := range f.authenticated(t, p) {
-			if r.Envelope.Subject != rid || r.Event.CommandID != id {
+			if r.Envelope.Subject != rid || r.Event.CommandID != refusedAs && r.Event.CommandID != claimed {
 				continue
 			}
-			if rj, ok := r.Event.Body.(approval.CommandRejected); ok {
+			if rj, ok := r.Event.Body.(approval.CommandRejected); ok && r.Event.CommandID == refusedAs {
 				return string(rj.Code), strconv.FormatInt(r.Offset, 10)
 			}
 			events = append(events, fmt.Sprintf("%s@%d", strings.TrimPrefix(r.Envelope.Type, "dev.assent."), r.Offset))
@@ -609,7 +623,7 @@ func (f *forger) rejection(t *testing.T, p int32, rid, id string) (code, outcome
 			return "", strings.Join(events, ", ")
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no outcome for command %s of %s within 20s", id, rid)
+			t.Fatalf("no outcome for the command %s of %s (record %s) within 20s", claimed, rid, refusedAs)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
