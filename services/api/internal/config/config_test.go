@@ -71,7 +71,8 @@ func TestLoadRefusesMissingKeys(t *testing.T) {
 // bound every replica, can be changed, and are checked.
 func TestLoadLimits(t *testing.T) {
 	t.Parallel()
-	base := map[string]string{"ASSENT_KAFKA_BROKERS": "k:9092", "ASSENT_SEAL_KEYS_FILE": keysFile}
+	base := map[string]string{"ASSENT_KAFKA_BROKERS": "k:9092", "ASSENT_SEAL_KEYS_FILE": keysFile,
+		"ASSENT_COMMAND_KEY_FILE": "../../../../infra/keys/demo-api.key.pem", "ASSENT_COMMAND_KEY_ID": "demo-api-2026-01"}
 	with := func(kv ...string) func(string) string {
 		m := map[string]string{}
 		for k, v := range base {
