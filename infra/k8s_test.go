@@ -526,3 +526,25 @@ func TestManifestsSignEveryCommand(t *testing.T) {
 		require.NoError(t, err, "the published service keys parse")
 	}
 }
+
+// TestManifestsKeyFilesParse: the published keys the manifests mount are
+// read by the same loaders the services use, so a format the code does
+// not know fails here instead of at a pod's start. It failed while
+// 20-config.yaml named its decider keys "assent-decider-signing-keys-v1".
+func TestManifestsKeyFilesParse(t *testing.T) {
+	m := loadManifests(t)
+	parsers := map[string]func([]byte) error{
+		"decider-keys.json": func(b []byte) error { _, err := wire.ParseKeyRing(b); return err },
+		"service-keys.json": func(b []byte) error { _, err := wire.ParseServiceKeyRing(b); return err },
+	}
+	found := 0
+	for name, cm := range m.configMaps {
+		for key, data := range cm.Data {
+			if parse, ok := parsers[key]; ok {
+				found++
+				require.NoError(t, parse([]byte(data)), "config map %s, %s", name, key)
+			}
+		}
+	}
+	require.Equal(t, len(parsers), found, "each keys file is in a config map")
+}
