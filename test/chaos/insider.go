@@ -284,6 +284,8 @@ func (in *Insider) forge(ctx context.Context, kind string) (Forgery, error) {
 		env = *copied
 		env.Subject, env.Sequence, env.PrevHash = rid, strconv.Itoa(st.Sequence+1), prev
 	} else {
+		// A decision of its own (also a copy's, before the deciders have
+		// decided any request that way).
 		e := approval.Event{RequestID: rid, CommandID: wire.NewID(now), Time: now, Sequence: st.Sequence + 1}
 		deciders := st.Policy.Approvers
 		if outcome == approval.StatusApproved {
