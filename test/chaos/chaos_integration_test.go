@@ -15,7 +15,8 @@ import (
 // TestIntegrationChaos is the bounded version of scripts/chaos: its own
 // three-node Kafka cluster in network namespaces, two deciders, two api
 // replicas and two gateways, a workload of every kind of operation, and
-// each fault type once with short quiet periods. It fails on any anomaly.
+// each fault type once with short quiet periods, the insider's forgeries
+// among them. It fails on any anomaly, and if a forgery was ever served.
 func TestIntegrationChaos(t *testing.T) {
 	dir := t.TempDir()
 	r, err := Execute(t.Context(), Config{
@@ -64,6 +65,22 @@ func TestIntegrationChaos(t *testing.T) {
 	require.Positive(t, r.Verdict.Base.Terminal["expired"])
 	require.Equal(t, len(r.Faults), len(r.Gaps))
 	require.Greater(t, r.Verdict.LinChecked, 50, "request histories checked for linearizability")
+	// The insider forged a decision of every kind, on pending requests;
+	// the log holds them, refused, and nothing else unauthenticated
+	// (checkForgeries), and no client or replica was shown one.
+	kinds := map[string]bool{}
+	forgedRecords := 0
+	for _, f := range r.Forgeries {
+		kinds[f.Kind] = true
+		forgedRecords += len(f.Offsets)
+	}
+	require.Len(t, kinds, len(ForgeryKinds), "every kind of forgery was injected: %v", r.Forgeries)
+	require.Equal(t, forgedRecords, r.Verdict.Unauthenticated, "the records no seal covers are exactly the insider's")
+	require.Zero(t, r.Verdict.Served, "forgeries served")
+	require.Len(t, r.Counters, 2, "both api replicas' violation counters were read around the insider fault")
+	for _, c := range r.Counters {
+		require.Greater(t, c.After, c.Before, "%s counted the forgeries as unauthenticated", c.Replica)
+	}
 }
 
 // TestIntegrationChaosCatchesBrokenDedupe shows that the checker works: a

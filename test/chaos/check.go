@@ -10,6 +10,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/systest"
 )
 
@@ -53,6 +54,16 @@ type Input struct {
 	Views map[string]map[string]View
 	// LinTimeout bounds porcupine per request (default 10s).
 	LinTimeout time.Duration
+	// Keys are the published decider keys, and Topic the events topic's
+	// name (seals sign it): the checker judges only what a valid seal
+	// covers, as every reader does. Without Keys the whole log is taken
+	// as authenticated (synthetic logs without seals).
+	Keys  *wire.KeyRing
+	Topic string
+	// Forgeries are the records the insider wrote, and Counters the api
+	// replicas' violation counters around each insider fault.
+	Forgeries []Forgery
+	Counters  []Counter
 }
 
 // Verdict is what the checker found.
@@ -61,6 +72,9 @@ type Verdict struct {
 	Anomalies []Anomaly
 	// Linearizability: requests checked, and those porcupine gave up on.
 	LinChecked, LinTimedOut int
+	// Unauthenticated is how many records of the log no valid seal
+	// covers, Served how many forgeries some client or replica was shown.
+	Unauthenticated, Served int
 }
 
 // Check proves the invariants of docs/architecture.md over a run:
@@ -81,7 +95,13 @@ type Verdict struct {
 //   - LIN: each request's history is linearizable (porcupine, model.go);
 //   - MONO: no replica's view of a request ever goes backwards;
 //   - SEC: every security negative was refused, and none reached either
-//     topic.
+//     topic;
+//   - FORGED, AUTH: the log's records that no valid seal covers are the
+//     insider's, and none of its forgeries was ever served
+//     (checkForgeries).
+//
+// With Keys, everything but SEC is judged on the authenticated log only
+// (Authenticated), which is what every reader applies.
 func Check(in Input) Verdict {
 	if in.LinTimeout <= 0 {
 		in.LinTimeout = 10 * time.Second
@@ -92,8 +112,13 @@ func Check(in Input) Verdict {
 			acked = append(acked, systest.Acked{RequestID: op.Request, CommandID: op.Command, Resubmit: op.Kind == KindSubmit})
 		}
 	}
-	v := Verdict{Base: systest.Check(in.Log, acked)}
-	idx := indexLog(in.Log)
+	log := in.Log
+	var refused []Unauthenticated
+	if in.Keys != nil {
+		log, refused = Authenticated(in.Log, in.Topic, in.Keys)
+	}
+	v := Verdict{Base: systest.Check(log, acked), Unauthenticated: len(refused)}
+	idx := indexLog(log)
 	for _, a := range v.Base.Anomalies {
 		if a.Offset < 0 {
 			v.Anomalies = append(v.Anomalies, located(a.Invariant, a.Request, idx, nil, nil, "%s", a.Detail))
@@ -102,11 +127,14 @@ func Check(in Input) Verdict {
 		v.Anomalies = append(v.Anomalies, Anomaly{Invariant: a.Invariant, Request: a.Request, Partition: a.Partition,
 			Offsets: []int64{a.Offset}, Detail: a.Detail})
 	}
-	v.Anomalies = append(v.Anomalies, checkDecidedOnce(in.Log)...)
+	v.Anomalies = append(v.Anomalies, checkDecidedOnce(log)...)
 	v.Anomalies = append(v.Anomalies, checkTold(in.Ops, v.Base.States, idx)...)
 	v.Anomalies = append(v.Anomalies, checkViews(in.Views, v.Base.States, idx)...)
 	v.Anomalies = append(v.Anomalies, checkMonotonic(in.Ops, idx)...)
 	v.Anomalies = append(v.Anomalies, checkNegatives(in.Ops, in.Log, in.Commands)...)
+	forged, served := checkForgeries(in, log, refused, v.Base.States, idx)
+	v.Anomalies = append(v.Anomalies, forged...)
+	v.Served = served
 	lin, checked, timedOut := checkLinearizable(in.Ops, v.Base.States, idx, in.LinTimeout)
 	v.Anomalies = append(v.Anomalies, lin...)
 	v.LinChecked, v.LinTimedOut = checked, timedOut

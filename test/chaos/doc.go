@@ -12,13 +12,17 @@
 //   - [Nemesis] injects one fault at a time: kill -9 of a decider, an api
 //     or a gateway replica; SIGSTOP of a decider past its session timeout;
 //     kill -9 of a Kafka node; a Kafka node cut off from its peers
-//     ([Cluster.Partition]); a rolling restart.
+//     ([Cluster.Partition]); a rolling restart; an [Insider] that appends
+//     forged decisions to the events topic with the Kafka admin's
+//     credentials.
 //   - [Check] proves I1-I6 over the log (with test/systest), that nothing
 //     a client was told contradicts it, that each api replica equals a
 //     fold of it (I5), that each request's history is linearizable
 //     (porcupine, with unknown outcomes possibly taking effect), that no
 //     replica's view goes backwards, and that the security negatives were
-//     refused and left no trace. Every [Anomaly] names the request, the
+//     refused and left no trace, all over the authenticated log
+//     ([Authenticated]); and that no forgery was ever served, to a client
+//     or in a replica's view. Every [Anomaly] names the request, the
 //     partition and the offsets.
 //   - [Execute] does a whole run; [Run.WriteReport] prints the report.
 //

@@ -22,10 +22,13 @@ node in a network namespace on a private bridge (needs root), two deciders,
 two api replicas, two Slack gateways and a fake Slack. Concurrent clients
 submit, vote (approve, reject, duplicate, ineligible, self), cancel, click in
 Slack, let requests expire and send requests that must be refused, while a
-nemesis injects the faults in turn with quiet periods between them. Then the
-whole log is read back with read_committed and checked: I1-I6, what every
-client was told, each request's history with porcupine, views that never go
-backwards, and the security negatives.
+nemesis injects the faults in turn with quiet periods between them, one of
+them an insider who appends forged decisions with the Kafka admin's
+credentials. Then the whole log is read back with read_committed,
+authenticated with the published decider keys, and checked: I1-I6, what
+every client was told, each request's history with porcupine, views that
+never go backwards, the security negatives, and that no forgery was ever
+served.
 
 Writes DIR/report.txt, DIR/report.json, DIR/history.jsonl and the logs of
 every process under DIR. Exits 0 with no anomaly, 1 with anomalies, 2 when

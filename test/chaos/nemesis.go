@@ -18,10 +18,13 @@ const (
 	FaultKillBroker      = "kill-broker"
 	FaultPartitionBroker = "partition-broker"
 	FaultRollingRestart  = "rolling-restart"
+	// FaultInsider appends forged decisions to the events topic with the
+	// Kafka admin's credentials (Insider).
+	FaultInsider = "insider"
 )
 
 // AllFaults lists every fault type.
-var AllFaults = []string{FaultKillDecider, FaultKillAPI, FaultKillGateway, FaultPauseDecider,
+var AllFaults = []string{FaultKillDecider, FaultKillAPI, FaultKillGateway, FaultPauseDecider, FaultInsider,
 	FaultKillBroker, FaultPartitionBroker, FaultRollingRestart}
 
 // ParseFaults reads a comma-separated list of fault types ("all" for every
@@ -56,6 +59,7 @@ type Fault struct {
 type Nemesis struct {
 	Deciders, APIs, Gateways []*Proc
 	Cluster                  *Cluster // nil: no broker faults
+	Insider                  *Insider // nil: no insider fault
 	// Hold is how long a killed process stays down, and Pause how long a
 	// decider stays stopped (more than its 6s session timeout).
 	Hold, Pause, BrokerHold, PartitionHold time.Duration
@@ -147,6 +151,13 @@ func (n *Nemesis) Inject(ctx context.Context, name string) Fault {
 			sleep(ctx, n.PartitionHold)
 			err = n.Cluster.Heal(context.WithoutCancel(ctx), b)
 		}
+	case FaultInsider:
+		if n.Insider == nil {
+			err = fmt.Errorf("chaos: %s needs an Insider", name)
+			break
+		}
+		f.Target = fmt.Sprintf("%s, with the Kafka admin's credentials", n.Insider.Topic)
+		f.Note, err = n.Insider.Inject(ctx)
 	case FaultRollingRestart:
 		var names []string
 		for _, p := range slices.Concat(n.Deciders, n.APIs, n.Gateways) {

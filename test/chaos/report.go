@@ -150,6 +150,25 @@ func (r *Run) WriteReport(w io.Writer) {
 			f.Healed.Sub(f.Start).Round(100*time.Millisecond), g.Global.Round(time.Millisecond),
 			fmt.Sprintf("%s p%d", g.PartitionGap.Round(time.Millisecond), g.PartitionName), target)
 	}
+	if slices.Contains(r.Config.Faults, FaultInsider) {
+		kinds := map[string]int{}
+		for _, f := range r.Forgeries {
+			kinds[f.Kind]++
+		}
+		printf("\nInsider (Kafka admin credentials): %d forgeries injected (%s); served %d; the log holds %d records no valid seal covers\n",
+			len(r.Forgeries), counts(kinds), v.Served, v.Unauthenticated)
+		for _, f := range r.Forgeries {
+			printf("  %s\n", f)
+		}
+		for _, c := range r.Counters {
+			line := fmt.Sprintf("%g -> %g", c.Before, c.After)
+			if c.Err != "" {
+				line = "ERROR: " + c.Err
+			}
+			printf("  %s assent_consistency_violations_total{kind=\"unauthenticated\"} around the fault at %s: %s\n",
+				c.Replica, c.At.UTC().Format("15:04:05"), line)
+		}
+	}
 	printf("\nFailover per fault type (longest gap between decisions, worst occurrence):\n")
 	worst := map[string]Gap{}
 	for _, g := range r.Gaps {
@@ -180,6 +199,8 @@ func (r *Run) WriteReport(w io.Writer) {
 	for _, a := range v.Anomalies {
 		printf("  %s\n", a)
 	}
+	printf("\nSummary: faults injected %d, forgeries injected %d, forgeries served %d, anomalies %d\n",
+		len(r.Faults), len(r.Forgeries), v.Served, len(v.Anomalies))
 }
 
 func durationOr(d time.Duration, s string) string {

@@ -21,6 +21,7 @@ import (
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/logadmin"
+	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/systest"
 )
 
@@ -63,6 +64,10 @@ type Run struct {
 	// Exits are the service processes that ended on their own (each was
 	// restarted a second later, as a supervisor would).
 	Exits []Exit `json:"exits"`
+	// Forgeries are the records the insider wrote, Counters the api
+	// replicas' violation counters around each insider fault.
+	Forgeries []Forgery `json:"forgeries"`
+	Counters  []Counter `json:"counters"`
 }
 
 // Execute builds, starts and drives the system, injects the faults, then
@@ -117,6 +122,10 @@ func Execute(ctx context.Context, cfg Config) (*Run, error) {
 	} else if kcfg.SCRAM, err = eventlog.SCRAMFromEnv(os.Getenv); err != nil {
 		return nil, err
 	}
+	keys, err := wire.LoadKeyRing(systest.DemoKeysFile())
+	if err != nil {
+		return nil, fmt.Errorf("chaos: the published decider keys: %w", err)
+	}
 	spec := eventlog.TopicSpec{Commands: cfg.Prefix + ".commands", Events: cfg.Prefix + ".events", Partitions: 12, ReplicationFactor: 3, MinInsyncReplicas: 2}
 	if err := provision(ctx, kcfg, spec, cluster != nil); err != nil {
 		return nil, err
@@ -156,6 +165,17 @@ func Execute(ctx context.Context, cfg Config) (*Run, error) {
 
 	n := &Nemesis{Deciders: procs.deciders, APIs: procs.apis, Gateways: procs.gateways, Cluster: cluster,
 		Hold: 2 * time.Second, Pause: 10 * time.Second, BrokerHold: 8 * time.Second, PartitionHold: 12 * time.Second, Logf: logf}
+	var insider *Insider
+	if slices.Contains(cfg.Faults, FaultInsider) {
+		// The leaked password is the admin's: kcfg is the super user.
+		insider = &Insider{Kafka: kcfg, Topic: spec.Events, Partitions: spec.Partitions, Prefix: cfg.Prefix, Keys: keys,
+			APIs: procs.apis, Rec: rec, Logf: logf}
+		if err := insider.Start(ctx); err != nil {
+			return nil, err
+		}
+		defer insider.Close()
+		n.Insider = insider
+	}
 	r.Warmup[0] = time.Now()
 	sleep(ctx, cfg.Quiet)
 	r.Warmup[1] = time.Now()
@@ -175,6 +195,10 @@ func Execute(ctx context.Context, cfg Config) (*Run, error) {
 	close(stop)
 	wg.Wait()
 	close(progressDone)
+	if insider != nil {
+		insider.Close()
+		r.Forgeries, r.Counters = insider.Forgeries(), insider.Counters()
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("chaos: interrupted: %w", err)
 	}
@@ -182,7 +206,7 @@ func Execute(ctx context.Context, cfg Config) (*Run, error) {
 	logf("workload done: %d operations; waiting for every acknowledged command to be decided", len(r.Ops))
 
 	began := time.Now()
-	if _, err := settle(ctx, kcfg, spec.Events, r.Ops); err != nil {
+	if _, err := settle(ctx, kcfg, spec.Events, keys, r.Ops); err != nil {
 		return nil, err
 	}
 	r.Settle = time.Since(began)
@@ -206,7 +230,10 @@ func Execute(ctx context.Context, cfg Config) (*Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chaos: read the commands topic: %w", err)
 	}
-	fold := systest.Check(log, nil).States
+	// Only what a valid seal covers is the deciders': the replicas must
+	// converge on its fold, forgeries or not.
+	authLog, _ := Authenticated(log, spec.Events, keys)
+	fold := systest.Check(authLog, nil).States
 	views := map[string]map[string]View{}
 	for _, p := range procs.apis {
 		v, err := converge(ctx, p, fold)
@@ -216,9 +243,10 @@ func Execute(ctx context.Context, cfg Config) (*Run, error) {
 		views[p.Name] = v
 	}
 	logf("read %d event records and %d command records; checking", len(log), len(commands))
-	r.Verdict = Check(Input{Log: log, Commands: commands, Ops: r.Ops, Views: views})
+	r.Verdict = Check(Input{Log: log, Commands: commands, Ops: r.Ops, Views: views, Keys: keys, Topic: spec.Events,
+		Forgeries: r.Forgeries, Counters: r.Counters})
 	r.Events = r.Verdict.Base.Events
-	r.Gaps, r.Baseline = gaps(log, r.Faults, r.Warmup)
+	r.Gaps, r.Baseline = gaps(authLog, r.Faults, r.Warmup)
 	for _, op := range r.Ops {
 		if strings.HasPrefix(op.Detail, "command id mismatch") {
 			r.Notes = append(r.Notes, fmt.Sprintf("op %d: %s (the suite's derivation of API command ids is out of date)", op.ID, op.Detail))
@@ -422,14 +450,15 @@ func startServices(ctx context.Context, cfg Config, bin string, brokers []string
 
 // settle reads the log until every command a client was told was accepted
 // has its outcome, or two minutes pass (the checker then reports I1).
-func settle(ctx context.Context, kcfg eventlog.Config, topic string, ops []Op) ([]systest.Record, error) {
+func settle(ctx context.Context, kcfg eventlog.Config, topic string, keys *wire.KeyRing, ops []Op) ([]systest.Record, error) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		log, err := systest.ReadLog(ctx, kcfg, topic)
 		if err != nil {
 			return nil, fmt.Errorf("chaos: read the events topic: %w", err)
 		}
-		states := systest.Check(log, nil).States
+		auth, _ := Authenticated(log, topic, keys)
+		states := systest.Check(auth, nil).States
 		missing := 0
 		for _, op := range ops {
 			if op.Write() && op.Command != "" && (op.Outcome == OK || op.Outcome == Accepted) {

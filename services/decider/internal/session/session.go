@@ -378,7 +378,7 @@ func (l *Loop) observe(result string, took time.Duration) {
 // produce writes the transaction's records and waits for them. It
 // returns why if any failed: the transaction must then abort.
 func (l *Loop) produce(ctx context.Context, sess *kgo.GroupTransactSession, txn *core.Txn) error {
-	var failed atomic.Value
+	var failed firstErr
 	for i, o := range txn.Records() {
 		rec := eventlog.RecordOf(l.cfg.EventsTopic, o.Key, o.Value)
 		rec.Partition = o.Partition
@@ -386,9 +386,9 @@ func (l *Loop) produce(ctx context.Context, sess *kgo.GroupTransactSession, txn 
 		sess.Produce(ctx, rec, func(r *kgo.Record, err error) {
 			switch {
 			case err != nil:
-				failed.CompareAndSwap(nil, err)
+				failed.set(err)
 			case r.Partition != want:
-				failed.CompareAndSwap(nil, fmt.Errorf("decider: record landed in partition %d, not %d", r.Partition, want))
+				failed.set(fmt.Errorf("decider: record landed in partition %d, not %d", r.Partition, want))
 			default:
 				txn.Produced(i, r.Offset)
 			}
@@ -398,9 +398,23 @@ func (l *Loop) produce(ctx context.Context, sess *kgo.GroupTransactSession, txn 
 		l.cfg.Logger.Warn("flush failed; aborting", "err", err)
 		return fmt.Errorf("flush: %w", err)
 	}
-	if err, _ := failed.Load().(error); err != nil {
+	if err := failed.get(); err != nil {
 		l.cfg.Logger.Warn("a produce failed; aborting", "err", err)
 		return fmt.Errorf("a produce failed: %w", err)
+	}
+	return nil
+}
+
+// firstErr keeps the first error that the produce promises report; they
+// run concurrently, one per record, and fail with errors of different
+// types (an atomic.Value would panic on the second type).
+type firstErr struct{ p atomic.Pointer[error] }
+
+func (f *firstErr) set(err error) { f.p.CompareAndSwap(nil, &err) }
+
+func (f *firstErr) get() error {
+	if p := f.p.Load(); p != nil {
+		return *p
 	}
 	return nil
 }
