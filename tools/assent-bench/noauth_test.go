@@ -18,9 +18,6 @@ import (
 // authentication off, still refuse to start without a signing key, and say
 // nothing of it in --help or their READMEs.
 func TestNoAuthSwitchOnlyInTheBenchBuild(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds four binaries")
-	}
 	root, err := filepath.Abs("../..")
 	require.NoError(t, err)
 	dir := t.TempDir()
