@@ -3,11 +3,13 @@ package chaos
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/test/kafkatest"
 	"github.com/assent-dev/assent/test/systest"
 )
@@ -81,6 +83,27 @@ func TestIntegrationChaos(t *testing.T) {
 	for _, c := range r.Counters {
 		require.Greater(t, c.After, c.Before, "%s counted the forgeries as unauthenticated", c.Replica)
 	}
+	// The paused owner's requests expired, and nothing else: the votes
+	// sent after their deadlines, while it was stopped, were refused.
+	expiring := 0
+	for rid, st := range r.Verdict.Base.States {
+		if strings.Contains(rid, "-expiry-") {
+			expiring++
+			require.Equal(t, approval.StatusExpired, st.Status, "request %s, on the paused owner's partitions", rid)
+		}
+	}
+	require.Positive(t, expiring, "pause-at-expiry submitted requests")
+	// The flood was refused by the deciders beyond what a state remembers,
+	// and by the api's rate limit; the flooded request was then approved
+	// (the fault's own check).
+	flood := map[string]int{}
+	for _, op := range r.Ops {
+		if op.Hostile {
+			flood[op.Code]++
+		}
+	}
+	require.Greater(t, flood["not_eligible"], approval.MaxRefusedOutcomes, "flood refusals by the decider: %v", flood)
+	require.Positive(t, flood["rate_limited"], "flood votes refused by the rate limit: %v", flood)
 }
 
 // TestIntegrationChaosCatchesBrokenDedupe shows that the checker works: a

@@ -92,7 +92,9 @@ type Verdict struct {
 //     twice, no approval short of the quorum (test/systest);
 //   - I5: every API replica's view of every request equals the fold;
 //   - I6: the chain links (test/systest); SEQ: gapless sequences;
-//   - LIN: each request's history is linearizable (porcupine, model.go);
+//   - LIN: each request's history is linearizable (porcupine, model.go),
+//     the hostile client's refused flood left out;
+//   - FLOOD: no write refused as rate_limited reached either topic;
 //   - MONO: no replica's view of a request ever goes backwards;
 //   - SEC: every security negative was refused, and none reached either
 //     topic;
@@ -132,6 +134,7 @@ func Check(in Input) Verdict {
 	v.Anomalies = append(v.Anomalies, checkViews(in.Views, v.Base.States, idx)...)
 	v.Anomalies = append(v.Anomalies, checkMonotonic(in.Ops, idx)...)
 	v.Anomalies = append(v.Anomalies, checkNegatives(in.Ops, in.Log, in.Commands)...)
+	v.Anomalies = append(v.Anomalies, checkFlood(in.Ops, in.Log, in.Commands)...)
 	forged, served := checkForgeries(in, log, refused, v.Base.States, idx)
 	v.Anomalies = append(v.Anomalies, forged...)
 	v.Served = served
@@ -368,12 +371,38 @@ func checkNegatives(ops []Op, events, commands []systest.Record) []Anomaly {
 	return out
 }
 
+// checkFlood is FLOOD: a write the api refused as rate_limited (the
+// hostile client's flood) wrote nothing: its command id is in neither
+// topic.
+func checkFlood(ops []Op, events, commands []systest.Record) []Anomaly {
+	var out []Anomaly
+	limited := map[string]Op{}
+	for _, op := range ops {
+		if op.Write() && op.Code == codeRateLimited && op.Command != "" {
+			limited[op.Command] = op
+		}
+	}
+	if len(limited) == 0 {
+		return nil
+	}
+	for name, recs := range map[string][]systest.Record{"events": events, "commands": commands} {
+		for _, r := range recs {
+			if op, ok := limited[r.Envelope.CommandID]; ok {
+				out = append(out, Anomaly{Invariant: "FLOOD", Request: r.Envelope.Subject, Partition: r.Partition, Offsets: []int64{r.Offset},
+					Ops: []int64{op.ID}, Detail: fmt.Sprintf("a %s the client was told was rate limited (429) reached the %s topic: %s, command %s",
+						op.Kind, name, r.Envelope.Type, op.Command)})
+			}
+		}
+	}
+	return out
+}
+
 // checkLinearizable is LIN: porcupine on each request's history.
 func checkLinearizable(ops []Op, states map[string]approval.State, idx map[string]*where, timeout time.Duration) ([]Anomaly, int, int) {
 	byRequest := map[string][]*Op{}
 	for i := range ops {
 		op := &ops[i]
-		if op.Kind == KindNegative || op.Request == "" {
+		if op.Kind == KindNegative || op.Request == "" || op.Hostile {
 			continue
 		}
 		byRequest[op.Request] = append(byRequest[op.Request], op)

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -224,6 +225,13 @@ func TestCheckFindsEachAnomaly(t *testing.T) {
 			require.NoError(t, err)
 			in.Commands = []systest.Record{{Partition: 1, Offset: 7, Envelope: env}}
 		}, "SEC"},
+		{"FLOOD: a vote told rate_limited reached the commands topic", func(t *testing.T, in *Input) {
+			in.Ops = append(in.Ops, Op{ID: 97, Kind: KindVote, Request: "r1", Command: "v-429", Actor: "user:z@x", Decision: "approve",
+				Call: at(2.3), Return: at(2.31), Outcome: Refused, Code: "rate_limited", HTTP: 429, Hostile: true})
+			env, err := codec.CommandEnvelope(approval.Command{ID: "v-429", RequestID: "r1", Actor: "user:z@x", Body: approval.Vote{Decision: approval.Approve}}, "assent/api")
+			require.NoError(t, err)
+			in.Commands = []systest.Record{{Partition: 3, Offset: 7, Envelope: env}}
+		}, "FLOOD"},
 		{"I4 and I6 from test/systest: a tampered record", func(t *testing.T, in *Input) {
 			in.Log[1].Envelope.PrevHash = wire.GenesisHash
 		}, "I6"},
@@ -287,6 +295,8 @@ func TestModelExpiry(t *testing.T) {
 		{"a vote after expires_at is refused as expired", op(KindVote, "user:a@x", 11, 12, Refused, "expired"), "Ok"},
 		{"or as already decided once the timer fired", op(KindVote, "user:a@x", 11, 12, Refused, "already_decided"), "Ok"},
 		{"but never counted", op(KindVote, "user:a@x", 11, 12, OK, ""), "Illegal"},
+		{"a vote refused by the api's rate limit changes nothing, before", op(KindVote, "user:a@x", 5, 6, Refused, "rate_limited"), "Ok"},
+		{"or after", op(KindVote, "user:a@x", 11, 12, Refused, "rate_limited"), "Ok"},
 		{"a vote before expires_at counts", op(KindVote, "user:a@x", 5, 6, OK, ""), "Ok"},
 		{"and is never refused as expired", op(KindVote, "user:a@x", 5, 6, Refused, "expired"), "Illegal"},
 		{"a stranger's cancel after expires_at may be forbidden", op(KindCancel, "user:z@x", 11, 12, Refused, "forbidden"), "Ok"},
@@ -297,4 +307,45 @@ func TestModelExpiry(t *testing.T) {
 			require.Equal(t, tc.want, string(res))
 		})
 	}
+}
+
+// TestCheckPassesAFlood: the hostile client's flood of refused votes, more
+// than a state remembers (approval.MaxRefusedOutcomes), one of them
+// answered 202 and later forgotten by the state, one rate limited and
+// never written, then the request approved. Nothing is wrong: I1 finds the
+// forgotten refusal in the log, and LIN leaves the flood out.
+func TestCheckPassesAFlood(t *testing.T) {
+	t.Parallel()
+	n := approval.MaxRefusedOutcomes + 44
+	cmds := []timed{sub("r1", "two", 1)}
+	h := []Op{{Kind: KindSubmit, Request: "r1", Command: "s-r1", Actor: "user:r@x", Content: "c1", Call: at(0.9), Return: at(1.2), Outcome: OK, HasView: true, Status: "pending", Replica: "api-1"}}
+	for i := range n {
+		cid := fmt.Sprintf("flood-%d", i)
+		sec := 2 + float64(i)/1000
+		cmds = append(cmds, vote("r1", cid, "user:z@x", approval.Approve, sec))
+		op := Op{Kind: KindVote, Request: "r1", Command: cid, Actor: "user:z@x", Decision: "approve", Call: at(sec - 0.0005), Return: at(sec + 0.0005),
+			Outcome: Refused, Code: "not_eligible", Hostile: true}
+		if i == 0 {
+			op.Outcome, op.Code = Accepted, ""
+		}
+		h = append(h, op)
+	}
+	h = append(h, Op{Kind: KindVote, Request: "r1", Command: "v-429", Actor: "user:z@x", Decision: "approve", Call: at(2.5), Return: at(2.51),
+		Outcome: Refused, Code: "rate_limited", HTTP: 429, Hostile: true})
+	cmds = append(cmds, vote("r1", "v-a", "user:a@x", approval.Approve, 3.1), vote("r1", "v-b", "user:b@x", approval.Approve, 3.5))
+	h = append(h,
+		Op{Kind: KindVote, Request: "r1", Command: "v-a", Actor: "user:a@x", Decision: "approve", Call: at(3), Return: at(3.2), Outcome: OK, HasView: true, Status: "pending", Votes: 1, Replica: "api-1"},
+		Op{Kind: KindVote, Request: "r1", Command: "v-b", Actor: "user:b@x", Decision: "approve", Call: at(3.4), Return: at(3.6), Outcome: OK, HasView: true, Status: "approved", Votes: 2, Replica: "api-1"})
+	in := Input{Log: logOf(t, true, cmds...), Ops: ops(h...)}
+	v := Check(in)
+	require.Empty(t, v.Anomalies, summary(v))
+	_, remembered := v.Base.States["r1"].Outcomes["flood-0"]
+	require.False(t, remembered, "the state forgot the oldest refusal, so I1 had to find it in the log")
+	require.Equal(t, approval.StatusApproved, v.Base.States["r1"].Status)
+	require.Equal(t, 1, v.LinChecked)
+
+	// The same run with the accepted vote missing from the log is I1.
+	in.Log = logOf(t, true, slices.Delete(slices.Clone(cmds), 1, 2)...)
+	v = Check(in)
+	require.Contains(t, invariants(v), "I1", summary(v))
 }

@@ -63,6 +63,11 @@ type Op struct {
 	Status   string  `json:"status,omitempty"` // the status in the view ("" for a 404)
 	Votes    int     `json:"votes,omitempty"`  // votes in the view
 	Detail   string  `json:"detail,omitempty"`
+	// Hostile marks a vote of the hostile client's flood (Hostile): the
+	// linearizability check leaves these out (a refused vote changes
+	// nothing but its own outcome, which I1 and I3 check one by one), and
+	// FLOOD checks that none it was told was rate limited reached Kafka.
+	Hostile bool `json:"hostile,omitempty"`
 }
 
 // Indeterminate reports whether the client does not know the outcome.

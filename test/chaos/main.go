@@ -22,9 +22,11 @@ node in a network namespace on a private bridge (needs root), two deciders,
 two api replicas, two Slack gateways and a fake Slack. Concurrent clients
 submit, vote (approve, reject, duplicate, ineligible, self), cancel, click in
 Slack, let requests expire and send requests that must be refused, while a
-nemesis injects the faults in turn with quiet periods between them, one of
+nemesis injects the faults in turn with quiet periods between them: among
 them an insider who appends forged decisions with the Kafka admin's
-credentials. Then the whole log is read back with read_committed,
+credentials, a decider paused just before requests on its partitions are
+due to expire, and a hostile client flooding one request with refused
+votes. Then the whole log is read back with read_committed,
 authenticated with the published decider keys, and checked: I1-I6, what
 every client was told, each request's history with porcupine, views that
 never go backwards, the security negatives, and that no forgery was ever

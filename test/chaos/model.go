@@ -132,6 +132,9 @@ func (p params) apply(s mstate, in linOp) (mstate, bool) {
 		}
 		return s, shows
 	}
+	if op.Outcome == Refused && op.Code == codeRateLimited {
+		return s, true // refused by the api's rate limit: nothing was written
+	}
 	if code, seen := s.outcomes[op.Command]; seen && op.Command != "" {
 		return s, op.Indeterminate() || op.Outcome == OK && code == "" || op.Outcome == Refused && code == op.Code
 	}

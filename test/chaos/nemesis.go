@@ -21,11 +21,16 @@ const (
 	// FaultInsider appends forged decisions to the events topic with the
 	// Kafka admin's credentials (Insider).
 	FaultInsider = "insider"
+	// FaultPauseAtExpiry stops a decider just before requests on its
+	// partitions expire, past its session timeout (ExpiryPause).
+	FaultPauseAtExpiry = "pause-at-expiry"
+	// FaultHostile floods one request with refused votes (Hostile).
+	FaultHostile = "hostile-client"
 )
 
 // AllFaults lists every fault type.
 var AllFaults = []string{FaultKillDecider, FaultKillAPI, FaultKillGateway, FaultPauseDecider, FaultInsider,
-	FaultKillBroker, FaultPartitionBroker, FaultRollingRestart}
+	FaultPauseAtExpiry, FaultHostile, FaultKillBroker, FaultPartitionBroker, FaultRollingRestart}
 
 // ParseFaults reads a comma-separated list of fault types ("all" for every
 // one).
@@ -60,6 +65,8 @@ type Nemesis struct {
 	Deciders, APIs, Gateways []*Proc
 	Cluster                  *Cluster // nil: no broker faults
 	Insider                  *Insider // nil: no insider fault
+	Expiry                   *ExpiryPause
+	Hostile                  *Hostile
 	// Hold is how long a killed process stays down, and Pause how long a
 	// decider stays stopped (more than its 6s session timeout).
 	Hold, Pause, BrokerHold, PartitionHold time.Duration
@@ -118,12 +125,7 @@ func (n *Nemesis) Inject(ctx context.Context, name string) Fault {
 	case FaultPauseDecider:
 		// The decider that owns the most partitions: a zombie once its
 		// session times out, which must be fenced when it wakes.
-		p := n.Deciders[0]
-		for _, d := range n.Deciders {
-			if len(d.Owned()) > len(p.Owned()) {
-				p = d
-			}
-		}
+		p := busiest(n.Deciders)
 		f.Target = fmt.Sprintf("%s (owned partitions %v)", p.Name, p.Owned())
 		if err = p.Pause(); err == nil {
 			sleep(ctx, n.Pause)
@@ -158,6 +160,19 @@ func (n *Nemesis) Inject(ctx context.Context, name string) Fault {
 		}
 		f.Target = fmt.Sprintf("%s, with the Kafka admin's credentials", n.Insider.Topic)
 		f.Note, err = n.Insider.Inject(ctx)
+	case FaultPauseAtExpiry:
+		if n.Expiry == nil {
+			err = fmt.Errorf("chaos: %s needs an ExpiryPause", name)
+			break
+		}
+		f.Target, f.Note, err = n.Expiry.Inject(ctx)
+	case FaultHostile:
+		if n.Hostile == nil {
+			err = fmt.Errorf("chaos: %s needs a Hostile client", name)
+			break
+		}
+		f.Target, f.Note, err = n.Hostile.Inject(ctx)
+		f.Target = "request " + f.Target + ", by " + mallory.principal
 	case FaultRollingRestart:
 		var names []string
 		for _, p := range slices.Concat(n.Deciders, n.APIs, n.Gateways) {

@@ -149,6 +149,9 @@ func (r *Run) WriteReport(w io.Writer) {
 		printf("  %-17s %-8s %-10s %-12s %-14s %s\n", f.Name, "+"+f.Start.Sub(r.Started).Round(time.Second).String(),
 			f.Healed.Sub(f.Start).Round(100*time.Millisecond), g.Global.Round(time.Millisecond),
 			fmt.Sprintf("%s p%d", g.PartitionGap.Round(time.Millisecond), g.PartitionName), target)
+		if f.Note != "" {
+			printf("  %-17s   %s\n", "", f.Note)
+		}
 	}
 	if slices.Contains(r.Config.Faults, FaultInsider) {
 		kinds := map[string]int{}

@@ -164,7 +164,10 @@ func Execute(ctx context.Context, cfg Config) (*Run, error) {
 	go progress(ctx, rec, logf, progressDone)
 
 	n := &Nemesis{Deciders: procs.deciders, APIs: procs.apis, Gateways: procs.gateways, Cluster: cluster,
-		Hold: 2 * time.Second, Pause: 10 * time.Second, BrokerHold: 8 * time.Second, PartitionHold: 12 * time.Second, Logf: logf}
+		Hold: 2 * time.Second, Pause: 10 * time.Second, BrokerHold: 8 * time.Second, PartitionHold: 12 * time.Second, Logf: logf,
+		Expiry: &ExpiryPause{W: w, Prefix: cfg.Prefix, Partitions: int(spec.Partitions), Deciders: procs.deciders,
+			TTL: 4 * time.Second, Before: 500 * time.Millisecond, Pause: 10 * time.Second, Requests: 6},
+		Hostile: &Hostile{W: w, Prefix: cfg.Prefix, Workers: 64, Votes: 6000, Duration: 15 * time.Second}}
 	var insider *Insider
 	if slices.Contains(cfg.Faults, FaultInsider) {
 		// The leaked password is the admin's: kcfg is the super user.
@@ -421,7 +424,8 @@ func startServices(ctx context.Context, cfg Config, bin string, brokers []string
 			return nil, err
 		}
 		a, err := NewProc(dir, bin+"/api", "api", fmt.Sprintf("api-%d", i), fmt.Sprintf("%s-api-%d", cfg.Prefix, i),
-			append(append(slices.Clone(common), users[logadmin.RoleAPI]...), "ASSENT_TOKENS_FILE="+tokens)...)
+			append(append(slices.Clone(common), users[logadmin.RoleAPI]...), "ASSENT_TOKENS_FILE="+tokens,
+				fmt.Sprintf("ASSENT_WRITE_RATE=%d", floodWriteRate))...)
 		if err != nil {
 			return nil, err
 		}
@@ -458,12 +462,11 @@ func settle(ctx context.Context, kcfg eventlog.Config, topic string, keys *wire.
 			return nil, fmt.Errorf("chaos: read the events topic: %w", err)
 		}
 		auth, _ := Authenticated(log, topic, keys)
-		states := systest.Check(auth, nil).States
+		res := systest.Check(auth, nil)
 		missing := 0
 		for _, op := range ops {
 			if op.Write() && op.Command != "" && (op.Outcome == OK || op.Outcome == Accepted) {
-				st := states[op.Request]
-				if _, ok := st.Outcomes[op.Command]; !ok && (op.Kind != KindSubmit || st.Status == approval.StatusNone) {
+				if !res.Decided[op.Request][op.Command] && (op.Kind != KindSubmit || res.States[op.Request].Status == approval.StatusNone) {
 					missing++
 				}
 			}

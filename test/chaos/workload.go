@@ -65,6 +65,7 @@ var (
 	dana    = person{"demo-dana", "user:dana@example.com", "U0DANA"}
 	erin    = person{"demo-erin", "user:erin@example.com", "U0ERIN"} // not an approver (testdata/policy.yaml)
 	judy    = person{"demo-judy", "user:judy@example.com", "U0JUDY"} // an admin
+	mallory = person{"demo-mallory", "user:mallory@example.com", ""} // the hostile client (Hostile); not an approver
 	// The approvers of both policies.
 	approvers = []person{alice, bob, carol, dana}
 )
@@ -85,9 +86,19 @@ type Workload struct {
 	// Stop, when closed, makes clients finish their scenario and return.
 	Stop <-chan struct{}
 
+	hcOnce sync.Once
 	hc     *http.Client
 	seq    atomic.Int64
 	negSeq atomic.Int64
+}
+
+// client returns a client of the workload that records into its history:
+// the nemeses that act as clients (Hostile, pause-at-expiry) use it.
+func (w *Workload) client(id int) *client {
+	w.hcOnce.Do(func() {
+		w.hc = &http.Client{Timeout: 12 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	})
+	return &client{w: w, id: id, rng: rand.New(rand.NewPCG(uint64(id), uint64(time.Now().UnixNano())))} //nolint:gosec // G404: workload choices and jitter, not secrets
 }
 
 // negativeKinds is how many kinds of security negative negative sends
@@ -96,13 +107,12 @@ const negativeKinds = 12
 
 // Run runs the clients until Stop is closed (or ctx ends).
 func (w *Workload) Run(ctx context.Context) error {
-	w.hc = &http.Client{Timeout: 12 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	var wg sync.WaitGroup
 	for c := range w.Clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cl := &client{w: w, id: c, rng: rand.New(rand.NewPCG(uint64(c), uint64(time.Now().UnixNano())))} //nolint:gosec // G404: workload choices and jitter, not secrets
+			cl := w.client(c)
 			for n := 0; ; n++ {
 				select {
 				case <-w.Stop:
@@ -123,6 +133,7 @@ type client struct {
 	w   *Workload
 	id  int
 	rng *rand.Rand
+	hc  *http.Client // nil: the workload's
 }
 
 func (c *client) pause(ctx context.Context) {
@@ -299,7 +310,11 @@ func (c *client) do(ctx context.Context, method, u string, body []byte, header m
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := c.w.hc.Do(req)
+	hc := c.hc
+	if hc == nil {
+		hc = c.w.hc
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return answer{err: err}
 	}
@@ -372,8 +387,9 @@ func (c *client) view(op *Op, body []byte) {
 	}
 }
 
-// read is GET /v1/requests/{id} on one replica, long-polling if wait is set.
-func (c *client) read(ctx context.Context, rid, wait string) {
+// read is GET /v1/requests/{id} on one replica, long-polling if wait is
+// set, recorded.
+func (c *client) read(ctx context.Context, rid, wait string) Op {
 	replica := c.w.APIs[c.rng.IntN(len(c.w.APIs))]
 	u := replica + "/v1/requests/" + rid
 	if wait != "" {
@@ -395,6 +411,17 @@ func (c *client) read(ctx context.Context, rid, wait string) {
 	}
 	c.w.Rec.Add(op)
 	c.pause(ctx)
+	return op
+}
+
+// readStatus reads a request and returns the status it was shown ("" when
+// it was not found, "unknown" when the read failed).
+func (c *client) readStatus(ctx context.Context, rid, wait string) string {
+	op := c.read(ctx, rid, wait)
+	if !op.HasView {
+		return "unknown"
+	}
+	return op.Status
 }
 
 // Sign signs a Slack request body: v0 HMAC-SHA256 over "v0:<ts>:<body>".

@@ -35,16 +35,21 @@ type Acked struct {
 
 // Result is what Check found.
 type Result struct {
-	Events    int
-	Requests  int
-	Terminal  map[approval.Status]int
-	States    map[string]approval.State // the fold of every request
+	Events   int
+	Requests int
+	Terminal map[approval.Status]int
+	States   map[string]approval.State // the fold of every request
+	// Decided holds every command id that has an event in the log, by
+	// request. A state remembers only its latest refusals
+	// (approval.MaxRefusedOutcomes), so I1 looks here, not in
+	// State.Outcomes.
+	Decided   map[string]map[string]bool
 	Anomalies []Anomaly
 }
 
 // Check verifies the invariants over a log read by ReadLog.
 func Check(log []Record, acked []Acked) Result {
-	res := Result{Terminal: map[approval.Status]int{}, States: map[string]approval.State{}}
+	res := Result{Terminal: map[approval.Status]int{}, States: map[string]approval.State{}, Decided: map[string]map[string]bool{}}
 	add := func(inv string, r Record, format string, args ...any) {
 		res.Anomalies = append(res.Anomalies, Anomaly{Invariant: inv, Request: r.Envelope.Subject,
 			Partition: r.Partition, Offset: r.Offset, Detail: fmt.Sprintf(format, args...)})
@@ -102,6 +107,12 @@ func Check(log []Record, acked []Acked) Result {
 			}
 		}
 		res.States[e.RequestID] = approval.Evolve(before, e)
+		if e.CommandID != "" {
+			if res.Decided[e.RequestID] == nil {
+				res.Decided[e.RequestID] = map[string]bool{}
+			}
+			res.Decided[e.RequestID][e.CommandID] = true
+		}
 	}
 	for _, st := range res.States {
 		if st.Status != approval.StatusNone {
@@ -114,7 +125,7 @@ func Check(log []Record, acked []Acked) Result {
 	// I1: every acknowledged command has an outcome.
 	for _, a := range acked {
 		st := res.States[a.RequestID]
-		if _, ok := st.Outcomes[a.CommandID]; ok {
+		if res.Decided[a.RequestID][a.CommandID] {
 			continue
 		}
 		if a.Resubmit && st.Status != approval.StatusNone {
