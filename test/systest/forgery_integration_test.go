@@ -260,6 +260,9 @@ func (f *forger) run(t *testing.T, k forgeryKind, rid string, row *forgeryRow) {
 	before := f.partition(t, forgeryTarget, watch)
 	require.Equal(t, jsonInt(base["sequence"]), before.seq, "the view is the authenticated fold")
 	counters := f.counters(t)
+	const refusedSeries = "assent_decider_unauthenticated_commands_total"
+	refusedBefore, err := scrape(t, f.dec.URL()+"/metrics", refusedSeries)
+	require.NoError(t, err)
 
 	w := f.watchViews(watch, base, k.command)
 	recs := k.forge(f, rid, before)
@@ -311,6 +314,11 @@ func (f *forger) run(t *testing.T, k forgeryKind, rid string, row *forgeryRow) {
 			detected = append(detected, fmt.Sprintf("NOT refused: the decider decided it (events p%d: %s)", forgeryTarget, outcome))
 		}
 		require.Equal(t, string(approval.ReasonUnauthenticated), code, "the decider refuses the forged command as unauthenticated; it wrote %s", outcome)
+		// And counts it (the alert AssentUnauthenticatedCommands fires on it).
+		refused, err := scrape(t, f.dec.URL()+"/metrics", refusedSeries)
+		require.NoError(t, err)
+		detected = append(detected, fmt.Sprintf("%s %s +%g", f.dec.Name, refusedSeries, refused-refusedBefore))
+		assert.Greater(t, refused, refusedBefore, "%s: %s rises", f.dec.Name, refusedSeries)
 		for _, p := range f.apis {
 			v := f.view(t, p, watch)
 			assert.Equal(t, []any{base["status"], base["votes"], base["decided_by"]}, []any{v["status"], v["votes"], v["decided_by"]},
