@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,15 +31,28 @@ import (
 const usage = `usage: assent-bench [flags]
 
 Measures, on one cluster and in one run:
-  1. the bare-Kafka floor: a franz-go transactional consume->produce copy
-     between two scratch topics (latency at a steady rate, and throughput
-     with concurrent synchronous producers);
+  1. the bare-Kafka floors, each at --rate for --duration:
+     (a) an acks=all produce, then a read of that record;
+     (b) a one-record transaction (produce + commit), then a read_committed
+         read of it (32 transactional producers, up to 128 as needed);
+     (c) a franz-go transactional consume->produce copy between two scratch
+         topics, then a read of the copy; also its throughput with
+         concurrent synchronous producers;
   2. Assent: two deciders and two api replicas started from --bin, on fresh
      topics: end-to-end latency from the deciding vote's POST to a waiting
-     requester's GET ?wait= returning the decision, at a steady rate; and
+     requester's GET ?wait= returning the decision, at --rate; and
      sustained decisions per second through the API with concurrent clients;
-  3. the RSS of every service process after the throughput run;
-and prints each Assent figure beside the floor as a ratio.
+  3. the capacity sweep (--sweep-step, 0 skips it): an open loop offers
+     each of --sweep-rates for a step to floor (c) and to Assent (arrivals on
+     a fixed schedule, never waiting for completions; at most
+     --sweep-max-outstanding in flight, past that an arrival is shed), and
+     prints achieved/s, p50 and p99 from the scheduled arrival, the knee
+     (the first rate where p99 passes 1s; the sweep stops there) and the
+     capacity (most achieved/s with p99 within 1s);
+  4. the RSS of every service process after the runs;
+and prints each Assent figure beside the floor as a ratio, with the goals
+of issue 14: Assent p50 <= 2 x (floor b p50 + floor a p50), p99 <= 3 x
+(floor b p99 + floor a p99), capacity >= 80% of floor (c)'s.
 
 With --auth, instead: decision latency with and without authentication in
 the same run. Two systems run side by side on the same cluster, each on its
@@ -70,12 +83,25 @@ type config struct {
 	auth      bool
 	noauthBin string
 	rounds    int
+	// The capacity sweep (openloop.go): --sweep-step 0 skips it.
+	sweepStep           time.Duration
+	sweepRatesFlag      string
+	sweepRates          []int
+	sweepMaxOutstanding int
 }
+
+// sweepDrain is how long a sweep step's in-flight arrivals have to finish
+// after its last arrival; those still running then count as incomplete.
+const sweepDrain = 10 * time.Second
+
+// floorTopics are the floors' scratch topics.
+type floorTopics struct{ a, b, in, out, stamp string }
 
 func defaults() config {
 	return config{
 		brokers: os.Getenv("ASSENT_KAFKA_BROKERS"), bin: ".run/bin", root: ".",
 		rate: 200, duration: 20 * time.Second, requests: 10000, clients: 32, partitions: 12, rounds: 8,
+		sweepStep: 10 * time.Second, sweepRatesFlag: "100,250,500,1000,2000,4000", sweepMaxOutstanding: 4000,
 	}
 }
 
@@ -91,6 +117,9 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.auth, "auth", c.auth, "measure decision latency with and without authentication, interleaved in one run (see above)")
 	fs.StringVar(&c.noauthBin, "noauth-bin", c.noauthBin, "with --auth: directory holding the decider and api built with -tags assentbench_noauth (default <bin>/noauth)")
 	fs.IntVar(&c.rounds, "rounds", c.rounds, "with --auth: rounds per arm, alternated ABBA; each round lasts --duration divided by --rounds")
+	fs.DurationVar(&c.sweepStep, "sweep-step", c.sweepStep, "length of each step of the open-loop capacity sweep; 0 skips the sweep")
+	fs.StringVar(&c.sweepRatesFlag, "sweep-rates", c.sweepRatesFlag, "decisions per second offered in the capacity sweep, ascending, comma-separated")
+	fs.IntVar(&c.sweepMaxOutstanding, "sweep-max-outstanding", c.sweepMaxOutstanding, "in the sweep, most requests in flight at once on each side; an arrival past it is shed and counts over the bound")
 }
 
 func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
@@ -103,6 +132,15 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--partitions must be 1 to 10000, got %d", cfg.partitions)
 	}
 	partitions := int32(cfg.partitions)
+	if cfg.rate < 1 {
+		return fmt.Errorf("--rate must be at least 1, got %d", cfg.rate)
+	}
+	if cfg.sweepRates, err = parseRates(cfg.sweepRatesFlag); err != nil {
+		return err
+	}
+	if cfg.sweepStep < 0 || cfg.sweepStep > 10*time.Minute || cfg.sweepMaxOutstanding < 1 || cfg.sweepMaxOutstanding > 100000 {
+		return errors.New("--sweep-step must be 0 to 10m and --sweep-max-outstanding 1 to 100000")
+	}
 	scram, err := eventlog.SCRAMFromEnv(os.Getenv)
 	if err != nil {
 		return err
@@ -119,15 +157,17 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return runAuth(ctx, cfg, partitions, adm, stamp, stdout, say)
 	}
 
-	// 1. The floor.
-	floorIn, floorOut := "bench."+stamp+".floor-in", "bench."+stamp+".floor-out"
-	spec := eventlog.TopicSpec{Commands: floorIn, Events: floorOut, Partitions: partitions, ReplicationFactor: 3, MinInsyncReplicas: 2}
-	if _, err := logadmin.Provision(ctx, adm, spec); err != nil {
-		return fmt.Errorf("floor topics: %w", err)
+	// 1. The floors.
+	ft := floorTopics{a: "bench." + stamp + ".floor-a", b: "bench." + stamp + ".floor-b",
+		in: "bench." + stamp + ".floor-in", out: "bench." + stamp + ".floor-out", stamp: stamp}
+	for _, pair := range [][2]string{{ft.a, ft.b}, {ft.in, ft.out}} {
+		spec := eventlog.TopicSpec{Commands: pair[0], Events: pair[1], Partitions: partitions, ReplicationFactor: 3, MinInsyncReplicas: 2}
+		if _, err := logadmin.Provision(ctx, adm, spec); err != nil {
+			return fmt.Errorf("floor topics: %w", err)
+		}
+		defer deleteTopics(adm, pair[0], pair[1])
 	}
-	defer deleteTopics(adm, floorIn, floorOut)
-	say("floor: transactional copy %s -> %s", floorIn, floorOut)
-	floor, err := measureFloor(ctx, kcfg, cfg, floorIn, floorOut, say)
+	floor, err := measureFloor(ctx, kcfg, cfg, ft, say)
 	if err != nil {
 		return err
 	}
@@ -162,19 +202,26 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var assentSweep []stepResult
+	if cfg.sweepStep > 0 {
+		say("assent: capacity sweep, open loop, %s a step: %v/s", cfg.sweepStep, cfg.sweepRates)
+		assentSweep = sweepAssent(ctx, cfg, apis, say)
+	}
 
 	p50f, p99f := pct(floor.latencies, 50), pct(floor.latencies, 99)
 	p50, p99 := pct(lat, 50), pct(lat, 99)
 	w := stdout
-	_, _ = fmt.Fprintf(w, "\nAssent benchmark, %s, %d partitions, RF 3, min ISR 2, 3 brokers on 127.0.0.1\n\n", time.Now().UTC().Format(time.RFC3339), cfg.partitions)
-	_, _ = fmt.Fprintf(w, "%-34s %14s %14s %8s  %s\n", "figure", "floor (Kafka)", "Assent", "ratio", "goal")
+	_, _ = fmt.Fprintf(w, "\nAssent benchmark, %s, %d partitions, RF 3, min ISR 2, 3 brokers on 127.0.0.1\n", time.Now().UTC().Format(time.RFC3339), cfg.partitions)
+	_, _ = fmt.Fprintf(w, "machine: %d CPUs, shared with other work (brokers, services and this bench on the same cores)\n", runtime.NumCPU())
+	printFloors(w, cfg, floor, lat)
+	_, _ = fmt.Fprintf(w, "\n%-34s %14s %14s %8s  %s\n", "figure", "floor (c) copy", "Assent", "ratio", "goal")
 	_, _ = fmt.Fprintf(w, "%-34s %14s %14s %8.2f  %s\n", "latency p50 (vote POST -> GET)", ms(p50f), ms(p50), ratio(p50, p50f), "")
 	_, _ = fmt.Fprintf(w, "%-34s %14s %14s %8.2f  %s\n", "latency p99 (vote POST -> GET)", ms(p99f), ms(p99), ratio(p99, p99f), verdict(ratio(p99, p99f) <= 1.5, "<= 1.5x"))
 	_, _ = fmt.Fprintf(w, "%-34s %12.0f/s %12.0f/s %8.2f  %s\n", "throughput, closed loop", floor.closedLoop, tput, tput/floor.closedLoop, verdict(tput/floor.closedLoop >= 0.5, ">= 0.5x"))
 	_, _ = fmt.Fprintf(w, "%-34s %12.0f/s %12.0f/s %8.2f  %s\n", "throughput, open loop", floor.throughput, tput, tput/floor.throughput, verdict(tput/floor.throughput >= 0.5, ">= 0.5x"))
 	_, _ = fmt.Fprintf(w, "%-34s %14s %12.0f/s\n", "whole requests (submit + vote)", "", whole)
 	_, _ = fmt.Fprintf(w, `
-latency samples: floor %d, assent %d, at %d/s.
+latency samples: floor (c) %d, assent %d, at %d/s.
 throughput: %d concurrent clients on each side. Assent: decisions per second,
 each a deciding vote answered with its outcome (requests submitted first, not
 timed). Floor, closed loop: each client produces a record and waits until it
@@ -183,6 +230,9 @@ open loop: producers wait only for Kafka's ack, not for the copy.
 `, len(floor.latencies), len(lat), cfg.rate, cfg.clients)
 	if s, v := accepted202.submits.Load(), accepted202.votes.Load(); s+v > 0 {
 		_, _ = fmt.Fprintf(w, "answered 202 (durable, not decided within the API's write wait; each waited for\nits outcome and counted): %d submits, %d votes\n", s, v)
+	}
+	if cfg.sweepStep > 0 {
+		printSweep(w, cfg, floor.sweep, assentSweep)
 	}
 	_, _ = fmt.Fprintf(w, "\nRSS after %d requests:\n", cfg.requests+len(lat))
 	for _, p := range procs {
@@ -219,9 +269,11 @@ func deleteTopics(adm *kadm.Client, topics ...string) {
 }
 
 type floorResult struct {
-	latencies  []time.Duration
-	throughput float64 // open loop: producers wait only for the ack
-	closedLoop float64 // each client waits for its record to be copied
+	a, b       []time.Duration // floors (a) and (b) at cfg.rate (floors.go)
+	latencies  []time.Duration // floor (c), the copy, at cfg.rate
+	throughput float64         // open loop: producers wait only for the ack
+	closedLoop float64         // each client waits for its record to be copied
+	sweep      []stepResult    // floor (c) in the capacity sweep
 }
 
 // clients runs n clients calling f in a loop for d and returns the calls
@@ -252,102 +304,82 @@ func clients(n int, d time.Duration, f func(client, i int) error) (float64, erro
 	return float64(done.Load()) / time.Since(began).Seconds(), nil
 }
 
-// measureFloor runs the transactional copier and measures it twice.
-func measureFloor(ctx context.Context, kcfg eventlog.Config, cfg config, in, out string, say func(string, ...any)) (floorResult, error) {
+// measureFloor measures floors (a) and (b) (floors.go) at cfg.rate, then
+// runs the transactional copier, floor (c), and measures it at cfg.rate,
+// for throughput, and in the capacity sweep.
+func measureFloor(ctx context.Context, kcfg eventlog.Config, cfg config, ft floorTopics, say func(string, ...any)) (floorResult, error) {
+	var res floorResult
+	var err error
+	say("floor (a): acks=all produce -> read on %s at %d/s for %s", ft.a, cfg.rate, cfg.duration)
+	if res.a, err = measureFloorA(ctx, kcfg, cfg, ft.a); err != nil {
+		return res, err
+	}
+	say("floor (b): one-record transaction -> read_committed read on %s at %d/s for %s", ft.b, cfg.rate, cfg.duration)
+	if res.b, err = measureFloorB(ctx, kcfg, cfg, ft.b, ft.stamp); err != nil {
+		return res, err
+	}
+	in, out := ft.in, ft.out
+	say("floor (c): transactional copy %s -> %s", in, out)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	copyErr := make(chan error, 1)
 	go func() { copyErr <- copier(ctx, kcfg, in, out) }()
 
-	// The reader stamps arrival of each record: the value is its send time.
-	opts, err := kcfg.Opts(kgo.ConsumeTopics(out), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(time.Second))
+	reader, err := newStampReader(ctx, kcfg, out)
 	if err != nil {
-		return floorResult{}, err
+		return res, err
 	}
-	reader, err := kgo.NewClient(opts...)
-	if err != nil {
-		return floorResult{}, err
-	}
-	defer reader.Close()
-	var arrived atomic.Int64
-	var waiters sync.Map // key -> chan struct{}, closed when the copy arrives
-	var mu sync.Mutex
-	var lat []time.Duration
-	recording := atomic.Bool{}
-	go func() {
-		for ctx.Err() == nil {
-			fs := reader.PollFetches(ctx)
-			now := time.Now()
-			fs.EachRecord(func(r *kgo.Record) {
-				arrived.Add(1)
-				if ch, ok := waiters.LoadAndDelete(string(r.Key)); ok {
-					close(ch.(chan struct{}))
-				}
-				if recording.Load() && len(r.Value) == 8 {
-					sent := time.Unix(0, int64(binary.BigEndian.Uint64(r.Value))) //nolint:gosec // G115: the bits the sender wrote from UnixNano, read back
-					mu.Lock()
-					lat = append(lat, now.Sub(sent))
-					mu.Unlock()
-				}
-			})
-		}
-	}()
+	defer reader.close()
 	prod, err := eventlog.NewClient(kcfg)
 	if err != nil {
-		return floorResult{}, err
+		return res, err
 	}
 	defer prod.Close()
 	send := func(i int) error {
-		v := binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))
-		return prod.ProduceSync(ctx, &kgo.Record{Topic: in, Key: []byte(strconv.Itoa(i)), Value: v}).FirstErr()
+		return prod.ProduceSync(ctx, &kgo.Record{Topic: in, Key: []byte(strconv.Itoa(i)), Value: stamp()}).FirstErr()
 	}
 	// Warm up: the copier joins its group and the reader its partitions.
-	deadline := time.Now().Add(60 * time.Second)
-	for i := 0; arrived.Load() == 0; i++ {
-		if time.Now().After(deadline) {
-			return floorResult{}, errors.New("floor: the copier copied nothing in 60s")
-		}
-		if err := send(i); err != nil {
-			return floorResult{}, err
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := warm(ctx, reader, "(c)", send); err != nil {
+		return res, err
 	}
-	time.Sleep(2 * time.Second)
 
-	say("floor: latency at %d/s for %s", cfg.rate, cfg.duration)
-	recording.Store(true)
-	if err := paced(ctx, cfg.rate, cfg.duration, func(i int) error { return send(i) }); err != nil {
-		return floorResult{}, err
+	say("floor (c): latency at %d/s for %s", cfg.rate, cfg.duration)
+	if res.latencies, err = measureAt(ctx, cfg, reader, send); err != nil {
+		return res, err
 	}
-	time.Sleep(2 * time.Second)
-	recording.Store(false)
-	mu.Lock()
-	res := floorResult{latencies: slices.Clone(lat)}
-	mu.Unlock()
 
-	say("floor: throughput with %d synchronous producers for %s (open loop)", cfg.clients, cfg.duration)
+	say("floor (c): throughput with %d synchronous producers for %s (open loop)", cfg.clients, cfg.duration)
 	res.throughput, err = clients(cfg.clients, cfg.duration, func(c, i int) error { return send(c*1_000_000 + i) })
 	if err != nil {
 		return res, err
 	}
-	say("floor: throughput with %d clients that each wait for their copy for %s (closed loop)", cfg.clients, cfg.duration)
-	res.closedLoop, err = clients(cfg.clients, cfg.duration, func(c, i int) error {
-		key := fmt.Sprintf("closed-%d-%d", c, i)
-		ch := make(chan struct{})
-		waiters.Store(key, ch)
-		v := binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))
-		if err := prod.ProduceSync(ctx, &kgo.Record{Topic: in, Key: []byte(key), Value: v}).FirstErr(); err != nil {
+	// copied produces key and waits for its copy (or ctx).
+	copied := func(ctx context.Context, key string) error {
+		ch := reader.await(key)
+		defer reader.waiters.Delete(key)
+		if err := prod.ProduceSync(ctx, &kgo.Record{Topic: in, Key: []byte(key), Value: stamp()}).FirstErr(); err != nil {
 			return err
 		}
 		select {
 		case <-ch:
 			return nil
+		case <-ctx.Done():
+			return ctx.Err()
 		case <-time.After(30 * time.Second):
 			return fmt.Errorf("floor: %s was not copied in 30s", key)
 		}
+	}
+	say("floor (c): throughput with %d clients that each wait for their copy for %s (closed loop)", cfg.clients, cfg.duration)
+	res.closedLoop, err = clients(cfg.clients, cfg.duration, func(c, i int) error {
+		return copied(ctx, fmt.Sprintf("closed-%d-%d", c, i))
 	})
 	if err != nil {
 		return res, err
+	}
+	if cfg.sweepStep > 0 {
+		say("floor (c): capacity sweep, open loop, %s a step: %v/s", cfg.sweepStep, cfg.sweepRates)
+		res.sweep = sweep(ctx, cfg.sweepRates, cfg.sweepStep, sweepDrain, cfg.sweepMaxOutstanding, nil,
+			func(ctx context.Context, rate, i int) error { return copied(ctx, fmt.Sprintf("sweep-%d-%d", rate, i)) }, say)
 	}
 	cancel()
 	if err := <-copyErr; err != nil && !errors.Is(err, context.Canceled) {

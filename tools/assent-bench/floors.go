@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/assent-dev/assent/libs/eventlog"
+)
+
+// The floors of issue 14, item 1, each measured at the latency run's
+// offered rate, on the same cluster in the same run as Assent:
+//   (a) an acks=all produce, then a read of that record;
+//   (b) a one-record transaction (produce + commit), then a read_committed
+//       read of it;
+//   (c) the transactional consume->produce copy (copier, bench.go).
+// Assent's decision is, at least, a command produced (a) and a transaction
+// that decides it (b); the goals compare against their sum.
+
+// Floor (b)'s transactional producers run one transaction at a time each,
+// so it needs about rate x a transaction's latency of them: it starts
+// floorTxnProducers (each with its producer id before the measurement) and
+// opens more, up to floorTxnProducersMax, when an arrival finds none free
+// (that arrival's sample includes the new producer's InitProducerID). Past
+// the maximum, an arrival waits for a free one, and the wait is in its
+// sample.
+const (
+	floorTxnProducers    = 32
+	floorTxnProducersMax = 128
+)
+
+// stampReader reads a topic (read_committed, from its end) whose record
+// values are the send time in UnixNano. While recording, it keeps each
+// record's latency; it closes a waiter registered under a record's key
+// when that record arrives.
+type stampReader struct {
+	cl        *kgo.Client
+	arrived   atomic.Int64
+	recording atomic.Bool
+	waiters   sync.Map // key -> chan struct{}
+	mu        sync.Mutex
+	lat       []time.Duration
+}
+
+func newStampReader(ctx context.Context, kcfg eventlog.Config, topic string) (*stampReader, error) {
+	opts, err := kcfg.Opts(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(time.Second))
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	r := &stampReader{cl: cl}
+	go func() {
+		for ctx.Err() == nil {
+			fs := cl.PollFetches(ctx)
+			now := time.Now()
+			fs.EachRecord(func(rec *kgo.Record) {
+				r.arrived.Add(1)
+				if ch, ok := r.waiters.LoadAndDelete(string(rec.Key)); ok {
+					close(ch.(chan struct{}))
+				}
+				if r.recording.Load() && len(rec.Value) == 8 {
+					sent := time.Unix(0, int64(binary.BigEndian.Uint64(rec.Value))) //nolint:gosec // G115: the bits the sender wrote from UnixNano, read back
+					r.mu.Lock()
+					r.lat = append(r.lat, now.Sub(sent))
+					r.mu.Unlock()
+				}
+			})
+		}
+	}()
+	return r, nil
+}
+
+func (r *stampReader) close() { r.cl.Close() }
+
+// take returns the latencies recorded so far and forgets them.
+func (r *stampReader) take() []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.lat
+	r.lat = nil
+	return l
+}
+
+// await registers key and returns a channel closed when it arrives.
+func (r *stampReader) await(key string) chan struct{} {
+	ch := make(chan struct{})
+	r.waiters.Store(key, ch)
+	return ch
+}
+
+func stamp() []byte { return binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano())) } //nolint:gosec // G115: UnixNano is positive until 2262
+
+// warm sends until the reader has seen a record (the reader has its
+// partitions, the path is open), bounded by 60s, then lets it settle.
+func warm(ctx context.Context, r *stampReader, what string, send func(i int) error) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for i := 0; r.arrived.Load() == 0; i++ {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("floor %s: nothing read in 60s", what)
+		}
+		if err := send(i); err != nil {
+			return fmt.Errorf("floor %s: %w", what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
+	return nil
+}
+
+// measureAt sends at cfg.rate for cfg.duration and returns the reader's
+// latencies, after 2s for the last ones to arrive.
+func measureAt(ctx context.Context, cfg config, r *stampReader, send func(i int) error) ([]time.Duration, error) {
+	_ = r.take()
+	r.recording.Store(true)
+	err := paced(ctx, cfg.rate, cfg.duration, send)
+	time.Sleep(2 * time.Second)
+	r.recording.Store(false)
+	return r.take(), err
+}
+
+// measureFloorA is floor (a): an acks=all produce, then a read of it.
+func measureFloorA(ctx context.Context, kcfg eventlog.Config, cfg config, topic string) ([]time.Duration, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r, err := newStampReader(ctx, kcfg, topic)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	prod, err := eventlog.NewClient(kcfg) // acks=all (eventlog.Config.Opts)
+	if err != nil {
+		return nil, err
+	}
+	defer prod.Close()
+	send := func(i int) error {
+		return prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(strconv.Itoa(i)), Value: stamp()}).FirstErr()
+	}
+	if err := warm(ctx, r, "(a)", send); err != nil {
+		return nil, err
+	}
+	return measureAt(ctx, cfg, r, send)
+}
+
+// measureFloorB is floor (b): a one-record transaction, produce and
+// commit, then a read_committed read of it. The sample starts before the
+// wait for a free transactional producer.
+func measureFloorB(ctx context.Context, kcfg eventlog.Config, cfg config, topic, stampID string) ([]time.Duration, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r, err := newStampReader(ctx, kcfg, topic)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	pool := make(chan *kgo.Client, floorTxnProducersMax)
+	var mu sync.Mutex
+	var all []*kgo.Client
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, cl := range all {
+			cl.Close()
+		}
+	}()
+	// open makes another transactional producer, or returns nil at the
+	// maximum.
+	open := func() (*kgo.Client, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(all) >= floorTxnProducersMax {
+			return nil, nil
+		}
+		opts, err := kcfg.Opts(
+			kgo.TransactionalID(fmt.Sprintf("assent-bench-onetxn-%s-%d", stampID, len(all))),
+			kgo.TransactionTimeout(10*time.Second),
+			kgo.ConcurrentTransactionsBackoff(txnBackoff()),
+			kgo.MetadataMinAge(100*time.Millisecond), // as the deciders' (services/decider: metadataMinAge)
+		)
+		if err != nil {
+			return nil, err
+		}
+		cl, err := kgo.NewClient(opts...)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, cl)
+		return cl, nil
+	}
+	for range floorTxnProducers {
+		cl, err := open()
+		if err != nil {
+			return nil, err
+		}
+		pool <- cl
+	}
+	txn := func(cl *kgo.Client, rec *kgo.Record) error {
+		if err := cl.BeginTransaction(); err != nil {
+			return err
+		}
+		perr := cl.ProduceSync(ctx, rec).FirstErr()
+		commit := kgo.TryCommit
+		if perr != nil {
+			commit = kgo.TryAbort
+		}
+		if err := cl.EndTransaction(ctx, commit); err != nil {
+			return errors.Join(perr, err)
+		}
+		return perr
+	}
+	send := func(i int) error {
+		rec := &kgo.Record{Topic: topic, Key: []byte(strconv.Itoa(i)), Value: stamp()}
+		var cl *kgo.Client
+		select {
+		case cl = <-pool:
+		default:
+			var err error
+			if cl, err = open(); err != nil {
+				return err
+			}
+			if cl == nil { // at the maximum: wait for a free one
+				select {
+				case cl = <-pool:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+		defer func() { pool <- cl }()
+		return txn(cl, rec)
+	}
+	// Every producer gets its producer id before the measurement.
+	for k := range floorTxnProducers {
+		cl := <-pool
+		err := txn(cl, &kgo.Record{Topic: topic, Key: []byte("warm-" + strconv.Itoa(k)), Value: stamp()})
+		pool <- cl
+		if err != nil {
+			return nil, fmt.Errorf("floor (b): %w", err)
+		}
+	}
+	if err := warm(ctx, r, "(b)", send); err != nil {
+		return nil, err
+	}
+	return measureAt(ctx, cfg, r, send)
+}
+
+// floorStats are a floor's percentiles for the table.
+type floorStats struct {
+	name     string
+	p50, p99 time.Duration
+	n        int
+}
+
+func statsOf(name string, lat []time.Duration) floorStats {
+	return floorStats{name: name, p50: pct(lat, 50), p99: pct(lat, 99), n: len(slices.Clip(lat))}
+}
