@@ -270,6 +270,7 @@ func deleteTopics(adm *kadm.Client, topics ...string) {
 
 type floorResult struct {
 	a, b       []time.Duration // floors (a) and (b) at cfg.rate (floors.go)
+	bInfo      floorBInfo
 	latencies  []time.Duration // floor (c), the copy, at cfg.rate
 	throughput float64         // open loop: producers wait only for the ack
 	closedLoop float64         // each client waits for its record to be copied
@@ -315,7 +316,7 @@ func measureFloor(ctx context.Context, kcfg eventlog.Config, cfg config, ft floo
 		return res, err
 	}
 	say("floor (b): one-record transaction -> read_committed read on %s at %d/s for %s", ft.b, cfg.rate, cfg.duration)
-	if res.b, err = measureFloorB(ctx, kcfg, cfg, ft.b, ft.stamp); err != nil {
+	if res.b, res.bInfo, err = measureFloorB(ctx, kcfg, cfg, ft.b, ft.stamp); err != nil {
 		return res, err
 	}
 	in, out := ft.in, ft.out
@@ -429,18 +430,27 @@ func copier(ctx context.Context, kcfg eventlog.Config, in, out string) error {
 	}
 }
 
-// paced calls f at a steady rate for d, each call in its own goroutine.
+// paced calls f at a steady rate for d, each call in its own goroutine,
+// and waits for them. Call i is due at start + i/rate; a scheduler that
+// falls behind (a busy machine) makes the due calls at once rather than
+// dropping them, so exactly rate x d calls are made.
 func paced(ctx context.Context, rate int, d time.Duration, f func(int) error) error {
-	tick := time.NewTicker(time.Second / time.Duration(rate))
-	defer tick.Stop()
-	end := time.Now().Add(d)
+	n := int(float64(rate) * d.Seconds())
+	interval := time.Second / time.Duration(rate)
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
-	for i := 0; time.Now().Before(end); i++ {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
+	start := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	for i := range n {
+		if w := time.Until(start.Add(time.Duration(i) * interval)); w > 0 {
+			timer.Reset(w)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-timer.C:
+			}
 		}
 		wg.Add(1)
 		go func() {

@@ -26,15 +26,18 @@ import (
 // that decides it (b); the goals compare against their sum.
 
 // Floor (b)'s transactional producers run one transaction at a time each,
-// so it needs about rate x a transaction's latency of them: it starts
-// floorTxnProducers (each with its producer id before the measurement) and
-// opens more, up to floorTxnProducersMax, when an arrival finds none free
-// (that arrival's sample includes the new producer's InitProducerID). Past
-// the maximum, an arrival waits for a free one, and the wait is in its
-// sample.
+// so it needs about rate x a transaction's latency of them, and a
+// transaction's tail is long on a busy machine: it starts
+// floorTxnProducers, each with its producer id and one transaction done
+// before the measurement (opening them during it put SASL handshakes and
+// InitProducerID into the samples: p99 3.1s against 0.33s, same cluster,
+// 200/s for 5s). It opens more,
+// up to floorTxnProducersMax, only when an arrival finds none free; past
+// that, an arrival waits for a free one. Either way the cost is in that
+// arrival's sample.
 const (
-	floorTxnProducers    = 32
-	floorTxnProducersMax = 128
+	floorTxnProducers    = 128
+	floorTxnProducersMax = 192
 )
 
 // stampReader reads a topic (read_committed, from its end) whose record
@@ -119,12 +122,28 @@ func warm(ctx context.Context, r *stampReader, what string, send func(i int) err
 }
 
 // measureAt sends at cfg.rate for cfg.duration and returns the reader's
-// latencies, after 2s for the last ones to arrive.
+// latencies once every record sent has been read (bounded: 30s after the
+// last send), so that the slowest are not left out.
 func measureAt(ctx context.Context, cfg config, r *stampReader, send func(i int) error) ([]time.Duration, error) {
 	_ = r.take()
+	var sent atomic.Int64
 	r.recording.Store(true)
-	err := paced(ctx, cfg.rate, cfg.duration, send)
-	time.Sleep(2 * time.Second)
+	err := paced(ctx, cfg.rate, cfg.duration, func(i int) error {
+		if err := send(i); err != nil {
+			return err
+		}
+		sent.Add(1)
+		return nil
+	})
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; {
+		r.mu.Lock()
+		n := len(r.lat)
+		r.mu.Unlock()
+		if int64(n) >= sent.Load() {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	r.recording.Store(false)
 	return r.take(), err
 }
@@ -155,7 +174,21 @@ func measureFloorA(ctx context.Context, kcfg eventlog.Config, cfg config, topic 
 // measureFloorB is floor (b): a one-record transaction, produce and
 // commit, then a read_committed read of it. The sample starts before the
 // wait for a free transactional producer.
-func measureFloorB(ctx context.Context, kcfg eventlog.Config, cfg config, topic, stampID string) ([]time.Duration, error) {
+func measureFloorB(ctx context.Context, kcfg eventlog.Config, cfg config, topic, stampID string) ([]time.Duration, floorBInfo, error) {
+	var info floorBInfo
+	lat, err := measureFloorBInto(ctx, kcfg, cfg, topic, stampID, &info)
+	return lat, info, err
+}
+
+// floorBInfo explains floor (b)'s figure: how many transactional producers
+// it used, and each transaction's produce+commit time alone (without the
+// wait for a free producer, without the read).
+type floorBInfo struct {
+	producers int
+	txn       []time.Duration
+}
+
+func measureFloorBInto(ctx context.Context, kcfg eventlog.Config, cfg config, topic, stampID string, info *floorBInfo) ([]time.Duration, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r, err := newStampReader(ctx, kcfg, topic)
@@ -166,9 +199,12 @@ func measureFloorB(ctx context.Context, kcfg eventlog.Config, cfg config, topic,
 	pool := make(chan *kgo.Client, floorTxnProducersMax)
 	var mu sync.Mutex
 	var all []*kgo.Client
+	var txnMu sync.Mutex
+	recordTxn := false
 	defer func() {
 		mu.Lock()
 		defer mu.Unlock()
+		info.producers = len(all)
 		for _, cl := range all {
 			cl.Close()
 		}
@@ -237,20 +273,37 @@ func measureFloorB(ctx context.Context, kcfg eventlog.Config, cfg config, topic,
 			}
 		}
 		defer func() { pool <- cl }()
-		return txn(cl, rec)
+		t0 := time.Now()
+		err := txn(cl, rec)
+		txnMu.Lock()
+		if recordTxn && err == nil {
+			info.txn = append(info.txn, time.Since(t0))
+		}
+		txnMu.Unlock()
+		return err
 	}
-	// Every producer gets its producer id before the measurement.
+	// Every producer gets its producer id, and does one transaction,
+	// before the measurement: all at once, each its own.
+	warmErr := make(chan error, floorTxnProducers)
 	for k := range floorTxnProducers {
 		cl := <-pool
-		err := txn(cl, &kgo.Record{Topic: topic, Key: []byte("warm-" + strconv.Itoa(k)), Value: stamp()})
-		pool <- cl
-		if err != nil {
+		go func() {
+			err := txn(cl, &kgo.Record{Topic: topic, Key: []byte("warm-" + strconv.Itoa(k)), Value: stamp()})
+			pool <- cl
+			warmErr <- err
+		}()
+	}
+	for range floorTxnProducers {
+		if err := <-warmErr; err != nil {
 			return nil, fmt.Errorf("floor (b): %w", err)
 		}
 	}
 	if err := warm(ctx, r, "(b)", send); err != nil {
 		return nil, err
 	}
+	txnMu.Lock()
+	recordTxn = true
+	txnMu.Unlock()
 	return measureAt(ctx, cfg, r, send)
 }
 

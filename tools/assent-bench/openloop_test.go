@@ -155,3 +155,24 @@ func TestParseRates(t *testing.T) {
 		require.Error(t, err, bad)
 	}
 }
+
+// paced makes exactly rate x d calls, on schedule, without waiting for
+// earlier calls to return, and then waits for all of them.
+func TestPacedMakesEveryCallOnSchedule(t *testing.T) {
+	var calls, running, most atomic.Int64
+	began := time.Now()
+	err := paced(context.Background(), 100, time.Second, func(int) error {
+		calls.Add(1)
+		n := running.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		defer running.Add(-1)
+		time.Sleep(200 * time.Millisecond)
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, int64(100), calls.Load())
+	require.Zero(t, running.Load()) // every call returned before paced did
+	require.Greater(t, most.Load(), int64(10))
+	require.Less(t, time.Since(began), 3*time.Second)
+}

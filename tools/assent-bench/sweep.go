@@ -87,6 +87,8 @@ func printFloors(w io.Writer, cfg config, floor floorResult, assent []time.Durat
 	for _, r := range rows {
 		_, _ = fmt.Fprintf(w, "%-42s %10s %10s %8d\n", r.name, ms(r.p50), ms(r.p99), r.n)
 	}
+	_, _ = fmt.Fprintf(w, "(b) used %d transactional producers; produce+commit alone (no wait for a producer, no read): p50 %s, p99 %s\n",
+		floor.bInfo.producers, ms(pct(floor.bInfo.txn, 50)), ms(pct(floor.bInfo.txn, 99)))
 	a, b, s := rows[0], rows[1], rows[3]
 	p50ok, p99ok, l50, l99 := latencyGoals(s.p50, s.p99, a.p50, a.p99, b.p50, b.p99)
 	_, _ = fmt.Fprintf(w, "goal: Assent p50 %s <= 2 x (b p50 + a p50) = %s: %s\n", ms(s.p50), ms(l50), metOrNot(p50ok))
