@@ -271,6 +271,8 @@ func deleteTopics(adm *kadm.Client, topics ...string) {
 type floorResult struct {
 	a, b       []time.Duration // floors (a) and (b) at cfg.rate (floors.go)
 	bInfo      floorBInfo
+	aRate      float64 // achieved rates of floors (a) and (c) at cfg.rate
+	cRate      float64
 	latencies  []time.Duration // floor (c), the copy, at cfg.rate
 	throughput float64         // open loop: producers wait only for the ack
 	closedLoop float64         // each client waits for its record to be copied
@@ -312,7 +314,7 @@ func measureFloor(ctx context.Context, kcfg eventlog.Config, cfg config, ft floo
 	var res floorResult
 	var err error
 	say("floor (a): acks=all produce -> read on %s at %d/s for %s", ft.a, cfg.rate, cfg.duration)
-	if res.a, err = measureFloorA(ctx, kcfg, cfg, ft.a); err != nil {
+	if res.a, res.aRate, err = measureFloorA(ctx, kcfg, cfg, ft.a); err != nil {
 		return res, err
 	}
 	say("floor (b): one-record transaction -> read_committed read on %s at %d/s for %s", ft.b, cfg.rate, cfg.duration)
@@ -345,7 +347,7 @@ func measureFloor(ctx context.Context, kcfg eventlog.Config, cfg config, ft floo
 	}
 
 	say("floor (c): latency at %d/s for %s", cfg.rate, cfg.duration)
-	if res.latencies, err = measureAt(ctx, cfg, reader, send); err != nil {
+	if res.latencies, res.cRate, err = measureAt(ctx, cfg, reader, send); err != nil {
 		return res, err
 	}
 

@@ -51,6 +51,7 @@ type stampReader struct {
 	waiters   sync.Map // key -> chan struct{}
 	mu        sync.Mutex
 	lat       []time.Duration
+	lastRead  time.Time // of the last latency recorded
 }
 
 func newStampReader(ctx context.Context, kcfg eventlog.Config, topic string) (*stampReader, error) {
@@ -76,6 +77,7 @@ func newStampReader(ctx context.Context, kcfg eventlog.Config, topic string) (*s
 					sent := time.Unix(0, int64(binary.BigEndian.Uint64(rec.Value))) //nolint:gosec // G115: the bits the sender wrote from UnixNano, read back
 					r.mu.Lock()
 					r.lat = append(r.lat, now.Sub(sent))
+					r.lastRead = now
 					r.mu.Unlock()
 				}
 			})
@@ -124,9 +126,12 @@ func warm(ctx context.Context, r *stampReader, what string, send func(i int) err
 // measureAt sends at cfg.rate for cfg.duration and returns the reader's
 // latencies once every record sent has been read (bounded: 30s after the
 // last send), so that the slowest are not left out.
-func measureAt(ctx context.Context, cfg config, r *stampReader, send func(i int) error) ([]time.Duration, error) {
+// It also returns the rate achieved: records read over the time from the
+// first send to the last read.
+func measureAt(ctx context.Context, cfg config, r *stampReader, send func(i int) error) ([]time.Duration, float64, error) {
 	_ = r.take()
 	var sent atomic.Int64
+	began := time.Now()
 	r.recording.Store(true)
 	err := paced(ctx, cfg.rate, cfg.duration, func(i int) error {
 		if err := send(i); err != nil {
@@ -145,28 +150,44 @@ func measureAt(ctx context.Context, cfg config, r *stampReader, send func(i int)
 		time.Sleep(50 * time.Millisecond)
 	}
 	r.recording.Store(false)
-	return r.take(), err
+	r.mu.Lock()
+	last := r.lastRead
+	r.mu.Unlock()
+	lat := r.take()
+	return lat, achievedRate(len(lat), last.Sub(began)), err
 }
 
+// achievedRate is n over span, 0 for no span.
+func achievedRate(n int, span time.Duration) float64 {
+	if span <= 0 {
+		return 0
+	}
+	return float64(n) / span.Seconds()
+}
+
+// keptUp says a floor's run achieved at least 90% of the offered rate: if
+// not, its samples are mostly queueing, and a goal against it means little.
+func keptUp(achieved float64, offered int) bool { return achieved >= 0.9*float64(offered) }
+
 // measureFloorA is floor (a): an acks=all produce, then a read of it.
-func measureFloorA(ctx context.Context, kcfg eventlog.Config, cfg config, topic string) ([]time.Duration, error) {
+func measureFloorA(ctx context.Context, kcfg eventlog.Config, cfg config, topic string) ([]time.Duration, float64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r, err := newStampReader(ctx, kcfg, topic)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer r.close()
 	prod, err := eventlog.NewClient(kcfg) // acks=all (eventlog.Config.Opts)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer prod.Close()
 	send := func(i int) error {
 		return prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(strconv.Itoa(i)), Value: stamp()}).FirstErr()
 	}
 	if err := warm(ctx, r, "(a)", send); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	return measureAt(ctx, cfg, r, send)
 }
@@ -176,7 +197,8 @@ func measureFloorA(ctx context.Context, kcfg eventlog.Config, cfg config, topic 
 // wait for a free transactional producer.
 func measureFloorB(ctx context.Context, kcfg eventlog.Config, cfg config, topic, stampID string) ([]time.Duration, floorBInfo, error) {
 	var info floorBInfo
-	lat, err := measureFloorBInto(ctx, kcfg, cfg, topic, stampID, &info)
+	lat, rate, err := measureFloorBInto(ctx, kcfg, cfg, topic, stampID, &info)
+	info.achieved = rate
 	return lat, info, err
 }
 
@@ -186,14 +208,15 @@ func measureFloorB(ctx context.Context, kcfg eventlog.Config, cfg config, topic,
 type floorBInfo struct {
 	producers int
 	txn       []time.Duration
+	achieved  float64
 }
 
-func measureFloorBInto(ctx context.Context, kcfg eventlog.Config, cfg config, topic, stampID string, info *floorBInfo) ([]time.Duration, error) {
+func measureFloorBInto(ctx context.Context, kcfg eventlog.Config, cfg config, topic, stampID string, info *floorBInfo) ([]time.Duration, float64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r, err := newStampReader(ctx, kcfg, topic)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer r.close()
 	pool := make(chan *kgo.Client, floorTxnProducersMax)
@@ -236,7 +259,7 @@ func measureFloorBInto(ctx context.Context, kcfg eventlog.Config, cfg config, to
 	for range floorTxnProducers {
 		cl, err := open()
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		pool <- cl
 	}
@@ -295,11 +318,11 @@ func measureFloorBInto(ctx context.Context, kcfg eventlog.Config, cfg config, to
 	}
 	for range floorTxnProducers {
 		if err := <-warmErr; err != nil {
-			return nil, fmt.Errorf("floor (b): %w", err)
+			return nil, 0, fmt.Errorf("floor (b): %w", err)
 		}
 	}
 	if err := warm(ctx, r, "(b)", send); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	txnMu.Lock()
 	recordTxn = true

@@ -176,3 +176,11 @@ func TestPacedMakesEveryCallOnSchedule(t *testing.T) {
 	require.Greater(t, most.Load(), int64(10))
 	require.Less(t, time.Since(began), 3*time.Second)
 }
+
+func TestFloorKeptUp(t *testing.T) {
+	require.InDelta(t, 74.07, achievedRate(2000, 27*time.Second), 0.01)
+	require.Zero(t, achievedRate(10, 0))
+	require.True(t, keptUp(180, 200))
+	require.False(t, keptUp(179.9, 200))
+	require.False(t, keptUp(achievedRate(2000, 27*time.Second), 200))
+}
