@@ -104,7 +104,7 @@ func (r *stampReader) await(key string) chan struct{} {
 	return ch
 }
 
-func stamp() []byte { return binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano())) } //nolint:gosec // G115: UnixNano is positive until 2262
+func stamp() []byte { return binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano())) }
 
 // warm sends until the reader has seen a record (the reader has its
 // partitions, the path is open), bounded by 60s, then lets it settle.

@@ -156,6 +156,8 @@ func printSweep(w io.Writer, cfg config, floor, assent []stepResult) {
 	caveat := ""
 	if _, _, lower := capacity(floor, kneeBound); lower && fc > 0 {
 		caveat = " (floor (c)'s capacity is only a lower bound: offer higher rates to find its knee)"
+	} else if fc == 0 {
+		caveat = " (floor (c) had no step with p99 within the bound: not judged; offer lower rates)"
 	}
 	_, _ = fmt.Fprintf(w, "goal: Assent capacity >= %.0f%% of floor (c)'s: %.2f: %s%s\n", capacityGoal*100, ratio, metOrNot(capacityMet(ac, fc)), caveat)
 }
