@@ -32,9 +32,11 @@ func TestOpenLoopArrivalsDoNotWaitForCompletions(t *testing.T) {
 	require.Greater(t, most.Load(), int64(30))
 	require.Equal(t, int(most.Load()), s.maxInFlight)
 	require.GreaterOrEqual(t, s.pct(50), 300*time.Millisecond)
-	require.Less(t, s.pct(99), 2*time.Second)
-	// 100 completions between 0.3s and about 0.8s after the start.
-	require.Greater(t, s.achieved(), 80.0)
+	// A closed loop would take 30s for the 100 (p99 near 30s, 3.3/s);
+	// the open loop finishes them about 0.8s after the start. The bounds
+	// leave room for a loaded machine's scheduling delays.
+	require.Less(t, s.pct(99), 5*time.Second)
+	require.Greater(t, s.achieved(), 20.0)
 	require.Less(t, s.achieved(), 340.0)
 }
 
@@ -65,7 +67,7 @@ func TestOpenLoopShedsPastMaxOutstanding(t *testing.T) {
 // rather than ending the step.
 func TestOpenLoopCutsAtDrainAndCountsFailures(t *testing.T) {
 	began := time.Now()
-	s := openLoop(context.Background(), 100, 200*time.Millisecond, 100*time.Millisecond, 1000, func(ctx context.Context, i int) error {
+	s := openLoop(context.Background(), 100, 200*time.Millisecond, time.Second, 1000, func(ctx context.Context, i int) error {
 		switch i % 4 {
 		case 0:
 			return errors.New("refused")
@@ -75,12 +77,14 @@ func TestOpenLoopCutsAtDrainAndCountsFailures(t *testing.T) {
 		}
 		return nil
 	})
-	require.Less(t, time.Since(began), 2*time.Second)
+	// Bounds wide enough for a loaded CI machine: the stuck ones would
+	// otherwise hold the call forever.
+	require.Less(t, time.Since(began), 10*time.Second)
 	require.Equal(t, 20, s.arrivals)
 	require.Equal(t, 5, s.failed)
 	require.Equal(t, 5, s.incomplete)
 	require.Equal(t, 10, s.completed)
-	require.Less(t, s.pct(50), 100*time.Millisecond)
+	require.Less(t, s.pct(50), time.Second)
 	require.Equal(t, overBound, s.pct(99))
 }
 
@@ -174,7 +178,9 @@ func TestPacedMakesEveryCallOnSchedule(t *testing.T) {
 	require.Equal(t, int64(100), calls.Load())
 	require.Zero(t, running.Load()) // every call returned before paced did
 	require.Greater(t, most.Load(), int64(10))
-	require.Less(t, time.Since(began), 3*time.Second)
+	// One call at a time would take 20s; on schedule it is about 1.2s
+	// (the bound leaves room for a loaded machine).
+	require.Less(t, time.Since(began), 8*time.Second)
 }
 
 func TestFloorKeptUp(t *testing.T) {
