@@ -36,10 +36,30 @@ type Decision struct {
 // Decide decides one command against the state of its request. It is pure:
 // now is the decision time, and nothing outside the arguments is read.
 func Decide(s State, c Command, ps Policies, now time.Time) Decision {
+	return DecideWith(s, c, ps, now, DecideOptions{})
+}
+
+// DecideOptions change what Decide computes, never what it decides: the
+// events and refusals are the same with any options, except for the
+// fields an option names.
+type DecideOptions struct {
+	// NoHashes leaves the content_hash and the policy's hash of a
+	// request.submitted empty where the decision does not depend on them:
+	// a submit that opens a request. (A resubmit is still hashed: whether
+	// it is a no-op or a conflict is decided by comparing hashes.) The
+	// auditor's domain replay sets it: it cannot check either hash (they
+	// hash the submit's own TTL and the live policy, which the log does
+	// not hold) and computing them was most of the cost of replaying a
+	// submit. The decider never sets it.
+	NoHashes bool
+}
+
+// DecideWith is Decide with options.
+func DecideWith(s State, c Command, ps Policies, now time.Time, opts DecideOptions) Decision {
 	if o, seen := replayed(s, c); seen {
 		return Decision{Replayed: true, Refusal: o.Refusal()}
 	}
-	d := decider{s: s, c: c, now: now.UTC()}
+	d := decider{s: s, c: c, now: now.UTC(), opts: opts}
 	if r := d.checkEnvelope(); r != nil {
 		return d.refused(r)
 	}
@@ -73,6 +93,7 @@ type decider struct {
 	c      Command
 	now    time.Time
 	typ    string // the wire type, when Body is nil
+	opts   DecideOptions
 	events []Event
 }
 
@@ -146,9 +167,8 @@ func (d *decider) submit(b Submit, ps Policies) Decision {
 		return d.refused(r)
 	}
 	b.Action.Details, _ = NormalizeDetails(b.Action.Details) // validated above; stored canonical
-	hash := ContentHash(b)
 	if d.s.Status != StatusNone {
-		if d.s.ContentHash == hash {
+		if d.s.ContentHash == ContentHash(b) {
 			return d.done() // an identical resubmit is a no-op
 		}
 		return d.refused(refuse(ReasonConflict, "request %s already exists with different content", d.c.RequestID))
@@ -158,7 +178,7 @@ func (d *decider) submit(b Submit, ps Policies) Decision {
 		return d.refused(refuse(ReasonNoPolicy, "no policy matches action type %q on %q in %q",
 			b.Action.Type, b.Action.Resource, b.Action.Environment))
 	}
-	approvers := slices.Compact(slices.Sorted(slices.Values(p.Approvers)))
+	approvers := sortedSet(p.Approvers)
 	others := len(approvers)
 	if slices.Contains(approvers, b.Requester) {
 		others--
@@ -171,6 +191,10 @@ func (d *decider) submit(b Submit, ps Policies) Decision {
 	if b.TTL > 0 && b.TTL < ttl {
 		ttl = b.TTL
 	}
+	var hash, policyHash string
+	if !d.opts.NoHashes {
+		hash, policyHash = ContentHash(b), p.Hash()
+	}
 	d.emit(d.c.Actor, RequestSubmitted{
 		Action:      b.Action,
 		Reason:      b.Reason,
@@ -178,7 +202,7 @@ func (d *decider) submit(b Submit, ps Policies) Decision {
 		ContentHash: hash,
 		Policy: PolicySnapshot{
 			Name:            p.Name,
-			Hash:            p.Hash(),
+			Hash:            policyHash,
 			Approvers:       approvers,
 			MinApprovals:    p.MinApprovals,
 			RejectThreshold: max(p.RejectThreshold, 1),
@@ -188,6 +212,22 @@ func (d *decider) submit(b Submit, ps Policies) Decision {
 		},
 	})
 	return d.done()
+}
+
+// sortedSet returns a sorted copy of list without repeats:
+// slices.Compact(slices.Sorted(slices.Values(list))), without the sort
+// when list is already sorted without repeats (a policy snapshot's
+// approvers are, and so are most policies').
+func sortedSet(list []string) []string {
+	if len(list) == 0 {
+		return slices.Compact(slices.Sorted(slices.Values(list)))
+	}
+	for i := 1; i < len(list); i++ {
+		if list[i-1] >= list[i] {
+			return slices.Compact(slices.Sorted(slices.Values(list)))
+		}
+	}
+	return slices.Clone(list)
 }
 
 func validateSubmit(b Submit) *Refusal {

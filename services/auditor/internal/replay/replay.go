@@ -157,6 +157,11 @@ func (r *Request) state(rid string) approval.State {
 	return approval.State{RequestID: rid, Status: r.status, Sequence: r.seq}
 }
 
+// decideOptions are how the replay runs Decide: without the hashes of a
+// request.submitted, which compareSubmitted does not compare (see the
+// package comment: the log cannot reproduce them).
+var decideOptions = approval.DecideOptions{NoHashes: true}
+
 // maxRun bounds a run: Decide emits at most two events per command.
 const maxRun = 4
 
@@ -270,7 +275,10 @@ func (r *Request) apply() {
 		l.values = append(l.values, it.Value)
 		l.last = append(l.last, it.Event)
 	}
-	l.full = &st
+	if l.full == nil {
+		l.full = new(approval.State)
+	}
+	*l.full = st // nothing else points to the state before: it is a copy everywhere else
 	clear(l.run) // the values stay in l.values only
 	l.run, l.want, l.known = l.run[:0], nil, false
 }
@@ -315,7 +323,7 @@ func (rp *Replayer) decide(before approval.State, run []Item) (want []approval.E
 	default:
 		return nil, fmt.Sprintf("an event of type %T, which Decide never emits", b), false
 	}
-	return approval.Decide(before, cmd, ps, first.Time).Events, "", false
+	return approval.DecideWith(before, cmd, ps, first.Time, decideOptions).Events, "", false
 }
 
 // cancelAdmins returns the admins to decide a cancel by actor with. When
@@ -402,7 +410,7 @@ func (rp *Replayer) refusal(before approval.State, cmd approval.Command, cr appr
 		}
 		return refuse()
 	}
-	return approval.Decide(before, cmd, ps, at).Events, "", false
+	return approval.DecideWith(before, cmd, ps, at, decideOptions).Events, "", false
 }
 
 // describe names the command a run stands for, for a reason. want, if

@@ -8,7 +8,6 @@ import (
 	"math"
 	"strconv"
 	"sync/atomic"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -61,6 +60,7 @@ type chain struct {
 	count  *atomic.Int64 // records seen, across partitions (progress)
 	auth   *wire.Authenticator
 	replay *replay.Replayer
+	dec    fastDecoder
 	bodies bodies
 
 	st      PartState // head, offsets, counters; saved at the end
@@ -129,7 +129,8 @@ func (c *chain) record(r *kgo.Record) {
 		return
 	}
 	if r.Attrs.IsControl() {
-		c.result(c.auth.Add(wire.Item{Record: eventlog.WireRecord(r)}, nil))
+		c.result(c.auth.Add(wire.Item{Record: wireRecord(r)}, nil))
+		c.dropBodies()
 		return
 	}
 	sum := sha256.Sum256(r.Value)
@@ -150,25 +151,72 @@ func (c *chain) record(r *kgo.Record) {
 		return // verified last time; the chain goes on from it
 	}
 	c.st.Records++
-	it := wire.Item{Record: eventlog.WireRecord(r), Hash: hashString(sum)}
-	// The record values are scanned, not decoded, so that verify runs near
-	// the speed of a bare read; a seal, and a value with escapes, is
-	// decoded in full.
-	f, err := scan(r.Value)
-	if err == nil && (f.escaped || string(f.typ) == wire.TypeSeal) {
+	it := wire.Item{Record: wireRecord(r)}
+	// The record is decoded once, envelope and data, by the fast decoder
+	// when it is in the form the deciders write; else (a seal, an unusual
+	// record) by the full decoders, which say what is wrong with it. The
+	// Authenticator and the replay share the result.
+	env, body, hash, ok := c.dec.event(r, &sum)
+	var err error
+	if ok {
+		it.Env, it.Hash = env, hash
+		c.bodies.q = append(c.bodies.q, decodedBody{off: r.Offset, body: body})
+	} else {
+		it.Hash = hashString(sum)
 		it.Env, err = eventlog.DecodeRecord(r)
-	} else if err == nil {
-		it.Env = wire.Envelope{ID: string(f.id), Type: string(f.typ), Subject: string(f.subject), Sequence: string(f.sequence),
-			PrevHash: string(f.prevhash), Actor: string(f.actor), CommandID: string(f.commandid), Data: f.data}
-		it.Env.Time, err = time.Parse(time.RFC3339Nano, string(f.time))
-		switch {
-		case err != nil || !bytes.HasSuffix(f.time, []byte("Z")):
-			err = fmt.Errorf("%w: time %q is not RFC 3339 in UTC", wire.ErrInvalidEnvelope, f.time)
-		case !bytes.Equal(r.Key, f.subject) && len(f.subject) > 0:
-			err = fmt.Errorf("%w: key %q differs from subject %q", wire.ErrInvalidEnvelope, r.Key, f.subject)
-		}
 	}
 	c.result(c.auth.Add(it, err))
+	c.dropBodies()
+}
+
+// wireRecord is eventlog.WireRecord without the headers, which only the
+// decoders read.
+func wireRecord(r *kgo.Record) wire.Record {
+	return wire.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
+		Control: r.Attrs.IsControl(), Transactional: r.Attrs.IsTransactional(), ProducerID: r.ProducerID}
+}
+
+// decodedBody is the data of the event at off, decoded with its envelope
+// and held, like the record, until its seal comes.
+type decodedBody struct {
+	off  int64
+	body approval.EventBody
+}
+
+// body returns the decoded data of the event at off, if the fast decoder
+// decoded it. The events are applied in offset order, so what comes
+// before off in the queue was rejected.
+func (b *bodies) body(off int64) approval.EventBody {
+	for b.head < len(b.q) && b.q[b.head].off < off {
+		b.q[b.head] = decodedBody{}
+		b.head++
+	}
+	if b.head < len(b.q) && b.q[b.head].off == off {
+		d := b.q[b.head].body
+		b.q[b.head] = decodedBody{}
+		b.head++
+		return d
+	}
+	return nil
+}
+
+// dropBodies drops the decoded data of records the Authenticator no
+// longer holds: those before the first it holds.
+func (c *chain) dropBodies() {
+	first := c.auth.FirstPending()
+	b := &c.bodies
+	for b.head < len(b.q) && (first < 0 || b.q[b.head].off < first) {
+		b.q[b.head] = decodedBody{}
+		b.head++
+	}
+	switch {
+	case b.head == len(b.q):
+		b.q, b.head = b.q[:0], 0
+	case b.head > 1024 && b.head > len(b.q)/2:
+		n := copy(b.q, b.q[b.head:])
+		clear(b.q[n:])
+		b.q, b.head = b.q[:n], 0
+	}
 }
 
 func (c *chain) result(res wire.Result) {
@@ -229,7 +277,11 @@ func (c *chain) sequence(x wire.Item) {
 
 // replayEvent checks the event against the domain (package replay).
 func (c *chain) replayEvent(req *ReqState, x wire.Item, seq int) {
-	body, err := c.bodies.decode(x.Env.Type, x.Env.Data)
+	body := c.bodies.body(x.Record.Offset)
+	var err error
+	if body == nil {
+		body, err = c.bodies.decode(x.Env.Type, x.Env.Data)
+	}
 	if err != nil {
 		c.addBreak(x.Record.Offset, x.Env.ID, KindFormat, "request %s: %v", x.Env.Subject, err)
 		req.replay.Stop()
