@@ -700,7 +700,7 @@ func special(x uint64) uint64 {
 	)
 	q := x ^ (ones * '"')
 	b := x ^ (ones * '\\')
-	return ((q - ones) &^ q | (b - ones) &^ b | (x - ones*0x20) &^ x | x) & highs
+	return ((q-ones)&^q | (b-ones)&^b | (x-ones*0x20)&^x | x) & highs
 }
 
 // plain is str for a string without escapes.
