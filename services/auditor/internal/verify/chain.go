@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -156,13 +157,14 @@ func (c *chain) record(r *kgo.Record) {
 	// when it is in the form the deciders write; else (a seal, an unusual
 	// record) by the full decoders, which say what is wrong with it. The
 	// Authenticator and the replay share the result.
-	env, body, hash, ok := c.dec.event(r, &sum)
+	it.Hash = c.dec.hashString(&sum)
+	env, body, ok := c.dec.event(r, &sum)
+	c.dec.last = it.Hash
 	var err error
 	if ok {
-		it.Env, it.Hash = env, hash
+		it.Env = env
 		c.bodies.q = append(c.bodies.q, decodedBody{off: r.Offset, body: body})
 	} else {
-		it.Hash = hashString(sum)
 		it.Env, err = eventlog.DecodeRecord(r)
 	}
 	c.result(c.auth.Add(it, err))
@@ -258,7 +260,8 @@ func (c *chain) sequence(x wire.Item) {
 	req := c.reqs[subject]
 	if req == nil {
 		req = &ReqState{} // one allocation per request, not per event
-		c.reqs[subject] = req
+		// A copy: subject shares the record's value (see view).
+		c.reqs[strings.Clone(subject)] = req
 	}
 	if seq != req.Seq+1 {
 		what := "a gap: events of the request are missing"

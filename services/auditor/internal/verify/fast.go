@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -14,17 +15,20 @@ import (
 	"github.com/assent-dev/assent/libs/wire"
 )
 
-// fastDecoder decodes an event record, envelope and data, in one pass and
-// with one allocation for its strings, when it is in the form the deciders
-// write (wire.Marshal of a codec envelope): attribute and field names
-// exactly as the schemas spell them, each once, strings without escapes,
-// no null, no unknown attribute or field. It returns the very envelope
-// eventlog.DecodeRecord returns and the very body approval.DecodeEventBody
-// returns for such a record; for any other record it says so (ok false)
-// and the caller decodes it with those, which then report what is wrong.
-// So verify is as strict as every other reader of the log, and decodes
-// each record once: the chain check, the Authenticator and the domain
-// replay share the result.
+// fastDecoder decodes an event record, envelope and data, in one pass,
+// when it is in the form the deciders write (wire.Marshal of a codec
+// envelope): attribute and field names as the schemas spell them, each
+// once, no null, no unknown attribute or field, strings without \u
+// escapes. It returns the very envelope eventlog.DecodeRecord returns and
+// the very body approval.DecodeEventBody returns for such a record; for
+// any other record it says so (ok false) and the caller decodes it with
+// those, which then report what is wrong. So verify is as strict as every
+// other reader of the log, and decodes each record once: the chain check,
+// the Authenticator and the domain replay share the result.
+//
+// It expects the names in the order Marshal writes them, and reads them
+// in full only when they are not. The strings it returns share the
+// record's value (see view); the hashes share a buffer of their own.
 //
 // A request.submitted carries the policy snapshot, the same bytes on every
 // request of a policy version but for its expires_at. The decoder keeps
@@ -36,19 +40,12 @@ import (
 //
 // One fastDecoder per partition: it is not safe for concurrent use.
 type fastDecoder struct {
-	strs     strBlock
 	policies []policyEntry // most recently used first
 	members  []span        // scratch for a policy not cached yet
-
-	// Scratch values the strings of one record are assigned into.
-	env  wire.Envelope
-	sub  approval.RequestSubmitted
-	vote approval.VoteRecorded
-	appr approval.RequestApproved
-	rej  approval.RequestRejected
-	canc approval.RequestCancelled
-	cr   approval.CommandRejected
-	hash string
+	hashes   []byte        // where hashString writes (see there)
+	// last is the hash of the partition's previous record, which the
+	// caller sets: the next record's prevhash, as a rule.
+	last string
 }
 
 // policyEntry is a snapshot the domain's decoder decoded from
@@ -58,200 +55,224 @@ type policyEntry struct {
 	snap           approval.PolicySnapshot // ExpiresAt zero
 }
 
-// strBlock gathers the strings of one record and makes them one string.
-type strBlock struct {
-	buf  []byte
-	dsts []*string
-	ends []int
-}
-
-func (b *strBlock) reset() {
-	clear(b.dsts) // after a record left undecoded
-	b.buf, b.dsts, b.ends = b.buf[:0], b.dsts[:0], b.ends[:0]
-}
-
-func (b *strBlock) add(dst *string, v []byte) {
-	b.buf = append(b.buf, v...)
-	b.dsts = append(b.dsts, dst)
-	b.ends = append(b.ends, len(b.buf))
-}
-
-// addJSON adds the contents of a JSON string as str returned them.
-func (b *strBlock) addJSON(dst *string, v []byte, esc bool) bool {
-	if !esc {
-		b.add(dst, v)
-		return true
+// view returns b as a string without copying it. Every b is part of a
+// record's value, which nothing changes once read (logread hands each
+// value over once, franz-go allocates it), so the string never changes
+// either. The strings of an event keep its value alive while the
+// Authenticator or the replay holds them, which they do anyway; the one
+// string verify keeps for long, a request id as a map key, is copied
+// (chain.sequence).
+func view(b []byte) string {
+	if len(b) == 0 {
+		return ""
 	}
-	var ok bool
-	if b.buf, ok = unescape(b.buf, v); !ok {
-		return false
-	}
-	b.dsts = append(b.dsts, dst)
-	b.ends = append(b.ends, len(b.buf))
-	return true
+	return unsafe.String(&b[0], len(b)) //nolint:gosec // G103: b is never written after this (see above)
 }
 
-// done assigns every string added.
-func (b *strBlock) done() {
-	s := string(b.buf)
-	start := 0
-	for k, d := range b.dsts {
-		*d = s[start:b.ends[k]]
-		start = b.ends[k]
+// hashString returns "sha256:" and the hex digits of sum. The strings
+// share chunks of one buffer that is only ever appended to, so a string
+// never changes; a chunk lives as long as a hash in it is held.
+func (d *fastDecoder) hashString(sum *[32]byte) string {
+	const n = len("sha256:") + 2*len(sum)
+	if cap(d.hashes)-len(d.hashes) < n {
+		d.hashes = make([]byte, 0, 512*n)
 	}
-	clear(b.dsts) // keep no pointer into the last record's values
+	start := len(d.hashes)
+	d.hashes = append(d.hashes, "sha256:"...)
+	d.hashes = d.hashes[:start+n]
+	hex.Encode(d.hashes[start+len("sha256:"):], sum[:])
+	return view(d.hashes[start:])
 }
+
+// The attributes of an envelope, in the order wire.Marshal writes them,
+// as they start a member.
+var envNames = []string{`"specversion":`, `"id":`, `"source":`, `"type":`, `"subject":`, `"time":`, `"datacontenttype":`,
+	`"actor":`, `"commandid":`, `"sequence":`, `"prevhash":`, `"data":`}
+
+const (
+	envSpecVersion = iota
+	envID
+	envSource
+	envType
+	envSubject
+	envTime
+	envDataContentType
+	envActor
+	envCommandID
+	envSequence
+	envPrevHash
+	envData
+)
 
 // event decodes r, whose value hashes to sum. ok is false when r is not
 // in the form fastDecoder reads; then nothing it returns is to be used.
 // Seals and notification.recorded events are always left to the full
 // decoders.
-func (d *fastDecoder) event(r *kgo.Record, sum *[32]byte) (env wire.Envelope, body approval.EventBody, hash string, ok bool) {
+func (d *fastDecoder) event(r *kgo.Record, sum *[32]byte) (env wire.Envelope, body approval.EventBody, ok bool) {
 	if !canonicalHeaders(r.Headers) {
-		return env, nil, "", false
+		return env, nil, false
 	}
-	d.strs.reset()
-	d.env = wire.Envelope{}
-	var hashBuf [len("sha256:") + 64]byte
-	copy(hashBuf[:], "sha256:")
-	hex.Encode(hashBuf[len("sha256:"):], sum[:])
-	d.strs.add(&d.hash, hashBuf[:])
-
 	v := r.Value
 	i := skipWS(v, 0)
 	if i >= len(v) || v[i] != '{' {
-		return env, nil, "", false
+		return env, nil, false
 	}
 	i++
 	var (
-		seen    uint16
+		seen    uint32
+		next    int
 		rawTime []byte
 		subject []byte
 		kind    int // of body, once the type is read
-		typeOK  bool
 	)
 	for {
-		key, j, ok := member(v, i)
-		if !ok {
-			return env, nil, "", false
+		k, j, ok := keyAt(v, i, envNames, &next)
+		if !ok || k < 0 || seen&(1<<k) != 0 {
+			return env, nil, false // an extension, authkeyid, authsig, data_base64, a repeat: the full decoder's
 		}
-		var bit uint16
+		seen |= 1 << k
 		var s []byte
-		switch string(key) {
-		case "data":
-			bit = 1
-			if !typeOK || seen&bit != 0 {
-				return env, nil, "", false // data before type: not as the deciders write it
+		switch k {
+		case envData:
+			if kind == kindNone {
+				return env, nil, false // data before type: not as the deciders write it
 			}
 			var end int
-			body, end, ok = d.body(kind, v, j)
-			if !ok {
-				return env, nil, "", false
+			if body, end, ok = d.body(kind, v, j); !ok {
+				return env, nil, false
 			}
-			d.env.Data = v[j:end]
+			env.Data = v[j:end]
 			i = end
-		case "specversion", "source", "datacontenttype":
-			s, i, ok = plain(v, j)
-			if !ok {
-				return env, nil, "", false
+		case envPrevHash:
+			if n := len(d.last); n > 0 && j+n+2 <= len(v) && v[j] == '"' && string(v[j+1:j+1+n]) == d.last && v[j+1+n] == '"' {
+				env.PrevHash, i = d.last, j+n+2 // the usual link: no need to check it is a hash
+				break
 			}
-			switch {
-			case string(key) == "specversion" && string(s) == wire.SpecVersion:
-				bit, d.env.SpecVersion = 2, wire.SpecVersion
-			case string(key) == "datacontenttype" && string(s) == wire.DataContentTypeJSON:
-				bit, d.env.DataContentType = 4, wire.DataContentTypeJSON
-			case string(key) == "source" && len(s) > 0:
-				bit = 8
-				d.strs.add(&d.env.Source, s)
-			default:
-				return env, nil, "", false
+			if s, i, ok = plain(v, j); !ok || !canonicalHash(s) {
+				return env, nil, false
 			}
-		case "type":
-			bit = 16
-			if s, i, ok = plain(v, j); !ok {
-				return env, nil, "", false
-			}
-			if kind, d.env.Type = bodyKind(s); kind == kindNone {
-				return env, nil, "", false // a seal, or a type left to the full decoders
-			}
-			typeOK = true
+			env.PrevHash = view(s)
 		default:
-			var dst *string
-			switch string(key) {
-			case "id":
-				bit, dst = 32, &d.env.ID
-			case "subject":
-				bit, dst = 64, &d.env.Subject
-			case "time":
-				bit = 128
-			case "actor":
-				bit, dst = 256, &d.env.Actor
-			case "commandid":
-				bit, dst = 512, &d.env.CommandID
-			case "sequence":
-				bit, dst = 1024, &d.env.Sequence
-			case "prevhash":
-				bit, dst = 2048, &d.env.PrevHash
-			default:
-				return env, nil, "", false // an extension, authkeyid, authsig, data_base64: the full decoder's
-			}
 			if s, i, ok = plain(v, j); !ok || len(s) == 0 {
-				return env, nil, "", false
+				return env, nil, false // escapes and empty attributes: the full decoder's
 			}
-			switch bit {
-			case 64:
-				subject = s
-			case 128:
+			switch k {
+			case envSpecVersion:
+				if string(s) != wire.SpecVersion {
+					return env, nil, false
+				}
+				env.SpecVersion = wire.SpecVersion
+			case envDataContentType:
+				if string(s) != wire.DataContentTypeJSON {
+					return env, nil, false
+				}
+				env.DataContentType = wire.DataContentTypeJSON
+			case envType:
+				if kind, env.Type = bodyKind(s); kind == kindNone {
+					return env, nil, false // a seal, or a type left to the full decoders
+				}
+			case envTime:
 				rawTime = s
-			case 1024:
+			case envSequence:
 				if !canonicalSequence(s) {
-					return env, nil, "", false
+					return env, nil, false
 				}
-			case 2048:
-				if !canonicalHash(s) {
-					return env, nil, "", false
-				}
-			}
-			if dst != nil {
-				d.strs.add(dst, s)
+				env.Sequence = view(s)
+			case envSubject:
+				subject, env.Subject = s, view(s)
+			case envID:
+				env.ID = view(s)
+			case envSource:
+				env.Source = view(s)
+			case envActor:
+				env.Actor = view(s)
+			case envCommandID:
+				env.CommandID = view(s)
 			}
 		}
-		if seen&bit != 0 {
-			return env, nil, "", false
-		}
-		seen |= bit
 		var more bool
 		if i, more, ok = after(v, i); !ok {
-			return env, nil, "", false
+			return env, nil, false
 		}
 		if !more {
 			break
 		}
 	}
-	const required = 1 | 2 | 8 | 16 | 32 | 128 // data, specversion, source, type, id, time
+	const required = 1<<envData | 1<<envSpecVersion | 1<<envSource | 1<<envType | 1<<envID | 1<<envTime
 	if skipWS(v, i) != len(v) || seen&required != required {
-		return env, nil, "", false
+		return env, nil, false
 	}
 	if len(subject) > 0 && !bytes.Equal(subject, r.Key) {
-		return env, nil, "", false
+		return env, nil, false
 	}
 	// wire.Unmarshal parses with time.RFC3339Nano and requires a zero
 	// offset; UnmarshalText is the strict RFC 3339 parser that Parse
-	// uses first, and whatever it accepts Parse reads the same.
+	// tries first, and whatever it accepts Parse reads the same.
 	var t time.Time
 	if rawTime[len(rawTime)-1] != 'Z' || t.UnmarshalText(rawTime) != nil {
-		return env, nil, "", false
+		return env, nil, false
 	}
 	t = t.UTC()
 	if t.IsZero() || t.Year() < 0 || t.Year() > 9999 {
-		return env, nil, "", false
+		return env, nil, false
 	}
-	d.env.Time = t
-	d.strs.done()
-	if body == nil { // the kinds with strings, now assigned
-		body = d.box(kind)
+	env.Time = t
+	return env, body, true
+}
+
+// keyAt reads the name of the member at v[i] (after an object's '{' or a
+// ','): it tries names from *next on (the order they are written in)
+// before it reads the name in full. It returns the index of the name in
+// names, -1 for another name, and where the member's value starts.
+func keyAt(v []byte, i int, names []string, next *int) (int, int, bool) {
+	i = skipWS(v, i)
+	for k := *next; k < len(names); k++ {
+		if n := names[k]; len(v)-i >= len(n) && string(v[i:i+len(n)]) == n {
+			*next = k + 1
+			return k, skipWS(v, i+len(n)), true
+		}
 	}
-	return d.env, body, d.hash, true
+	key, j, ok := member(v, i)
+	if !ok {
+		return -1, i, false
+	}
+	for k, n := range names {
+		if len(n) == len(key)+3 && n[1:len(n)-2] == string(key) {
+			return k, j, true
+		}
+	}
+	return -1, j, true
+}
+
+// object reads the object at v[i], whose members may be named names (in
+// that order, as a rule), each at most once. field reads the value of
+// member names[k] at v[j] and returns the index after it. object returns
+// the index after the object and which members it read (bit k for
+// names[k]).
+func object(v []byte, i int, names []string, field func(k, j int) (int, bool)) (int, uint32, bool) {
+	if i >= len(v) || v[i] != '{' {
+		return i, 0, false
+	}
+	i++
+	var seen uint32
+	next := 0
+	for {
+		k, j, ok := keyAt(v, i, names, &next)
+		if !ok || k < 0 || seen&(1<<k) != 0 {
+			return i, seen, false // an unknown field (the domain's decoder refuses it) or a repeated one
+		}
+		seen |= 1 << k
+		if i, ok = field(k, j); !ok {
+			return i, seen, false
+		}
+		var more bool
+		if i, more, ok = after(v, i); !ok {
+			return i, seen, false
+		}
+		if !more {
+			return i, seen, true
+		}
+	}
 }
 
 // The event types fastDecoder decodes.
@@ -286,178 +307,114 @@ func bodyKind(typ []byte) (int, string) {
 	return kindNone, ""
 }
 
-// body decodes the data of an event of the given kind at v[i]. The
-// strings go to d's scratch values (boxed by box once they are assigned);
-// an expiry, which has none, is returned at once.
-func (d *fastDecoder) body(kind int, v []byte, i int) (approval.EventBody, int, bool) {
-	if i >= len(v) || v[i] != '{' {
-		return nil, i, false
-	}
-	i++
-	var seen uint8
-	var expired approval.RequestExpired
-	switch kind {
-	case kindSubmitted:
-		d.sub = approval.RequestSubmitted{}
-	case kindVote:
-		d.vote = approval.VoteRecorded{}
-	case kindApproved:
-		d.appr = approval.RequestApproved{}
-	case kindRejected:
-		d.rej = approval.RequestRejected{}
-	case kindCancelled:
-		d.canc = approval.RequestCancelled{}
-	case kindCommandRejected:
-		d.cr = approval.CommandRejected{}
-	}
-	for {
-		key, j, ok := member(v, i)
-		if !ok {
-			return nil, i, false
-		}
-		var bit uint8
-		var dst *string
-		var list *[]string
-		switch kind {
-		case kindSubmitted:
-			switch string(key) {
-			case "action":
-				if i, ok = d.action(v, j); !ok {
-					return nil, i, false
-				}
-				bit = 1
-			case "policy":
-				if i, ok = d.policy(v, j); !ok {
-					return nil, i, false
-				}
-				bit = 2
-			case "reason":
-				bit, dst = 4, &d.sub.Reason
-			case "requester":
-				bit, dst = 8, &d.sub.Requester
-			case "content_hash":
-				bit, dst = 16, &d.sub.ContentHash
-			}
-		case kindVote:
-			switch string(key) {
-			case "voter":
-				bit, dst = 1, &d.vote.Voter
-			case "decision":
-				bit = 2
-			case "comment":
-				bit, dst = 4, &d.vote.Comment
-			}
-		case kindApproved:
-			if string(key) == "approvers" {
-				bit, list = 1, &d.appr.Approvers
-			}
-		case kindRejected:
-			switch string(key) {
-			case "rejecters":
-				bit, list = 1, &d.rej.Rejecters
-			case "comment":
-				bit, dst = 2, &d.rej.Comment
-			}
-		case kindExpired:
-			if string(key) == "expires_at" {
-				bit = 1
-				s, end, ok := plain(v, j)
-				// time.Time's UnmarshalJSON, as the domain's decoder calls it.
-				if !ok || len(s) == 0 || expired.ExpiresAt.UnmarshalJSON(v[j:end]) != nil {
-					return nil, i, false
-				}
-				i = end
-			}
-		case kindCancelled:
-			switch string(key) {
-			case "by":
-				bit, dst = 1, &d.canc.By
-			case "reason":
-				bit, dst = 2, &d.canc.Reason
-			}
-		case kindCommandRejected:
-			switch string(key) {
-			case "command_id":
-				bit, dst = 1, &d.cr.CommandID
-			case "command_type":
-				bit, dst = 2, &d.cr.CommandType
-			case "code":
-				bit = 4
-			case "detail":
-				bit, dst = 8, &d.cr.Detail
-			}
-		}
-		if bit == 0 || seen&bit != 0 {
-			return nil, i, false // an unknown field (the domain's decoder refuses it) or a repeated one
-		}
-		seen |= bit
-		switch {
-		case dst != nil:
-			var s []byte
-			var esc bool
-			if s, i, esc, ok = str(v, j); !ok || !d.strs.addJSON(dst, s, esc) {
-				return nil, i, false
-			}
-		case list != nil:
-			if i, ok = d.strList(list, v, j); !ok {
-				return nil, i, false
-			}
-		case kind == kindVote && bit == 2:
-			var s []byte
-			if s, i, ok = plain(v, j); !ok {
-				return nil, i, false
-			}
-			switch approval.VoteDecision(s) {
-			case approval.Approve:
-				d.vote.Decision = approval.Approve
-			case approval.Reject:
-				d.vote.Decision = approval.Reject
-			default:
-				return nil, i, false // for the full decoder (Decide refuses it)
-			}
-		case kind == kindCommandRejected && bit == 4:
-			var s []byte
-			if s, i, ok = plain(v, j); !ok {
-				return nil, i, false
-			}
-			code, known := reasonCode(s)
-			if !known {
-				return nil, i, false
-			}
-			d.cr.Code = code
-		}
-		var more bool
-		if i, more, ok = after(v, i); !ok {
-			return nil, i, false
-		}
-		if !more {
-			break
-		}
-	}
-	if kind == kindExpired {
-		return expired, i, true
-	}
-	return nil, i, true
-}
+// The fields of the event bodies, in the order encoding/json writes them.
+var (
+	submittedNames = []string{`"action":`, `"reason":`, `"requester":`, `"content_hash":`, `"policy":`}
+	actionNames    = []string{`"type":`, `"resource":`, `"environment":`, `"digest":`}
+	voteNames      = []string{`"voter":`, `"decision":`, `"comment":`}
+	approvedNames  = []string{`"approvers":`}
+	rejectedNames  = []string{`"rejecters":`, `"comment":`}
+	expiredNames   = []string{`"expires_at":`}
+	cancelledNames = []string{`"by":`, `"reason":`}
+	refusalNames   = []string{`"command_id":`, `"command_type":`, `"code":`, `"detail":`}
+)
 
-// box returns the body of the given kind from d's scratch values, once
-// their strings are assigned.
-func (d *fastDecoder) box(kind int) approval.EventBody {
+// body decodes the data of an event of the given kind at v[i].
+func (d *fastDecoder) body(kind int, v []byte, i int) (approval.EventBody, int, bool) {
+	var (
+		end int
+		ok  bool
+	)
 	switch kind {
 	case kindSubmitted:
-		return d.sub
+		var b approval.RequestSubmitted
+		end, _, ok = object(v, i, submittedNames, func(k, j int) (int, bool) {
+			switch k {
+			case 0:
+				return d.action(&b.Action, v, j)
+			case 1:
+				return text(&b.Reason, v, j)
+			case 2:
+				return text(&b.Requester, v, j)
+			case 3:
+				return text(&b.ContentHash, v, j)
+			default:
+				return d.policy(&b.Policy, v, j)
+			}
+		})
+		return b, end, ok
 	case kindVote:
-		return d.vote
+		var b approval.VoteRecorded
+		end, _, ok = object(v, i, voteNames, func(k, j int) (int, bool) {
+			switch k {
+			case 0:
+				return text(&b.Voter, v, j)
+			case 1:
+				s, end, ok := plain(v, j)
+				switch approval.VoteDecision(s) {
+				case approval.Approve:
+					b.Decision = approval.Approve
+				case approval.Reject:
+					b.Decision = approval.Reject
+				default:
+					return end, false // for the full decoder (Decide refuses it)
+				}
+				return end, ok
+			default:
+				return text(&b.Comment, v, j)
+			}
+		})
+		return b, end, ok
 	case kindApproved:
-		return d.appr
+		var b approval.RequestApproved
+		end, _, ok = object(v, i, approvedNames, func(_, j int) (int, bool) { return textList(&b.Approvers, v, j) })
+		return b, end, ok
 	case kindRejected:
-		return d.rej
+		var b approval.RequestRejected
+		end, _, ok = object(v, i, rejectedNames, func(k, j int) (int, bool) {
+			if k == 0 {
+				return textList(&b.Rejecters, v, j)
+			}
+			return text(&b.Comment, v, j)
+		})
+		return b, end, ok
+	case kindExpired:
+		var b approval.RequestExpired
+		end, _, ok = object(v, i, expiredNames, func(_, j int) (int, bool) {
+			s, end, ok := plain(v, j)
+			// time.Time's UnmarshalJSON, as the domain's decoder calls it.
+			return end, ok && len(s) > 0 && b.ExpiresAt.UnmarshalJSON(v[j:end]) == nil
+		})
+		return b, end, ok
 	case kindCancelled:
-		return d.canc
+		var b approval.RequestCancelled
+		end, _, ok = object(v, i, cancelledNames, func(k, j int) (int, bool) {
+			if k == 0 {
+				return text(&b.By, v, j)
+			}
+			return text(&b.Reason, v, j)
+		})
+		return b, end, ok
 	case kindCommandRejected:
-		return d.cr
+		var b approval.CommandRejected
+		end, _, ok = object(v, i, refusalNames, func(k, j int) (int, bool) {
+			switch k {
+			case 0:
+				return text(&b.CommandID, v, j)
+			case 1:
+				return text(&b.CommandType, v, j)
+			case 2:
+				s, end, ok := plain(v, j)
+				var known bool
+				b.Code, known = reasonCode(s)
+				return end, ok && known
+			default:
+				return text(&b.Detail, v, j)
+			}
+		})
+		return b, end, ok
 	}
-	return nil
+	return nil, i, false
 }
 
 var reasonCodes = approval.ReasonCodes()
@@ -471,54 +428,46 @@ func reasonCode(s []byte) (approval.ReasonCode, bool) {
 	return "", false
 }
 
-// action decodes a request.submitted's action at v[i].
-func (d *fastDecoder) action(v []byte, i int) (int, bool) {
-	if i >= len(v) || v[i] != '{' {
-		return i, false
-	}
-	i++
-	var seen uint8
-	a := &d.sub.Action
-	for {
-		key, j, ok := member(v, i)
-		if !ok {
-			return i, false
+// action decodes a request.submitted's action at v[i]. Its details
+// (kept as raw JSON) are the full decoder's.
+func (d *fastDecoder) action(a *approval.Action, v []byte, i int) (int, bool) {
+	end, _, ok := object(v, i, actionNames, func(k, j int) (int, bool) {
+		switch k {
+		case 0:
+			return text(&a.Type, v, j)
+		case 1:
+			return text(&a.Resource, v, j)
+		case 2:
+			return text(&a.Environment, v, j)
+		default:
+			return text(&a.Digest, v, j)
 		}
-		var bit uint8
-		var dst *string
-		switch string(key) {
-		case "type":
-			bit, dst = 1, &a.Type
-		case "resource":
-			bit, dst = 2, &a.Resource
-		case "environment":
-			bit, dst = 4, &a.Environment
-		case "digest":
-			bit, dst = 8, &a.Digest
-		default: // details (kept as raw JSON) and unknown fields: the full decoder's
-			return i, false
-		}
-		if seen&bit != 0 {
-			return i, false
-		}
-		seen |= bit
-		var s []byte
-		var esc bool
-		if s, i, esc, ok = str(v, j); !ok || !d.strs.addJSON(dst, s, esc) {
-			return i, false
-		}
-		var more bool
-		if i, more, ok = after(v, i); !ok {
-			return i, false
-		}
-		if !more {
-			return i, true
-		}
-	}
+	})
+	return end, ok
 }
 
-// strList decodes an array of strings at v[i] into *dst.
-func (d *fastDecoder) strList(dst *[]string, v []byte, i int) (int, bool) {
+// text decodes the JSON string at v[i] into *dst.
+func text(dst *string, v []byte, i int) (int, bool) {
+	var ok bool
+	*dst, i, ok = textOf(v, i)
+	return i, ok
+}
+
+// textOf decodes the JSON string at v[i].
+func textOf(v []byte, i int) (string, int, bool) {
+	s, end, esc, ok := str(v, i)
+	if !ok {
+		return "", i, false
+	}
+	if !esc {
+		return view(s), end, true
+	}
+	u, ok := unescape(make([]byte, 0, len(s)), s)
+	return string(u), end, ok
+}
+
+// textList decodes an array of strings at v[i] into *dst.
+func textList(dst *[]string, v []byte, i int) (int, bool) {
 	if i >= len(v) || v[i] != '[' {
 		return i, false
 	}
@@ -527,38 +476,28 @@ func (d *fastDecoder) strList(dst *[]string, v []byte, i int) (int, bool) {
 		*dst = []string{} // as encoding/json decodes [], not nil
 		return i + 1, true
 	}
-	// Count first, so that the strings' destinations stay put.
-	n, k := 0, i
+	list := make([]string, 0, 2)
 	for {
-		_, end, _, ok := str(v, skipWS(v, k))
+		s, end, ok := textOf(v, skipWS(v, i))
 		if !ok {
 			return i, false
 		}
-		n++
-		k = skipWS(v, end)
-		if k < len(v) && v[k] == ',' {
-			k++
+		list = append(list, s)
+		i = skipWS(v, end)
+		if i < len(v) && v[i] == ',' {
+			i++
 			continue
 		}
-		if k < len(v) && v[k] == ']' {
-			break
+		if i < len(v) && v[i] == ']' {
+			*dst = list
+			return i + 1, true
 		}
 		return i, false
 	}
-	list := make([]string, n)
-	for m := range n {
-		s, end, esc, _ := str(v, skipWS(v, i))
-		if !d.strs.addJSON(&list[m], s, esc) {
-			return i, false
-		}
-		i = skipWS(v, end) + 1 // past ',' or ']'
-	}
-	*dst = list
-	return i, true
 }
 
 // policy decodes a request.submitted's policy snapshot at v[i].
-func (d *fastDecoder) policy(v []byte, i int) (int, bool) {
+func (d *fastDecoder) policy(dst *approval.PolicySnapshot, v []byte, i int) (int, bool) {
 	for k := range d.policies {
 		e := &d.policies[k]
 		if !bytes.HasPrefix(v[i:], e.prefix) {
@@ -569,11 +508,10 @@ func (d *fastDecoder) policy(v []byte, i int) (int, bool) {
 		if !ok || len(s) == 0 || !bytes.HasPrefix(v[end:], e.suffix) {
 			continue
 		}
-		snap := e.snap
-		if snap.ExpiresAt.UnmarshalJSON(v[j:end]) != nil {
+		*dst = e.snap
+		if dst.ExpiresAt.UnmarshalJSON(v[j:end]) != nil {
 			return i, false
 		}
-		d.sub.Policy = snap
 		if k > 0 { // most recently used first
 			hit := *e
 			copy(d.policies[1:k+1], d.policies[:k])
@@ -607,7 +545,7 @@ func (d *fastDecoder) policy(v []byte, i int) (int, bool) {
 	if err := dec.Decode(&full); err != nil || !full.ExpiresAt.Equal(expires) {
 		return i, false
 	}
-	d.sub.Policy = full
+	*dst = full
 	snap := full
 	snap.ExpiresAt = time.Time{}
 	if len(d.policies) >= maxSnapshots {
