@@ -161,10 +161,13 @@ func (c *chain) record(r *kgo.Record) {
 	env, body, ok := c.dec.event(r, &sum)
 	c.dec.last = it.Hash
 	var err error
-	if ok {
+	switch {
+	case ok && body == nil: // a seal
+		it.Env = env
+	case ok:
 		it.Env = env
 		c.bodies.q = append(c.bodies.q, decodedBody{off: r.Offset, body: body})
-	} else {
+	default:
 		it.Env, err = eventlog.DecodeRecord(r)
 	}
 	c.result(c.auth.Add(it, err))

@@ -106,8 +106,8 @@ const (
 
 // event decodes r, whose value hashes to sum. ok is false when r is not
 // in the form fastDecoder reads; then nothing it returns is to be used.
-// Seals and notification.recorded events are always left to the full
-// decoders.
+// A seal's body is nil (wire.VerifySeal decodes its data);
+// notification.recorded events are always left to the full decoders.
 func (d *fastDecoder) event(r *kgo.Record, sum *[32]byte) (env wire.Envelope, body approval.EventBody, ok bool) {
 	if !canonicalHeaders(r.Headers) {
 		return env, nil, false
@@ -285,6 +285,7 @@ const (
 	kindExpired
 	kindCancelled
 	kindCommandRejected
+	kindSeal // no domain body: its data is only checked to be JSON here (wire.VerifySeal reads it)
 )
 
 func bodyKind(typ []byte) (int, string) {
@@ -303,6 +304,8 @@ func bodyKind(typ []byte) (int, string) {
 		return kindCancelled, approval.TypeRequestCancelled
 	case approval.TypeCommandRejected:
 		return kindCommandRejected, approval.TypeCommandRejected
+	case wire.TypeSeal:
+		return kindSeal, wire.TypeSeal
 	}
 	return kindNone, ""
 }
@@ -317,6 +320,7 @@ var (
 	expiredNames   = []string{`"expires_at":`}
 	cancelledNames = []string{`"by":`, `"reason":`}
 	refusalNames   = []string{`"command_id":`, `"command_type":`, `"code":`, `"detail":`}
+	sealNames      = []string{`"partition":`, `"from":`, `"head":`, `"count":`, `"key_id":`, `"signature":`, `"algorithm":`}
 )
 
 // body decodes the data of an event of the given kind at v[i].
@@ -413,8 +417,37 @@ func (d *fastDecoder) body(kind int, v []byte, i int) (approval.EventBody, int, 
 			}
 		})
 		return b, end, ok
+	case kindSeal:
+		end, _, ok = object(v, i, sealNames, func(k, j int) (int, bool) {
+			if k == 0 || k == 3 {
+				return integer(v, j)
+			}
+			_, end, _, ok := str(v, j)
+			return end, ok
+		})
+		return nil, end, ok
 	}
 	return nil, i, false
+}
+
+// integer reads a JSON number at v[i] that is an integer as written (no
+// fraction, no exponent, no leading zero).
+func integer(v []byte, i int) (int, bool) {
+	k := i
+	if k < len(v) && v[k] == '-' {
+		k++
+	}
+	digits := k
+	for k < len(v) && v[k] >= '0' && v[k] <= '9' {
+		k++
+	}
+	switch {
+	case k == digits, v[digits] == '0' && k > digits+1:
+		return i, false
+	case k < len(v) && (v[k] == '.' || v[k] == 'e' || v[k] == 'E'):
+		return i, false
+	}
+	return k, true
 }
 
 var reasonCodes = approval.ReasonCodes()

@@ -50,6 +50,10 @@ func sameAsTheFullDecoders(t testing.TB, d *fastDecoder, key, value []byte, head
 	want, err := eventlog.DecodeRecord(r)
 	require.NoError(t, err, "the fast decoder read what the full decoder refuses: %s", value)
 	require.Equal(t, want, env, "%s", value)
+	if want.Type == wire.TypeSeal {
+		require.Nil(t, body, "a seal has no domain body")
+		return true
+	}
 	wantBody, err := approval.DecodeEventBody(want.Type, want.Data)
 	require.NoError(t, err, "the fast decoder read data the domain's decoder refuses: %s", value)
 	require.Equal(t, wantBody, body, "%s", value)
@@ -57,24 +61,19 @@ func sameAsTheFullDecoders(t testing.TB, d *fastDecoder, key, value []byte, head
 	return true
 }
 
-// The fast decoder reads every event of a generated log (seals are the
-// full decoder's) to exactly what the full decoders return.
+// The fast decoder reads every record of a generated log, seals
+// included, to exactly what the full decoders return.
 func TestFastDecoderIsTheFullDecoder(t *testing.T) {
 	t.Parallel()
 	var d fastDecoder
-	fast, seals := 0, 0
+	seals := 0
 	recs := generated(t, 600)
 	for _, r := range recs {
-		if sameAsTheFullDecoders(t, &d, r.Key, r.Value) {
-			fast++
-		} else {
-			env, err := eventlog.DecodeRecord(r)
-			require.NoError(t, err)
-			require.Equal(t, wire.TypeSeal, env.Type, "only seals are left to the full decoder: %s", r.Value)
+		require.True(t, sameAsTheFullDecoders(t, &d, r.Key, r.Value), "%s", r.Value)
+		if r.Key == nil {
 			seals++
 		}
 	}
-	require.Equal(t, len(recs), fast+seals)
 	require.Positive(t, seals)
 }
 
