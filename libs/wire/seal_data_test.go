@@ -53,8 +53,10 @@ func TestDecodeSealDataIsTheStrictDecoder(t *testing.T) {
 	require.Equal(t, 7, got.Count)
 
 	for name, edit := range map[string]func(string) string{
-		"spaces":        func(v string) string { return strings.Replace(v, `,"from"`, `, "from"`, 1) },
-		"reordered":     func(v string) string { return strings.Replace(strings.Replace(v, `"count":7,`, ``, 1), `}`, `,"count":7}`, 1) },
+		"spaces": func(v string) string { return strings.Replace(v, `,"from"`, `, "from"`, 1) },
+		"reordered": func(v string) string {
+			return strings.Replace(strings.Replace(v, `"count":7,`, ``, 1), `}`, `,"count":7}`, 1)
+		},
 		"repeated":      func(v string) string { return strings.Replace(v, `"count":7`, `"count":7,"count":8`, 1) },
 		"unknown":       func(v string) string { return strings.Replace(v, `}`, `,"x":1}`, 1) },
 		"missing":       func(v string) string { return strings.Replace(v, `"count":7,`, ``, 1) },
