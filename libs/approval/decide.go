@@ -52,6 +52,13 @@ type DecideOptions struct {
 	// not hold) and computing them was most of the cost of replaying a
 	// submit. The decider never sets it.
 	NoHashes bool
+	// SharePolicy lets a request.submitted's snapshot share the policy's
+	// approvers and notify targets where Decide would copy them unchanged
+	// (the approvers already sorted without repeats), for a caller that
+	// changes neither: the auditor's replay, which builds the policy from
+	// a snapshot it only reads and only compares the events Decide
+	// returns. The decider never sets it.
+	SharePolicy bool
 }
 
 // DecideWith is Decide with options.
@@ -178,7 +185,10 @@ func (d *decider) submit(b Submit, ps Policies) Decision {
 		return d.refused(refuse(ReasonNoPolicy, "no policy matches action type %q on %q in %q",
 			b.Action.Type, b.Action.Resource, b.Action.Environment))
 	}
-	approvers := sortedSet(p.Approvers)
+	approvers := p.Approvers
+	if !d.opts.SharePolicy || !isSortedSet(approvers) {
+		approvers = sortedSet(approvers)
+	}
 	others := len(approvers)
 	if slices.Contains(approvers, b.Requester) {
 		others--
@@ -190,6 +200,10 @@ func (d *decider) submit(b Submit, ps Policies) Decision {
 	ttl := p.TTL
 	if b.TTL > 0 && b.TTL < ttl {
 		ttl = b.TTL
+	}
+	notify := p.Notify
+	if !d.opts.SharePolicy {
+		notify = slices.Clone(notify)
 	}
 	var hash, policyHash string
 	if !d.opts.NoHashes {
@@ -208,7 +222,7 @@ func (d *decider) submit(b Submit, ps Policies) Decision {
 			RejectThreshold: max(p.RejectThreshold, 1),
 			TTL:             ttl,
 			ExpiresAt:       d.now.Add(time.Duration(ttl)),
-			Notify:          slices.Clone(p.Notify),
+			Notify:          notify,
 		},
 	})
 	return d.done()
@@ -219,15 +233,21 @@ func (d *decider) submit(b Submit, ps Policies) Decision {
 // when list is already sorted without repeats (a policy snapshot's
 // approvers are, and so are most policies').
 func sortedSet(list []string) []string {
-	if len(list) == 0 {
+	if !isSortedSet(list) {
 		return slices.Compact(slices.Sorted(slices.Values(list)))
 	}
+	return slices.Clone(list)
+}
+
+// isSortedSet reports whether list is sorted without repeats and not
+// empty (sortedSet returns nil for an empty list, however it is made).
+func isSortedSet(list []string) bool {
 	for i := 1; i < len(list); i++ {
 		if list[i-1] >= list[i] {
-			return slices.Compact(slices.Sorted(slices.Values(list)))
+			return false
 		}
 	}
-	return slices.Clone(list)
+	return len(list) > 0
 }
 
 func validateSubmit(b Submit) *Refusal {

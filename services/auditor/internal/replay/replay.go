@@ -198,8 +198,11 @@ func (r *Request) state(rid string) approval.State {
 
 // decideOptions are how the replay runs Decide: without the hashes of a
 // request.submitted, which compareSubmitted does not compare (see the
-// package comment: the log cannot reproduce them).
-var decideOptions = approval.DecideOptions{NoHashes: true}
+// package comment: the log cannot reproduce them), and with the snapshot
+// sharing the slices of the policy decide builds from the recorded
+// snapshot (nothing changes either; the events Decide returns are only
+// compared).
+var decideOptions = approval.DecideOptions{NoHashes: true, SharePolicy: true}
 
 // maxRun bounds a run: Decide emits at most two events per command.
 const maxRun = 4

@@ -225,7 +225,8 @@ func (c *chain) dropBodies() {
 }
 
 func (c *chain) result(res wire.Result) {
-	for _, x := range res.Apply {
+	for i := range res.Apply {
+		x := &res.Apply[i] // an Item is large: not copied
 		if x.Env.Type == wire.TypeSeal {
 			c.st.Seals++
 			c.st.SealOffset = x.Record.Offset
@@ -253,7 +254,7 @@ func (c *chain) result(res wire.Result) {
 	}
 }
 
-func (c *chain) sequence(x wire.Item) {
+func (c *chain) sequence(x *wire.Item) {
 	off, id, subject := x.Record.Offset, x.Env.ID, x.Env.Subject
 	seq, err := strconv.ParseUint(x.Env.Sequence, 10, 64)
 	if err != nil || seq == 0 || seq > math.MaxInt32 {
@@ -282,7 +283,7 @@ func (c *chain) sequence(x wire.Item) {
 }
 
 // replayEvent checks the event against the domain (package replay).
-func (c *chain) replayEvent(req *ReqState, x wire.Item, seq int) {
+func (c *chain) replayEvent(req *ReqState, x *wire.Item, seq int) {
 	body := c.bodies.body(x.Record.Offset)
 	var err error
 	if body == nil {
