@@ -40,7 +40,10 @@ type Rejection struct {
 // Result is what one record added made known.
 type Result struct {
 	// Apply lists the records now authenticated, in log order: the run a
-	// seal covers, then the seal itself.
+	// seal covers, then the seal itself. Its array is the
+	// Authenticator's, reused by the next Add or Flush: apply (or copy)
+	// the items before (every seal would allocate a run's worth of Items
+	// otherwise).
 	Apply []Item
 	// Rejected lists the records now known never to be authenticated.
 	Rejected []Rejection
@@ -70,6 +73,7 @@ type Authenticator struct {
 	head      string
 	lastSeal  time.Time
 	pending   []Item
+	applied   []Item // the array of the last Result.Apply
 }
 
 // NewAuthenticator starts authenticating partition of topic after head:
@@ -155,7 +159,8 @@ func (a *Authenticator) seal(it Item) Result {
 	if why != "" {
 		return reject(KindUnauthenticated, "%s", why)
 	}
-	res.Apply = make([]Item, 0, len(run)+1)
+	clear(a.applied) // the last run's records
+	res.Apply = a.applied[:0]
 	if len(run) == len(a.pending) {
 		// The run is every record held, in order (walk checked it): the
 		// usual case, a transaction that wrote only what its seal signs.
@@ -174,6 +179,7 @@ func (a *Authenticator) seal(it Item) Result {
 		}
 	}
 	res.Apply = append(res.Apply, it)
+	a.applied = res.Apply
 	a.pending = a.pending[:0]
 	a.head = it.Hash
 	a.lastSeal = it.Env.Time
