@@ -105,6 +105,9 @@ type decider struct {
 }
 
 func (d *decider) emit(actor string, b EventBody) {
+	if d.events == nil {
+		d.events = make([]Event, 0, 2) // a decision has one or two events
+	}
 	d.events = append(d.events, Event{
 		RequestID: d.c.RequestID,
 		CommandID: d.c.ID,

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -170,6 +171,13 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	if err := finish(); err != nil {
 		return err
+	}
+	if os.Getenv("GOGC") == "" {
+		// Verify allocates much (each record's decoded event, the domain's
+		// decisions) and keeps little: collecting half as often took 9%
+		// less CPU on the audit benchmark's log, for ~200 MB more at its
+		// peak (1M events). GOGC set by the operator wins.
+		debug.SetGCPercent(200)
 	}
 	if *cpuProfile != "" {
 		stop, err := startCPUProfile(*cpuProfile)
