@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"strconv"
 	"strings"
@@ -68,8 +69,9 @@ type chain struct {
 	headSum [32]byte
 	headID  []byte
 	reqs    map[string]*ReqState
-	expect  int64 // resuming: the offset of the saved head, which must be read again first (-1: not resuming)
-	stopped bool  // a gap: nothing after it can be authenticated
+	recent  [256]*ReqState // see request
+	expect  int64          // resuming: the offset of the saved head, which must be read again first (-1: not resuming)
+	stopped bool           // a gap: nothing after it can be authenticated
 	breaks  []Break
 	dropped int
 }
@@ -78,6 +80,9 @@ func newChain(topic string, p int32, keys *wire.KeyRing, count *atomic.Int64, st
 	c := &chain{topic: topic, p: p, keys: keys, count: count, st: st, reqs: st.Requests, expect: -1, replay: replay.New(rules)}
 	if c.reqs == nil {
 		c.reqs = map[string]*ReqState{}
+	}
+	for id, req := range c.reqs {
+		req.id = id
 	}
 	c.st.Requests = nil
 	if err := parseHash(c.st.Head, &c.headSum); err != nil {
@@ -111,7 +116,9 @@ func (c *chain) addBreak(off int64, id string, kind, format string, args ...any)
 		c.dropped++
 		return
 	}
-	c.breaks = append(c.breaks, Break{Partition: c.p, Offset: off, EventID: id, Kind: kind, Reason: fmt.Sprintf(format, args...)})
+	// A copy of the id: it may share a record's value (see view), which
+	// a break would keep for the rest of the run.
+	c.breaks = append(c.breaks, Break{Partition: c.p, Offset: off, EventID: strings.Clone(id), Kind: kind, Reason: fmt.Sprintf(format, args...)})
 }
 
 // Records verifies a batch.
@@ -254,6 +261,29 @@ func (c *chain) result(res wire.Result) {
 	}
 }
 
+// request returns the state of request id, new if it has none yet.
+// A request's events are close together in the log, so the last requests
+// looked up are kept in a small table in front of the map, which holds
+// every request of the partition (a lookup there is mostly cache misses).
+func (c *chain) request(id string) *ReqState {
+	slot := &c.recent[maphash.String(recentSeed, id)%uint64(len(c.recent))]
+	if *slot != nil && (*slot).id == id {
+		return *slot
+	}
+	req := c.reqs[id]
+	if req == nil {
+		// One allocation per request, not per event; a copy of the id,
+		// which shares the record's value (see view).
+		req = &ReqState{id: strings.Clone(id)}
+		c.reqs[req.id] = req
+	}
+	*slot = req
+	return req
+}
+
+// recentSeed seeds the hash of chain.recent.
+var recentSeed = maphash.MakeSeed()
+
 func (c *chain) sequence(x *wire.Item) {
 	off, id, subject := x.Record.Offset, x.Env.ID, x.Env.Subject
 	seq, err := strconv.ParseUint(x.Env.Sequence, 10, 64)
@@ -261,12 +291,7 @@ func (c *chain) sequence(x *wire.Item) {
 		c.addBreak(off, id, KindFormat, "sequence %q is not a number from 1", x.Env.Sequence)
 		return
 	}
-	req := c.reqs[subject]
-	if req == nil {
-		req = &ReqState{} // one allocation per request, not per event
-		// A copy: subject shares the record's value (see view).
-		c.reqs[strings.Clone(subject)] = req
-	}
+	req := c.request(subject)
 	if seq != req.Seq+1 {
 		what := "a gap: events of the request are missing"
 		if seq <= req.Seq {
