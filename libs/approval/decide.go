@@ -36,10 +36,37 @@ type Decision struct {
 // Decide decides one command against the state of its request. It is pure:
 // now is the decision time, and nothing outside the arguments is read.
 func Decide(s State, c Command, ps Policies, now time.Time) Decision {
+	return DecideWith(s, c, ps, now, DecideOptions{})
+}
+
+// DecideOptions change what Decide computes, never what it decides: the
+// events and refusals are the same with any options, except for the
+// fields an option names.
+type DecideOptions struct {
+	// NoHashes leaves the content_hash and the policy's hash of a
+	// request.submitted empty where the decision does not depend on them:
+	// a submit that opens a request. (A resubmit is still hashed: whether
+	// it is a no-op or a conflict is decided by comparing hashes.) The
+	// auditor's domain replay sets it: it cannot check either hash (they
+	// hash the submit's own TTL and the live policy, which the log does
+	// not hold) and computing them was most of the cost of replaying a
+	// submit. The decider never sets it.
+	NoHashes bool
+	// SharePolicy lets a request.submitted's snapshot share the policy's
+	// approvers and notify targets where Decide would copy them unchanged
+	// (the approvers already sorted without repeats), for a caller that
+	// changes neither: the auditor's replay, which builds the policy from
+	// a snapshot it only reads and only compares the events Decide
+	// returns. The decider never sets it.
+	SharePolicy bool
+}
+
+// DecideWith is Decide with options.
+func DecideWith(s State, c Command, ps Policies, now time.Time, opts DecideOptions) Decision {
 	if o, seen := replayed(s, c); seen {
 		return Decision{Replayed: true, Refusal: o.Refusal()}
 	}
-	d := decider{s: s, c: c, now: now.UTC()}
+	d := decider{s: s, c: c, now: now.UTC(), opts: opts}
 	if r := d.checkEnvelope(); r != nil {
 		return d.refused(r)
 	}
@@ -73,10 +100,14 @@ type decider struct {
 	c      Command
 	now    time.Time
 	typ    string // the wire type, when Body is nil
+	opts   DecideOptions
 	events []Event
 }
 
 func (d *decider) emit(actor string, b EventBody) {
+	if d.events == nil {
+		d.events = make([]Event, 0, 2) // a decision has one or two events
+	}
 	d.events = append(d.events, Event{
 		RequestID: d.c.RequestID,
 		CommandID: d.c.ID,
@@ -146,9 +177,8 @@ func (d *decider) submit(b Submit, ps Policies) Decision {
 		return d.refused(r)
 	}
 	b.Action.Details, _ = NormalizeDetails(b.Action.Details) // validated above; stored canonical
-	hash := ContentHash(b)
 	if d.s.Status != StatusNone {
-		if d.s.ContentHash == hash {
+		if d.s.ContentHash == ContentHash(b) {
 			return d.done() // an identical resubmit is a no-op
 		}
 		return d.refused(refuse(ReasonConflict, "request %s already exists with different content", d.c.RequestID))
@@ -158,7 +188,10 @@ func (d *decider) submit(b Submit, ps Policies) Decision {
 		return d.refused(refuse(ReasonNoPolicy, "no policy matches action type %q on %q in %q",
 			b.Action.Type, b.Action.Resource, b.Action.Environment))
 	}
-	approvers := slices.Compact(slices.Sorted(slices.Values(p.Approvers)))
+	approvers := p.Approvers
+	if !d.opts.SharePolicy || !isSortedSet(approvers) {
+		approvers = sortedSet(approvers)
+	}
 	others := len(approvers)
 	if slices.Contains(approvers, b.Requester) {
 		others--
@@ -171,6 +204,14 @@ func (d *decider) submit(b Submit, ps Policies) Decision {
 	if b.TTL > 0 && b.TTL < ttl {
 		ttl = b.TTL
 	}
+	notify := p.Notify
+	if !d.opts.SharePolicy {
+		notify = slices.Clone(notify)
+	}
+	var hash, policyHash string
+	if !d.opts.NoHashes {
+		hash, policyHash = ContentHash(b), p.Hash()
+	}
 	d.emit(d.c.Actor, RequestSubmitted{
 		Action:      b.Action,
 		Reason:      b.Reason,
@@ -178,16 +219,38 @@ func (d *decider) submit(b Submit, ps Policies) Decision {
 		ContentHash: hash,
 		Policy: PolicySnapshot{
 			Name:            p.Name,
-			Hash:            p.Hash(),
+			Hash:            policyHash,
 			Approvers:       approvers,
 			MinApprovals:    p.MinApprovals,
 			RejectThreshold: max(p.RejectThreshold, 1),
 			TTL:             ttl,
 			ExpiresAt:       d.now.Add(time.Duration(ttl)),
-			Notify:          slices.Clone(p.Notify),
+			Notify:          notify,
 		},
 	})
 	return d.done()
+}
+
+// sortedSet returns a sorted copy of list without repeats:
+// slices.Compact(slices.Sorted(slices.Values(list))), without the sort
+// when list is already sorted without repeats (a policy snapshot's
+// approvers are, and so are most policies').
+func sortedSet(list []string) []string {
+	if !isSortedSet(list) {
+		return slices.Compact(slices.Sorted(slices.Values(list)))
+	}
+	return slices.Clone(list)
+}
+
+// isSortedSet reports whether list is sorted without repeats and not
+// empty (sortedSet returns nil for an empty list, however it is made).
+func isSortedSet(list []string) bool {
+	for i := 1; i < len(list); i++ {
+		if list[i-1] >= list[i] {
+			return false
+		}
+	}
+	return len(list) > 0
 }
 
 func validateSubmit(b Submit) *Refusal {

@@ -124,7 +124,7 @@ type PolicySnapshot struct {
 // prove which rule applied.
 func (p Policy) Hash() string {
 	c := p
-	c.Approvers = slices.Compact(slices.Sorted(slices.Values(p.Approvers)))
+	c.Approvers = sortedSet(p.Approvers)
 	b, err := json.Marshal(c)
 	if err != nil {
 		// A Policy holds only strings, numbers and slices of them.

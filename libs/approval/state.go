@@ -160,12 +160,24 @@ func (s State) Replays(kind NotificationKind, channel, ts string) int {
 // Evolve trusts the log. If the log holds a second terminal event, which
 // Decide never produces, the first one stands: a status never flips. The
 // auditor, not the fold, reports such an anomaly.
-func Evolve(s State, e Event) State {
+func Evolve(s State, e Event) State { return evolve(s, e, false) }
+
+// EvolveOwned is Evolve for a caller that keeps no other copy of s, nor of
+// any state s was evolved from: it may change s's map and slices in place
+// where Evolve copies them, and returns a state equal to Evolve's. The
+// auditor's domain replay, which keeps one state per request, uses it;
+// the decider, which keeps earlier states to roll back to, must not.
+func EvolveOwned(s State, e Event) State { return evolve(s, e, true) }
+
+// evolve is Evolve; owned says s's map and slices may change in place.
+func evolve(s State, e Event, owned bool) State {
 	s.RequestID = e.RequestID
 	s.Sequence = e.Sequence
 	r, refusal := e.Body.(CommandRejected)
 	if _, seen := s.Outcomes[e.CommandID]; (e.CommandID != "" && !seen) || refusal {
-		s.Outcomes = maps.Clone(s.Outcomes) // the one copy this event makes
+		if !owned {
+			s.Outcomes = maps.Clone(s.Outcomes) // the one copy this event makes
+		}
 		if s.Outcomes == nil {
 			s.Outcomes = make(map[string]Outcome)
 		}
@@ -185,7 +197,7 @@ func Evolve(s State, e Event) State {
 			s.CreatedAt = e.Time
 		}
 	case VoteRecorded:
-		s.Votes = append(slices.Clip(s.Votes), VoteView{Voter: b.Voter, Decision: b.Decision, Comment: b.Comment, At: e.Time})
+		s.Votes = add(s.Votes, owned, VoteView{Voter: b.Voter, Decision: b.Decision, Comment: b.Comment, At: e.Time})
 	case RequestApproved:
 		s = decided(s, StatusApproved, e.Time, b.Approvers)
 	case RequestRejected:
@@ -195,13 +207,22 @@ func Evolve(s State, e Event) State {
 	case RequestCancelled:
 		s = decided(s, StatusCancelled, e.Time, []string{b.By})
 	case CommandRejected:
-		s = refused(s, r.CommandID, Outcome{Code: r.Code, Detail: r.Detail})
+		s = refused(s, r.CommandID, Outcome{Code: r.Code, Detail: r.Detail}, owned)
 	case NotificationRecorded:
-		s.Notes = append(slices.Clip(s.Notes), b)
+		s.Notes = add(s.Notes, owned, b)
 	default:
 		// An unknown body cannot be decoded into an Event; nothing to apply.
 	}
 	return s
+}
+
+// add appends v to list: in place when the caller owns list, else to a
+// copy, so that a state evolved from never changes.
+func add[T any](list []T, owned bool, v T) []T {
+	if !owned {
+		list = slices.Clip(list)
+	}
+	return append(list, v)
 }
 
 // refused records the refusal of command id in s.Outcomes, which Evolve
@@ -210,13 +231,13 @@ func Evolve(s State, e Event) State {
 // where it stands; one of an id held as accepted (the expiry that time
 // alone caused, written under the refused command's id just before its
 // refusal) or forgotten is a new refusal.
-func refused(s State, id string, o Outcome) State {
+func refused(s State, id string, o Outcome, owned bool) State {
 	if held, ok := s.Outcomes[id]; ok && held.Code != "" {
 		s.Outcomes[id] = o
 		return s
 	}
 	s.Outcomes[id] = o
-	s.Refused = append(slices.Clip(s.Refused), id)
+	s.Refused = add(s.Refused, owned, id)
 	s.Refusals++
 	if len(s.Refused) > MaxRefusedOutcomes {
 		delete(s.Outcomes, s.Refused[0])

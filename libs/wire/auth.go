@@ -40,7 +40,10 @@ type Rejection struct {
 // Result is what one record added made known.
 type Result struct {
 	// Apply lists the records now authenticated, in log order: the run a
-	// seal covers, then the seal itself.
+	// seal covers, then the seal itself. Its array is the
+	// Authenticator's, reused by the next Add or Flush: apply (or copy)
+	// the items before (every seal would allocate a run's worth of Items
+	// otherwise).
 	Apply []Item
 	// Rejected lists the records now known never to be authenticated.
 	Rejected []Rejection
@@ -70,6 +73,7 @@ type Authenticator struct {
 	head      string
 	lastSeal  time.Time
 	pending   []Item
+	applied   []Item // the array of the last Result.Apply
 }
 
 // NewAuthenticator starts authenticating partition of topic after head:
@@ -151,45 +155,83 @@ func (a *Authenticator) seal(it Item) Result {
 		return reject(KindUnauthenticated, "the seal extends %s, not the authenticated head %s (an old seal replayed, or a copy)", s.From, a.head)
 	}
 	// Walk back from the seal's head to where it says the run starts.
+	run, why := a.walk(s)
+	if why != "" {
+		return reject(KindUnauthenticated, "%s", why)
+	}
+	clear(a.applied) // the last run's records
+	res.Apply = a.applied[:0]
+	if len(run) == len(a.pending) {
+		// The run is every record held, in order (walk checked it): the
+		// usual case, a transaction that wrote only what its seal signs.
+		res.Apply = append(res.Apply, a.pending...)
+	} else {
+		covered := make(map[int]bool, len(run))
+		for j := len(run) - 1; j >= 0; j-- {
+			covered[run[j]] = true
+			res.Apply = append(res.Apply, a.pending[run[j]])
+		}
+		for i, p := range a.pending {
+			if !covered[i] {
+				res.Rejected = append(res.Rejected, Rejection{Item: p, Kind: KindUnauthenticated,
+					Reason: fmt.Sprintf("the seal at offset %d passes over it", it.Record.Offset)})
+			}
+		}
+	}
+	res.Apply = append(res.Apply, it)
+	a.applied = res.Apply
+	a.pending = a.pending[:0]
+	a.head = it.Hash
+	a.lastSeal = it.Env.Time
+	return res
+}
+
+// walk returns the indexes in a.pending of the run the seal signs, from
+// its head back to its first record, or why the log does not hold it.
+// Each step goes to the first record held with the hash looked for.
+func (a *Authenticator) walk(s Seal) (run []int, why string) {
+	// The usual case first: the run is every record held, each linking
+	// to the one before. Then no record before it can have a hash the walk
+	// looks for (two records with the same hash have the same bytes, so
+	// the same prevhash: the walk would have stopped at the later one), and
+	// the walk below would take the same steps.
+	if n := len(a.pending); n > 0 && n == s.Count {
+		cur := s.Head
+		i := n - 1
+		for ; i >= 0 && a.pending[i].Hash == cur && cur != s.From; i-- {
+			cur = a.pending[i].Env.PrevHash
+		}
+		if i < 0 && cur == s.From {
+			run = make([]int, n)
+			for j := range run {
+				run[j] = n - 1 - j
+			}
+			return run, ""
+		}
+	}
 	byHash := make(map[string]int, len(a.pending))
 	for i, p := range a.pending {
 		if _, dup := byHash[p.Hash]; !dup {
 			byHash[p.Hash] = i
 		}
 	}
-	var run []int
 	for cur := s.Head; cur != s.From; {
 		i, ok := byHash[cur]
 		if !ok || len(run) > s.Count {
-			return reject(KindUnauthenticated, "the seal signs a run of %d records from %s to %s that is not in the log before it", s.Count, s.From, s.Head)
+			return nil, fmt.Sprintf("the seal signs a run of %d records from %s to %s that is not in the log before it", s.Count, s.From, s.Head)
 		}
 		run = append(run, i)
 		cur = a.pending[i].Env.PrevHash
 	}
 	if len(run) != s.Count {
-		return reject(KindUnauthenticated, "the seal signs %d records, %d link from %s to %s", s.Count, len(run), s.From, s.Head)
+		return nil, fmt.Sprintf("the seal signs %d records, %d link from %s to %s", s.Count, len(run), s.From, s.Head)
 	}
 	for j := 1; j < len(run); j++ {
 		if run[j] > run[j-1] {
-			return reject(KindUnauthenticated, "the records the seal signs are not in the order it signed them (reordered)")
+			return nil, "the records the seal signs are not in the order it signed them (reordered)"
 		}
 	}
-	covered := make(map[int]bool, len(run))
-	for j := len(run) - 1; j >= 0; j-- {
-		covered[run[j]] = true
-		res.Apply = append(res.Apply, a.pending[run[j]])
-	}
-	for i, p := range a.pending {
-		if !covered[i] {
-			res.Rejected = append(res.Rejected, Rejection{Item: p, Kind: KindUnauthenticated,
-				Reason: fmt.Sprintf("the seal at offset %d passes over it", it.Record.Offset)})
-		}
-	}
-	res.Apply = append(res.Apply, it)
-	a.pending = a.pending[:0]
-	a.head = it.Hash
-	a.lastSeal = it.Env.Time
-	return res
+	return run, ""
 }
 
 // Flush rejects every record still held for its seal: a reader that has

@@ -83,7 +83,28 @@ type Sink interface {
 
 // MaxInFlight bounds the bytes of records (values, keys and recordOverhead
 // each) that Read has handed to the sinks and they have not finished.
-const MaxInFlight = 32 << 20
+const MaxInFlight = 64 << 20
+
+// maxChunk bounds the bytes of one hand-off to a sink. A partition's part
+// of a fetch is cut into chunks of at most this, so that no partition
+// holds the whole in-flight budget while the others wait for records:
+// every sink has work while the reader waits for room, and the sinks run
+// in parallel (one partition's records are checked in order, on one
+// core).
+const maxChunk = 1 << 20
+
+// The fetch sizes: a partition's part of a fetch is at most
+// fetchPartitionBytes of (compressed) batches, which decompress into
+// several times as many bytes of records; franz-go holds one fetch per
+// broker, decompressed, until it is polled. Smaller parts spread a fetch
+// over more partitions, so more sinks have work at once, and bound what
+// the reader holds (the default fetch sizes of 64 MiB, 8 MiB per
+// partition, made verify hold over 2 GB and spend a third of its time in
+// page faults).
+const (
+	fetchBytes          = 16 << 20
+	fetchPartitionBytes = 1 << 20
+)
 
 // recordOverhead is what a *kgo.Record costs beyond its key and value.
 const recordOverhead = 256
@@ -105,8 +126,8 @@ func Read(ctx context.Context, cfg eventlog.Config, topic string, from, to map[i
 	all := append([]kgo.Opt{
 		kgo.KeepControlRecords(), // so that a partition visibly reaches its end offset
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
-		kgo.FetchMaxBytes(64 << 20),
-		kgo.FetchMaxPartitionBytes(8 << 20),
+		kgo.FetchMaxBytes(fetchBytes),
+		kgo.FetchMaxPartitionBytes(fetchPartitionBytes),
 	}, opts...)
 	cl, err := eventlog.NewClient(cfg, all...)
 	if err != nil {
@@ -127,7 +148,7 @@ func Read(ctx context.Context, cfg eventlog.Config, topic string, from, to map[i
 	chans := map[int32]chan work{}
 	var wg sync.WaitGroup
 	for p := range start {
-		ch := make(chan work, 8)
+		ch := make(chan work, 1024) // rarely full: the in-flight budget binds first
 		chans[p] = ch
 		wg.Add(1)
 		go func() {
@@ -174,21 +195,30 @@ func Read(ctx context.Context, cfg eventlog.Config, topic string, from, to map[i
 			if !ok || next[p] >= to[p] || len(fp.Records) == 0 {
 				return
 			}
-			recs := make([]*kgo.Record, 0, len(fp.Records))
-			var size int64
-			for _, r := range fp.Records {
+			recs := fp.Records
+			for k, r := range recs {
 				if r.Offset >= to[p] {
+					recs = recs[:k]
 					break
 				}
-				recs = append(recs, r)
-				size += int64(len(r.Key)+len(r.Value)) + recordOverhead
 			}
 			last := fp.Records[len(fp.Records)-1].Offset + 1
 			next[p] = min(last, to[p])
-			size = min(size, MaxInFlight)
-			if len(recs) > 0 && inFlight.Acquire(ctx, size) == nil {
+			for len(recs) > 0 && ctx.Err() == nil {
+				var size int64
+				n := 0
+				for n < len(recs) && (n == 0 || size < maxChunk) {
+					size += int64(len(recs[n].Key)+len(recs[n].Value)) + recordOverhead
+					n++
+				}
+				chunk := recs[:n:n]
+				recs = recs[n:]
+				size = min(size, MaxInFlight)
+				if inFlight.Acquire(ctx, size) != nil {
+					break
+				}
 				select {
-				case ch <- work{recs, size}:
+				case ch <- work{chunk, size}:
 				case <-ctx.Done():
 					inFlight.Release(size)
 				}

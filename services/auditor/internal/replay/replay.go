@@ -92,7 +92,14 @@ type Replayer struct {
 	// UncheckedCancels counts cancels by someone other than the
 	// requester that could not be checked: the admins are not known.
 	UncheckedCancels int64
+
+	spare []*live            // of requests decided, to reuse (see recycle)
+	rule  [1]approval.Policy // the policy a submit is decided under
 }
+
+// maxSpare bounds the lives kept for reuse: one is taken for each request
+// submitted and given back when it is decided.
+const maxSpare = 64
 
 // New returns a Replayer.
 func New(rules Rules) *Replayer { return &Replayer{rules: rules} }
@@ -115,6 +122,38 @@ type live struct {
 	want   []approval.Event
 	known  bool             // want is known: the run's command is
 	last   []approval.Event // while pending: the events of the last command, for a reason
+	buf    *approval.State  // the memory of full, kept by recycle
+}
+
+// newLive returns a live for a request, reusing one recycle gave back.
+func (rp *Replayer) newLive() *live {
+	n := len(rp.spare)
+	if n == 0 {
+		return &live{}
+	}
+	l := rp.spare[n-1]
+	rp.spare[n-1], rp.spare = nil, rp.spare[:n-1]
+	return l
+}
+
+// recycle takes back the live of a request that no longer needs one (it
+// was decided), so that replaying a request does not allocate its
+// slices and state anew each time. Nothing else points to them: the
+// values and events it held are cleared, and the state was the request's
+// own (approval.EvolveOwned).
+func (rp *Replayer) recycle(l *live) {
+	if len(rp.spare) >= maxSpare {
+		return
+	}
+	clear(l.values)
+	clear(l.run)
+	clear(l.last)
+	buf := l.full
+	if buf == nil {
+		buf = l.buf
+	}
+	*l = live{values: l.values[:0], run: l.run[:0], last: l.last[:0], buf: buf}
+	rp.spare = append(rp.spare, l)
 }
 
 // Resume returns the Request of a request saved while pending: its events
@@ -157,6 +196,14 @@ func (r *Request) state(rid string) approval.State {
 	return approval.State{RequestID: rid, Status: r.status, Sequence: r.seq}
 }
 
+// decideOptions are how the replay runs Decide: without the hashes of a
+// request.submitted, which compareSubmitted does not compare (see the
+// package comment: the log cannot reproduce them), and with the snapshot
+// sharing the slices of the policy decide builds from the recorded
+// snapshot (nothing changes either; the events Decide returns are only
+// compared).
+var decideOptions = approval.DecideOptions{NoHashes: true, SharePolicy: true}
+
 // maxRun bounds a run: Decide emits at most two events per command.
 const maxRun = 4
 
@@ -166,7 +213,7 @@ func (rp *Replayer) Add(r *Request, it Item) []Finding {
 		return nil
 	}
 	if r.live == nil {
-		r.live = &live{}
+		r.live = rp.newLive()
 	}
 	l := r.live
 	if len(l.run) > 0 && l.run[0].Event.CommandID != it.Event.CommandID {
@@ -244,33 +291,43 @@ func (rp *Replayer) check(r *Request) []Finding {
 	if len(l.run) < len(l.want) {
 		return nil // the rest of the command's events are still to come
 	}
-	r.apply()
+	rp.apply(r)
 	return nil
 }
 
 // apply folds a complete, legal run into the request. Once the request is
 // no longer pending, only its status and sequence are kept.
-func (r *Request) apply() {
+func (rp *Replayer) apply(r *Request) {
 	l := r.live
+	// The state is the request's own: r.state copies *l.full, which is
+	// set to the result below or dropped, and Decide only read it.
 	st := r.state(l.run[0].Event.RequestID)
 	wasPending := l.full != nil
 	for _, it := range l.run {
-		st = approval.Evolve(st, it.Event)
+		st = approval.EvolveOwned(st, it.Event)
 	}
 	r.status, r.seq = st.Status, st.Sequence
 	if st.Status != approval.StatusPending {
 		r.live = nil
+		rp.recycle(l)
 		return
 	}
 	if !wasPending {
-		l.values = nil
+		clear(l.values)
+		l.values = l.values[:0]
 	}
 	l.last = l.last[:0]
 	for _, it := range l.run {
 		l.values = append(l.values, it.Value)
 		l.last = append(l.last, it.Event)
 	}
-	l.full = &st
+	if l.full == nil {
+		l.full, l.buf = l.buf, nil
+		if l.full == nil {
+			l.full = new(approval.State)
+		}
+	}
+	*l.full = st // nothing else points to the state before: it is a copy everywhere else
 	clear(l.run) // the values stay in l.values only
 	l.run, l.want, l.known = l.run[:0], nil, false
 }
@@ -289,8 +346,9 @@ func (rp *Replayer) decide(before approval.State, run []Item) (want []approval.E
 	switch b := first.Body.(type) {
 	case approval.RequestSubmitted:
 		cmd.Body = approval.Submit{Action: b.Action, Reason: b.Reason, Requester: b.Requester, TTL: b.Policy.TTL}
-		ps.Rules = []approval.Policy{{Name: b.Policy.Name, Approvers: b.Policy.Approvers, MinApprovals: b.Policy.MinApprovals,
-			RejectThreshold: b.Policy.RejectThreshold, TTL: b.Policy.TTL, Notify: b.Policy.Notify}}
+		rp.rule[0] = approval.Policy{Name: b.Policy.Name, Approvers: b.Policy.Approvers, MinApprovals: b.Policy.MinApprovals,
+			RejectThreshold: b.Policy.RejectThreshold, TTL: b.Policy.TTL, Notify: b.Policy.Notify}
+		ps.Rules = rp.rule[:] // Decide keeps nothing of it: the snapshot it emits copies the slices
 	case approval.VoteRecorded:
 		cmd.Body = approval.Vote{Decision: b.Decision, Comment: b.Comment}
 	case approval.RequestCancelled:
@@ -315,7 +373,7 @@ func (rp *Replayer) decide(before approval.State, run []Item) (want []approval.E
 	default:
 		return nil, fmt.Sprintf("an event of type %T, which Decide never emits", b), false
 	}
-	return approval.Decide(before, cmd, ps, first.Time).Events, "", false
+	return approval.DecideWith(before, cmd, ps, first.Time, decideOptions).Events, "", false
 }
 
 // cancelAdmins returns the admins to decide a cancel by actor with. When
@@ -402,7 +460,7 @@ func (rp *Replayer) refusal(before approval.State, cmd approval.Command, cr appr
 		}
 		return refuse()
 	}
-	return approval.Decide(before, cmd, ps, at).Events, "", false
+	return approval.DecideWith(before, cmd, ps, at, decideOptions).Events, "", false
 }
 
 // describe names the command a run stands for, for a reason. want, if

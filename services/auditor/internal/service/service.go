@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -154,7 +156,7 @@ func keysFile(getenv func(string) string, flagValue string) string {
 }
 
 func runVerify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("verify", "verify [--from-offsets FILE] [--keys FILE] [--policies FILE] [--topic T] [--signed-topic T] [--json] [--quiet]", stderr)
+	fs := newFlags("verify", "verify [--from-offsets FILE] [--keys FILE] [--policies FILE] [--topic T] [--signed-topic T] [--json] [--quiet] [--cpuprofile FILE]", stderr)
 	c, finish := loadCommon(getenv, fs)
 	statePath := fs.String("from-offsets", "", "saved verification state: verify only what is new since it, and save the new state there when the log verifies")
 	keys := fs.String("keys", "", "published public keys file (default $ASSENT_AUDIT_KEYS_FILE or infra/keys/decider-keys.json)")
@@ -163,11 +165,26 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	quiet := fs.Bool("quiet", false, "no progress lines")
 	every := fs.Duration("progress", 2*time.Second, "interval between progress lines on stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof reads it)")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
 	if err := finish(); err != nil {
 		return err
+	}
+	if os.Getenv("GOGC") == "" {
+		// Verify allocates much (each record's decoded event, the domain's
+		// decisions) and keeps little: collecting half as often took 9%
+		// less CPU on the audit benchmark's log, for ~200 MB more at its
+		// peak (1M events). GOGC set by the operator wins.
+		debug.SetGCPercent(200)
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	ring, err := wire.LoadKeyRing(keysFile(getenv, *keys))
 	if err != nil {
@@ -241,6 +258,22 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 		_, _ = fmt.Fprintln(stdout, "verified")
 	}
 	return nil
+}
+
+// startCPUProfile profiles the process into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path) //nolint:gosec // the auditor names the profile file
+	if err != nil {
+		return nil, fmt.Errorf("verify: --cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("verify: --cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close() // best effort: a diagnostic file
+	}, nil
 }
 
 func progressLine(done, total int64, took time.Duration) string {

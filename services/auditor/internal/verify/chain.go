@@ -5,10 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"strconv"
+	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -61,14 +62,16 @@ type chain struct {
 	count  *atomic.Int64 // records seen, across partitions (progress)
 	auth   *wire.Authenticator
 	replay *replay.Replayer
+	dec    fastDecoder
 	bodies bodies
 
 	st      PartState // head, offsets, counters; saved at the end
 	headSum [32]byte
 	headID  []byte
 	reqs    map[string]*ReqState
-	expect  int64 // resuming: the offset of the saved head, which must be read again first (-1: not resuming)
-	stopped bool  // a gap: nothing after it can be authenticated
+	recent  [256]*ReqState // see request
+	expect  int64          // resuming: the offset of the saved head, which must be read again first (-1: not resuming)
+	stopped bool           // a gap: nothing after it can be authenticated
 	breaks  []Break
 	dropped int
 }
@@ -77,6 +80,9 @@ func newChain(topic string, p int32, keys *wire.KeyRing, count *atomic.Int64, st
 	c := &chain{topic: topic, p: p, keys: keys, count: count, st: st, reqs: st.Requests, expect: -1, replay: replay.New(rules)}
 	if c.reqs == nil {
 		c.reqs = map[string]*ReqState{}
+	}
+	for id, req := range c.reqs {
+		req.id = id
 	}
 	c.st.Requests = nil
 	if err := parseHash(c.st.Head, &c.headSum); err != nil {
@@ -110,7 +116,9 @@ func (c *chain) addBreak(off int64, id string, kind, format string, args ...any)
 		c.dropped++
 		return
 	}
-	c.breaks = append(c.breaks, Break{Partition: c.p, Offset: off, EventID: id, Kind: kind, Reason: fmt.Sprintf(format, args...)})
+	// A copy of the id: it may share a record's value (see view), which
+	// a break would keep for the rest of the run.
+	c.breaks = append(c.breaks, Break{Partition: c.p, Offset: off, EventID: strings.Clone(id), Kind: kind, Reason: fmt.Sprintf(format, args...)})
 }
 
 // Records verifies a batch.
@@ -129,7 +137,8 @@ func (c *chain) record(r *kgo.Record) {
 		return
 	}
 	if r.Attrs.IsControl() {
-		c.result(c.auth.Add(wire.Item{Record: eventlog.WireRecord(r)}, nil))
+		c.result(c.auth.Add(wire.Item{Record: wireRecord(r)}, nil))
+		c.dropBodies()
 		return
 	}
 	sum := sha256.Sum256(r.Value)
@@ -150,29 +159,81 @@ func (c *chain) record(r *kgo.Record) {
 		return // verified last time; the chain goes on from it
 	}
 	c.st.Records++
-	it := wire.Item{Record: eventlog.WireRecord(r), Hash: hashString(sum)}
-	// The record values are scanned, not decoded, so that verify runs near
-	// the speed of a bare read; a seal, and a value with escapes, is
-	// decoded in full.
-	f, err := scan(r.Value)
-	if err == nil && (f.escaped || string(f.typ) == wire.TypeSeal) {
+	it := wire.Item{Record: wireRecord(r)}
+	// The record is decoded once, envelope and data, by the fast decoder
+	// when it is in the form the deciders write; else (a seal, an unusual
+	// record) by the full decoders, which say what is wrong with it. The
+	// Authenticator and the replay share the result.
+	it.Hash = c.dec.hashString(&sum)
+	env, body, ok := c.dec.event(r, &sum)
+	c.dec.last = it.Hash
+	var err error
+	switch {
+	case ok && body == nil: // a seal
+		it.Env = env
+	case ok:
+		it.Env = env
+		c.bodies.q = append(c.bodies.q, decodedBody{off: r.Offset, body: body})
+	default:
 		it.Env, err = eventlog.DecodeRecord(r)
-	} else if err == nil {
-		it.Env = wire.Envelope{ID: string(f.id), Type: string(f.typ), Subject: string(f.subject), Sequence: string(f.sequence),
-			PrevHash: string(f.prevhash), Actor: string(f.actor), CommandID: string(f.commandid), Data: f.data}
-		it.Env.Time, err = time.Parse(time.RFC3339Nano, string(f.time))
-		switch {
-		case err != nil || !bytes.HasSuffix(f.time, []byte("Z")):
-			err = fmt.Errorf("%w: time %q is not RFC 3339 in UTC", wire.ErrInvalidEnvelope, f.time)
-		case !bytes.Equal(r.Key, f.subject) && len(f.subject) > 0:
-			err = fmt.Errorf("%w: key %q differs from subject %q", wire.ErrInvalidEnvelope, r.Key, f.subject)
-		}
 	}
 	c.result(c.auth.Add(it, err))
+	c.dropBodies()
+}
+
+// wireRecord is eventlog.WireRecord without the headers, which only the
+// decoders read.
+func wireRecord(r *kgo.Record) wire.Record {
+	return wire.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
+		Control: r.Attrs.IsControl(), Transactional: r.Attrs.IsTransactional(), ProducerID: r.ProducerID}
+}
+
+// decodedBody is the data of the event at off, decoded with its envelope
+// and held, like the record, until its seal comes.
+type decodedBody struct {
+	off  int64
+	body approval.EventBody
+}
+
+// body returns the decoded data of the event at off, if the fast decoder
+// decoded it. The events are applied in offset order, so what comes
+// before off in the queue was rejected.
+func (b *bodies) body(off int64) approval.EventBody {
+	for b.head < len(b.q) && b.q[b.head].off < off {
+		b.q[b.head] = decodedBody{}
+		b.head++
+	}
+	if b.head < len(b.q) && b.q[b.head].off == off {
+		d := b.q[b.head].body
+		b.q[b.head] = decodedBody{}
+		b.head++
+		return d
+	}
+	return nil
+}
+
+// dropBodies drops the decoded data of records the Authenticator no
+// longer holds: those before the first it holds.
+func (c *chain) dropBodies() {
+	first := c.auth.FirstPending()
+	b := &c.bodies
+	for b.head < len(b.q) && (first < 0 || b.q[b.head].off < first) {
+		b.q[b.head] = decodedBody{}
+		b.head++
+	}
+	switch {
+	case b.head == len(b.q):
+		b.q, b.head = b.q[:0], 0
+	case b.head > 1024 && b.head > len(b.q)/2:
+		n := copy(b.q, b.q[b.head:])
+		clear(b.q[n:])
+		b.q, b.head = b.q[:n], 0
+	}
 }
 
 func (c *chain) result(res wire.Result) {
-	for _, x := range res.Apply {
+	for i := range res.Apply {
+		x := &res.Apply[i] // an Item is large: not copied
 		if x.Env.Type == wire.TypeSeal {
 			c.st.Seals++
 			c.st.SealOffset = x.Record.Offset
@@ -200,18 +261,37 @@ func (c *chain) result(res wire.Result) {
 	}
 }
 
-func (c *chain) sequence(x wire.Item) {
+// request returns the state of request id, new if it has none yet.
+// A request's events are close together in the log, so the last requests
+// looked up are kept in a small table in front of the map, which holds
+// every request of the partition (a lookup there is mostly cache misses).
+func (c *chain) request(id string) *ReqState {
+	slot := &c.recent[maphash.String(recentSeed, id)%uint64(len(c.recent))]
+	if *slot != nil && (*slot).id == id {
+		return *slot
+	}
+	req := c.reqs[id]
+	if req == nil {
+		// One allocation per request, not per event; a copy of the id,
+		// which shares the record's value (see view).
+		req = &ReqState{id: strings.Clone(id)}
+		c.reqs[req.id] = req
+	}
+	*slot = req
+	return req
+}
+
+// recentSeed seeds the hash of chain.recent.
+var recentSeed = maphash.MakeSeed()
+
+func (c *chain) sequence(x *wire.Item) {
 	off, id, subject := x.Record.Offset, x.Env.ID, x.Env.Subject
 	seq, err := strconv.ParseUint(x.Env.Sequence, 10, 64)
 	if err != nil || seq == 0 || seq > math.MaxInt32 {
 		c.addBreak(off, id, KindFormat, "sequence %q is not a number from 1", x.Env.Sequence)
 		return
 	}
-	req := c.reqs[subject]
-	if req == nil {
-		req = &ReqState{} // one allocation per request, not per event
-		c.reqs[subject] = req
-	}
+	req := c.request(subject)
 	if seq != req.Seq+1 {
 		what := "a gap: events of the request are missing"
 		if seq <= req.Seq {
@@ -228,8 +308,12 @@ func (c *chain) sequence(x wire.Item) {
 }
 
 // replayEvent checks the event against the domain (package replay).
-func (c *chain) replayEvent(req *ReqState, x wire.Item, seq int) {
-	body, err := c.bodies.decode(x.Env.Type, x.Env.Data)
+func (c *chain) replayEvent(req *ReqState, x *wire.Item, seq int) {
+	body := c.bodies.body(x.Record.Offset)
+	var err error
+	if body == nil {
+		body, err = c.bodies.decode(x.Env.Type, x.Env.Data)
+	}
 	if err != nil {
 		c.addBreak(x.Record.Offset, x.Env.ID, KindFormat, "request %s: %v", x.Env.Subject, err)
 		req.replay.Stop()

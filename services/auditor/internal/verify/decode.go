@@ -32,6 +32,11 @@ type bodies struct {
 	key, rest []byte // reused buffers
 	by        map[string]map[string]approval.EventBody
 	byCount   int
+
+	// The data the fast decoder decoded with the envelope, by offset,
+	// while the Authenticator holds the records (see fastDecoder).
+	q    []decodedBody
+	head int
 }
 
 const (

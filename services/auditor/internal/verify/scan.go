@@ -7,9 +7,11 @@ import (
 )
 
 // fields are the attributes verify needs from a record value, as raw
-// bytes of their JSON strings (without the quotes). Scanning them instead
-// of decoding the whole envelope keeps verify near the speed of a bare
-// read: no allocation per record, data skipped without being decoded.
+// bytes of their JSON strings (without the quotes).
+//
+// scan is no longer on verify's path: fastDecoder reads the envelope and
+// the data in one pass, as strictly as the full decoders. Its helpers
+// (skipWS, scanString, skipValue) serve fastDecoder and bodies.
 type fields struct {
 	id, typ, subject, sequence, prevhash []byte
 	actor, commandid, time               []byte

@@ -53,6 +53,7 @@ type ReqState struct {
 	Pending  []json.RawMessage `json:"e,omitempty"`
 
 	replay replay.Request // not saved: rebuilt from Pending
+	id     string         // not saved: the request id, its key in PartState.Requests
 }
 
 // freshPart is the state of a partition never verified.

@@ -12,8 +12,12 @@
 // state that the log no longer matches is reported as tampering.
 //
 // Each partition is verified on its own goroutine as logread hands it
-// records; the envelopes are scanned, not decoded (seals excepted), and
-// only the events' data is decoded, for the replay.
+// records. Each record is decoded once, envelope and data together, and
+// the chain check, the Authenticator and the replay share the result: by
+// fastDecoder when it is in the form the deciders write, which returns
+// exactly what eventlog.DecodeRecord and approval.DecodeEventBody return
+// for it, else by those, which say what is wrong with it. So verify reads
+// records by the rules every reader of the log applies.
 package verify
 
 import (

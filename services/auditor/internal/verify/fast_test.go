@@ -1,0 +1,225 @@
+package verify
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/wire"
+	"github.com/assent-dev/assent/test/loggen"
+)
+
+// generated returns the records of a small generated log, one partition.
+func generated(t testing.TB, requests int) []*kgo.Record {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	signer, err := wire.NewSigner("k", key)
+	require.NoError(t, err)
+	log, err := loggen.Build(loggen.Options{Topic: "t", Partitions: 1, Requests: requests, Signer: signer, SealEvery: 10,
+		Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Step: 10 * time.Millisecond})
+	require.NoError(t, err)
+	return log[0]
+}
+
+// sameAsTheFullDecoders decodes value (with key, and the content-type
+// header unless headers are given) with the fast decoder and, when it
+// says it can, requires the full decoders to return exactly the same
+// envelope, body and hash. It reports whether the fast decoder decoded it.
+func sameAsTheFullDecoders(t testing.TB, d *fastDecoder, key, value []byte, headers ...kgo.RecordHeader) bool {
+	t.Helper()
+	if headers == nil {
+		headers = []kgo.RecordHeader{{Key: wire.HeaderContentType, Value: []byte(wire.ContentType)}}
+	}
+	r := &kgo.Record{Topic: "t", Key: key, Value: value, Headers: headers}
+	sum := sha256.Sum256(value)
+	hash := d.hashString(&sum)
+	env, body, ok := d.event(r, &sum)
+	d.last = hash
+	if !ok {
+		return false
+	}
+	want, err := eventlog.DecodeRecord(r)
+	require.NoError(t, err, "the fast decoder read what the full decoder refuses: %s", value)
+	require.Equal(t, want, env, "%s", value)
+	if want.Type == wire.TypeSeal {
+		require.Nil(t, body, "a seal has no domain body")
+		return true
+	}
+	wantBody, err := approval.DecodeEventBody(want.Type, want.Data)
+	require.NoError(t, err, "the fast decoder read data the domain's decoder refuses: %s", value)
+	require.Equal(t, wantBody, body, "%s", value)
+	require.Equal(t, wire.Hash(value), hash)
+	return true
+}
+
+// The fast decoder reads every record of a generated log, seals
+// included, to exactly what the full decoders return.
+func TestFastDecoderIsTheFullDecoder(t *testing.T) {
+	t.Parallel()
+	var d fastDecoder
+	seals := 0
+	recs := generated(t, 600)
+	for _, r := range recs {
+		require.True(t, sameAsTheFullDecoders(t, &d, r.Key, r.Value), "%s", r.Value)
+		if r.Key == nil {
+			seals++
+		}
+	}
+	require.Positive(t, seals)
+}
+
+// Records the full decoders would read differently, or refuse, are left
+// to them; records they read the same way, unusual as they are, are read
+// alike.
+func TestFastDecoderLeavesTheUnusualToTheFullDecoder(t *testing.T) {
+	t.Parallel()
+	const vote = `{"specversion":"1.0","id":"019b76da-a800-7000-8c16-8779e3b3e9fe","source":"assent/decider","type":"dev.assent.vote.recorded","subject":"req-1","time":"2026-01-01T00:00:01Z","datacontenttype":"application/json","actor":"user:alice@example.com","commandid":"c-1","sequence":"2","prevhash":"sha256:0000000000000000000000000000000000000000000000000000000000000000","data":{"voter":"user:alice@example.com","decision":"approve","comment":"lgtm"}}`
+	var d fastDecoder
+	require.True(t, sameAsTheFullDecoders(t, &d, []byte("req-1"), []byte(vote)))
+	for name, tc := range map[string]struct {
+		edit    func(string) string
+		key     string
+		headers []kgo.RecordHeader
+	}{
+		"no content-type":      {headers: []kgo.RecordHeader{{Key: "x", Value: []byte("y")}}},
+		"two content-types":    {headers: []kgo.RecordHeader{{Key: wire.HeaderContentType, Value: []byte(wire.ContentType)}, {Key: wire.HeaderContentType, Value: []byte(wire.ContentType)}}},
+		"content-type charset": {headers: []kgo.RecordHeader{{Key: wire.HeaderContentType, Value: []byte(wire.ContentType + "; charset=utf-8")}}},
+		"key differs":          {key: "req-2"},
+		"no key":               {key: "-"},
+		"escaped comment":      {edit: func(v string) string { return strings.Replace(v, `"lgtm"`, `"l\"g\\t\/m\n"`, 1) }},
+		"unicode escape":       {edit: func(v string) string { return strings.Replace(v, `"lgtm"`, `"l\u00e9"`, 1) }},
+		"lone surrogate":       {edit: func(v string) string { return strings.Replace(v, `"lgtm"`, `"\ud800"`, 1) }},
+		"bad escape":           {edit: func(v string) string { return strings.Replace(v, `"lgtm"`, `"\x"`, 1) }},
+		"invalid UTF-8":        {edit: func(v string) string { return strings.Replace(v, `"lgtm"`, "\"l\xffm\"", 1) }},
+		"valid UTF-8":          {edit: func(v string) string { return strings.Replace(v, `"lgtm"`, `"très bien ✓"`, 1) }},
+		"control character":    {edit: func(v string) string { return strings.Replace(v, `"lgtm"`, "\"l\tm\"", 1) }},
+		"spaces": {edit: func(v string) string {
+			return strings.ReplaceAll(strings.ReplaceAll(v, `,"`, " ,\n\t\""), `":`, `" : `)
+		}},
+		"trailing space":     {edit: func(v string) string { return v + " \n" }},
+		"trailing data":      {edit: func(v string) string { return v + "{}" }},
+		"repeated attribute": {edit: func(v string) string { return strings.Replace(v, `"sequence":"2"`, `"sequence":"2","sequence":"3"`, 1) }},
+		"repeated field": {edit: func(v string) string {
+			return strings.Replace(v, `"comment":"lgtm"`, `"comment":"lgtm","comment":"no"`, 1)
+		}},
+		"field in other case": {edit: func(v string) string { return strings.Replace(v, `"comment":"lgtm"`, `"Comment":"lgtm"`, 1) }},
+		"both cases": {edit: func(v string) string {
+			return strings.Replace(v, `"comment":"lgtm"`, `"comment":"lgtm","Comment":"no"`, 1)
+		}},
+		"unknown field":   {edit: func(v string) string { return strings.Replace(v, `"comment":"lgtm"`, `"comment":"lgtm","x":1`, 1) }},
+		"null field":      {edit: func(v string) string { return strings.Replace(v, `"comment":"lgtm"`, `"comment":null`, 1) }},
+		"extension":       {edit: func(v string) string { return strings.Replace(v, `"actor"`, `"traceparent":"x","actor"`, 1) }},
+		"bad extension":   {edit: func(v string) string { return strings.Replace(v, `"actor"`, `"Trace":"x","actor"`, 1) }},
+		"specversion 0.3": {edit: func(v string) string { return strings.Replace(v, `"1.0"`, `"0.3"`, 1) }},
+		"no specversion":  {edit: func(v string) string { return strings.Replace(v, `"specversion":"1.0",`, ``, 1) }},
+		"empty actor": {edit: func(v string) string {
+			return strings.Replace(v, `"user:alice@example.com","commandid"`, `"","commandid"`, 1)
+		}},
+		"sequence 02": {edit: func(v string) string { return strings.Replace(v, `"sequence":"2"`, `"sequence":"02"`, 1) }},
+		"sequence too large": {edit: func(v string) string {
+			return strings.Replace(v, `"sequence":"2"`, `"sequence":"99999999999999999999"`, 1)
+		}},
+		"prevhash uppercase":    {edit: func(v string) string { return strings.Replace(v, `sha256:0000`, `sha256:000A`, 1) }},
+		"time with offset":      {edit: func(v string) string { return strings.Replace(v, `01Z"`, `01+00:00"`, 1) }},
+		"time not UTC":          {edit: func(v string) string { return strings.Replace(v, `01Z"`, `01+01:00"`, 1) }},
+		"time zero":             {edit: func(v string) string { return strings.Replace(v, `2026-01-01T00:00:01Z`, `0001-01-01T00:00:00Z`, 1) }},
+		"time fraction":         {edit: func(v string) string { return strings.Replace(v, `01Z"`, `01.123456789Z"`, 1) }},
+		"time bad":              {edit: func(v string) string { return strings.Replace(v, `01Z"`, `61Z"`, 1) }},
+		"datacontenttype other": {edit: func(v string) string { return strings.Replace(v, `"application/json"`, `"application/vnd.x+json"`, 1) }},
+		"no datacontenttype":    {edit: func(v string) string { return strings.Replace(v, `"datacontenttype":"application/json",`, ``, 1) }},
+		"data first": {edit: func(v string) string {
+			return strings.Replace(v, `{"specversion"`, `{"data":{"voter":"x"},"specversion"`, 1)
+		}},
+		"no data":        {edit: func(v string) string { return v[:strings.Index(v, `,"data"`)] + "}" }},
+		"empty data":     {edit: func(v string) string { return v[:strings.Index(v, `"data"`)] + `"data":{}}` }},
+		"data null":      {edit: func(v string) string { return v[:strings.Index(v, `"data"`)] + `"data":null}` }},
+		"decision other": {edit: func(v string) string { return strings.Replace(v, `"approve"`, `"maybe"`, 1) }},
+		"seal type":      {edit: func(v string) string { return strings.Replace(v, `dev.assent.vote.recorded`, wire.TypeSeal, 1) }},
+		"unknown type": {edit: func(v string) string {
+			return strings.Replace(v, `dev.assent.vote.recorded`, `dev.assent.vote.other`, 1)
+		}},
+		"truncated":     {edit: func(v string) string { return v[:len(v)-2] }},
+		"not an object": {edit: func(v string) string { return "[" + v + "]" }},
+	} {
+		v := vote
+		if tc.edit != nil {
+			v = tc.edit(v)
+		}
+		key := []byte("req-1")
+		switch tc.key {
+		case "":
+		case "-":
+			key = nil
+		default:
+			key = []byte(tc.key)
+		}
+		// Whatever it decides, what it reads is what the full decoders read.
+		got := sameAsTheFullDecoders(t, &d, key, []byte(v), tc.headers...)
+		switch name {
+		case "escaped comment", "valid UTF-8", "spaces", "trailing space", "time fraction", "no datacontenttype":
+			require.True(t, got, "%s: the fast decoder reads it", name)
+		default:
+			require.False(t, got, "%s: left to the full decoders", name)
+		}
+	}
+}
+
+// FuzzFastDecoder: whatever the fast decoder reads, the full decoders read
+// the same way.
+func FuzzFastDecoder(f *testing.F) {
+	for _, r := range generated(f, 12) {
+		f.Add(r.Key, r.Value)
+	}
+	var d fastDecoder
+	f.Fuzz(func(t *testing.T, key, value []byte) {
+		sameAsTheFullDecoders(t, &d, key, value)
+	})
+}
+
+// BenchmarkFastDecoder times the fast decoder alone on a generated log.
+func BenchmarkFastDecoder(b *testing.B) {
+	recs := generated(b, 3000)
+	sums := make([][32]byte, len(recs))
+	for i, r := range recs {
+		sums[i] = sha256.Sum256(r.Value)
+	}
+	var d fastDecoder
+	b.ReportAllocs()
+	b.ResetTimer()
+	var decode, hash int64 // CPU time, interleaved: the hash is the yardstick
+	for range b.N {
+		cpu := cpuTime()
+		for i, r := range recs {
+			h := d.hashString(&sums[i])
+			d.event(r, &sums[i])
+			d.last = h
+		}
+		decode += cpuTime() - cpu
+		cpu = cpuTime()
+		for i, r := range recs {
+			sums[i] = sha256.Sum256(r.Value)
+		}
+		hash += cpuTime() - cpu
+	}
+	b.ReportMetric(float64(decode)/float64(b.N*len(recs)), "cpu-ns/record")
+	b.ReportMetric(float64(decode)/float64(hash), "x-sha256")
+}
+
+// cpuTime is the process's CPU time so far, in nanoseconds: on a shared
+// machine, a fairer measure than the time on the clock.
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		panic(err)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
