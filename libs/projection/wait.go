@@ -117,17 +117,26 @@ func (r *Runner) Watch(subject string) (woken <-chan struct{}, stop func()) {
 	}
 }
 
-// wake closes the watches of every subject a batch applied.
-func (r *Runner) wake(subjects map[string]bool) {
-	if len(subjects) == 0 {
-		return
-	}
+// wake closes the watches of every subject a batch applied, once it is
+// committed. With nobody watching it costs one look at an empty map, not
+// one per event: a watch registered after that look reads the store
+// after the commit, and sees the batch.
+func (r *Runner) wake(d *decoded) {
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
-	for s := range subjects {
-		for w := range r.watchers[s] {
-			close(w.ch)
+	if len(r.watchers) == 0 {
+		return
+	}
+	for _, dp := range d.parts {
+		for i := range dp.events {
+			s := dp.events[i].Envelope.Subject
+			if s == "" {
+				continue
+			}
+			for w := range r.watchers[s] {
+				close(w.ch)
+			}
+			delete(r.watchers, s)
 		}
-		delete(r.watchers, s)
 	}
 }
