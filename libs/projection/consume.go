@@ -125,10 +125,7 @@ func (r *Runner) prepare(ctx context.Context, adm *kadm.Client) error {
 	if got := int32(len(td.Partitions)); got != r.cfg.Partitions { //nolint:gosec // a partition count from metadata fits int32
 		return permanentError{fmt.Errorf("projection: %s has %d partitions, configured for %d; they must match", r.cfg.Topic, got, r.cfg.Partitions)}
 	}
-	identity := md.Cluster + "/" + td.ID.String() + "/sealed"
-	if v, ok := r.cfg.Handler.(Versioned); ok {
-		identity += "/" + v.Version()
-	}
+	identity := identity(md.Cluster, td.ID.String(), r.cfg.Handler)
 	stored, closer, err := r.db.Get(keyCluster)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):

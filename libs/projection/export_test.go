@@ -2,6 +2,11 @@ package projection
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/assent-dev/assent/libs/wire"
 )
@@ -36,4 +41,57 @@ func (r *Runner) ApplyPolls(polls [][]wire.Record) error {
 		i++
 		return polls[i-1], nil
 	}, func(map[int32]string) {})
+}
+
+// Test hooks for snapshots.
+var (
+	KeyHead   = keyHead
+	KeyHeadAt = keyHeadAt
+)
+
+// Reseal rewrites the manifest of a snapshot directory whose files a test
+// changed: the files as they now are, and the marks the store now holds,
+// so that only the checks against the log can find what changed.
+func Reseal(dir string, partitions int32) error {
+	raw, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	if err != nil {
+		return err
+	}
+	var m Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return err
+	}
+	db, err := pebble.Open(dir, &pebble.Options{ReadOnly: true, Logger: quietPebble{}})
+	if err != nil {
+		return err
+	}
+	meta, err := readMeta(db, partitions)
+	_ = db.Close()
+	if err != nil {
+		return err
+	}
+	m.Identity, m.Partitions, m.Files = meta.identity, meta.marks, nil
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() == ManifestName || e.Name() == "LOCK" {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		sum, err := hashFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return err
+		}
+		m.Files = append(m.Files, SnapshotFile{Name: e.Name(), Size: info.Size(), SHA256: sum})
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, ManifestName), out, 0o600)
 }

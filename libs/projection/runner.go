@@ -103,6 +103,9 @@ type Config struct {
 	// rebuild would put everything the client has buffered (up to 50 MiB
 	// a broker) into one indexed batch.
 	BatchRecords int
+	// Bootstrap, if set, is what Bootstrap did before Open, for the
+	// metrics (RegisterMetrics).
+	Bootstrap *BootstrapReport
 }
 
 // DefaultBatchRecords is the default of Config.BatchRecords.
@@ -142,6 +145,7 @@ type Runner struct {
 	wmu      sync.Mutex
 	metrics  atomic.Pointer[metrics] // set by RegisterMetrics
 	rejected [kinds]atomic.Int64     // records rejected, by kind
+	hashes   fileHashes              // of the tables snapshots carry
 }
 
 // Open opens (or creates) the store. Call Run to bring it up to date.
