@@ -207,9 +207,9 @@ func (r *Runner) consume(ctx context.Context) error {
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.cfg.Topic: start}),
 		kgo.FetchMaxWait(time.Second),
 		// Fetches large enough for a rebuild to read at the brokers' pace,
-		// bounded so that what is buffered stays small: a broker's fetch
-		// holds at most FetchMaxBytes (compressed), and a partition's
-		// share at most fetchPartitionBytes.
+		// bounded so that what is buffered stays small: franz-go buffers a
+		// fetch per broker, of at most fetchMaxBytes as stored, which is
+		// compressed (the events compress about tenfold with zstd).
 		kgo.FetchMaxBytes(fetchMaxBytes),
 		kgo.FetchMaxPartitionBytes(fetchPartitionBytes),
 		// An offset out of range is reported, never answered by a reset:
@@ -286,7 +286,9 @@ func (r *Runner) consume(ctx context.Context) error {
 // partitions a poll stopped at a gap.
 func (r *Runner) pipeline(ctx context.Context, st *decodeState, poll func(context.Context) ([]wire.Record, error), pause func(map[int32]string)) error {
 	g, gctx := errgroup.WithContext(ctx)
-	ready := make(chan *decoded, 1)
+	// Unbuffered: the poller decodes the next poll while this one is
+	// committed, and no further: two polls in memory at most.
+	ready := make(chan *decoded)
 	g.Go(func() error {
 		for d := range ready {
 			if err := r.commit(d); err != nil {
@@ -322,8 +324,8 @@ func (r *Runner) pipeline(ctx context.Context, st *decodeState, poll func(contex
 
 // Fetch sizes of the consumer (see consume).
 const (
-	fetchMaxBytes       = 16 << 20
-	fetchPartitionBytes = 4 << 20
+	fetchMaxBytes       = 4 << 20
+	fetchPartitionBytes = 1 << 20
 )
 
 // stop marks partitions stopped for good (until an operator acts).
