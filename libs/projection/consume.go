@@ -324,8 +324,8 @@ func (r *Runner) pipeline(ctx context.Context, st *decodeState, poll func(contex
 
 // Fetch sizes of the consumer (see consume).
 const (
-	fetchMaxBytes       = 4 << 20
-	fetchPartitionBytes = 1 << 20
+	fetchMaxBytes       = 1 << 20
+	fetchPartitionBytes = 512 << 10
 )
 
 // stop marks partitions stopped for good (until an operator acts).

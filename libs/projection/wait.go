@@ -2,6 +2,7 @@ package projection
 
 import (
 	"context"
+	"runtime/debug"
 	"time"
 )
 
@@ -21,6 +22,10 @@ func (r *Runner) updateReady() {
 	}
 	r.ready = true
 	r.log.Info("projection caught up", "partitions", len(r.target))
+	// Catching up held polls, batches and fetches in memory that steady
+	// state never needs again: give it back to the system now rather than
+	// over the next minutes.
+	go debug.FreeOSMemory()
 }
 
 // Ready reports whether everything committed before Run started has been

@@ -534,9 +534,16 @@ func (b *bench) rebuild(ctx context.Context, bare time.Duration) (*api, error) {
 	if serr == nil {
 		b.result("  api CPU: %s (%.1f µs a record); store %s on disk", st.cpu.Round(time.Millisecond),
 			float64(st.cpu.Microseconds())/float64(b.records), mb(dirSize(a.dataDir)))
+		// The memory the catch-up held is given back once ready; read
+		// again once that had time to happen.
+		time.Sleep(10 * time.Second)
+		settled, err := stats(a.cmd.Process.Pid)
+		if err != nil {
+			settled = st
+		}
 		requests := b.records * 6 / 21
-		b.result("api memory after the rebuild (about %d requests): RSS %s, peak %s; goal <= %s at 1,000,000 requests: %s",
-			requests, mb(st.rss), mb(st.peak), mb(goalRSS), met(st.rss <= goalRSS))
+		b.result("api memory after the rebuild (about %d requests): RSS %s at ready, %s 10 s later; peak %s; goal <= %s at 1,000,000 requests: %s",
+			requests, mb(st.rss), mb(settled.rss), mb(settled.peak), mb(goalRSS), met(settled.rss <= goalRSS))
 	}
 	return a, nil
 }
