@@ -10,22 +10,32 @@ import (
 type watch struct{ ch chan struct{} }
 
 func (r *Runner) updateReady() {
+	if !r.becomeReady() {
+		return
+	}
+	r.log.Info("projection caught up", "partitions", r.cfg.Partitions)
+	// Catching up held polls, batches and fetches in memory that steady
+	// state never needs again: give it back to the system now rather than
+	// over the next minutes (once: the runner is never unready again
+	// until a wipe).
+	debug.FreeOSMemory()
+}
+
+// becomeReady sets ready once everything captured at start is read, and
+// reports whether it just did.
+func (r *Runner) becomeReady() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ready || r.target == nil {
-		return
+		return false
 	}
 	for p, t := range r.target {
 		if r.next[p] < t {
-			return
+			return false
 		}
 	}
 	r.ready = true
-	r.log.Info("projection caught up", "partitions", len(r.target))
-	// Catching up held polls, batches and fetches in memory that steady
-	// state never needs again: give it back to the system now rather than
-	// over the next minutes.
-	go debug.FreeOSMemory()
+	return true
 }
 
 // Ready reports whether everything committed before Run started has been
