@@ -322,10 +322,10 @@ func (r *Runner) commit(d *decoded) error {
 	r.progress = make(chan struct{})
 	r.mu.Unlock()
 	r.wake(d)
-	r.updateReady()
 	if m := r.metrics.Load(); m != nil {
-		m.observe(stats)
+		m.observe(stats) // before readiness, which a scrape may see at once
 	}
+	r.updateReady()
 	if r.cfg.Observe != nil {
 		r.cfg.Observe(stats)
 	}

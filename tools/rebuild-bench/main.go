@@ -522,7 +522,7 @@ func (b *bench) rebuild(ctx context.Context, bare time.Duration) (*api, error) {
 		return nil, err
 	}
 	st, serr := stats(a.cmd.Process.Pid)
-	applied := metric(a, "assent_projection_records_total")
+	applied := count(metric(a, "assent_projection_records_total"))
 	rate := float64(b.records) / took.Seconds()
 	line := fmt.Sprintf("api rebuild:          %d records in %s: %.0f records/s (process start to /readyz; %s applied)",
 		b.records, took.Round(time.Millisecond), rate, applied)
@@ -575,7 +575,7 @@ func (b *bench) bootstrap(ctx context.Context, peer *api) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	b.result("peer's snapshot:      taken and described in %s after it was ready", time.Since(began).Round(time.Millisecond))
+	b.result("peer's snapshot:      %s", snapshotTook(peer.log))
 	a, err := b.startAPI("bootstrap", "ASSENT_BOOTSTRAP_FROM=http://"+peer.snapAddr+"/snapshot")
 	if err != nil {
 		return err
@@ -590,7 +590,7 @@ func (b *bench) bootstrap(ctx context.Context, peer *api) error {
 	line := fmt.Sprintf("api bootstrap:        ready in %s (process start to /readyz, from a peer's snapshot over HTTP", took.Round(time.Millisecond))
 	if used {
 		line += fmt.Sprintf(", %s s of it fetching and checking it; %s records applied after it)",
-			metric(a, "assent_projection_bootstrap_seconds"), metric(a, "assent_projection_records_total"))
+			metric(a, "assent_projection_bootstrap_seconds"), count(metric(a, "assent_projection_records_total")))
 	} else {
 		line += "; it did NOT use the snapshot: it rebuilt from the log; see its log)"
 	}
@@ -600,6 +600,40 @@ func (b *bench) bootstrap(ctx context.Context, peer *api) error {
 		b.result("  bootstrapped api: RSS %s, peak %s; store %s on disk", mb(st.rss), mb(st.peak), mb(dirSize(a.dataDir)))
 	}
 	return nil
+}
+
+// count formats a sample of the metrics as an integer (Prometheus
+// writes large ones with an exponent).
+func count(sample string) string {
+	f, err := strconv.ParseFloat(sample, 64)
+	if err != nil {
+		return sample
+	}
+	return strconv.FormatFloat(f, 'f', 0, 64)
+}
+
+// snapshotTook finds in a replica's log how long its snapshot took.
+func snapshotTook(path string) string {
+	raw, err := os.ReadFile(path) //nolint:gosec // the log this tool wrote
+	if err != nil {
+		return err.Error()
+	}
+	for line := range strings.Lines(string(raw)) {
+		var l struct {
+			Msg   string          `json:"msg"`
+			Took  json.RawMessage `json:"took"` // nanoseconds, or a duration as text
+			Bytes int64           `json:"bytes"`
+			Files int             `json:"files"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "took a snapshot to serve" {
+			took := strings.Trim(string(l.Took), `"`)
+			if ns, err := strconv.ParseInt(took, 10, 64); err == nil {
+				took = time.Duration(ns).Round(time.Millisecond).String()
+			}
+			return fmt.Sprintf("taken once ready, in %s (%s, %d files, each hashed)", took, mb(l.Bytes), l.Files)
+		}
+	}
+	return "taken (its log does not say how long it took)"
 }
 
 func tailFile(path string, n int) string {
