@@ -375,7 +375,7 @@ func (b *bench) startAPI(name string, env ...string) (*api, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.cmd = exec.Command(filepath.Join(b.o.bin, "api")) //nolint:gosec // the api binary scripts/bench built
+	a.cmd = exec.Command(filepath.Join(b.o.bin, "api"))
 	a.cmd.Env = append(os.Environ(), eventlog.EnvBrokers+"="+strings.Join(b.o.kafka.Brokers, ","),
 		"ASSENT_HTTP_ADDR="+addr, "ASSENT_INSTANCE_ID=rebuild-bench-"+name, "ASSENT_DATA_DIR="+a.dataDir,
 		"ASSENT_TOKENS_FILE="+filepath.Join(b.o.root, "infra/tokens/demo-tokens.yaml"),
@@ -567,7 +567,7 @@ func (b *bench) bootstrap(ctx context.Context, peer *api) error {
 			}
 		}
 		if time.Since(began) > 10*time.Minute {
-			return fmt.Errorf("the peer served no snapshot within 10 minutes (a binary without snapshots? last: %v)", err)
+			return fmt.Errorf("the peer served no snapshot within 10 minutes (a binary without snapshots? last: %w)", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -614,7 +614,7 @@ func count(sample string) string {
 
 // snapshotTook finds in a replica's log how long its snapshot took.
 func snapshotTook(path string) string {
-	raw, err := os.ReadFile(path) //nolint:gosec // the log this tool wrote
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()
 	}
@@ -637,7 +637,7 @@ func snapshotTook(path string) string {
 }
 
 func tailFile(path string, n int) string {
-	raw, err := os.ReadFile(path) //nolint:gosec // the log this tool wrote
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()
 	}
