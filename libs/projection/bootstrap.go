@@ -197,11 +197,40 @@ func bootstrap(ctx context.Context, cfg BootstrapConfig, stage string, rep *Boot
 	if err := checkAgainstLog(ctx, cfg, m); err != nil {
 		return nil, err
 	}
-	_ = os.Remove(cfg.Dir) // an empty directory, if any (a store's was refused above)
-	if err := os.Rename(stage, cfg.Dir); err != nil {
+	if err := moveInto(stage, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("move the snapshot to %s: %w", cfg.Dir, err)
 	}
 	return m, nil
+}
+
+// moveInto makes dir the store in stage: a rename, or, when dir exists
+// (empty: Bootstrap checked; a volume's mount point, say, which cannot be
+// replaced), a rename of each file into it. Either way the files are the
+// store's only once the last is in: Pebble's CURRENT marker goes last.
+func moveInto(stage, dir string) error {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return os.Rename(stage, dir)
+	}
+	entries, err := os.ReadDir(stage)
+	if err != nil {
+		return err
+	}
+	var last []os.DirEntry
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "CURRENT") || strings.HasPrefix(e.Name(), "marker.") {
+			last = append(last, e)
+			continue
+		}
+		if err := os.Rename(filepath.Join(stage, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	for _, e := range last {
+		if err := os.Rename(filepath.Join(stage, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return os.Remove(stage)
 }
 
 // redact is a source as it may be logged: no user, password or query

@@ -141,6 +141,11 @@ func TestIntegrationBootstrapFromSnapshot(t *testing.T) {
 	for name, source := range map[string]string{"directory": sl.snap, "http": peer.URL + "/snapshot"} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "store")
+			if name == "directory" {
+				// An empty directory that cannot be replaced (a volume's
+				// mount point) is filled instead.
+				require.NoError(t, os.Mkdir(dir, 0o750))
+			}
 			cfg := sl.bootstrapConfig(t, dir, source)
 			cfg.Token = srv.Token
 			var rep projection.BootstrapReport
