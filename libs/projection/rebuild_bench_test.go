@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/projection"
@@ -72,8 +71,6 @@ func polls(log [][]wire.Record, n int) [][]wire.Record {
 		out = append(out, poll)
 	}
 }
-
-var _ = kgo.Record{}
 
 // cpuTime is the CPU time this process has used (user and system).
 func cpuTime() time.Duration {
