@@ -2,7 +2,9 @@ package projection
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -28,42 +30,171 @@ func kindIndex(kind string) int {
 	return kindInvalid
 }
 
-// apply writes one poll's records, in offset order within each partition,
-// into one batch with the resume offset and authenticated head of every
-// partition it touched, then publishes it. It knows nothing of Kafka: the
-// records come as wire.Records. Only what a valid seal covers reaches the
-// handler (see wire.Authenticator); the rest is counted, logged and given
-// to a Rejecter handler. A gap (records missing before a valid seal) stops
-// the partition: nothing more of it is applied, and the runner is never
-// ready again until an operator acts (docs/runbook.md).
-func (r *Runner) apply(recs []wire.Record) (stoppedNow map[int32]string, err error) {
-	began := time.Now()
-	r.applyMu.Lock()
-	defer r.applyMu.Unlock()
-	r.mu.Lock()
-	next := slices.Clone(r.next)
-	heads := slices.Clone(r.heads)
-	stopped := slices.Clone(r.stopped)
-	r.mu.Unlock()
+// Applying a poll has two stages. decode hashes and decodes every record,
+// runs it through its partition's authenticator and prepares what a valid
+// seal covers (Preparer): it knows nothing of the store, so partitions are
+// decoded in parallel, and the consumer decodes the next poll while the
+// previous one is committed. commit then applies the result to the
+// handler in one Pebble batch with every touched partition's resume
+// offset and head, commits it, and only then publishes the progress and
+// wakes the waiters. It knows nothing of Kafka: the records come as
+// wire.Records. Only what a valid seal covers reaches the handler (see
+// wire.Authenticator); the rest is counted, logged and given to a
+// Rejecter handler. A gap (records missing before a valid seal) stops the
+// partition: nothing more of it is applied, and the runner is never ready
+// again until an operator acts (docs/runbook.md).
 
-	b := r.db.NewIndexedBatch()
-	defer func() { _ = b.Close() }()
-	touched := make(map[int32]bool)
-	subjects := make(map[string]bool)
-	stats := BatchStats{}
+// decodeState is where decoding stands in each partition: ahead of what
+// is committed (Runner.next, .heads) by at most the poll being committed.
+// Only the consumer's goroutine uses it, one goroutine per partition.
+type decodeState struct {
+	next     []int64
+	heads    []string
+	headAt   []int64 // offset of the record whose hash is the head; -1 for genesis or unknown
+	stopped  []string
+	auth     []*wire.Authenticator
+	keys     *wire.KeyRing
+	topic    string
+	handlerP Preparer // nil unless the handler prepares events
+}
+
+// decodeState returns the decoding state as the store stands, made once
+// and kept until the store is wiped. r.applyMu is held.
+func (r *Runner) decodeState() *decodeState {
+	if r.dec != nil {
+		return r.dec
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.cfg.Partitions
+	st := &decodeState{
+		next: slices.Clone(r.next), heads: slices.Clone(r.heads), headAt: slices.Clone(r.headAt),
+		stopped: slices.Clone(r.stopped), auth: make([]*wire.Authenticator, n), keys: r.cfg.Keys, topic: r.cfg.Topic,
+	}
+	st.handlerP, _ = r.cfg.Handler.(Preparer)
+	r.dec = st
+	return st
+}
+
+// stopPartitions marks partitions stopped for decoding (data loss found
+// by the consumer), so that nothing more of them is applied.
+func (st *decodeState) stopPartitions(why map[int32]string) {
+	for p, reason := range why {
+		if p >= 0 && int(p) < len(st.stopped) && st.stopped[p] == "" {
+			st.stopped[p] = reason
+		}
+	}
+}
+
+// rejectAt is a rejected record, recorded before the events[before] of
+// its partition (after all of them when before == len(events)).
+type rejectAt struct {
+	before int
+	rj     wire.Rejection
+}
+
+// decodedPart is one partition's share of a decoded poll.
+type decodedPart struct {
+	p       int32
+	recs    []wire.Record // in, in offset order
+	events  []Event
+	rejects []rejectAt
+	gap     string // set when this poll stopped the partition at a gap
+	// After the poll: where a restart resumes (the oldest record held for
+	// its seal, or the next offset), and the authenticated head there.
+	resume, next, headAt int64
+	head                 string
+	err                  error
+}
+
+// decoded is one poll, decoded and authenticated, ready to commit.
+type decoded struct {
+	began   time.Time
+	parts   []*decodedPart // the partitions the poll touched, by partition
+	stopped map[int32]string
+}
+
+// size guesses the bytes of the batch a decoded poll makes (the handler
+// keeps about as much again as the record values), so that the batch
+// need not grow as it fills.
+func (d *decoded) size() int {
+	n := 0
+	for _, dp := range d.parts {
+		for i := range dp.events {
+			n += 2*len(dp.events[i].Value) + 256
+		}
+	}
+	return min(n, 64<<20)
+}
+
+// decode runs the first stage on one poll. r.applyMu need not be held,
+// but only one decode runs at a time, and never one ahead of a wipe.
+func (r *Runner) decode(st *decodeState, recs []wire.Record) (*decoded, error) {
+	d := &decoded{began: time.Now()}
+	byPart := map[int32]*decodedPart{}
 	for _, rec := range recs {
 		p := rec.Partition
 		if p < 0 || p >= r.cfg.Partitions {
 			return nil, fmt.Errorf("projection: record in partition %d of %s, configured for %d", p, r.cfg.Topic, r.cfg.Partitions)
 		}
-		if stopped[p] != "" {
+		if st.stopped[p] != "" {
 			continue
 		}
-		if rec.Offset < next[p] {
-			return nil, fmt.Errorf("%w: partition %d offset %d < %d", errLogReset, p, rec.Offset, next[p])
+		dp := byPart[p]
+		if dp == nil {
+			dp = &decodedPart{p: p}
+			byPart[p] = dp
+			d.parts = append(d.parts, dp)
 		}
-		touched[p] = true
-		next[p] = rec.Offset + 1
+		dp.recs = append(dp.recs, rec)
+	}
+	slices.SortFunc(d.parts, func(a, b *decodedPart) int { return int(a.p - b.p) })
+	// The partitions are independent: each has its own authenticator and
+	// chain, and its own slots of st.
+	work := make(chan *decodedPart, len(d.parts))
+	for _, dp := range d.parts {
+		work <- dp
+	}
+	close(work)
+	var wg sync.WaitGroup
+	for range min(len(d.parts), runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for dp := range work {
+				st.decodePart(dp)
+			}
+		})
+	}
+	wg.Wait()
+	for _, dp := range d.parts {
+		if dp.err != nil {
+			return nil, dp.err
+		}
+		if dp.gap != "" {
+			if d.stopped == nil {
+				d.stopped = map[int32]string{}
+			}
+			d.stopped[dp.p] = dp.gap
+		}
+	}
+	return d, nil
+}
+
+// decodePart decodes and authenticates one partition's records of a poll.
+func (st *decodeState) decodePart(dp *decodedPart) {
+	p := dp.p
+	if st.auth[p] == nil {
+		st.auth[p] = wire.NewAuthenticator(st.keys, st.topic, p, st.heads[p])
+	}
+	auth := st.auth[p]
+	for _, rec := range dp.recs {
+		if st.stopped[p] != "" {
+			break
+		}
+		if rec.Offset < st.next[p] {
+			dp.err = fmt.Errorf("%w: partition %d offset %d < %d", errLogReset, p, rec.Offset, st.next[p])
+			return
+		}
+		st.next[p] = rec.Offset + 1
 		it := wire.Item{Record: rec}
 		var decodeErr error
 		if !rec.Control {
@@ -72,69 +203,133 @@ func (r *Runner) apply(recs []wire.Record) (stoppedNow map[int32]string, err err
 		}
 		res, bypassed := bypass(it, decodeErr) // false, always, but in the assentbench_noauth benchmark build
 		if !bypassed {
-			res = r.authenticator(p).Add(it, decodeErr)
+			res = auth.Add(it, decodeErr)
 		}
 		for _, x := range res.Apply {
-			e := &Event{Partition: p, Offset: x.Record.Offset, Value: x.Record.Value, Hash: x.Hash, PrevHead: heads[p], Envelope: x.Env}
-			heads[p] = x.Hash
-			stats.Records++
-			if x.Env.Subject != "" {
-				subjects[x.Env.Subject] = true
+			e := Event{Partition: p, Offset: x.Record.Offset, Value: x.Record.Value, Hash: x.Hash, PrevHead: st.heads[p], Envelope: x.Env}
+			if st.handlerP != nil {
+				e.Prepared = st.handlerP.Prepare(&e)
 			}
-			if err := r.cfg.Handler.Apply(b, e); err != nil {
-				return nil, fmt.Errorf("projection: apply %s/%d@%d: %w", r.cfg.Topic, p, x.Record.Offset, err)
-			}
+			st.heads[p], st.headAt[p] = x.Hash, x.Record.Offset
+			dp.events = append(dp.events, e)
 		}
 		for _, rj := range res.Rejected {
-			stats.Invalid++
-			if err := r.reject(b, rj); err != nil {
-				return nil, err
-			}
+			dp.rejects = append(dp.rejects, rejectAt{before: len(dp.events), rj: rj})
 		}
 		if res.Gap != nil {
-			stats.Invalid++
-			if err := r.reject(b, *res.Gap); err != nil {
-				return nil, err
-			}
-			stopped[p] = res.Gap.Reason
-			next[p] = rec.Offset // resume at the gap, so a restart finds it again
-			if stoppedNow == nil {
-				stoppedNow = map[int32]string{}
-			}
-			stoppedNow[p] = res.Gap.Reason
+			dp.rejects = append(dp.rejects, rejectAt{before: len(dp.events), rj: *res.Gap})
+			st.stopped[p] = res.Gap.Reason
+			dp.gap = res.Gap.Reason
+			st.next[p] = rec.Offset // resume at the gap, so a restart finds it again
 		}
 	}
-	if len(touched) == 0 {
-		return stoppedNow, nil
+	dp.recs = nil
+	dp.resume = auth.FirstPending()
+	if dp.resume < 0 || st.stopped[p] != "" {
+		dp.resume = st.next[p]
 	}
-	for p := range touched {
-		resume := r.authenticator(p).FirstPending()
-		if resume < 0 || stopped[p] != "" {
-			resume = next[p]
+	dp.next, dp.head, dp.headAt = st.next[p], st.heads[p], st.headAt[p]
+}
+
+// apply decodes and commits one poll: the two stages in turn.
+func (r *Runner) apply(recs []wire.Record) (stoppedNow map[int32]string, err error) {
+	r.applyMu.Lock()
+	st := r.decodeState()
+	r.applyMu.Unlock()
+	d, err := r.decode(st, recs)
+	if err != nil {
+		return nil, err
+	}
+	return d.stopped, r.commit(d)
+}
+
+// commit is the second stage: it applies a decoded poll to the handler
+// and the store in one batch, commits it, and publishes it.
+func (r *Runner) commit(d *decoded) error {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	if len(d.parts) == 0 {
+		return nil
+	}
+	b := r.db.NewIndexedBatchWithSize(d.size())
+	defer func() { _ = b.Close() }()
+	stats := BatchStats{}
+	bh, _ := r.cfg.Handler.(BatchHandler)
+	var pending []Event // authenticated, not yet given to a BatchHandler
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
 		}
-		if err := stage(b, p, resume, heads[p]); err != nil {
-			return nil, err
+		if err := bh.ApplyBatch(b, pending); err != nil {
+			first := pending[0]
+			return fmt.Errorf("projection: apply %d events from %s/%d@%d: %w", len(pending), r.cfg.Topic, first.Partition, first.Offset, err)
+		}
+		pending = nil
+		return nil
+	}
+	reject := func(rj wire.Rejection) error {
+		if err := flush(); err != nil { // what came before a rejection is applied before it
+			return err
+		}
+		stats.Invalid++
+		return r.reject(b, rj)
+	}
+	for _, dp := range d.parts {
+		k := 0
+		for i := range dp.events {
+			for ; k < len(dp.rejects) && dp.rejects[k].before == i; k++ {
+				if err := reject(dp.rejects[k].rj); err != nil {
+					return err
+				}
+			}
+			stats.Records++
+			if bh != nil {
+				pending = append(pending, dp.events[i])
+				continue
+			}
+			e := &dp.events[i]
+			if err := r.cfg.Handler.Apply(b, e); err != nil {
+				return fmt.Errorf("projection: apply %s/%d@%d: %w", r.cfg.Topic, e.Partition, e.Offset, err)
+			}
+		}
+		for ; k < len(dp.rejects); k++ {
+			if err := reject(dp.rejects[k].rj); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	for _, dp := range d.parts {
+		if err := stage(b, dp.p, dp.resume, dp.head, dp.headAt); err != nil {
+			return err
 		}
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
-		return nil, fmt.Errorf("projection: commit batch: %w", err)
+		return fmt.Errorf("projection: commit batch: %w", err)
 	}
-	stats.Duration = time.Since(began)
+	stats.Duration = time.Since(d.began)
 
 	r.mu.Lock()
-	r.next, r.heads, r.stopped = next, heads, stopped
+	for _, dp := range d.parts {
+		r.next[dp.p], r.heads[dp.p], r.headAt[dp.p] = dp.next, dp.head, dp.headAt
+		if dp.gap != "" && r.stopped[dp.p] == "" {
+			r.stopped[dp.p] = dp.gap
+		}
+	}
 	close(r.progress)
 	r.progress = make(chan struct{})
 	r.mu.Unlock()
-	r.wake(subjects)
-	r.updateReady()
+	r.wake(d)
 	if m := r.metrics.Load(); m != nil {
-		m.observe(stats)
+		m.observe(stats) // before readiness, which a scrape may see at once
 	}
+	r.updateReady()
 	if r.cfg.Observe != nil {
 		r.cfg.Observe(stats)
 	}
-	return stoppedNow, nil
+	return nil
 }
 
 // reject counts, logs and records a rejected record.

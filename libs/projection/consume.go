@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/wire"
@@ -124,10 +125,7 @@ func (r *Runner) prepare(ctx context.Context, adm *kadm.Client) error {
 	if got := int32(len(td.Partitions)); got != r.cfg.Partitions { //nolint:gosec // a partition count from metadata fits int32
 		return permanentError{fmt.Errorf("projection: %s has %d partitions, configured for %d; they must match", r.cfg.Topic, got, r.cfg.Partitions)}
 	}
-	identity := md.Cluster + "/" + td.ID.String() + "/sealed"
-	if v, ok := r.cfg.Handler.(Versioned); ok {
-		identity += "/" + v.Version()
-	}
+	identity := identity(md.Cluster, td.ID.String(), r.cfg.Handler)
 	stored, closer, err := r.db.Get(keyCluster)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
@@ -197,7 +195,8 @@ func (r *Runner) prepare(ctx context.Context, adm *kadm.Client) error {
 
 // consume reads every partition from where the store resumes, with
 // read_committed and the transaction markers kept (the authenticator needs
-// them to know a transaction ended), and applies each poll.
+// them to know a transaction ended), and applies each poll: it decodes a
+// poll while the one before is committed (apply.go).
 func (r *Runner) consume(ctx context.Context) error {
 	start := make(map[int32]kgo.Offset, r.cfg.Partitions)
 	for p := range r.cfg.Partitions {
@@ -207,6 +206,12 @@ func (r *Runner) consume(ctx context.Context) error {
 		kgo.KeepControlRecords(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.cfg.Topic: start}),
 		kgo.FetchMaxWait(time.Second),
+		// Fetches large enough for a rebuild to read at the brokers' pace,
+		// bounded so that what is buffered stays small: franz-go buffers a
+		// fetch per broker, of at most fetchMaxBytes as stored, which is
+		// compressed (the events compress about tenfold with zstd).
+		kgo.FetchMaxBytes(fetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(fetchPartitionBytes),
 		// An offset out of range is reported, never answered by a reset:
 		// franz-go otherwise resumes at the log start, without a data loss
 		// error, when the offset asked for is below it (records deleted
@@ -230,10 +235,15 @@ func (r *Runner) consume(ctx context.Context) error {
 		cl.PauseFetchPartitions(map[string][]int32{r.cfg.Topic: ps})
 	}
 	pause(r.Stopped())
-	for {
+	r.applyMu.Lock()
+	st := r.decodeState()
+	r.applyMu.Unlock()
+	st.stopPartitions(r.Stopped())
+
+	return r.pipeline(ctx, st, func(ctx context.Context) ([]wire.Record, error) {
 		fetches := cl.PollRecords(ctx, r.cfg.BatchRecords)
 		if ctx.Err() != nil {
-			return nil
+			return nil, nil
 		}
 		lost := map[int32]string{}
 		fetches.EachError(func(topic string, p int32, err error) {
@@ -246,31 +256,77 @@ func (r *Runner) consume(ctx context.Context) error {
 				return
 			}
 			if errors.Is(err, kerr.OffsetOutOfRange) {
-				lost[p] = fmt.Sprintf("offset %d is out of range (records before the log start were deleted, or the log was truncated): %v", r.Next(p), err)
+				at := int64(-1)
+				if p >= 0 && p < r.cfg.Partitions {
+					at = st.next[p]
+				}
+				lost[p] = fmt.Sprintf("offset %d is out of range (records before the log start were deleted, or the log was truncated): %v", at, err)
 				return
 			}
 			r.log.Warn("fetch error; franz-go retries", "partition", p, "err", err)
 		})
 		if len(lost) > 0 {
+			st.stopPartitions(lost)
 			r.stop(lost)
 			pause(lost)
 		}
-		var recs []wire.Record
+		recs := make([]wire.Record, 0, fetches.NumRecords())
 		fetches.EachRecord(func(rec *kgo.Record) {
 			if rec.Topic == r.cfg.Topic {
 				recs = append(recs, eventlog.WireRecord(rec))
 			}
 		})
-		if len(recs) == 0 {
-			continue
-		}
-		stopped, err := r.apply(recs)
-		if err != nil {
-			return err
-		}
-		pause(stopped)
-	}
+		return recs, nil
+	}, pause)
 }
+
+// pipeline applies what poll returns until ctx ends or poll or a commit
+// fails: it decodes each poll (in the calling goroutine, like poll) while
+// another goroutine commits the one before. pause is told of the
+// partitions a poll stopped at a gap.
+func (r *Runner) pipeline(ctx context.Context, st *decodeState, poll func(context.Context) ([]wire.Record, error), pause func(map[int32]string)) error {
+	g, gctx := errgroup.WithContext(ctx)
+	// Unbuffered: the poller decodes the next poll while this one is
+	// committed, and no further: two polls in memory at most.
+	ready := make(chan *decoded)
+	g.Go(func() error {
+		for d := range ready {
+			if err := r.commit(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	g.Go(func() error {
+		defer close(ready)
+		for gctx.Err() == nil {
+			recs, err := poll(gctx)
+			if err != nil {
+				return err
+			}
+			if len(recs) == 0 {
+				continue
+			}
+			d, err := r.decode(st, recs)
+			if err != nil {
+				return err
+			}
+			pause(d.stopped)
+			select {
+			case ready <- d:
+			case <-gctx.Done():
+			}
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// Fetch sizes of the consumer (see consume).
+const (
+	fetchMaxBytes       = 1 << 20
+	fetchPartitionBytes = 512 << 10
+)
 
 // stop marks partitions stopped for good (until an operator acts).
 func (r *Runner) stop(why map[int32]string) {

@@ -23,12 +23,29 @@
 //     started (the end offsets it captured then).
 //   - Waiters are woken after the batch holding their subject is durable in
 //     the store, so a woken reader always sees what woke it.
+//   - A poll is decoded and authenticated (partitions in parallel) while
+//     the previous one is committed; the order of records within a
+//     partition, and everything above, is kept.
+//
+// # Snapshots
+//
+// A replica without a store can start from a snapshot of a peer's store
+// ([Bootstrap], [Runner.Snapshot], [SnapshotServer]): a Pebble checkpoint
+// with a manifest of its identity, offsets, heads and files. It is
+// untrusted input: Bootstrap uses it only once its files match the
+// manifest, its identity is this cluster's and topic's, and every head it
+// claims is the hash of a seal of the log that the published keys verify,
+// with nothing authenticated between that seal and where it resumes;
+// otherwise it is refused and the store is rebuilt from the log
+// (docs/architecture.md, "Bootstrap from a snapshot").
 //
 // # Handlers
 //
 // The runner knows offsets and bytes; a [Handler] knows what an event
 // means. The handler writes its effects into the same batch as the offsets
-// (an indexed batch, so it reads its own writes). The hash of every record
+// (an indexed batch, so it reads its own writes). A [BatchHandler] folds a
+// batch's events in one call, and a [Preparer] does the work that needs
+// no store (decoding) in the parallel stage. The hash of every record
 // value is kept per partition as the chain head, which the decider needs
 // to extend the chain and the auditor to check it.
 package projection

@@ -15,6 +15,7 @@ var (
 
 func keyOffset(p int32) []byte { return partKey("offset/", p) }
 func keyHead(p int32) []byte   { return partKey("head/", p) }
+func keyHeadAt(p int32) []byte { return partKey("headat/", p) }
 
 func partKey(kind string, p int32) []byte {
 	k := make([]byte, 0, len(metaPrefix)+len(kind)+4)

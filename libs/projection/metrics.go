@@ -36,6 +36,11 @@ func (m *metrics) observe(s BatchStats) {
 //   - assent_projection_stopped_partitions, the partitions the runner
 //     stopped reading because records are missing (data loss): it should
 //     read zero, and decisions on such a partition wait for an operator.
+//   - assent_projection_bootstrapped, 1 if this replica's store came from
+//     a snapshot (Bootstrap), with assent_projection_bootstrap_seconds,
+//     the time it took; and assent_projection_snapshot_refused{reason},
+//     1 for the reason this replica refused a snapshot and rebuilt from
+//     the log instead (it should read zero).
 //
 // Call it once, before Run.
 func (r *Runner) RegisterMetrics(reg prometheus.Registerer, violations func() float64) {
@@ -60,6 +65,31 @@ func (r *Runner) RegisterMetrics(reg prometheus.Registerer, violations func() fl
 			Name: "assent_projection_stopped_partitions",
 			Help: "Partitions of the events topic this replica stopped reading because records are missing (should read zero).",
 		}, func() float64 { return float64(len(r.Stopped())) }),
+	)
+	boot := r.cfg.Bootstrap
+	if boot == nil {
+		boot = &BootstrapReport{}
+	}
+	refused := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "assent_projection_snapshot_refused",
+		Help: "1 for the reason this replica refused the snapshot it was to bootstrap from, and rebuilt its store from the log instead (should read zero).",
+	}, []string{"reason"})
+	for _, reason := range refusedReasons {
+		v := 0.0
+		if boot.Refused == reason {
+			v = 1
+		}
+		refused.WithLabelValues(reason).Set(v)
+	}
+	used, took := 0.0, 0.0
+	if boot.Used {
+		used, took = 1, boot.Took.Seconds()
+	}
+	reg.MustRegister(refused,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "assent_projection_bootstrapped",
+			Help: "1 if this replica's store was bootstrapped from a snapshot at start."}, func() float64 { return used }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "assent_projection_bootstrap_seconds",
+			Help: "Time this replica took to fetch and check the snapshot it bootstrapped from (0 without one)."}, func() float64 { return took }),
 	)
 	r.metrics.Store(m)
 }

@@ -25,6 +25,9 @@ type Event struct {
 	Hash      string // wire.Hash(Value)
 	PrevHead  string // the partition's authenticated head before this record
 	Envelope  wire.Envelope
+	// Prepared is what the handler's Prepare returned for this event, if
+	// the handler is a Preparer.
+	Prepared any
 }
 
 // Rejected is a record the runner will never apply: no valid seal covers
@@ -44,6 +47,28 @@ type Rejected struct {
 // count an event that makes no sense instead.
 type Handler interface {
 	Apply(b *pebble.Batch, e *Event) error
+}
+
+// BatchHandler is a Handler that can also fold a run of events at once:
+// the runner then gives it every event of a batch in one call (split only
+// where a rejected record must be recorded in between, for a Rejecter),
+// in offset order within each partition. ApplyBatch must leave the store
+// as Apply of each event in turn would; it may hold what it reads in
+// memory for the length of the call (docs/architecture.md, "Every reader
+// builds its own state").
+type BatchHandler interface {
+	Handler
+	ApplyBatch(b *pebble.Batch, events []Event) error
+}
+
+// Preparer is a Handler with work to do on each event that needs no
+// store, such as decoding its data: the runner calls Prepare for every
+// event a valid seal covers before Apply or ApplyBatch, concurrently for
+// events of different partitions and while it commits the previous batch,
+// and puts what it returns in Event.Prepared. Prepare must not touch the
+// store or anything Apply changes.
+type Preparer interface {
+	Prepare(e *Event) any
 }
 
 // Rejecter is a Handler that also records what the runner rejected (the
@@ -78,6 +103,9 @@ type Config struct {
 	// rebuild would put everything the client has buffered (up to 50 MiB
 	// a broker) into one indexed batch.
 	BatchRecords int
+	// Bootstrap, if set, is what Bootstrap did before Open, for the
+	// metrics (RegisterMetrics).
+	Bootstrap *BootstrapReport
 }
 
 // DefaultBatchRecords is the default of Config.BatchRecords.
@@ -99,14 +127,15 @@ type Runner struct {
 	db  *pebble.DB
 	log *slog.Logger
 
-	// applyMu serializes apply and guards auth; mu guards the published
+	// applyMu serializes commits and guards dec; mu guards the published
 	// progress below. Waiters only ever take mu, briefly.
 	applyMu sync.Mutex
-	auth    []*wire.Authenticator
+	dec     *decodeState // where decoding stands; nil until the first poll after Open or a wipe
 
 	mu       sync.Mutex
 	next     []int64  // per partition: the next offset to read (consumed)
 	heads    []string // per partition: the authenticated head
+	headAt   []int64  // per partition: the offset of the head's record; -1 for genesis or unknown
 	target   []int64  // per partition: the end offsets captured at start
 	ready    bool
 	ends     []int64                        // per partition: the last stable offsets, read every lagPeriod
@@ -116,6 +145,7 @@ type Runner struct {
 	wmu      sync.Mutex
 	metrics  atomic.Pointer[metrics] // set by RegisterMetrics
 	rejected [kinds]atomic.Int64     // records rejected, by kind
+	hashes   fileHashes              // of the tables snapshots carry
 }
 
 // Open opens (or creates) the store. Call Run to bring it up to date.
@@ -130,7 +160,7 @@ func Open(cfg Config) (*Runner, error) {
 		cfg.BatchRecords = DefaultBatchRecords
 	}
 	log := cfg.Logger.With("component", "projection", "topic", cfg.Topic)
-	db, err := pebble.Open(cfg.Dir, &pebble.Options{Logger: pebbleLogger{log.With("store", cfg.Dir)}})
+	db, err := pebble.Open(cfg.Dir, storeOptions(pebbleLogger{log.With("store", cfg.Dir)}))
 	if err != nil {
 		return nil, fmt.Errorf("projection: open %s: %w", cfg.Dir, err)
 	}

@@ -16,10 +16,9 @@ import (
 
 func (r *Runner) loadOffsets() error {
 	n := r.cfg.Partitions
-	r.next, r.heads = make([]int64, n), make([]string, n)
-	r.auth = make([]*wire.Authenticator, n)
+	r.next, r.heads, r.headAt = make([]int64, n), make([]string, n), make([]int64, n)
 	for p := range n {
-		r.heads[p] = wire.GenesisHash
+		r.heads[p], r.headAt[p] = wire.GenesisHash, -1
 		v, closer, err := r.db.Get(keyOffset(p))
 		switch {
 		case errors.Is(err, pebble.ErrNotFound):
@@ -39,29 +38,34 @@ func (r *Runner) loadOffsets() error {
 		}
 		r.heads[p] = string(h)
 		_ = closer.Close()
+		at, closer, err := r.db.Get(keyHeadAt(p))
+		switch {
+		case errors.Is(err, pebble.ErrNotFound): // a store written before head offsets were kept
+		case err != nil:
+			return fmt.Errorf("projection: read head offset of partition %d: %w", p, err)
+		default:
+			off, err := decodeInt64(at)
+			_ = closer.Close()
+			if err != nil {
+				return err
+			}
+			r.headAt[p] = off
+		}
 	}
 	return nil
 }
 
-// authenticator returns partition p's authenticator, made from the stored
-// head on first use. r.applyMu is held.
-func (r *Runner) authenticator(p int32) *wire.Authenticator {
-	if r.auth[p] == nil {
-		r.mu.Lock()
-		head := r.heads[p]
-		r.mu.Unlock()
-		r.auth[p] = wire.NewAuthenticator(r.cfg.Keys, r.cfg.Topic, p, head)
-	}
-	return r.auth[p]
-}
-
-// stage writes partition p's resume offset and head into b.
-func stage(b *pebble.Batch, p int32, resume int64, head string) error {
+// stage writes partition p's resume offset, its head and the head's
+// offset into b.
+func stage(b *pebble.Batch, p int32, resume int64, head string, headAt int64) error {
 	if err := b.Set(keyOffset(p), encodeInt64(resume), nil); err != nil {
 		return fmt.Errorf("projection: stage offset: %w", err)
 	}
 	if err := b.Set(keyHead(p), []byte(head), nil); err != nil {
 		return fmt.Errorf("projection: stage head: %w", err)
+	}
+	if err := b.Set(keyHeadAt(p), encodeInt64(headAt), nil); err != nil {
+		return fmt.Errorf("projection: stage head offset: %w", err)
 	}
 	return nil
 }
@@ -76,8 +80,9 @@ func (r *Runner) wipe() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for p := range r.next {
-		r.next[p], r.heads[p], r.auth[p], r.stopped[p] = 0, wire.GenesisHash, nil, ""
+		r.next[p], r.heads[p], r.headAt[p], r.stopped[p] = 0, wire.GenesisHash, -1, ""
 	}
+	r.dec = nil
 	r.ready = false
 	return nil
 }

@@ -2,6 +2,7 @@ package projection
 
 import (
 	"context"
+	"runtime/debug"
 	"time"
 )
 
@@ -9,18 +10,32 @@ import (
 type watch struct{ ch chan struct{} }
 
 func (r *Runner) updateReady() {
+	if !r.becomeReady() {
+		return
+	}
+	r.log.Info("projection caught up", "partitions", r.cfg.Partitions)
+	// Catching up held polls, batches and fetches in memory that steady
+	// state never needs again: give it back to the system now rather than
+	// over the next minutes (once: the runner is never unready again
+	// until a wipe).
+	debug.FreeOSMemory()
+}
+
+// becomeReady sets ready once everything captured at start is read, and
+// reports whether it just did.
+func (r *Runner) becomeReady() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ready || r.target == nil {
-		return
+		return false
 	}
 	for p, t := range r.target {
 		if r.next[p] < t {
-			return
+			return false
 		}
 	}
 	r.ready = true
-	r.log.Info("projection caught up", "partitions", len(r.target))
+	return true
 }
 
 // Ready reports whether everything committed before Run started has been
@@ -117,17 +132,26 @@ func (r *Runner) Watch(subject string) (woken <-chan struct{}, stop func()) {
 	}
 }
 
-// wake closes the watches of every subject a batch applied.
-func (r *Runner) wake(subjects map[string]bool) {
-	if len(subjects) == 0 {
-		return
-	}
+// wake closes the watches of every subject a batch applied, once it is
+// committed. With nobody watching it costs one look at an empty map, not
+// one per event: a watch registered after that look reads the store
+// after the commit, and sees the batch.
+func (r *Runner) wake(d *decoded) {
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
-	for s := range subjects {
-		for w := range r.watchers[s] {
-			close(w.ch)
+	if len(r.watchers) == 0 {
+		return
+	}
+	for _, dp := range d.parts {
+		for i := range dp.events {
+			s := dp.events[i].Envelope.Subject
+			if s == "" {
+				continue
+			}
+			for w := range r.watchers[s] {
+				close(w.ch)
+			}
+			delete(r.watchers, s)
 		}
-		delete(r.watchers, s)
 	}
 }

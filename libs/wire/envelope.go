@@ -124,6 +124,14 @@ func Marshal(env Envelope) ([]byte, error) {
 //
 // Whatever Marshal writes, Unmarshal reads back unchanged.
 func Unmarshal(b []byte) (Envelope, error) {
+	if env, ok := unmarshalFast(b); ok {
+		return env, nil
+	}
+	return unmarshalGeneral(b)
+}
+
+// unmarshalGeneral is Unmarshal for any input, with json.Decoder.
+func unmarshalGeneral(b []byte) (Envelope, error) {
 	var env Envelope
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
@@ -244,6 +252,17 @@ func (e *Envelope) stringAttr(name string, rawTime *string) *string {
 
 // validate checks the rules that hold on the wire both ways.
 func (e *Envelope) validate() error {
+	if err := e.validateAttrs(); err != nil {
+		return err
+	}
+	if len(e.Data) > 0 && !json.Valid(e.Data) {
+		return invalidf("data is not valid JSON")
+	}
+	return nil
+}
+
+// validateAttrs is validate without the check of the data.
+func (e *Envelope) validateAttrs() error {
 	switch {
 	case e.SpecVersion != SpecVersion:
 		return invalidf("specversion is %q, want %q", e.SpecVersion, SpecVersion)
@@ -267,9 +286,6 @@ func (e *Envelope) validate() error {
 	if e.DataContentType != "" && !isJSONMediaType(e.DataContentType) {
 		// Data is embedded as a JSON value, so it can only carry JSON.
 		return invalidf("datacontenttype %q is not JSON", e.DataContentType)
-	}
-	if len(e.Data) > 0 && !json.Valid(e.Data) {
-		return invalidf("data is not valid JSON")
 	}
 	return nil
 }
@@ -317,6 +333,9 @@ func validSequence(s string) bool {
 }
 
 func isJSONMediaType(ct string) bool {
+	if ct == DataContentTypeJSON {
+		return true // what Marshal writes; parsed, it is itself
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
 		return false

@@ -70,8 +70,10 @@ func DecodeRecord(r Record) (Envelope, error) {
 	default:
 		return Envelope{}, fmt.Errorf("%w: %s has %d %s headers; want one", ErrContentType, where, n, HeaderContentType)
 	}
-	if mt, _, err := mime.ParseMediaType(string(ct)); err != nil || mt != ContentType {
-		return Envelope{}, fmt.Errorf("%w: %s has %s %q; want %s (structured mode)", ErrContentType, where, HeaderContentType, ct, ContentType)
+	if string(ct) != ContentType { // what eventlog writes is its own media type
+		if mt, _, err := mime.ParseMediaType(string(ct)); err != nil || mt != ContentType {
+			return Envelope{}, fmt.Errorf("%w: %s has %s %q; want %s (structured mode)", ErrContentType, where, HeaderContentType, ct, ContentType)
+		}
 	}
 	env, err := Unmarshal(r.Value)
 	if err != nil {

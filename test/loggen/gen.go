@@ -32,6 +32,9 @@ type Options struct {
 	SealEvery  int          // events per sealed run, as one decider transaction writes (required)
 	Start      time.Time    // the first submit; each request starts Step later than the one before
 	Step       time.Duration
+	// ProducerOpts are added to the producers of Stream (a compression
+	// codec, say).
+	ProducerOpts []kgo.Opt
 }
 
 // Approvers is the pool of approvers; request i is voted on by
@@ -390,8 +393,9 @@ func Stream(ctx context.Context, cfg eventlog.Config, o Options, progress func(i
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			cl, err := eventlog.NewClient(cfg, kgo.TransactionalID(fmt.Sprintf("loggen-%s-%d", wire.NewID(time.Now()), p)),
-				kgo.MaxBufferedRecords(200_000), kgo.ProducerLinger(20*time.Millisecond), kgo.ProducerBatchMaxBytes(1<<20))
+			opts := append([]kgo.Opt{kgo.TransactionalID(fmt.Sprintf("loggen-%s-%d", wire.NewID(time.Now()), p)),
+				kgo.MaxBufferedRecords(200_000), kgo.ProducerLinger(20 * time.Millisecond), kgo.ProducerBatchMaxBytes(1 << 20)}, o.ProducerOpts...)
+			cl, err := eventlog.NewClient(cfg, opts...)
 			if err != nil {
 				fail(err)
 				return

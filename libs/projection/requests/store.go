@@ -33,6 +33,15 @@ type Store struct {
 	// with the accepted outcomes and none of the refused ones (those are
 	// kept apart, see Get).
 	OnEvent func(e *projection.Event, ev approval.Event, before, after approval.State)
+
+	// ApplyBatch's reads: the batch it last wrote into, and the keys it
+	// wrote there that it reads back (see lookupIn).
+	batch   *pebble.Batch
+	written map[string]struct{}
+	// absent, when the store held no request at the first ApplyBatch,
+	// knows the keys that are certainly not in it.
+	absent     *absent
+	freshKnown bool
 }
 
 // Version is the layout of the store's keys and values (see the package
@@ -136,19 +145,226 @@ func keyIndex(index, term string, created time.Time, rid string) []byte {
 // writes does not grow with the request's history: the state it rewrites
 // holds no refusals, and a refusal is a key of its own.
 func (s *Store) Apply(b *pebble.Batch, e *projection.Event) error {
+	// What Apply writes, s.absent does not learn: it is given up for good.
+	s.absent, s.freshKnown = nil, true
+	return s.fold(batchIO{b}, e, nil)
+}
+
+// foldIO is how fold reads what it folds and writes what it reads back:
+// straight from and to the batch for Apply, through a lookup for
+// ApplyBatch.
+type foldIO interface {
+	reader
+	set(key, value []byte) error
+	put(key []byte, v any) error
+	batch() *pebble.Batch
+}
+
+// batchIO is the batch itself (an indexed batch reads its own writes).
+type batchIO struct{ b *pebble.Batch }
+
+func (w batchIO) Get(key []byte) ([]byte, io.Closer, error) { return w.b.Get(key) }
+func (w batchIO) set(key, value []byte) error               { return w.b.Set(key, value, nil) }
+func (w batchIO) put(key []byte, v any) error               { return putJSON(w.b, key, v) }
+func (w batchIO) batch() *pebble.Batch                      { return w.b }
+func (l *lookup) batch() *pebble.Batch                      { return l.b }
+
+// ApplyBatch folds a run of events into b: the projection.BatchHandler
+// the runner uses. It leaves the store as Apply of each event in turn
+// would (TestApplyBatchEqualsApply), but reads each request's state once
+// per call and writes it, with the index keys that changed, once at the
+// end, instead of decoding, encoding and re-indexing it at every event:
+// while the runner catches up, most requests are submitted and decided
+// within one batch, and their pending index keys are never written.
+func (s *Store) ApplyBatch(b *pebble.Batch, events []projection.Event) error {
+	held := make(map[string]*heldState)
+	r := s.lookupIn(b)
+	defer r.close()
+	for i := range events {
+		if err := s.fold(r, &events[i], held); err != nil {
+			return err
+		}
+	}
+	for rid, h := range held {
+		if !h.changed {
+			continue
+		}
+		if err := r.put(keyState(rid), h.now); err != nil {
+			return err
+		}
+		if err := reindexFrom(b, h.basePart, h.p, h.base, h.now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lookupIn returns how ApplyBatch reads and writes b. A key fold wrote
+// into b is read from b; any other from the store as committed, with an
+// iterator that consults the bloom filters of every level: Pebble's Get
+// skips the filters of the last level, where most of a large store is,
+// and so reads a block there for every key that is not in the store, as
+// every new request's state is not while the runner catches up.
+func (s *Store) lookupIn(b *pebble.Batch) *lookup {
+	if s.batch != b || s.written == nil {
+		// A new batch. (A batch Pebble recycles may come back at the same
+		// address: the keys kept then are more than were written, which
+		// only sends their reads to b, which has them or reads the store.)
+		s.batch, s.written = b, map[string]struct{}{}
+	}
+	if !s.freshKnown && s.db != nil {
+		// A store with no state and no refusal yet (a rebuild): from now
+		// on, s.absent knows every such key written.
+		s.freshKnown = true
+		if empty, err := noneWithPrefix(s.db, "r/", "f/", "o/"); err == nil && empty {
+			s.absent = newAbsent()
+		}
+	}
+	return &lookup{b: b, db: s.db, written: s.written, absent: s.absent}
+}
+
+// noneWithPrefix reports whether db holds no key with any of prefixes.
+func noneWithPrefix(db *pebble.DB, prefixes ...string) (bool, error) {
+	for _, p := range prefixes {
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte(p), UpperBound: prefixEnd([]byte(p))})
+		if err != nil {
+			return false, err
+		}
+		found := it.First()
+		if err := it.Close(); err != nil || found {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// lookup reads for ApplyBatch (see lookupIn).
+type lookup struct {
+	b       *pebble.Batch
+	db      *pebble.DB
+	absent  *absent             // nil, or what is certainly not in the store
+	written map[string]struct{} // the keys fold reads that it wrote into b
+	it      *pebble.Iterator    // over the store as committed; made on first use
+	err     error
+}
+
+func (l *lookup) Get(key []byte) ([]byte, io.Closer, error) {
+	if _, ok := l.written[string(key)]; ok || l.db == nil {
+		return l.b.Get(key)
+	}
+	if l.absent != nil && l.absent.certainlyAbsent(key) {
+		return nil, nil, pebble.ErrNotFound
+	}
+	if l.it == nil && l.err == nil {
+		l.it, l.err = l.db.NewIter(&pebble.IterOptions{UseL6Filters: true, KeyTypes: pebble.IterKeyTypePointsOnly})
+	}
+	if l.err != nil {
+		return nil, nil, l.err
+	}
+	if !l.it.SeekPrefixGE(key) || !bytes.Equal(l.it.Key(), key) {
+		if err := l.it.Error(); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, pebble.ErrNotFound
+	}
+	v, err := l.it.ValueAndErr()
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, io.NopCloser(nil), nil // valid until the next Get, as the callers use it
+}
+
+// set writes a key fold reads back into b.
+func (l *lookup) set(key, value []byte) error {
+	l.written[string(key)] = struct{}{}
+	if l.absent != nil {
+		l.absent.add(key)
+	}
+	return l.b.Set(key, value, nil)
+}
+
+func (l *lookup) put(key []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("requests: encode %q: %w", key, err)
+	}
+	if err := l.set(key, raw); err != nil {
+		return fmt.Errorf("requests: write %q: %w", key, err)
+	}
+	return nil
+}
+
+func (l *lookup) close() {
+	if l.it != nil {
+		_ = l.it.Close() // read-only
+	}
+}
+
+// Prepare decodes an event's domain event ahead of ApplyBatch: the
+// projection.Preparer. It reads nothing but the event.
+func (*Store) Prepare(e *projection.Event) any {
+	if e.Envelope.Subject == "" {
+		return nil
+	}
+	ev, err := codec.DomainEvent(e.Envelope)
+	return prepared{ev, err}
+}
+
+// prepared is what Prepare made of an event.
+type prepared struct {
+	ev  approval.Event
+	err error
+}
+
+// heldState is a request's state as ApplyBatch folds it: base as stored
+// before the call (whose index keys are in the store), now as folded.
+type heldState struct {
+	base, now   approval.State
+	basePart, p int32 // the partitions base's and now's index keys are written with
+	changed     bool
+}
+
+// fold folds one event. With held nil it reads the state from b and
+// writes the new state and its index keys into b; with held set it keeps
+// the state there for ApplyBatch to write.
+func (s *Store) fold(r foldIO, e *projection.Event, held map[string]*heldState) error {
+	b := r.batch()
 	env := e.Envelope
 	if env.Subject == "" {
 		return nil // a log checkpoint belongs to the partition, not a request
 	}
-	ev, err := codec.DomainEvent(env)
+	var (
+		ev  approval.Event
+		err error
+	)
+	if pre, ok := e.Prepared.(prepared); ok {
+		ev, err = pre.ev, pre.err
+	} else {
+		ev, err = codec.DomainEvent(env)
+	}
 	if err != nil {
 		s.Invalid.Add(1)
 		return nil
 	}
 	rid := env.Subject
-	before, _, err := getState(b, rid)
-	if err != nil {
-		return err
+	var (
+		before approval.State
+		h      *heldState
+	)
+	if held != nil {
+		h = held[rid]
+	}
+	if h != nil {
+		before = h.now
+	} else {
+		before, _, err = getState(r, rid)
+		if err != nil {
+			return err
+		}
+		if held != nil {
+			h = &heldState{base: before, now: before, basePart: e.Partition, p: e.Partition}
+			held[rid] = h
+		}
 	}
 	if ev.Sequence != before.Sequence+1 {
 		s.Invalid.Add(1) // a gap or a repeat: the auditor reports it; the fold keeps going
@@ -157,35 +373,39 @@ func (s *Store) Apply(b *pebble.Batch, e *projection.Event) error {
 	// whole state would fold it: with the refusals of the command ids it
 	// names that the whole state still holds (the latest
 	// MaxRefusedOutcomes), so that a repeat of one counts once.
-	whole, held, err := withHeld(b, before, ev)
+	whole, heldRefusals, err := withHeld(r, before, ev)
 	if err != nil {
 		return err
 	}
 	after := approval.Evolve(whole, ev)
-	if r, ok := ev.Body.(approval.CommandRejected); ok {
-		n, ok := held[r.CommandID]
+	if rej, ok := ev.Body.(approval.CommandRejected); ok {
+		n, ok := heldRefusals[rej.CommandID]
 		if !ok {
 			n = after.Refusals // a new refusal: Evolve counted it
-			if err := b.Set(keyRefusalOf(rid, r.CommandID), binary.BigEndian.AppendUint64(nil, uint64(n)), nil); err != nil {
+			if err := r.set(keyRefusalOf(rid, rej.CommandID), binary.BigEndian.AppendUint64(nil, uint64(n))); err != nil {
 				return fmt.Errorf("requests: write refusal of %s: %w", rid, err)
 			}
 		}
-		o := after.Outcomes[r.CommandID]
-		if err := putJSON(b, keyRefusal(rid, n), refusal{CommandID: r.CommandID, Code: o.Code, Detail: o.Detail}); err != nil {
+		o := after.Outcomes[rej.CommandID]
+		if err := r.put(keyRefusal(rid, n), refusal{CommandID: rej.CommandID, Code: o.Code, Detail: o.Detail}); err != nil {
 			return err
 		}
 	}
 	after = withoutRefused(after)
-	if err := putJSON(b, keyState(rid), after); err != nil {
-		return err
+	if h != nil {
+		h.now, h.p, h.changed = after, e.Partition, true
+	} else {
+		if err := r.put(keyState(rid), after); err != nil {
+			return err
+		}
+		if err := reindex(b, e.Partition, before, after); err != nil {
+			return err
+		}
 	}
 	// The value is kept byte for byte: it is what the chain hashes, and
 	// re-encoding it as JSON would escape <, > and & and change the bytes.
 	if err := b.Set(keyHistory(rid, ev.Sequence, e.Partition, e.Offset), e.Value, nil); err != nil {
 		return fmt.Errorf("requests: write history of %s: %w", rid, err)
-	}
-	if err := reindex(b, e.Partition, before, after); err != nil {
-		return err
 	}
 	if s.OnEvent != nil {
 		s.OnEvent(e, ev, before, after)
@@ -302,15 +522,33 @@ func indexKeys(p int32, st approval.State) [][]byte {
 }
 
 func reindex(b *pebble.Batch, p int32, before, after approval.State) error {
-	old, now := indexKeys(p, before), indexKeys(p, after)
+	return reindexFrom(b, p, p, before, after)
+}
+
+// reindexFrom deletes the index keys of before (written with partition
+// bp) that after (partition p) does not imply, and writes those it
+// implies that before did not: a key both imply is in the store already.
+func reindexFrom(b *pebble.Batch, bp, p int32, before, after approval.State) error {
+	old, now := indexKeys(bp, before), indexKeys(p, after)
+	had := make(map[string]struct{}, len(old))
 	for _, k := range old {
-		if !slices.ContainsFunc(now, func(n []byte) bool { return bytes.Equal(n, k) }) {
+		had[string(k)] = struct{}{}
+	}
+	has := make(map[string]struct{}, len(now))
+	for _, k := range now {
+		has[string(k)] = struct{}{}
+	}
+	for _, k := range old {
+		if _, ok := has[string(k)]; !ok {
 			if err := b.Delete(k, nil); err != nil {
 				return fmt.Errorf("requests: unindex: %w", err)
 			}
 		}
 	}
 	for _, k := range now {
+		if _, ok := had[string(k)]; ok {
+			continue
+		}
 		if err := b.Set(k, nil, nil); err != nil {
 			return fmt.Errorf("requests: index: %w", err)
 		}

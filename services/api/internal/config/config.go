@@ -4,6 +4,8 @@ package config
 
 import (
 	"net"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/assent-dev/assent/libs/command"
@@ -39,10 +41,25 @@ type Config struct {
 	// service:api, with the on_behalf role.
 	CommandKey *wire.Signer
 
+	// Snapshots (docs/architecture.md, "Bootstrap from a snapshot"):
+	// BootstrapFrom is a directory or an http(s) URL of a snapshot that a
+	// replica without a store starts from, fetched within
+	// BootstrapTimeout and at most BootstrapMaxBytes; SnapshotAddr, if
+	// set, is where this replica serves its own snapshots to its peers,
+	// a new one every SnapshotInterval. SnapshotToken, read from
+	// ASSENT_SNAPSHOT_TOKEN_FILE, is the bearer token of both.
+	BootstrapFrom     string
+	BootstrapTimeout  time.Duration
+	BootstrapMaxBytes int64
+	SnapshotAddr      string
+	SnapshotInterval  time.Duration
+	SnapshotToken     string
+
 	// Listener, if set, is used instead of listening on HTTPAddr (tests
-	// listen on port 0 and need to know the port). It is not read from the
-	// environment.
-	Listener net.Listener
+	// listen on port 0 and need to know the port). SnapshotListener is
+	// the same for SnapshotAddr. They are not read from the environment.
+	Listener         net.Listener
+	SnapshotListener net.Listener
 }
 
 // Usage is printed by --help and after a configuration error.
@@ -101,6 +118,31 @@ Environment:
                            names the principal it speaks as (required; demo
                            key: demo-api-2026-01)
   ASSENT_LOG_LEVEL         debug, info, warn, error (default info)
+
+Snapshots (a new replica starts from a peer's store instead of reading the
+whole events topic; docs/architecture.md, "Bootstrap from a snapshot"):
+  ASSENT_BOOTSTRAP_FROM    where a replica whose ASSENT_DATA_DIR holds no store
+                           fetches a snapshot: a peer's snapshot URL
+                           (http://peer:8090/snapshot), a copy of one under an
+                           http(s) URL (object storage), or a directory. It is
+                           checked against the cluster, the topic and the
+                           authenticated log before use; if anything is wrong
+                           the replica logs why and rebuilds from the log
+                           (default none: always rebuild)
+  ASSENT_BOOTSTRAP_TIMEOUT the longest a bootstrap may take, download and
+                           checks included, before the replica gives up and
+                           rebuilds from the log (default 10m)
+  ASSENT_BOOTSTRAP_MAX_BYTES  the largest snapshot accepted, in bytes
+                           (default 68719476736, 64 GiB)
+  ASSENT_SNAPSHOT_ADDR     listen address where this replica serves snapshots
+                           of its store to its peers, at /snapshot (default
+                           none: not served). Keep it off the public network:
+                           a snapshot holds every request
+  ASSENT_SNAPSHOT_INTERVAL how often a new snapshot is taken to serve (default
+                           10m)
+  ASSENT_SNAPSHOT_TOKEN_FILE  the bearer token a peer must send for a snapshot
+                           (required with ASSENT_SNAPSHOT_ADDR), and that this
+                           replica sends to ASSENT_BOOTSTRAP_FROM
 `
 
 // Load reads the configuration and reports every problem at once.
@@ -129,6 +171,28 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.MaxLongPollsPerPrincipal = env.Int("ASSENT_MAX_LONG_POLLS_PER_PRINCIPAL", min(1024, cfg.MaxLongPolls), 1, 1_000_000)
 	if cfg.MaxLongPollsPerPrincipal > cfg.MaxLongPolls {
 		env.Problem("ASSENT_MAX_LONG_POLLS_PER_PRINCIPAL (%d) must not exceed ASSENT_MAX_LONG_POLLS (%d)", cfg.MaxLongPollsPerPrincipal, cfg.MaxLongPolls)
+	}
+	cfg.BootstrapFrom = env.String("ASSENT_BOOTSTRAP_FROM", "")
+	cfg.BootstrapTimeout = env.Duration("ASSENT_BOOTSTRAP_TIMEOUT", projection.DefaultBootstrapTimeout)
+	cfg.BootstrapMaxBytes = int64(env.Int("ASSENT_BOOTSTRAP_MAX_BYTES", projection.DefaultBootstrapMaxBytes, 1<<20, 1<<50))
+	cfg.SnapshotAddr = env.String("ASSENT_SNAPSHOT_ADDR", "")
+	cfg.SnapshotInterval = env.Duration("ASSENT_SNAPSHOT_INTERVAL", 10*time.Minute)
+	if path := env.String("ASSENT_SNAPSHOT_TOKEN_FILE", ""); path != "" {
+		raw, err := os.ReadFile(path) //nolint:gosec // the operator names the token file
+		token := strings.TrimSpace(string(raw))
+		switch {
+		case err != nil:
+			env.Problem("ASSENT_SNAPSHOT_TOKEN_FILE: %v", err)
+		case len(token) < 16:
+			env.Problem("ASSENT_SNAPSHOT_TOKEN_FILE: the token is shorter than 16 characters")
+		}
+		cfg.SnapshotToken = token
+	}
+	if cfg.SnapshotAddr != "" && cfg.SnapshotToken == "" {
+		env.Problem("ASSENT_SNAPSHOT_ADDR needs ASSENT_SNAPSHOT_TOKEN_FILE: a snapshot holds every request")
+	}
+	if cfg.BootstrapTimeout <= 0 || cfg.SnapshotInterval <= 0 {
+		env.Problem("ASSENT_BOOTSTRAP_TIMEOUT and ASSENT_SNAPSHOT_INTERVAL must be positive")
 	}
 	cfg.Instance = env.Instance("api", cfg.HTTPAddr)
 	cfg.DataDir = env.String("ASSENT_DATA_DIR", ".run/"+cfg.Instance)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,9 +101,21 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 
 	reg := daemon.NewRegistry()
 	store := &requests.Store{}
+	var boot *projection.BootstrapReport
+	if cfg.BootstrapFrom != "" {
+		// A replica without a store starts from a snapshot when one checks
+		// out, and rebuilds from the log otherwise (docs/architecture.md,
+		// "Bootstrap from a snapshot").
+		rep := projection.Bootstrap(ctx, projection.BootstrapConfig{
+			Source: cfg.BootstrapFrom, Token: cfg.SnapshotToken, Dir: cfg.DataDir, Topic: cfg.Topics.Events,
+			Partitions: cfg.Topics.Partitions, Kafka: cfg.Kafka, Keys: cfg.Keys, Handler: store, Logger: log,
+			Timeout: cfg.BootstrapTimeout, MaxBytes: cfg.BootstrapMaxBytes,
+		})
+		boot = &rep
+	}
 	runner, err := projection.Open(projection.Config{
 		Dir: cfg.DataDir, Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions,
-		Kafka: cfg.Kafka, Handler: store, Logger: log, Keys: cfg.Keys,
+		Kafka: cfg.Kafka, Handler: store, Logger: log, Keys: cfg.Keys, Bootstrap: boot,
 	})
 	if err != nil {
 		return err
@@ -174,9 +187,28 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 			return fmt.Errorf("api: listen on %s: %w (set ASSENT_HTTP_ADDR)", cfg.HTTPAddr, err)
 		}
 	}
+	snapLn := cfg.SnapshotListener
+	if snapLn == nil && cfg.SnapshotAddr != "" {
+		snapLn, err = net.Listen("tcp", cfg.SnapshotAddr)
+		if err != nil {
+			_ = ln.Close() // not served yet
+			return fmt.Errorf("api: listen on %s: %w (set ASSENT_SNAPSHOT_ADDR)", cfg.SnapshotAddr, err)
+		}
+	}
 	log.Info("starting", "addr", ln.Addr().String(), "commands", cfg.Topics.Commands, "events", cfg.Topics.Events,
 		"partitions", cfg.Topics.Partitions, "tokens", tokens.Len(), "data_dir", cfg.DataDir)
 	g.Go(func() error { return daemon.ServeListener(gctx, ln, h, shutdownGrace) })
+	if snapLn != nil {
+		// Peers fetch snapshots on a listener of their own, off the
+		// public API (docs/architecture.md, "Bootstrap from a snapshot").
+		snaps := &projection.SnapshotServer{Runner: runner, Dir: cfg.DataDir + ".snapshots", Prefix: "/snapshot",
+			Token: cfg.SnapshotToken, Interval: cfg.SnapshotInterval}
+		mux := http.NewServeMux()
+		mux.Handle("/snapshot/", snaps)
+		log.Info("serving snapshots", "addr", snapLn.Addr().String(), "every", cfg.SnapshotInterval)
+		g.Go(func() error { return snaps.Run(gctx) })
+		g.Go(func() error { return daemon.ServeListener(gctx, snapLn, mux, shutdownGrace) })
+	}
 	g.Go(func() error { return runner.Run(gctx) })
 	g.Go(func() error { return kafka.Run(gctx) })
 	err = g.Wait()
