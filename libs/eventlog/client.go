@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -66,6 +67,10 @@ type Config struct {
 	// Every cluster Assent starts requires it (docs/architecture.md,
 	// "Kafka authentication and ACLs").
 	SCRAM *SCRAM
+	// LogLevel is the level of franz-go's own log (EnvKafkaLogLevel), and
+	// Logger where it goes (slog.Default() if nil); none by default.
+	LogLevel kgo.LogLevel
+	Logger   *slog.Logger
 }
 
 // SCRAM names a SASL/SCRAM-SHA-512 user and the file holding its password.
@@ -101,8 +106,9 @@ func (s *SCRAM) password() (string, error) {
 	return p, nil
 }
 
-// ConfigFromEnv reads a Config from ASSENT_KAFKA_BROKERS (required) and
-// ASSENT_KAFKA_LINGER (optional). getenv is os.Getenv in a service.
+// ConfigFromEnv reads a Config from ASSENT_KAFKA_BROKERS (required),
+// ASSENT_KAFKA_LINGER and ASSENT_KAFKA_LOG_LEVEL (optional). getenv is
+// os.Getenv in a service.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	raw := getenv(EnvBrokers)
 	if strings.TrimSpace(raw) == "" {
@@ -114,6 +120,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	cfg := Config{Brokers: brokers}
 	if cfg.SCRAM, err = SCRAMFromEnv(getenv); err != nil {
+		return Config{}, err
+	}
+	if cfg.LogLevel, err = ParseKafkaLogLevel(getenv(EnvKafkaLogLevel)); err != nil {
 		return Config{}, err
 	}
 	if v := getenv(EnvLinger); v != "" {
@@ -209,6 +218,13 @@ func (cfg Config) Opts(extra ...kgo.Opt) ([]kgo.Opt, error) {
 	}
 	if cfg.SCRAM != nil {
 		opts = append(opts, cfg.SCRAM.Opt())
+	}
+	if cfg.LogLevel != kgo.LogLevelNone {
+		log := cfg.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		opts = append(opts, kgo.WithLogger(kafkaLogger{log: log, level: cfg.LogLevel}))
 	}
 	opts = append(opts, extra...)
 	return append(opts,

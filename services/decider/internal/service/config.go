@@ -75,6 +75,9 @@ Environment:
                            it; any other is refused unauthenticated
                            (default infra/keys/service-keys.json)
   ASSENT_LOG_LEVEL         debug, info, warn, error (default info)
+  ASSENT_KAFKA_LOG_LEVEL   franz-go's own log, into the same output: none,
+                           error, warn, info, debug (default none); info
+                           says where a failover's seconds go
 `
 
 // LoadConfig reads the configuration and reports every problem at once.

@@ -60,6 +60,9 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 
+	// franz-go's own log, when ASSENT_KAFKA_LOG_LEVEL asks for it, goes
+	// where the decider's does.
+	cfg.Kafka.Logger = log
 	adminClient, err := logadmin.Connect(ctx, cfg.Kafka, cfg.Topics)
 	if err != nil {
 		return err
