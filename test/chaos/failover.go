@@ -40,9 +40,13 @@ type FailoverConfig struct {
 	// long a node stays cut off (the fault suite's 8s and 12s).
 	BrokerHold, PartitionHold time.Duration
 	// DeciderEnv is added to the deciders' environment (for example
-	// ASSENT_KAFKA_LOG_LEVEL=info, which logs franz-go's view).
+	// ASSENT_SESSION_TIMEOUT).
 	DeciderEnv []string
-	Logf       func(format string, args ...any)
+	// KafkaLogLevel is the deciders' and the api replicas'
+	// ASSENT_KAFKA_LOG_LEVEL: info logs franz-go's view of the faults into
+	// their logs.
+	KafkaLogLevel string
+	Logf          func(format string, args ...any)
 }
 
 // DeciderFailover is one kill of a decider.
@@ -118,7 +122,12 @@ func Failover(ctx context.Context, cfg FailoverConfig) (*FailoverResult, error) 
 	if err != nil {
 		return nil, err
 	}
-	run := Config{Root: cfg.Root, Dir: cfg.Dir, Prefix: prefix, noGateways: true, deciderEnv: cfg.DeciderEnv}
+	var kafkaLog []string
+	if cfg.KafkaLogLevel != "" {
+		kafkaLog = []string{eventlog.EnvKafkaLogLevel + "=" + cfg.KafkaLogLevel}
+	}
+	run := Config{Root: cfg.Root, Dir: cfg.Dir, Prefix: prefix, noGateways: true,
+		deciderEnv: slices.Concat(kafkaLog, cfg.DeciderEnv), apiEnv: kafkaLog}
 	procs, err := startServices(ctx, run, bin, cluster.Brokers(), spec, "", users)
 	if err != nil {
 		return nil, err
@@ -138,6 +147,11 @@ func Failover(ctx context.Context, cfg FailoverConfig) (*FailoverResult, error) 
 	go func() { defer close(loadDone); load.run(loadCtx) }()
 	defer func() { stopLoad(); <-loadDone }()
 
+	// Measure nothing before decisions flow on every partition (the
+	// first transactions, the api's first produces).
+	if err := tail.waitFlowing(ctx, spec.Partitions, 2*time.Minute); err != nil {
+		return nil, err
+	}
 	res := &FailoverResult{}
 	warmup := [2]time.Time{time.Now()}
 	sleep(ctx, cfg.Quiet)
@@ -368,6 +382,28 @@ func (t *eventTail) firstAfter(p int32, at time.Time) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// waitFlowing waits until each of the n partitions has had a decision in
+// the last two seconds, or fails after within.
+func (t *eventTail) waitFlowing(ctx context.Context, n int32, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for ctx.Err() == nil {
+		recent := 0
+		for p := range n {
+			if _, ok := t.firstAfter(p, time.Now().Add(-2*time.Second)); ok {
+				recent++
+			}
+		}
+		if recent == int(n) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("chaos: decisions on only %d of %d partitions after %s of steady load", recent, n, within)
+		}
+		sleep(ctx, 200*time.Millisecond)
+	}
+	return ctx.Err()
 }
 
 func (t *eventTail) records() []systest.Record {

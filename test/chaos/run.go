@@ -49,8 +49,9 @@ type Config struct {
 	// noGateways leaves the Slack gateways (and the fake Slack) out: the
 	// failover benchmark needs only the deciders and the api replicas.
 	noGateways bool
-	// deciderEnv is added to the deciders' environment.
-	deciderEnv []string
+	// deciderEnv is added to the deciders' environment, apiEnv to the
+	// api replicas'.
+	deciderEnv, apiEnv []string
 }
 
 // Run is everything a run produced.
@@ -423,17 +424,24 @@ func startServices(ctx context.Context, cfg Config, bin string, brokers []string
 		}
 	}
 	policy := filepath.Join(cfg.Root, "test/chaos/testdata/policy.yaml")
+	deciderEnv := cfg.deciderEnv
+	if len(cfg.Brokers) == 0 {
+		// The suite's own cluster allows the deployments' short session
+		// (infra/kafka/node.properties.tmpl); a cluster it is given may
+		// not, and gets the decider's default.
+		deciderEnv = append([]string{"ASSENT_SESSION_TIMEOUT=1500ms"}, deciderEnv...)
+	}
 	tokens := filepath.Join(cfg.Root, "infra/tokens/demo-tokens.yaml")
 	for i := 1; i <= 2; i++ {
 		d, err := NewProc(dir, bin+"/decider", "decider", fmt.Sprintf("decider-%d", i), fmt.Sprintf("%s-decider-%d", cfg.Prefix, i),
 			append(append(append(slices.Clone(common), users[logadmin.RoleDecider]...),
-				"ASSENT_DECIDER_GROUP="+logadmin.DeciderGroupPrefix+"-"+cfg.Prefix, "ASSENT_POLICY_FILE="+policy), cfg.deciderEnv...)...)
+				"ASSENT_DECIDER_GROUP="+logadmin.DeciderGroupPrefix+"-"+cfg.Prefix, "ASSENT_POLICY_FILE="+policy), deciderEnv...)...)
 		if err != nil {
 			return nil, err
 		}
 		a, err := NewProc(dir, bin+"/api", "api", fmt.Sprintf("api-%d", i), fmt.Sprintf("%s-api-%d", cfg.Prefix, i),
-			append(append(slices.Clone(common), users[logadmin.RoleAPI]...), "ASSENT_TOKENS_FILE="+tokens,
-				fmt.Sprintf("ASSENT_WRITE_RATE=%d", floodWriteRate))...)
+			append(append(append(slices.Clone(common), users[logadmin.RoleAPI]...), "ASSENT_TOKENS_FILE="+tokens,
+				fmt.Sprintf("ASSENT_WRITE_RATE=%d", floodWriteRate)), cfg.apiEnv...)...)
 		if err != nil {
 			return nil, err
 		}

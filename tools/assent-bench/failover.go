@@ -38,7 +38,7 @@ func (c *failoverConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.rate, "failover-rate", 60, "with --failover: steady submits per second over all partitions")
 	fs.DurationVar(&c.quiet, "failover-quiet", 10*time.Second, "with --failover: quiet period before each fault and after it heals")
 	fs.StringVar(&c.out, "failover-out", "", "with --failover: where the logs and failover.json go (default .run/failover-<time>)")
-	fs.StringVar(&c.kafkaLog, "kafka-log-level", "info", "with --failover: the deciders' ASSENT_KAFKA_LOG_LEVEL (franz-go's log, in services/decider-*.log)")
+	fs.StringVar(&c.kafkaLog, "kafka-log-level", "info", "with --failover: the deciders' and api replicas' ASSENT_KAFKA_LOG_LEVEL (franz-go's log, in services/*.log)")
 	fs.StringVar(&c.env, "decider-env", "", "with --failover: more decider environment, comma-separated NAME=value (e.g. ASSENT_SESSION_TIMEOUT=6s)")
 }
 
@@ -54,7 +54,7 @@ func runFailover(ctx context.Context, cfg failoverConfig, root string, w io.Writ
 	if dir == "" {
 		dir = filepath.Join(root, ".run", "failover-"+time.Now().UTC().Format("20060102-150405"))
 	}
-	env := []string{"ASSENT_KAFKA_LOG_LEVEL=" + cfg.kafkaLog}
+	var env []string
 	for _, kv := range strings.Split(cfg.env, ",") {
 		if kv = strings.TrimSpace(kv); kv != "" {
 			if !strings.Contains(kv, "=") {
@@ -66,7 +66,7 @@ func runFailover(ctx context.Context, cfg failoverConfig, root string, w io.Writ
 	started := time.Now()
 	res, err := chaos.Failover(ctx, chaos.FailoverConfig{Root: root, Dir: dir,
 		DeciderKills: cfg.deciderKills, BrokerKills: cfg.brokerKills, BrokerPartitions: cfg.brokerPartition,
-		Rate: cfg.rate, Quiet: cfg.quiet, DeciderEnv: env,
+		Rate: cfg.rate, Quiet: cfg.quiet, DeciderEnv: env, KafkaLogLevel: cfg.kafkaLog,
 		Logf: func(f string, a ...any) { say("%s %s", time.Now().Format("15:04:05"), fmt.Sprintf(f, a...)) }})
 	if err != nil {
 		return err
@@ -122,5 +122,5 @@ func writeFailover(w io.Writer, res *chaos.FailoverResult, cfg failoverConfig, s
 			p("  %-17s p50 %s, max %s   %s\n", kind, pct(gs, 50).Round(time.Millisecond), worst.Round(time.Millisecond), verdict(worst <= goalBrokerGap, "max <= 5 s"))
 		}
 	}
-	p("\nlogs (deciders with franz-go's at %s, brokers): %s\n", cfg.kafkaLog, dir)
+	p("\nlogs (services with franz-go's at %s, brokers): %s\n", cfg.kafkaLog, dir)
 }
