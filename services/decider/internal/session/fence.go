@@ -29,7 +29,8 @@ import (
 //     predecessor left open before it waits for that partition's end.
 //     Before, it waited for its own predecessor's transaction to time out
 //     before its first transaction, the one that would have aborted it.
-//   - A decider waiting for a partition's end finds who holds it open
+//   - A decider given partitions, as soon as it is given them and again
+//     while it waits for their end, finds who holds them open
 //     (DescribeProducers, then ListTransactions), and if that is another
 //     decider's transactional id whose decider is no longer a member of
 //     the group, it initializes that id itself (fenceAbandoned). A member
@@ -66,6 +67,7 @@ func (l *Loop) fenceAbandoned(ctx context.Context, req kmsg.Requestor, parts []i
 	if l.cfg.PeerClientID == nil || len(parts) == 0 {
 		return nil
 	}
+	began := time.Now()
 	topic := l.cfg.EventsTopic
 	described, err := l.adm.DescribeProducers(ctx, kadm.TopicsSet{topic: setOf(parts)})
 	if err != nil {
@@ -122,7 +124,7 @@ func (l *Loop) fenceAbandoned(ctx context.Context, req kmsg.Requestor, parts []i
 	}
 	if len(fenced) > 0 {
 		l.cfg.Logger.Info("fenced the open transactions of deciders that left the group: aborted, not committed",
-			"transactional_ids", fenced, "partitions", parts)
+			"transactional_ids", fenced, "partitions", parts, "took", time.Since(began).String())
 	}
 	return fenced
 }

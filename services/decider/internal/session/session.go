@@ -120,10 +120,16 @@ func (l *Loop) commandsOf(m map[string][]int32) []int32 {
 	return out
 }
 
-func (l *Loop) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+func (l *Loop) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	ps := l.commandsOf(assigned)
 	l.core.Assign(ps)
 	l.cfg.Logger.Info("partitions assigned", "partitions", ps)
+	if len(ps) > 0 {
+		// Fence what a departed owner left open now, while the loop
+		// finishes the transaction in hand: the catch-up of these
+		// partitions then finds them stable (fenceAbandoned).
+		go l.fenceAbandoned(ctx, cl, ps)
+	}
 }
 
 func (l *Loop) onRevoked(_ context.Context, cl *kgo.Client, revoked map[string][]int32) {
