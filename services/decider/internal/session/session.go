@@ -262,7 +262,7 @@ func (l *Loop) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
 			case errors.Is(err, kerr.InvalidSessionTimeout):
 				// The brokers refuse the session timeout: a new session
 				// would be refused again (docs/runbook.md).
-				fatal = fmt.Errorf("decider: the brokers refuse the group session timeout %s: set ASSENT_SESSION_TIMEOUT within the brokers' group.min.session.timeout.ms and group.max.session.timeout.ms, or lower group.min.session.timeout.ms (infra/kafka/README.md): %w", l.cfg.SessionTTL, err)
+				fatal = fmt.Errorf("decider: the brokers refuse the group session timeout %s: set ASSENT_SESSION_TIMEOUT within the brokers' group.min.session.timeout.ms and group.max.session.timeout.ms, or lower group.min.session.timeout.ms (docs/runbook.md#assentreplicadown): %w", l.cfg.SessionTTL, err)
 			case recordsLost(err):
 				if _, already := stopped[p]; !already {
 					lost[p] = l.lostCommands(ctx, sess, t, p, err)
