@@ -68,7 +68,8 @@ type Nemesis struct {
 	Expiry                   *ExpiryPause
 	Hostile                  *Hostile
 	// Hold is how long a killed process stays down, and Pause how long a
-	// decider stays stopped (more than its 6s session timeout).
+	// decider stays stopped (more than its session timeout: 1.5s on the
+	// suite's own cluster, the decider's 6s default on one it is given).
 	Hold, Pause, BrokerHold, PartitionHold time.Duration
 	Logf                                   func(string, ...any)
 	// Broker, if set, picks the Kafka node (1-3) a broker fault hits;

@@ -40,15 +40,12 @@ type Config struct {
 // gives them to another (docs/architecture.md, "Failover"); heartbeats go
 // every sixth of it. It is Kafka's floor for a session
 // (group.min.session.timeout.ms, 6s), so that a decider joins any cluster.
-// Deployments whose brokers lower that floor run with FastSessionTimeout:
-// infra/k8s, scripts/up and the fault suite, whose clusters set the floor
-// to 1s (infra/kafka/node.properties.tmpl, infra/k8s/10-kafka.yaml).
+// The deployments, whose brokers lower that floor to 1s
+// (infra/kafka/node.properties.tmpl, infra/k8s/10-kafka.yaml), set
+// ASSENT_SESSION_TIMEOUT=1500ms: infra/k8s/31-decider.yaml, scripts/up and
+// the fault suite. A decider killed -9 then hands its partitions over
+// within about 2.5s.
 const DefaultSessionTimeout = 6 * time.Second
-
-// FastSessionTimeout is the session the deployments set
-// (ASSENT_SESSION_TIMEOUT=1500ms): a decider killed -9 hands its partitions
-// over within about 2.5s.
-const FastSessionTimeout = 1500 * time.Millisecond
 
 const usage = `usage: decider [--help]
 
