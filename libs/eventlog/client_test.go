@@ -1,10 +1,6 @@
 package eventlog
 
 import (
-	"bytes"
-	"context"
-	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -107,59 +103,4 @@ func TestRetryBackoffIsKafkas(t *testing.T) {
 		require.InDelta(t, float64(time.Second), float64(retryBackoff(5)), float64(200*time.Millisecond))
 		require.InDelta(t, float64(time.Second), float64(retryBackoff(1000)), float64(200*time.Millisecond))
 	}
-}
-
-// TestKafkaLogLevel: ASSENT_KAFKA_LOG_LEVEL puts franz-go's own log, at the
-// level asked for, into the service's log.
-func TestKafkaLogLevel(t *testing.T) {
-	t.Parallel()
-	cfg, err := ConfigFromEnv(env(map[string]string{EnvBrokers: "k:1"}))
-	require.NoError(t, err)
-	require.Equal(t, kgo.LogLevelNone, cfg.LogLevel, "off by default")
-	cfg, err = ConfigFromEnv(env(map[string]string{EnvBrokers: "k:1", EnvKafkaLogLevel: "Info"}))
-	require.NoError(t, err)
-	require.Equal(t, kgo.LogLevelInfo, cfg.LogLevel)
-	_, err = ConfigFromEnv(env(map[string]string{EnvBrokers: "k:1", EnvKafkaLogLevel: "loud"}))
-	require.ErrorContains(t, err, "ASSENT_KAFKA_LOG_LEVEL")
-
-	var buf syncBuffer
-	cfg = Config{Brokers: []string{"127.0.0.1:1"}, LogLevel: kgo.LogLevelInfo, Logger: slog.New(slog.NewJSONHandler(&buf, nil))}
-	cl, err := NewClient(cfg)
-	require.NoError(t, err)
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-	defer cancel()
-	require.Error(t, cl.Ping(ctx), "nothing listens on port 1")
-	require.Contains(t, buf.String(), `"kafka":"WARN"`, "franz-go's warning about the broker it cannot reach")
-	require.Contains(t, buf.String(), "127.0.0.1:1")
-
-	cfg.LogLevel = kgo.LogLevelNone
-	var quiet syncBuffer
-	cfg.Logger = slog.New(slog.NewJSONHandler(&quiet, nil))
-	cl2, err := NewClient(cfg)
-	require.NoError(t, err)
-	defer cl2.Close()
-	ctx2, cancel2 := context.WithTimeout(t.Context(), time.Second)
-	defer cancel2()
-	require.Error(t, cl2.Ping(ctx2))
-	require.Empty(t, quiet.String(), "no franz-go log unless asked for")
-}
-
-// syncBuffer is a bytes.Buffer that franz-go's goroutines may write to
-// while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

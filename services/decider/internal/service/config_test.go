@@ -13,12 +13,7 @@ import (
 // published service keys, and refuses to start without a file that parses.
 func TestLoadConfigReadsTheServiceKeys(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{
-		"ASSENT_KAFKA_BROKERS":    "127.0.0.1:1",
-		"ASSENT_SIGNING_KEY_FILE": infraFile("keys/demo-decider.key.pem"),
-		"ASSENT_SIGNING_KEY_ID":   "demo-2026-01",
-		"ASSENT_SEAL_KEYS_FILE":   infraFile("keys/decider-keys.json"),
-	}
+	env := minimalEnv()
 	getenv := func(k string) string { return env[k] }
 
 	env["ASSENT_SERVICE_KEYS_FILE"] = infraFile("keys/service-keys.json")
@@ -40,13 +35,8 @@ func TestLoadConfigReadsTheServiceKeys(t *testing.T) {
 // 1.5s: docs/architecture.md, "Failover").
 func TestLoadConfigSessionTimeout(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{
-		"ASSENT_KAFKA_BROKERS":     "127.0.0.1:1",
-		"ASSENT_SIGNING_KEY_FILE":  infraFile("keys/demo-decider.key.pem"),
-		"ASSENT_SIGNING_KEY_ID":    "demo-2026-01",
-		"ASSENT_SEAL_KEYS_FILE":    infraFile("keys/decider-keys.json"),
-		"ASSENT_SERVICE_KEYS_FILE": infraFile("keys/service-keys.json"),
-	}
+	env := minimalEnv()
+	env["ASSENT_SERVICE_KEYS_FILE"] = infraFile("keys/service-keys.json")
 	getenv := func(k string) string { return env[k] }
 	cfg, err := service.LoadConfig(getenv)
 	require.NoError(t, err)
@@ -56,4 +46,14 @@ func TestLoadConfigSessionTimeout(t *testing.T) {
 	cfg, err = service.LoadConfig(getenv)
 	require.NoError(t, err)
 	require.Equal(t, 1500*time.Millisecond, cfg.SessionTTL)
+}
+
+// minimalEnv is what a decider needs to start but its service keys.
+func minimalEnv() map[string]string {
+	return map[string]string{
+		"ASSENT_KAFKA_BROKERS":    "127.0.0.1:1",
+		"ASSENT_SIGNING_KEY_FILE": infraFile("keys/demo-decider.key.pem"),
+		"ASSENT_SIGNING_KEY_ID":   "demo-2026-01",
+		"ASSENT_SEAL_KEYS_FILE":   infraFile("keys/decider-keys.json"),
+	}
 }
