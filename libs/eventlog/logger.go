@@ -49,13 +49,11 @@ func (l kafkaLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 		lv = slog.LevelError
 	case kgo.LogLevelWarn:
 		lv = slog.LevelWarn
-	case kgo.LogLevelInfo:
+	case kgo.LogLevelInfo, kgo.LogLevelDebug, kgo.LogLevelNone:
 		lv = slog.LevelInfo
-	default:
-		lv = slog.LevelDebug
 	}
-	// franz-go's debug lines are logged at slog's info level: the level
-	// asked for in ASSENT_KAFKA_LOG_LEVEL is the filter, not the service's.
-	lv = max(lv, slog.LevelInfo)
+	// franz-go's info and debug lines are logged at slog's info level: the
+	// level asked for in ASSENT_KAFKA_LOG_LEVEL is the filter, not the
+	// service's.
 	l.log.Log(context.Background(), lv, msg, append([]any{"kafka", level.String()}, keyvals...)...)
 }

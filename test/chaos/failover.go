@@ -163,7 +163,7 @@ func Failover(ctx context.Context, cfg FailoverConfig) (*FailoverResult, error) 
 		}
 		// Partitions 0, 5, 10, 3, ...: both deciders get killed over a
 		// few rounds.
-		d := killDecider(ctx, procs.deciders, int32((i*5)%int(spec.Partitions)), tail, logf)
+		d := killDecider(ctx, procs.deciders, int32((i*5)%int(spec.Partitions)), tail, logf) //nolint:gosec // G115: below the partition count, an int32
 		res.Deciders = append(res.Deciders, d)
 		sleep(ctx, cfg.Quiet)
 	}
@@ -303,7 +303,7 @@ func (l *steadyLoad) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		rid := l.idFor(int32(i % l.partitions))
+		rid := l.idFor(int32(i % l.partitions)) //nolint:gosec // G115: below the partition count (12)
 		select {
 		case sem <- struct{}{}:
 		default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -139,7 +140,7 @@ func (l *Loop) fence(ctx context.Context, req kmsg.Requestor, tid string) error 
 	for {
 		r := kmsg.NewPtrInitProducerIDRequest()
 		r.TransactionalID = &tid
-		r.TransactionTimeoutMillis = int32(l.cfg.TxnTimeout.Milliseconds())
+		r.TransactionTimeoutMillis = int32(min(l.cfg.TxnTimeout.Milliseconds(), math.MaxInt32)) //nolint:gosec // G115: clamped to an int32 first
 		r.ProducerID, r.ProducerEpoch = -1, -1
 		resp, err := r.RequestWith(fctx, req)
 		if err == nil {
