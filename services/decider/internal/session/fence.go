@@ -51,11 +51,23 @@ func (l *Loop) initProducer(ctx context.Context, sess *kgo.GroupTransactSession)
 	defer cancel()
 	id, epoch, err := sess.Client().ProducerID(ictx)
 	if err != nil {
-		return fmt.Errorf("decider: initialize transactional id %q (which aborts what an earlier session left open): %w", l.cfg.TransactionalID, err)
+		err = fmt.Errorf("decider: initialize transactional id %q (which aborts what an earlier session left open): %w", l.cfg.TransactionalID, err)
+		if refused(err) {
+			return err // counted: an answer that a new session would get again
+		}
+		return kafkaAway{err}
 	}
 	l.cfg.Logger.Info("transactional producer initialized; anything an earlier session left open is aborted",
 		"transactional_id", l.cfg.TransactionalID, "producer_id", id, "epoch", epoch)
 	return nil
+}
+
+// refused reports whether err is Kafka's answer that the request cannot
+// succeed (an authorization failure, a fenced or invalid id), rather than
+// no answer at all (brokers unreachable, a timeout, a coordinator moving).
+func refused(err error) bool {
+	var ke *kerr.Error
+	return errors.As(err, &ke) && !ke.Retriable
 }
 
 // fenceAbandoned aborts the open transactions on the given events

@@ -194,7 +194,10 @@ func (l *Loop) Run(ctx context.Context) error {
 		if l.commits.Load() != before {
 			failed, backoff = 0, 500*time.Millisecond
 		}
-		failed++
+		var away kafkaAway
+		if !errors.As(err, &away) {
+			failed++ // waiting for Kafka to come back is not a failure
+		}
 		l.core.Forget()
 		if l.cfg.Metrics.Restart != nil {
 			l.cfg.Metrics.Restart()
@@ -217,6 +220,13 @@ func (l *Loop) Run(ctx context.Context) error {
 type fatalError struct{ error }
 
 func (e fatalError) Unwrap() error { return e.error }
+
+// kafkaAway is a session that could not start because Kafka did not
+// answer: the next one waits for it as a session polling an absent Kafka
+// would, without counting towards maxFailedSessions.
+type kafkaAway struct{ error }
+
+func (e kafkaAway) Unwrap() error { return e.error }
 
 // session runs one transactional session until it fails or ctx ends.
 func (l *Loop) session(ctx context.Context) error {
