@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -547,4 +549,88 @@ func TestManifestsKeyFilesParse(t *testing.T) {
 		}
 	}
 	require.Equal(t, len(parsers), found, "each keys file is in a config map")
+}
+
+// Strimzi's list of broker settings that spec.kafka.config may not set
+// (it drops them with a warning), and the exceptions to it, as of Strimzi
+// 0.48 (KafkaClusterSpec.FORBIDDEN_PREFIXES and
+// FORBIDDEN_PREFIX_EXCEPTIONS; 0.48 made broker.session.timeout.ms and
+// broker.heartbeat.interval.ms exceptions).
+var (
+	strimziForbiddenPrefixes = []string{"listeners", "advertised.", "broker.", "listener.", "host.name", "port",
+		"inter.broker.listener.name", "sasl.", "ssl.", "security.", "password.", "log.dir", "zookeeper.connect",
+		"zookeeper.set.acl", "zookeeper.ssl", "zookeeper.clientCnxnSocket", "authorizer.", "super.user",
+		"cruise.control.metrics.topic", "cruise.control.metrics.reporter.bootstrap.servers", "node.id",
+		"process.roles", "controller.", "metadata.log.dir"}
+	strimziForbiddenExceptions = []string{"zookeeper.connection.timeout.ms", "sasl.server.max.receive.size",
+		"ssl.cipher.suites", "ssl.protocol", "ssl.enabled.protocols", "ssl.secure.random.implementation",
+		"cruise.control.metrics.topic.num.partitions", "cruise.control.metrics.topic.replication.factor",
+		"cruise.control.metrics.topic.retention.ms", "cruise.control.metrics.topic.auto.create.retries",
+		"cruise.control.metrics.topic.auto.create.timeout.ms", "cruise.control.metrics.topic.min.insync.replicas",
+		"broker.session.timeout.ms", "broker.heartbeat.interval.ms", "controller.socket.timeout.ms",
+		"controller.quorum.election.backoff.max.ms", "controller.quorum.election.timeout.ms", "controller.quorum.fetch.timeout.ms"}
+)
+
+// TestManifestsKafkaFailsOverAsTheLocalCluster: the broker settings that
+// decide how fast a lost broker is fenced and a group moves
+// (docs/architecture.md, "Failover") are the same in production as in the
+// cluster the fault suite and the failover benchmark measure
+// (infra/kafka/node.properties.tmpl, from its "Failover" section on), and
+// Strimzi passes every one of them on: a setting it forbids would be
+// dropped with only a warning in the operator's log. The deciders' session
+// is one the brokers accept.
+func TestManifestsKafkaFailsOverAsTheLocalCluster(t *testing.T) {
+	t.Parallel()
+	m := loadManifests(t)
+	require.Len(t, m.kafkas, 1)
+	cfg := m.kafkas[0].Spec.Kafka.Config
+
+	tmpl, err := os.ReadFile(filepath.Join(repoRoot(), "infra", "kafka", "node.properties.tmpl"))
+	require.NoError(t, err)
+	_, failover, found := strings.Cut(string(tmpl), "# --- Failover")
+	require.True(t, found, "node.properties.tmpl has a Failover section")
+	_, failover, _ = strings.Cut(failover, "\n") // the rest of the heading
+	local := map[string]string{}
+	for _, line := range strings.Split(failover, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		require.True(t, ok, "a setting: %q", line)
+		local[k] = v
+	}
+	require.NotEmpty(t, local)
+	for k, v := range local {
+		require.Contains(t, cfg, k, "infra/k8s/10-kafka.yaml sets %s as the local cluster does", k)
+		require.Equal(t, v, fmt.Sprint(cfg[k]), "%s in infra/k8s/10-kafka.yaml and infra/kafka/node.properties.tmpl", k)
+	}
+
+	for k := range cfg {
+		if slices.Contains(strimziForbiddenExceptions, k) {
+			continue
+		}
+		for _, prefix := range strimziForbiddenPrefixes {
+			require.False(t, strings.HasPrefix(k, prefix), "Strimzi ignores %s in spec.kafka.config (forbidden prefix %q)", k, prefix)
+		}
+	}
+
+	min, err := strconv.Atoi(fmt.Sprint(cfg["group.min.session.timeout.ms"]))
+	require.NoError(t, err, "group.min.session.timeout.ms")
+	var session string
+	for _, d := range m.deployments {
+		if d.Name != "decider" {
+			continue
+		}
+		for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+			if e.Name == "ASSENT_SESSION_TIMEOUT" {
+				session = e.Value
+			}
+		}
+	}
+	require.NotEmpty(t, session, "the decider Deployment sets ASSENT_SESSION_TIMEOUT")
+	s, err := time.ParseDuration(session)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, s, time.Duration(min)*time.Millisecond, "the brokers accept the deciders' session (group.min.session.timeout.ms)")
+	require.LessOrEqual(t, s, 3*time.Second, "a decider killed -9 hands its partitions over within the failover goal (3s)")
 }

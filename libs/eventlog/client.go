@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"time"
@@ -47,6 +49,66 @@ const (
 	DefaultRecordDeliveryTimeout = 30 * time.Second
 )
 
+// How fast a client lets go of a broker that died or was cut off
+// (docs/architecture.md, "Failover"): franz-go's defaults wait far longer
+// than Kafka's own clients, and each of these waits was measured inside
+// the pause that losing one broker caused (scripts/bench --failover).
+const (
+	// DefaultMetadataMinAge is the least time between two metadata
+	// refreshes (franz-go: 5s). A produce to a broker that is gone asks
+	// for fresh metadata at once, but franz-go refreshes at most this
+	// often, so the new leader, elected once the controller fenced the
+	// broker, was learnt up to 5s late. Kafka's clients refresh after
+	// retry.backoff.ms (100ms).
+	DefaultMetadataMinAge = 250 * time.Millisecond
+
+	// DefaultMetadataMaxAge is the longest a client goes without fresh
+	// metadata (franz-go, like Kafka's clients: 5 minutes). A consumer
+	// learns of a new leader only from an error or a refresh, and a
+	// leader cut off from its followers (but not from its clients) raises
+	// no error: it keeps answering fetches with what it had, after the
+	// controller has moved its leaderships. A decider whose projection
+	// reads such a leader cannot catch up a partition it is given until
+	// it looks again.
+	DefaultMetadataMaxAge = 2 * time.Second
+
+	// DefaultProduceRequestTimeout is how long a broker may hold a produce
+	// waiting for its in-sync replicas before it answers REQUEST_TIMED_OUT
+	// (franz-go: 10s). A leader cut off from its followers but not from
+	// its clients held every acks=all write for the full 10s, after the
+	// controller had already moved its leaderships. The write is then
+	// retried on the new leader; idempotence keeps a retried batch from
+	// being written twice, in a transaction as outside one.
+	DefaultProduceRequestTimeout = 2 * time.Second
+
+	// DefaultRequestTimeoutOverhead is how long a request without a
+	// timeout of its own (EndTxn, InitProducerId, Heartbeat, Metadata) may
+	// go unanswered before the connection is dropped and the request
+	// retried, and what is added to the timeout of those with one (a
+	// fetch's wait, a produce's) (franz-go: 10s). A coordinator cut off
+	// from its followers holds an EndTxn for up to its request.timeout.ms
+	// (30s) while it cannot replicate the transaction's state.
+	DefaultRequestTimeoutOverhead = 3 * time.Second
+
+	// DefaultRetryBackoffMax caps the backoff between retries, which grows
+	// from 100ms (franz-go: from 250ms to 5s). Kafka's clients back off
+	// from 100ms to 1s (retry.backoff.ms, retry.backoff.max.ms). With 5s,
+	// a group member that failed to rejoin a few times while the
+	// coordinator was moving waited up to 5s more after it had moved.
+	DefaultRetryBackoffMax = time.Second
+)
+
+// retryBackoff doubles from 100ms to DefaultRetryBackoffMax, with 20%
+// jitter either way, as Kafka's clients do.
+func retryBackoff(fails int) time.Duration {
+	d := 100 * time.Millisecond
+	for i := 1; i < fails && d < DefaultRetryBackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, DefaultRetryBackoffMax)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64())) //nolint:gosec // G404: jitter, not a secret
+}
+
 // Config is what a service needs to talk to Kafka. The zero value of every
 // field except Brokers means its default.
 type Config struct {
@@ -66,6 +128,10 @@ type Config struct {
 	// Every cluster Assent starts requires it (docs/architecture.md,
 	// "Kafka authentication and ACLs").
 	SCRAM *SCRAM
+	// LogLevel is the level of franz-go's own log (EnvKafkaLogLevel), and
+	// Logger where it goes (slog.Default() if nil); none by default.
+	LogLevel kgo.LogLevel
+	Logger   *slog.Logger
 }
 
 // SCRAM names a SASL/SCRAM-SHA-512 user and the file holding its password.
@@ -101,8 +167,9 @@ func (s *SCRAM) password() (string, error) {
 	return p, nil
 }
 
-// ConfigFromEnv reads a Config from ASSENT_KAFKA_BROKERS (required) and
-// ASSENT_KAFKA_LINGER (optional). getenv is os.Getenv in a service.
+// ConfigFromEnv reads a Config from ASSENT_KAFKA_BROKERS (required),
+// ASSENT_KAFKA_LINGER and ASSENT_KAFKA_LOG_LEVEL (optional). getenv is
+// os.Getenv in a service.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	raw := getenv(EnvBrokers)
 	if strings.TrimSpace(raw) == "" {
@@ -114,6 +181,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	cfg := Config{Brokers: brokers}
 	if cfg.SCRAM, err = SCRAMFromEnv(getenv); err != nil {
+		return Config{}, err
+	}
+	if cfg.LogLevel, err = ParseKafkaLogLevel(getenv(EnvKafkaLogLevel)); err != nil {
 		return Config{}, err
 	}
 	if v := getenv(EnvLinger); v != "" {
@@ -165,8 +235,9 @@ func ParseBrokers(list string) ([]string, error) {
 }
 
 // Opts returns the kgo options for cfg with extra in the middle: cfg's
-// tunables first, so extra may override them; then the guarantees Assent
-// rests on, last, so nothing in extra can weaken them:
+// tunables first (and the failover timings above), so extra may override
+// them; then the guarantees Assent rests on, last, so nothing in extra can
+// weaken them:
 //
 //   - acks=all (with min.insync.replicas=2 on the topics, a write is on two
 //     brokers before it is acknowledged);
@@ -206,9 +277,21 @@ func (cfg Config) Opts(extra ...kgo.Opt) ([]kgo.Opt, error) {
 		kgo.ProducerLinger(linger),
 		kgo.DialTimeout(dial),
 		kgo.RecordDeliveryTimeout(delivery),
+		kgo.MetadataMinAge(DefaultMetadataMinAge),
+		kgo.MetadataMaxAge(DefaultMetadataMaxAge),
+		kgo.ProduceRequestTimeout(DefaultProduceRequestTimeout),
+		kgo.RequestTimeoutOverhead(DefaultRequestTimeoutOverhead),
+		kgo.RetryBackoffFn(retryBackoff),
 	}
 	if cfg.SCRAM != nil {
 		opts = append(opts, cfg.SCRAM.Opt())
+	}
+	if cfg.LogLevel != kgo.LogLevelNone {
+		log := cfg.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		opts = append(opts, kgo.WithLogger(kafkaLogger{log: log, level: cfg.LogLevel}))
 	}
 	opts = append(opts, extra...)
 	return append(opts,

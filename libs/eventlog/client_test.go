@@ -49,6 +49,12 @@ func TestNewClientSettings(t *testing.T) {
 	require.Equal(t, false, cl.OptValue(kgo.DisableIdempotentWrite))
 	require.Equal(t, "assent", cl.OptValue(kgo.ClientID))
 	require.Equal(t, []string{"127.0.0.1:1"}, cl.OptValue(kgo.SeedBrokers))
+	// How fast a client lets go of a lost broker (docs/architecture.md,
+	// "Failover").
+	require.Equal(t, DefaultMetadataMinAge, cl.OptValue(kgo.MetadataMinAge))
+	require.Equal(t, DefaultMetadataMaxAge, cl.OptValue(kgo.MetadataMaxAge))
+	require.Equal(t, DefaultProduceRequestTimeout, cl.OptValue(kgo.ProduceRequestTimeout))
+	require.Equal(t, DefaultRequestTimeoutOverhead, cl.OptValue(kgo.RequestTimeoutOverhead))
 
 	nolinger, err := NewClient(Config{Brokers: []string{"127.0.0.1:1"}, Linger: -1, ClientID: "x"})
 	require.NoError(t, err)
@@ -84,4 +90,17 @@ func TestCheckClientRefusesPlainClient(t *testing.T) {
 	err = CheckClient(cl)
 	require.ErrorContains(t, err, "isolation level is not read_committed")
 	require.ErrorContains(t, err, "the partitioner is not eventlog.Partitioner")
+}
+
+// TestRetryBackoffIsKafkas: 100ms doubling to at most 1s, with 20% jitter
+// either way (Kafka's retry.backoff.ms and retry.backoff.max.ms), not
+// franz-go's 250ms to 5s.
+func TestRetryBackoffIsKafkas(t *testing.T) {
+	t.Parallel()
+	for range 100 {
+		require.InDelta(t, float64(100*time.Millisecond), float64(retryBackoff(1)), float64(20*time.Millisecond))
+		require.InDelta(t, float64(200*time.Millisecond), float64(retryBackoff(2)), float64(40*time.Millisecond))
+		require.InDelta(t, float64(time.Second), float64(retryBackoff(5)), float64(200*time.Millisecond))
+		require.InDelta(t, float64(time.Second), float64(retryBackoff(1000)), float64(200*time.Millisecond))
+	}
 }

@@ -68,10 +68,21 @@ type Nemesis struct {
 	Expiry                   *ExpiryPause
 	Hostile                  *Hostile
 	// Hold is how long a killed process stays down, and Pause how long a
-	// decider stays stopped (more than its 6s session timeout).
+	// decider stays stopped (more than its session timeout: 1.5s on the
+	// suite's own cluster, the decider's 6s default on one it is given).
 	Hold, Pause, BrokerHold, PartitionHold time.Duration
 	Logf                                   func(string, ...any)
-	rng                                    *rand.Rand
+	// Broker, if set, picks the Kafka node (1-3) a broker fault hits;
+	// otherwise it is picked at random.
+	Broker func() int
+	rng    *rand.Rand
+}
+
+func (n *Nemesis) broker() int {
+	if n.Broker != nil {
+		return n.Broker()
+	}
+	return 1 + n.intn(3)
 }
 
 func (n *Nemesis) intn(k int) int {
@@ -137,7 +148,7 @@ func (n *Nemesis) Inject(ctx context.Context, name string) Fault {
 			err = fmt.Errorf("chaos: %s needs the suite's own cluster", name)
 			break
 		}
-		b := 1 + n.intn(3)
+		b := n.broker()
 		f.Target = fmt.Sprintf("kafka node %d", b)
 		n.Cluster.Kill(b)
 		sleep(ctx, n.BrokerHold)
@@ -147,7 +158,7 @@ func (n *Nemesis) Inject(ctx context.Context, name string) Fault {
 			err = fmt.Errorf("chaos: %s needs the suite's own cluster", name)
 			break
 		}
-		b := 1 + n.intn(3)
+		b := n.broker()
 		f.Target = fmt.Sprintf("kafka node %d, cut off from the other two", b)
 		if err = n.Cluster.Partition(ctx, b); err == nil {
 			sleep(ctx, n.PartitionHold)

@@ -45,6 +45,13 @@ type Config struct {
 	// Prefix names the topics, groups, instances and request ids.
 	Prefix string
 	Logf   func(format string, args ...any)
+
+	// noGateways leaves the Slack gateways (and the fake Slack) out: the
+	// failover benchmark needs only the deciders and the api replicas.
+	noGateways bool
+	// deciderEnv is added to the deciders' environment, apiEnv to the
+	// api replicas'.
+	deciderEnv, apiEnv []string
 }
 
 // Run is everything a run produced.
@@ -392,40 +399,49 @@ func startServices(ctx context.Context, cfg Config, bin string, brokers []string
 		"ASSENT_EVENTS_TOPIC=" + spec.Events,
 		"ASSENT_PARTITIONS=12",
 	}
-	urlFile := filepath.Join(dir, "fake-slack.url")
-	fake, err := NewProc(dir, bin+"/fake-slack", "fake-slack", "fake-slack", cfg.Prefix+"-fake-slack")
-	if err != nil {
-		return nil, err
-	}
-	fake.Args = []string{"serve", "--url-file", urlFile}
-	s.fake = fake
-	if err := fake.Start(); err != nil {
-		return nil, err
-	}
 	var slackURL string
-	for i := 0; i < 300 && slackURL == ""; i++ {
-		b, _ := os.ReadFile(urlFile)
-		slackURL = strings.TrimSpace(string(b))
+	if !cfg.noGateways {
+		urlFile := filepath.Join(dir, "fake-slack.url")
+		fake, err := NewProc(dir, bin+"/fake-slack", "fake-slack", "fake-slack", cfg.Prefix+"-fake-slack")
+		if err != nil {
+			return nil, err
+		}
+		fake.Args = []string{"serve", "--url-file", urlFile}
+		s.fake = fake
+		if err := fake.Start(); err != nil {
+			return nil, err
+		}
+		for i := 0; i < 300 && slackURL == ""; i++ {
+			b, _ := os.ReadFile(urlFile)
+			slackURL = strings.TrimSpace(string(b))
+			if slackURL == "" {
+				sleep(ctx, 100*time.Millisecond)
+			}
+		}
 		if slackURL == "" {
-			sleep(ctx, 100*time.Millisecond)
+			s.stopAll()
+			return nil, fmt.Errorf("chaos: the fake Slack did not start:\n%s", tailFile(fake.Log, 20))
 		}
 	}
-	if slackURL == "" {
-		s.stopAll()
-		return nil, fmt.Errorf("chaos: the fake Slack did not start:\n%s", tailFile(fake.Log, 20))
-	}
 	policy := filepath.Join(cfg.Root, "test/chaos/testdata/policy.yaml")
+	deciderEnv := cfg.deciderEnv
+	if len(cfg.Brokers) == 0 {
+		// The suite's own cluster allows the deployments' short session
+		// (infra/kafka/node.properties.tmpl); a cluster it is given may
+		// not, and gets the decider's default.
+		deciderEnv = append([]string{"ASSENT_SESSION_TIMEOUT=1500ms"}, deciderEnv...)
+	}
 	tokens := filepath.Join(cfg.Root, "infra/tokens/demo-tokens.yaml")
 	for i := 1; i <= 2; i++ {
 		d, err := NewProc(dir, bin+"/decider", "decider", fmt.Sprintf("decider-%d", i), fmt.Sprintf("%s-decider-%d", cfg.Prefix, i),
-			append(append(slices.Clone(common), users[logadmin.RoleDecider]...),
-				"ASSENT_DECIDER_GROUP="+logadmin.DeciderGroupPrefix+"-"+cfg.Prefix, "ASSENT_POLICY_FILE="+policy)...)
+			append(append(append(slices.Clone(common), users[logadmin.RoleDecider]...),
+				"ASSENT_DECIDER_GROUP="+logadmin.DeciderGroupPrefix+"-"+cfg.Prefix, "ASSENT_POLICY_FILE="+policy), deciderEnv...)...)
 		if err != nil {
 			return nil, err
 		}
 		a, err := NewProc(dir, bin+"/api", "api", fmt.Sprintf("api-%d", i), fmt.Sprintf("%s-api-%d", cfg.Prefix, i),
-			append(append(slices.Clone(common), users[logadmin.RoleAPI]...), "ASSENT_TOKENS_FILE="+tokens,
-				fmt.Sprintf("ASSENT_WRITE_RATE=%d", floodWriteRate))...)
+			append(append(append(slices.Clone(common), users[logadmin.RoleAPI]...), "ASSENT_TOKENS_FILE="+tokens,
+				fmt.Sprintf("ASSENT_WRITE_RATE=%d", floodWriteRate)), cfg.apiEnv...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -437,7 +453,10 @@ func startServices(ctx context.Context, cfg Config, bin string, brokers []string
 			return nil, err
 		}
 		d.Supervise, a.Supervise, g.Supervise = true, true, true
-		s.deciders, s.apis, s.gateways = append(s.deciders, d), append(s.apis, a), append(s.gateways, g)
+		s.deciders, s.apis = append(s.deciders, d), append(s.apis, a)
+		if !cfg.noGateways {
+			s.gateways = append(s.gateways, g)
+		}
 	}
 	for _, p := range s.all() {
 		if err := p.Start(); err != nil {

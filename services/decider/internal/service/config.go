@@ -35,6 +35,18 @@ type Config struct {
 	ServiceKeys *wire.ServiceKeyRing
 }
 
+// DefaultSessionTimeout is the deciders' group session timeout: how long
+// a decider that died (or paused) keeps its partitions before the group
+// gives them to another (docs/architecture.md, "Failover"); heartbeats go
+// every sixth of it. It is Kafka's floor for a session
+// (group.min.session.timeout.ms, 6s), so that a decider joins any cluster.
+// The deployments, whose brokers lower that floor to 1s
+// (infra/kafka/node.properties.tmpl, infra/k8s/10-kafka.yaml), set
+// ASSENT_SESSION_TIMEOUT=1500ms: infra/k8s/31-decider.yaml, scripts/up and
+// the fault suite. A decider killed -9 then hands its partitions over
+// within about 2.5s.
+const DefaultSessionTimeout = 6 * time.Second
+
 const usage = `usage: decider [--help]
 
 The decider consumes the commands topic as a consumer group, decides each
@@ -56,7 +68,9 @@ Environment:
   ASSENT_COMMANDS_TOPIC    default assent.commands.v1
   ASSENT_EVENTS_TOPIC      default assent.events.v1
   ASSENT_DECIDER_GROUP     consumer group (default assent-decider)
-  ASSENT_SESSION_TIMEOUT   group session timeout (default 6s)
+  ASSENT_SESSION_TIMEOUT   group session timeout (default 6s, Kafka's floor;
+                           the deployments set 1500ms, which needs the
+                           brokers' group.min.session.timeout.ms at 1s)
   ASSENT_TXN_TIMEOUT       transaction timeout (default 10s)
   ASSENT_TXN_RETRY_BACKOFF backoff after CONCURRENT_TRANSACTIONS (default 20ms)
   ASSENT_EXPIRY_PERIOD     how often to look for due expiries (default 250ms)
@@ -75,6 +89,9 @@ Environment:
                            it; any other is refused unauthenticated
                            (default infra/keys/service-keys.json)
   ASSENT_LOG_LEVEL         debug, info, warn, error (default info)
+  ASSENT_KAFKA_LOG_LEVEL   franz-go's own log, into the same output: none,
+                           error, warn, info, debug (default none); info
+                           says where a failover's seconds go
 `
 
 // LoadConfig reads the configuration and reports every problem at once.
@@ -89,7 +106,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		HTTPAddr:        env.String("ASSENT_HTTP_ADDR", "127.0.0.1:8181"),
 		PolicyFile:      env.String("ASSENT_POLICY_FILE", "infra/policies/example.yaml"),
 		LogLevel:        env.String("ASSENT_LOG_LEVEL", "info"),
-		SessionTTL:      env.Duration("ASSENT_SESSION_TIMEOUT", 6*time.Second),
+		SessionTTL:      env.Duration("ASSENT_SESSION_TIMEOUT", DefaultSessionTimeout),
 		TxnTimeout:      env.Duration("ASSENT_TXN_TIMEOUT", 10*time.Second),
 		TxnRetryBackoff: env.Duration("ASSENT_TXN_RETRY_BACKOFF", 20*time.Millisecond),
 		ExpiryPeriod:    env.Duration("ASSENT_EXPIRY_PERIOD", 250*time.Millisecond),

@@ -60,6 +60,9 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 
+	// franz-go's own log, when ASSENT_KAFKA_LOG_LEVEL asks for it, goes
+	// where the decider's does.
+	cfg.Kafka.Logger = log
 	adminClient, err := logadmin.Connect(ctx, cfg.Kafka, cfg.Topics)
 	if err != nil {
 		return err
@@ -163,6 +166,11 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	loop := session.New(session.Config{
 		Group: cfg.Group, TransactionalID: transactionalID(cfg), CommandsTopic: cfg.Topics.Commands, EventsTopic: cfg.Topics.Events,
 		TxnTimeout: cfg.TxnTimeout, SessionTTL: cfg.SessionTTL, ExpiryPeriod: cfg.ExpiryPeriod, Logger: log,
+		// A decider's transactional id is the prefix and its instance id,
+		// which is also its client id in the group (LoadConfig): a
+		// decider that left the group is fenced by the one that takes
+		// its partitions over (docs/architecture.md, "Failover").
+		PeerClientID: func(tid string) (string, bool) { return strings.CutPrefix(tid, logadmin.DeciderTxnPrefix) },
 		// The timers ask for expiries with the plain (idempotent, acks=all)
 		// client: a command is only a request, decided by the owner. The
 		// seal key signs them, as system:decider.
@@ -247,5 +255,6 @@ func watchGroupLag(ctx context.Context, adm *kadm.Client, group, topic string, o
 // It also bounds the refreshes during a broker outage to ten a second.
 const metadataMinAge = 100 * time.Millisecond
 
-// transactionalID names this replica's transactional producer.
-func transactionalID(cfg Config) string { return "assent-" + cfg.Instance }
+// transactionalID names this replica's transactional producer: the
+// prefix the deciders' ACLs grant, then its instance id (its client id).
+func transactionalID(cfg Config) string { return logadmin.DeciderTxnPrefix + cfg.Instance }

@@ -48,7 +48,14 @@ func newRigN(t *testing.T, n int32, brokers ...int) *rig {
 	if len(brokers) > 0 {
 		nb = brokers[0]
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(nb), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	return newRigWith(t, n, kfake.NumBrokers(nb), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+}
+
+// newRigWith is a rig whose topics have n partitions, on a cluster with
+// the given options.
+func newRigWith(t *testing.T, n int32, opts ...kfake.Opt) *rig {
+	t.Helper()
+	c, err := kfake.NewCluster(opts...)
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	r := &rig{cluster: c, kafka: eventlog.Config{Brokers: c.ListenAddrs(), ClientID: "rig"},
@@ -131,7 +138,8 @@ func (r *rig) startDecider(t *testing.T, name string) *decider {
 	t.Cleanup(timers.Close)
 	loop := session.New(session.Config{Group: "deciders", TransactionalID: "assent-" + name, CommandsTopic: r.topics.Commands, EventsTopic: r.topics.Events,
 		Timers:     command.Kafka{Client: timers, Topic: r.topics.Commands, Signer: systest.DemoSigner(t)},
-		TxnTimeout: 5 * time.Second, SessionTTL: time.Second, ExpiryPeriod: 50 * time.Millisecond, Logger: log}, c, runner, r.adm, opts)
+		TxnTimeout: 5 * time.Second, SessionTTL: time.Second, ExpiryPeriod: 50 * time.Millisecond, Logger: log,
+		PeerClientID: func(tid string) (string, bool) { return strings.CutPrefix(tid, "assent-") }}, c, runner, r.adm, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	go func() { d.runDone <- runner.Run(ctx) }()

@@ -28,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/eventlog"
@@ -60,6 +61,13 @@ type Config struct {
 	TxnTimeout      time.Duration
 	SessionTTL      time.Duration
 	ExpiryPeriod    time.Duration
+	// PeerClientID maps a transactional id to the client id its decider
+	// joins the group with, and says whether the id is a decider's at all.
+	// With it, a decider given a partition whose events partition a
+	// departed decider left a transaction open on fences that decider's
+	// transactional id instead of waiting for the transaction to time out
+	// (fenceAbandoned). Nil: it waits.
+	PeerClientID func(transactionalID string) (clientID string, ok bool)
 	// Timers sends the expire commands of the core's timers to the
 	// commands topic (a plain, non-transactional producer: a command is
 	// only a request, decided by whoever owns the partition).
@@ -112,10 +120,16 @@ func (l *Loop) commandsOf(m map[string][]int32) []int32 {
 	return out
 }
 
-func (l *Loop) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+func (l *Loop) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	ps := l.commandsOf(assigned)
 	l.core.Assign(ps)
 	l.cfg.Logger.Info("partitions assigned", "partitions", ps)
+	if len(ps) > 0 {
+		// Fence what a departed owner left open now, while the loop
+		// finishes the transaction in hand: the catch-up of these
+		// partitions then finds them stable (fenceAbandoned).
+		go l.fenceAbandoned(ctx, cl, ps)
+	}
 }
 
 func (l *Loop) onRevoked(_ context.Context, cl *kgo.Client, revoked map[string][]int32) {
@@ -180,7 +194,10 @@ func (l *Loop) Run(ctx context.Context) error {
 		if l.commits.Load() != before {
 			failed, backoff = 0, 500*time.Millisecond
 		}
-		failed++
+		var away kafkaAway
+		if !errors.As(err, &away) {
+			failed++ // waiting for Kafka to come back is not a failure
+		}
 		l.core.Forget()
 		if l.cfg.Metrics.Restart != nil {
 			l.cfg.Metrics.Restart()
@@ -204,6 +221,13 @@ type fatalError struct{ error }
 
 func (e fatalError) Unwrap() error { return e.error }
 
+// kafkaAway is a session that could not start because Kafka did not
+// answer: the next one waits for it as a session polling an absent Kafka
+// would, without counting towards maxFailedSessions.
+type kafkaAway struct{ error }
+
+func (e kafkaAway) Unwrap() error { return e.error }
+
 // session runs one transactional session until it fails or ctx ends.
 func (l *Loop) session(ctx context.Context) error {
 	sess, err := kgo.NewGroupTransactSession(l.opts...)
@@ -213,6 +237,9 @@ func (l *Loop) session(ctx context.Context) error {
 	defer sess.Close()
 	if err := eventlog.CheckClient(sess.Client()); err != nil {
 		return fatalError{err}
+	}
+	if err := l.initProducer(ctx, sess); err != nil {
+		return err
 	}
 	l.cfg.Logger.Info("deciding", "group", l.cfg.Group, "transactional_id", l.cfg.TransactionalID)
 	l.aborts = 0
@@ -238,9 +265,14 @@ func (l *Loop) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
 		}
 		lost := map[int32]string{}
 		stopped := l.core.Stopped()
+		var fatal error
 		fetches.EachError(func(t string, p int32, err error) {
 			switch {
 			case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+			case errors.Is(err, kerr.InvalidSessionTimeout):
+				// The brokers refuse the session timeout: a new session
+				// would be refused again (docs/runbook.md).
+				fatal = fmt.Errorf("decider: the brokers refuse the group session timeout %s: set ASSENT_SESSION_TIMEOUT within the brokers' group.min.session.timeout.ms and group.max.session.timeout.ms, or lower group.min.session.timeout.ms (docs/runbook.md#assentreplicadown): %w", l.cfg.SessionTTL, err)
 			case recordsLost(err):
 				if _, already := stopped[p]; !already {
 					lost[p] = l.lostCommands(ctx, sess, t, p, err)
@@ -249,6 +281,9 @@ func (l *Loop) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
 				l.cfg.Logger.Warn("fetch error", "topic", t, "partition", p, "err", err)
 			}
 		})
+		if fatal != nil {
+			return fatalError{fatal}
+		}
 		l.stop(sess, lost)
 		l.stopProjected(sess)
 		records := fetches.Records()
@@ -444,7 +479,7 @@ func (l *Loop) catchUp(ctx context.Context, sess *kgo.GroupTransactSession) bool
 	for i, c := range need {
 		parts[i] = c.Partition
 	}
-	ends, err := l.stableEnds(cctx, parts)
+	ends, err := l.stableEnds(cctx, sess.Client(), parts)
 	if err != nil {
 		l.cfg.Logger.Warn("cannot catch up yet", "partitions", parts, "err", err)
 		return false
@@ -625,9 +660,12 @@ func (l *Loop) stopProjected(sess *kgo.GroupTransactSession) {
 
 // stableEnds waits until no transaction is open on the given events
 // partitions (the last stable offset equals the high watermark) and
-// returns those end offsets.
-func (l *Loop) stableEnds(ctx context.Context, parts []int32) (map[int32]int64, error) {
+// returns those end offsets. A transaction held open by a decider that
+// left the group is fenced rather than waited for (fenceAbandoned),
+// looked for at once and then every fenceProbe.
+func (l *Loop) stableEnds(ctx context.Context, req kmsg.Requestor, parts []int32) (map[int32]int64, error) {
 	topic := l.cfg.EventsTopic
+	var probed time.Time
 	for {
 		hw, err := l.adm.ListEndOffsets(ctx, topic)
 		if err != nil {
@@ -638,7 +676,7 @@ func (l *Loop) stableEnds(ctx context.Context, parts []int32) (map[int32]int64, 
 			return nil, err
 		}
 		out := map[int32]int64{}
-		open := false
+		var open []int32
 		for _, p := range parts {
 			h, ok1 := hw.Lookup(topic, p)
 			s, ok2 := lso.Lookup(topic, p)
@@ -646,12 +684,18 @@ func (l *Loop) stableEnds(ctx context.Context, parts []int32) (map[int32]int64, 
 				return nil, fmt.Errorf("no end offset for %s/%d", topic, p)
 			}
 			if s.Offset != h.Offset {
-				open = true
+				open = append(open, p)
 			}
 			out[p] = s.Offset
 		}
-		if !open {
+		if len(open) == 0 {
 			return out, nil
+		}
+		if time.Since(probed) >= fenceProbe {
+			probed = time.Now()
+			if len(l.fenceAbandoned(ctx, req, open)) > 0 {
+				continue // look again at once: the aborts are written
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -660,6 +704,10 @@ func (l *Loop) stableEnds(ctx context.Context, parts []int32) (map[int32]int64, 
 		}
 	}
 }
+
+// fenceProbe is how often stableEnds looks for the owner of a
+// transaction that keeps a partition open (four admin requests).
+const fenceProbe = 500 * time.Millisecond
 
 func firstOffset(records []*kgo.Record) string {
 	if len(records) == 0 {
