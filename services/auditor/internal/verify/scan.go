@@ -6,111 +6,12 @@ import (
 	"fmt"
 )
 
-// fields are the attributes verify needs from a record value, as raw
-// bytes of their JSON strings (without the quotes).
-//
-// scan is no longer on verify's path: fastDecoder reads the envelope and
-// the data in one pass, as strictly as the full decoders. Its helpers
-// (skipWS, scanString, skipValue) serve fastDecoder and bodies.
-type fields struct {
-	id, typ, subject, sequence, prevhash []byte
-	actor, commandid, time               []byte
-	data                                 []byte // the raw JSON value, for the domain replay
-	escaped                              bool   // some string had a backslash: decode it properly instead
-}
+// The JSON helpers of verify's decoders (fastDecoder and bodies): they
+// walk the bytes of a record without decoding them, strictly enough that
+// whatever they accept is one well-formed JSON value, and leave anything
+// unusual (an escape) to the full decoders.
 
 var errScan = errors.New("not a CloudEvents JSON object")
-
-// scan reads the top-level attributes of one JSON object. It checks the
-// top-level structure strictly (one object, no duplicate attribute that
-// verify relies on, nothing after it) and skips nested values by their
-// brackets and strings.
-func scan(v []byte) (fields, error) {
-	var f fields
-	i := skipWS(v, 0)
-	if i >= len(v) || v[i] != '{' {
-		return f, errScan
-	}
-	i = skipWS(v, i+1)
-	if i < len(v) && v[i] == '}' {
-		return f, fmt.Errorf("%w: empty object", errScan)
-	}
-	var seen uint16
-	for {
-		i = skipWS(v, i)
-		key, j, esc, err := scanString(v, i)
-		if err != nil {
-			return f, err
-		}
-		f.escaped = f.escaped || esc
-		i = skipWS(v, j)
-		if i >= len(v) || v[i] != ':' {
-			return f, fmt.Errorf("%w: no ':' after %q", errScan, key)
-		}
-		i = skipWS(v, i+1)
-		var dst *[]byte
-		var bit uint16
-		switch string(key) {
-		case "id":
-			dst, bit = &f.id, 1
-		case "type":
-			dst, bit = &f.typ, 2
-		case "subject":
-			dst, bit = &f.subject, 4
-		case "sequence":
-			dst, bit = &f.sequence, 8
-		case "prevhash":
-			dst, bit = &f.prevhash, 16
-		case "actor":
-			dst, bit = &f.actor, 32
-		case "commandid":
-			dst, bit = &f.commandid, 64
-		case "time":
-			dst, bit = &f.time, 128
-		case "data":
-			bit = 256
-		}
-		if bit != 0 && seen&bit != 0 {
-			return f, fmt.Errorf("%w: attribute %q appears twice", errScan, key)
-		}
-		seen |= bit
-		switch {
-		case dst != nil:
-			s, j, esc, err := scanString(v, i)
-			if err != nil {
-				return f, fmt.Errorf("%w: attribute %q: %w", errScan, key, err)
-			}
-			f.escaped = f.escaped || esc
-			*dst, i = s, j
-		default: // data (kept raw for the domain replay), or an attribute verify does not read
-			j, err := skipValue(v, i, 0)
-			if err != nil {
-				return f, err
-			}
-			if bit == 256 {
-				f.data = v[i:j]
-			}
-			i = j
-		}
-		i = skipWS(v, i)
-		if i >= len(v) {
-			return f, errScan
-		}
-		if v[i] == ',' {
-			i++
-			continue
-		}
-		if v[i] == '}' {
-			i++
-			break
-		}
-		return f, fmt.Errorf("%w: unexpected %q", errScan, v[i])
-	}
-	if skipWS(v, i) != len(v) {
-		return f, fmt.Errorf("%w: trailing data", errScan)
-	}
-	return f, nil
-}
 
 func skipWS(v []byte, i int) int {
 	for i < len(v) && (v[i] == ' ' || v[i] == '\n' || v[i] == '\t' || v[i] == '\r') {

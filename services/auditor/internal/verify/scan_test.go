@@ -3,39 +3,34 @@ package verify
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 )
 
-func TestScan(t *testing.T) {
+func TestSkipValueWalksOneWellFormedValue(t *testing.T) {
 	t.Parallel()
-	f, err := scan([]byte(`{"specversion":"1.0","id":"i1","type":"t","subject":"s","data":{"a":[1,"x\"}",{"b":null}],"c":true},"sequence":"3","prevhash":"sha256:00"}`))
+	v := []byte(`{"a":[1,"x\"}",{"b":null}],"c":true} tail`)
+	end, err := skipValue(v, 0, 0)
 	require.NoError(t, err)
-	require.Equal(t, "i1", string(f.id))
-	require.Equal(t, "t", string(f.typ))
-	require.Equal(t, "s", string(f.subject))
-	require.Equal(t, "3", string(f.sequence))
-	require.Equal(t, "sha256:00", string(f.prevhash))
-	require.False(t, f.escaped)
+	require.Equal(t, " tail", string(v[end:]))
 
-	f, err = scan([]byte(`{"id":"a\"b","type":"t"}`))
+	s, end, esc, err := scanString([]byte(`"a\"b" rest`), 0)
 	require.NoError(t, err)
-	require.True(t, f.escaped, "escapes send the record to the full decoder")
+	require.True(t, esc, "an escape sends the record to the full decoder")
+	require.Equal(t, `a\"b`, string(s))
+	require.Equal(t, 6, end)
 
 	for name, v := range map[string]string{
-		"not an object":  `[1]`,
-		"empty":          `{}`,
-		"duplicate":      `{"prevhash":"a","prevhash":"b"}`,
-		"trailing":       `{"id":"a"} {}`,
-		"unterminated":   `{"id":"a`,
-		"no colon":       `{"id" "a"}`,
-		"non-string id":  `{"id":1}`,
-		"bad nesting":    `{"data":{"a":[1,2}}`,
-		"missing value":  `{"data":}`,
-		"truncated data": `{"data":{"a":1`,
+		"bad nesting":     `{"a":[1,2}}`,
+		"missing value":   `{"a":}`,
+		"truncated":       `{"a":1`,
+		"unterminated":    `"abc`,
+		"no colon":        `{"a" 1}`,
+		"nested too deep": strings.Repeat("[", maxDepth+2) + strings.Repeat("]", maxDepth+2),
 	} {
-		_, err := scan([]byte(v))
+		_, err := skipValue([]byte(v), 0, 0)
 		require.ErrorIs(t, err, errScan, name)
 	}
 }
