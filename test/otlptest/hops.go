@@ -10,7 +10,11 @@ import (
 // "Tracing"): the index of each in Timeline.At.
 const (
 	Received  = iota // api.receive starts
-	Produced         // command.produce ends: Kafka acknowledged the command
+	// Sent is when command.produce starts: the api hands the signed
+	// command to its producer. (The span ends at Kafka's acknowledgement,
+	// which is not on the decision's path: the decider may fetch the
+	// record before the acknowledgement is back.)
+	Sent
 	Fetched          // decider.fetch ends: the decider's poll returned it
 	Decided          // decider.decide ends
 	Committed        // decider.commit ends: the transaction committed
@@ -21,7 +25,7 @@ const (
 )
 
 // HopNames names the hops, by index.
-var HopNames = [Hops]string{"received", "produced", "fetched", "decided", "committed", "applied", "woken", "responded"}
+var HopNames = [Hops]string{"received", "sent", "fetched", "decided", "committed", "applied", "woken", "responded"}
 
 // Timeline is the time of every hop of one write's trace.
 type Timeline struct {
@@ -100,7 +104,7 @@ func timeline(ss []Span) (Timeline, bool) {
 				if applied.IsZero() {
 					continue
 				}
-				tl.At = [Hops]time.Time{r.Start, p.End, f.End, ds[0].End, cs[0].End, applied, woken, responded}
+				tl.At = [Hops]time.Time{r.Start, p.Start, f.End, ds[0].End, cs[0].End, applied, woken, responded}
 				return tl, true
 			}
 		}

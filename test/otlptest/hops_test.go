@@ -45,5 +45,5 @@ func TestTimelines(t *testing.T) {
 	require.Len(t, tls, 1)
 	tl := tls["t1"]
 	ms := func(x float64) time.Time { return t0.Add(time.Duration(x * float64(time.Millisecond))) }
-	require.Equal(t, [otlptest.Hops]time.Time{ms(0), ms(3), ms(6), ms(7), ms(10), ms(14), ms(15), ms(16)}, tl.At)
+	require.Equal(t, [otlptest.Hops]time.Time{ms(0), ms(0.5), ms(6), ms(7), ms(10), ms(14), ms(15), ms(16)}, tl.At)
 }

@@ -100,8 +100,8 @@ func printHops(w io.Writer, rows []hopRow, n, votes int, e2e []time.Duration, r 
 	}
 	_, _ = fmt.Fprintf(w, "%-36s %10s %10s\n", "end to end: vote POST -> parked GET", ms(pct(e2e, 50)), ms(pct(e2e, 99)))
 	_, _ = fmt.Fprintf(w, `each hop is the gap between consecutive hop times of one vote (p50 and p99 taken per hop, so
-they do not add up): received = api.receive starts; produced = command.produce ends (acks=all);
-fetched = decider.fetch ends (the poll returned it); decided = decider.decide ends; committed =
+they do not add up): received = api.receive starts; sent = command.produce starts (the
+signed command goes to the producer); fetched = decider.fetch ends (the poll returned it); decided = decider.decide ends; committed =
 decider.commit ends; applied = projection.apply ends on the api replica that took the vote; woken
 = api.wake; responded = api.respond (docs/architecture.md, "Tracing"). The end to end is the
 bench's own clock, to the other replica's parked GET.

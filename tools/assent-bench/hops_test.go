@@ -41,7 +41,7 @@ func TestHopTable(t *testing.T) {
 	require.Equal(t, "decided -> committed", rows[otlptest.Committed-1].name)
 	require.Equal(t, 500*time.Millisecond, rows[otlptest.Committed-1].p50)
 	require.Equal(t, 990*time.Millisecond, rows[otlptest.Committed-1].p99)
-	require.Equal(t, "received -> produced", rows[0].name)
+	require.Equal(t, "received -> sent", rows[0].name)
 	require.Equal(t, 50*time.Millisecond, rows[0].p50)
 	last := rows[len(rows)-1]
 	require.Equal(t, "api: received -> responded", last.name)
