@@ -19,15 +19,19 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
-// The spans and span events of a decision's hops, in order. Each hop's
-// timestamp is the end of its span (or the time of its event).
+// The spans and span events of a decision's hops, in order. A hop's time
+// is the start of api.receive (received) and of command.produce (sent),
+// the end of the other spans, and the time of the events
+// (docs/architecture.md, "Tracing").
 const (
 	// SpanReceive is the api's server span of one HTTP request, from its
 	// arrival to the end of its answer; EventWake and EventRespond are
 	// events on it.
 	SpanReceive = "api.receive"
 	// SpanProduce is the produce of a command, until Kafka acknowledged
-	// it (acks=all). Its context is the command record's traceparent.
+	// it (acks=all). Its context is the command record's traceparent. The
+	// acknowledgement is off the decision's path: the decider may fetch
+	// the record before it is back.
 	SpanProduce = "command.produce"
 	// SpanFetch starts at the command record's timestamp and ends when the
 	// decider's poll returned it.
