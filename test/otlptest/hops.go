@@ -9,18 +9,18 @@ import (
 // The hops of a write through Assent, in order (docs/architecture.md,
 // "Tracing"): the index of each in Timeline.At.
 const (
-	Received  = iota // api.receive starts
+	Received = iota // api.receive starts
 	// Sent is when command.produce starts: the api hands the signed
 	// command to its producer. (The span ends at Kafka's acknowledgement,
 	// which is not on the decision's path: the decider may fetch the
 	// record before the acknowledgement is back.)
 	Sent
-	Fetched          // decider.fetch ends: the decider's poll returned it
-	Decided          // decider.decide ends
-	Committed        // decider.commit ends: the transaction committed
-	Applied          // projection.apply ends, on the api replica that received the write
-	Woken            // the api.wake event: the write's wait saw its outcome
-	Responded        // the api.respond event: the answer started
+	Fetched   // decider.fetch ends: the decider's poll returned it
+	Decided   // decider.decide ends
+	Committed // decider.commit ends: the transaction committed
+	Applied   // projection.apply ends, on the api replica that received the write
+	Woken     // the api.wake event: the write's wait saw its outcome
+	Responded // the api.respond event: the answer started
 	Hops
 )
 
