@@ -175,7 +175,7 @@ func TestIntegrationTracing(t *testing.T) {
 	defer rd.Close()
 	var cmds, events []*kgo.Record
 	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) && !(countFor(events, rid) >= 3 && countFor(cmds, rid) == 2 && countFor(events, odd[2]) >= 3) {
+	for time.Now().Before(deadline) && (countFor(events, rid) < 3 || countFor(cmds, rid) != 2 || countFor(events, odd[2]) < 3) {
 		pctx, pcancel := context.WithTimeout(ctx, time.Second)
 		fs := rd.PollFetches(pctx)
 		pcancel()
