@@ -7,10 +7,14 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/tracing"
 	"github.com/assent-dev/assent/libs/wire"
 )
 
@@ -44,6 +48,11 @@ type Kafka struct {
 	Signer *wire.Signer
 	// Observe, if set, receives each produce's duration and error.
 	Observe func(took time.Duration, err error)
+	// Tracer, if set, records each produce as a tracing.SpanProduce span,
+	// a child of ctx's span, and puts that span's W3C trace context in the
+	// record's headers (never in its value, which the signature covers;
+	// docs/architecture.md, "Tracing"). Nil: no span, no header.
+	Tracer trace.Tracer
 }
 
 // Send signs env, produces it and waits for Kafka's acknowledgement.
@@ -52,10 +61,24 @@ func (k Kafka) Send(ctx context.Context, env wire.Envelope) error {
 	if err != nil {
 		return err
 	}
+	var headers []kgo.RecordHeader
+	var span trace.Span
+	if k.Tracer != nil {
+		ctx, span = k.Tracer.Start(ctx, tracing.SpanProduce, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(attribute.String("messaging.destination.name", k.Topic), attribute.String("assent.request_id", env.Subject),
+				attribute.String("assent.command_id", env.ID), attribute.String("assent.type", env.Type)))
+		headers = tracing.RecordHeaders(ctx)
+	}
 	began := time.Now()
-	err = eventlog.Produce(ctx, k.Client, k.Topic, env)
+	err = eventlog.Produce(ctx, k.Client, k.Topic, env, headers...)
 	if k.Observe != nil {
 		k.Observe(time.Since(began), err)
+	}
+	if span != nil {
+		if err != nil {
+			span.SetStatus(codes.Error, "produce failed")
+		}
+		span.End()
 	}
 	return err
 }

@@ -33,12 +33,15 @@ func NewRecord(topic string, env wire.Envelope) (*kgo.Record, error) {
 
 // Produce writes one envelope to topic with cl's guarantees (see
 // Config.Opts: acks=all, idempotent, the murmur2 partitioner) and returns
-// once Kafka has acknowledged it.
-func Produce(ctx context.Context, cl *kgo.Client, topic string, env wire.Envelope) error {
+// once Kafka has acknowledged it. headers are added after the
+// content-type header (the trace context, say): they are outside the
+// record's value, so no hash or signature covers them.
+func Produce(ctx context.Context, cl *kgo.Client, topic string, env wire.Envelope, headers ...kgo.RecordHeader) error {
 	rec, err := NewRecord(topic, env)
 	if err != nil {
 		return err
 	}
+	rec.Headers = append(rec.Headers, headers...)
 	return cl.ProduceSync(ctx, rec).FirstErr()
 }
 

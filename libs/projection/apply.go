@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"slices"
@@ -8,7 +9,10 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/assent-dev/assent/libs/tracing"
 	"github.com/assent-dev/assent/libs/wire"
 )
 
@@ -56,6 +60,7 @@ type decodeState struct {
 	keys     *wire.KeyRing
 	topic    string
 	handlerP Preparer // nil unless the handler prepares events
+	traced   bool     // collect the trace contexts of applied records (Config.Tracer)
 }
 
 // decodeState returns the decoding state as the store stands, made once
@@ -72,6 +77,7 @@ func (r *Runner) decodeState() *decodeState {
 		stopped: slices.Clone(r.stopped), auth: make([]*wire.Authenticator, n), keys: r.cfg.Keys, topic: r.cfg.Topic,
 	}
 	st.handlerP, _ = r.cfg.Handler.(Preparer)
+	st.traced = r.cfg.Tracer != nil
 	r.dec = st
 	return st
 }
@@ -100,6 +106,9 @@ type decodedPart struct {
 	events  []Event
 	rejects []rejectAt
 	gap     string // set when this poll stopped the partition at a gap
+	// traces are the distinct trace contexts the applied records carry
+	// (decodeState.traced only).
+	traces []trace.SpanContext
 	// After the poll: where a restart resumes (the oldest record held for
 	// its seal, or the next offset), and the authenticated head there.
 	resume, next, headAt int64
@@ -212,6 +221,11 @@ func (st *decodeState) decodePart(dp *decodedPart) {
 			}
 			st.heads[p], st.headAt[p] = x.Hash, x.Record.Offset
 			dp.events = append(dp.events, e)
+			if st.traced && len(dp.traces) < maxBatchTraces && tracing.HasHeader(x.Record.Headers) {
+				if sc := trace.SpanContextFromContext(tracing.FromWire(context.Background(), x.Record.Headers)); sc.IsValid() && !slices.ContainsFunc(dp.traces, sc.Equal) {
+					dp.traces = append(dp.traces, sc)
+				}
+			}
 		}
 		for _, rj := range res.Rejected {
 			dp.rejects = append(dp.rejects, rejectAt{before: len(dp.events), rj: rj})
@@ -310,6 +324,7 @@ func (r *Runner) commit(d *decoded) error {
 		return fmt.Errorf("projection: commit batch: %w", err)
 	}
 	stats.Duration = time.Since(d.began)
+	r.traceApplied(d, d.began.Add(stats.Duration), stats)
 
 	r.mu.Lock()
 	for _, dp := range d.parts {
@@ -330,6 +345,37 @@ func (r *Runner) commit(d *decoded) error {
 		r.cfg.Observe(stats)
 	}
 	return nil
+}
+
+// maxBatchTraces bounds the apply spans of one batch (and of each of its
+// partitions): tracing is sampled, and a batch with more traces than this
+// records the first ones.
+const maxBatchTraces = 64
+
+// traceApplied records a tracing.SpanApply span, from the end of the poll
+// to applied, under each trace context the batch's applied records carry:
+// the hop from the decider's commit to this replica's store. It ends
+// before the waiters are woken, so that the next hop (tracing.EventWake)
+// follows it.
+func (r *Runner) traceApplied(d *decoded, applied time.Time, stats BatchStats) {
+	// A replica catching up (a rebuild) applies records whose requests
+	// nobody waits for here: no spans for them.
+	if r.cfg.Tracer == nil || !r.Ready() {
+		return
+	}
+	var seen []trace.SpanContext
+	for _, dp := range d.parts {
+		for _, sc := range dp.traces {
+			if len(seen) == maxBatchTraces || slices.ContainsFunc(seen, sc.Equal) {
+				continue
+			}
+			seen = append(seen, sc)
+			_, span := r.cfg.Tracer.Start(trace.ContextWithRemoteSpanContext(context.Background(), sc), tracing.SpanApply,
+				trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(d.began),
+				trace.WithAttributes(attribute.String("messaging.destination.name", r.cfg.Topic), attribute.Int("assent.batch_records", stats.Records)))
+			span.End(trace.WithTimestamp(applied))
+		}
+	}
 }
 
 // reject counts, logs and records a rejected record.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/assent-dev/assent/libs/eventlog"
@@ -98,6 +99,11 @@ type Config struct {
 	Keys *wire.KeyRing
 	// Observe, if set, is called after each batch is durable.
 	Observe func(BatchStats)
+	// Tracer, if set, records a tracing.SpanApply span for each trace
+	// context that the event records of a batch carry in their headers, a
+	// child of it (docs/architecture.md, "Tracing"). Nil: the headers are
+	// not even read.
+	Tracer trace.Tracer
 	// BatchRecords bounds the records (control records included) applied
 	// in one batch; 0 means DefaultBatchRecords. Without a bound, a cold
 	// rebuild would put everything the client has buffered (up to 50 MiB

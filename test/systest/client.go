@@ -17,6 +17,8 @@ type Client struct {
 	URLs  []string
 	HTTP  *http.Client
 	Token string
+	// Header, if set, is sent with every request (a traceparent, say).
+	Header http.Header
 }
 
 // Response is an answer from the API.
@@ -68,6 +70,9 @@ func (c *Client) once(ctx context.Context, method, url string, body any, key str
 	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return Response{}, err
+	}
+	for k, vs := range c.Header {
+		req.Header[k] = vs
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
 	if body != nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/logadmin"
+	"github.com/assent-dev/assent/test/otlptest"
 	"github.com/assent-dev/assent/test/systest"
 )
 
@@ -104,6 +105,11 @@ type config struct {
 	sweepMaxOutstanding int
 	// failover runs the failover benchmark instead (failover.go).
 	failover failoverConfig
+	// hops adds the per-hop breakdown of the latency run (hops.go);
+	// otlpURL is then the bench's own OTLP receiver, which the services it
+	// starts export to.
+	hops    bool
+	otlpURL string
 }
 
 // sweepDrain is how long a sweep step's in-flight arrivals have to finish
@@ -116,7 +122,7 @@ type floorTopics struct{ a, b, in, out, stamp string }
 func defaults() config {
 	return config{
 		brokers: os.Getenv("ASSENT_KAFKA_BROKERS"), bin: ".run/bin", root: ".",
-		rate: 200, duration: 20 * time.Second, requests: 10000, clients: 32, partitions: 12, rounds: 8,
+		rate: 200, duration: 20 * time.Second, requests: 10000, clients: 32, partitions: 12, rounds: 8, hops: true,
 		sweepStep: 10 * time.Second, sweepRatesFlag: "100,250,500,1000,2000,4000", sweepMaxOutstanding: 4000,
 	}
 }
@@ -136,6 +142,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.sweepStep, "sweep-step", c.sweepStep, "length of each step of the open-loop capacity sweep; 0 skips the sweep")
 	fs.StringVar(&c.sweepRatesFlag, "sweep-rates", c.sweepRatesFlag, "decisions per second offered in the capacity sweep, ascending, comma-separated")
 	fs.IntVar(&c.sweepMaxOutstanding, "sweep-max-outstanding", c.sweepMaxOutstanding, "in the sweep, most requests in flight at once on each side; an arrival past it is shed and counts over the bound")
+	fs.BoolVar(&c.hops, "hops", c.hops, "per-hop breakdown of the latency run from OpenTelemetry traces (the services export to the bench's own OTLP receiver; only the latency run's votes are sampled); --hops=false runs without tracing")
 	c.failover.flags(fs)
 }
 
@@ -199,6 +206,14 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("assent topics: %w", err)
 	}
 	defer deleteTopics(adm, topics.Commands, topics.Events)
+	var otlp *otlptest.Receiver
+	if cfg.hops {
+		if otlp, err = otlptest.Start(); err != nil {
+			return err
+		}
+		defer func() { _ = otlp.Close() }()
+		cfg.otlpURL = otlp.URL
+	}
 	procs, apis, err := startServices(ctx, cfg, cfg.bin, topics, stamp, say)
 	defer func() {
 		for _, p := range procs {
@@ -213,9 +228,15 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 	say("assent: end-to-end latency at %d decisions/s for %s", cfg.rate, cfg.duration)
-	lat, err := measureLatency(ctx, cfg, apis)
+	lat, traces, err := measureLatency(ctx, cfg, apis)
 	if err != nil {
 		return err
+	}
+	var hops []hopRow
+	var traced int
+	if otlp != nil {
+		say("assent: collecting the latency run's traces")
+		hops, traced = hopTable(awaitTimelines(ctx, otlp, traces), traces)
 	}
 	say("assent: throughput, %d requests with %d clients", cfg.requests, cfg.clients)
 	tput, whole, err := measureThroughput(ctx, cfg, apis)
@@ -234,6 +255,9 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	_, _ = fmt.Fprintf(w, "\nAssent benchmark, %s, %d partitions, RF 3, min ISR 2, 3 brokers on 127.0.0.1\n", time.Now().UTC().Format(time.RFC3339), cfg.partitions)
 	_, _ = fmt.Fprintf(w, "machine: %d CPUs, shared with other work (brokers, services and this bench on the same cores)\n", runtime.NumCPU())
 	printFloors(w, cfg, floor, lat)
+	if otlp != nil {
+		printHops(w, hops, traced, len(traces), lat, otlp)
+	}
 	_, _ = fmt.Fprintf(w, "\n%-34s %14s %14s %8s  %s\n", "figure", "floor (c) copy", "Assent", "ratio", "goal")
 	_, _ = fmt.Fprintf(w, "%-34s %14s %14s %8.2f  %s\n", "latency p50 (vote POST -> GET)", ms(p50f), ms(p50), ratio(p50, p50f), "")
 	_, _ = fmt.Fprintf(w, "%-34s %14s %14s %8.2f  %s\n", "latency p99 (vote POST -> GET)", ms(p99f), ms(p99), ratio(p99, p99f), verdict(ratio(p99, p99f) <= 1.5, "<= 1.5x"))
@@ -520,6 +544,9 @@ func startServices(ctx context.Context, cfg config, bin string, topics eventlog.
 		"ASSENT_SEAL_KEYS_FILE=" + filepath.Join(cfg.root, "infra/keys/decider-keys.json"),
 		"ASSENT_LOG_LEVEL=" + cmp.Or(os.Getenv("ASSENT_BENCH_LOG_LEVEL"), "warn"),
 	}
+	if cfg.otlpURL != "" {
+		common = append(common, tracingEnv(cfg.otlpURL)...)
+	}
 	var procs []*proc
 	var apis []string
 	for i, svc := range []string{"decider", "decider", "api", "api"} {
@@ -661,12 +688,14 @@ func warmUp(ctx context.Context, apis []string) error {
 
 // measureLatency: at a steady rate, submit, park a GET ?wait= on one
 // replica, then time from the vote's POST on the other to the GET's answer.
-func measureLatency(ctx context.Context, cfg config, apis []string) ([]time.Duration, error) {
+//
+// With cfg.otlpURL, each vote carries a sampled traceparent of its own;
+// traces are their trace ids, for the per-hop breakdown (hops.go).
+func measureLatency(ctx context.Context, cfg config, apis []string) (lat []time.Duration, traces []string, err error) {
 	billing := &systest.Client{URLs: apis, Token: "demo-billing", HTTP: httpClient()}
 	alice := &systest.Client{URLs: apis, Token: "demo-alice", HTTP: httpClient()}
 	var mu sync.Mutex
-	var lat []time.Duration
-	err := paced(ctx, cfg.rate, cfg.duration, func(int) error {
+	err = paced(ctx, cfg.rate, cfg.duration, func(int) error {
 		rid := fmt.Sprintf("lat-%d-%d", time.Now().UnixNano(), seq.Add(1))
 		resp, err := billing.Do(ctx, 0, "POST", "/v1/requests", submitBody(rid), 1)
 		if err != nil {
@@ -693,8 +722,14 @@ func measureLatency(ctx context.Context, cfg config, apis []string) ([]time.Dura
 			waitErr <- err
 		}()
 		time.Sleep(50 * time.Millisecond) // let the GET park first
+		voter, traceID := alice, ""
+		if cfg.otlpURL != "" {
+			v := *alice
+			v.Header, traceID = newTraceparent()
+			voter = &v
+		}
 		t0 := time.Now()
-		r, err := alice.Do(ctx, 0, "POST", "/v1/requests/"+rid+"/votes", map[string]any{"decision": "approve"}, 1)
+		r, err := voter.Do(ctx, 0, "POST", "/v1/requests/"+rid+"/votes", map[string]any{"decision": "approve"}, 1)
 		if err != nil {
 			return fmt.Errorf("vote %s at %s: %w\n%s", rid, t0.Format(time.RFC3339Nano), err, diagnose(ctx, apis, rid))
 		}
@@ -711,10 +746,13 @@ func measureLatency(ctx context.Context, cfg config, apis []string) ([]time.Dura
 		}
 		mu.Lock()
 		lat = append(lat, t1.Sub(t0))
+		if traceID != "" {
+			traces = append(traces, traceID)
+		}
 		mu.Unlock()
 		return nil
 	})
-	return lat, err
+	return lat, traces, err
 }
 
 // measureThroughput submits cfg.requests requests (not timed), then has

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/assent-dev/assent/libs/command"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/libs/tracing"
 )
 
 // Source is the CloudEvents source of every command the api writes.
@@ -141,6 +143,11 @@ func (a *App) write(ctx context.Context, c approval.Command, done command.Settle
 	st, timedOut, refusal, err := command.Await(ctx, projectionView{a.cfg.Projection, a.cfg.Store}, c.RequestID, timer.C, a.cfg.Done, done)
 	if err != nil {
 		return res, err
+	}
+	if !timedOut {
+		// The hop after the projection's apply (docs/architecture.md,
+		// "Tracing"); a no-op without a span.
+		trace.SpanFromContext(ctx).AddEvent(tracing.EventWake)
 	}
 	outcome := "accepted"
 	switch {

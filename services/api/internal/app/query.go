@@ -5,10 +5,12 @@ import (
 	"errors"
 	"time"
 
-	"github.com/assent-dev/assent/libs/command"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/libs/tracing"
 )
 
 // MaxWait bounds a long poll.
@@ -43,11 +45,14 @@ func (a *App) Get(ctx context.Context, rid string, wait time.Duration) (approval
 		close(closed)
 		deadline = closed
 	}
-	st, _, _, err := command.Await(ctx, projectionView{a.cfg.Projection, a.cfg.Store}, rid, deadline, a.cfg.Done, func(st approval.State) (bool, error) {
+	st, timedOut, _, err := command.Await(ctx, projectionView{a.cfg.Projection, a.cfg.Store}, rid, deadline, a.cfg.Done, func(st approval.State) (bool, error) {
 		return st.Status.Terminal(), nil
 	})
 	if err != nil {
 		return st, err
+	}
+	if wait > 0 && !timedOut {
+		trace.SpanFromContext(ctx).AddEvent(tracing.EventWake)
 	}
 	if st.Status == approval.StatusNone {
 		return st, notFound(rid)

@@ -12,6 +12,7 @@ import (
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/libs/tracing"
 	"github.com/assent-dev/assent/libs/wire"
 )
 
@@ -54,6 +55,10 @@ type Config struct {
 	SnapshotAddr      string
 	SnapshotInterval  time.Duration
 	SnapshotToken     string
+
+	// Tracing is read from the standard OTEL_ environment: off unless an
+	// OTLP endpoint is set (docs/architecture.md, "Tracing").
+	Tracing tracing.Settings
 
 	// Listener, if set, is used instead of listening on HTTPAddr (tests
 	// listen on port 0 and need to know the port). SnapshotListener is
@@ -143,6 +148,19 @@ whole events topic; docs/architecture.md, "Bootstrap from a snapshot"):
   ASSENT_SNAPSHOT_TOKEN_FILE  the bearer token a peer must send for a snapshot
                            (required with ASSENT_SNAPSHOT_ADDR), and that this
                            replica sends to ASSENT_BOOTSTRAP_FROM
+
+Tracing (OpenTelemetry, off unless an endpoint is set; docs/architecture.md,
+"Tracing"):
+  OTEL_EXPORTER_OTLP_ENDPOINT  OTLP/HTTP collector base URL; /v1/traces is
+                           appended
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT  the traces URL, used as is (wins)
+  OTEL_EXPORTER_OTLP_PROTOCOL  http/protobuf, the only one (or unset)
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL  the same, for traces
+  OTEL_SERVICE_NAME        service.name of the spans (default assent-api)
+  OTEL_SDK_DISABLED        true turns tracing off
+  OTEL_TRACES_EXPORTER     otlp (default) or none (off)
+  The SDK reads the rest: OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG,
+  OTEL_BSP_*, OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT.
 `
 
 // Load reads the configuration and reports every problem at once.
@@ -194,6 +212,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if cfg.BootstrapTimeout <= 0 || cfg.SnapshotInterval <= 0 {
 		env.Problem("ASSENT_BOOTSTRAP_TIMEOUT and ASSENT_SNAPSHOT_INTERVAL must be positive")
 	}
+	tr, trerr := tracing.FromEnv(getenv)
+	env.Add(trerr)
+	cfg.Tracing = tr
 	cfg.Instance = env.Instance("api", cfg.HTTPAddr)
 	cfg.DataDir = env.String("ASSENT_DATA_DIR", ".run/"+cfg.Instance)
 	cfg.Kafka.ClientID = cfg.Instance

@@ -13,8 +13,12 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/assent-dev/assent/libs/daemon"
+	"github.com/assent-dev/assent/libs/tracing"
 	"github.com/assent-dev/assent/services/api/internal/app"
 	"github.com/assent-dev/assent/services/api/internal/auth"
 	"github.com/assent-dev/assent/services/api/internal/metrics"
@@ -46,6 +50,11 @@ type Config struct {
 	// and the wait for its outcome. A write moves its connection's write
 	// deadline that far. Zero leaves the server's.
 	WriteTimeout time.Duration
+	// Tracer, if set, records each API v1 request as a tracing.SpanReceive
+	// server span, a child of the request's W3C traceparent if it carries
+	// a valid one, with the event tracing.EventRespond when the answer
+	// starts (docs/architecture.md, "Tracing"). Nil: no tracing.
+	Tracer trace.Tracer
 }
 
 type server struct {
@@ -95,11 +104,14 @@ func New(cfg Config) http.Handler {
 		{http.MethodPost, "/v1/requests/:id/votes", s.vote},
 		{http.MethodPost, "/v1/requests/:id/cancel", s.cancel},
 	} {
-		if r.method == http.MethodPost {
-			e.Add(r.method, r.path, r.h, s.authenticate, s.bounded)
-			continue
+		mw := []echo.MiddlewareFunc{s.authenticate}
+		if cfg.Tracer != nil {
+			mw = append([]echo.MiddlewareFunc{s.trace}, mw...)
 		}
-		e.Add(r.method, r.path, r.h, s.authenticate)
+		if r.method == http.MethodPost {
+			mw = append(mw, s.bounded)
+		}
+		e.Add(r.method, r.path, r.h, mw...)
 	}
 	for _, r := range e.Routes() {
 		s.routes[r.Path] = true
@@ -125,6 +137,31 @@ func pathParam(c echo.Context, name string) string {
 		return "" // not a valid id; the handler answers not_found
 	}
 	return v
+}
+
+// trace records the request as a tracing.SpanReceive server span. The
+// incoming traceparent is untrusted: tracing.FromHTTP reads it strictly,
+// and it only ever names the span's parent.
+func (s *server) trace(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		ctx, span := s.cfg.Tracer.Start(tracing.FromHTTP(req.Context(), req.Header), tracing.SpanReceive,
+			trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("http.request.method", req.Method), attribute.String("http.route", c.Path())))
+		defer span.End()
+		c.SetRequest(req.WithContext(ctx))
+		c.Response().Before(func() { span.AddEvent(tracing.EventRespond) })
+		err := next(c)
+		if err != nil {
+			c.Error(err) // answer here, so that the span sees the status
+		}
+		status := c.Response().Status
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if status >= http.StatusInternalServerError {
+			span.SetStatus(codes.Error, http.StatusText(status))
+		}
+		return nil
+	}
 }
 
 // observe answers errors itself, so that it can count the final status.

@@ -26,6 +26,7 @@ import (
 	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/libs/tracing"
 	"github.com/assent-dev/assent/services/api/internal/app"
 	"github.com/assent-dev/assent/services/api/internal/auth"
 	"github.com/assent-dev/assent/services/api/internal/config"
@@ -85,6 +86,15 @@ func hashToken(args []string, stdin io.Reader, stdout io.Writer) error {
 // Run runs the api service with cfg until ctx ends.
 func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	log := daemon.NewLogger(stdout, cfg.LogLevel, "api", cfg.Instance)
+	tp, err := tracing.Setup(ctx, cfg.Tracing, "assent-api", cfg.Instance, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := tp.Shutdown(ctx); err != nil {
+			log.Warn("tracing: spans not flushed at shutdown", "err", err)
+		}
+	}()
 	tokens, err := auth.Load(cfg.TokensFile)
 	if err != nil {
 		return err
@@ -116,6 +126,9 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	runner, err := projection.Open(projection.Config{
 		Dir: cfg.DataDir, Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions,
 		Kafka: cfg.Kafka, Handler: store, Logger: log, Keys: cfg.Keys, Bootstrap: boot,
+		// The hop from the decider's commit to this replica's store
+		// (docs/architecture.md, "Tracing").
+		Tracer: tp.Tracer(),
 	})
 	if err != nil {
 		return err
@@ -146,7 +159,7 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	a := app.New(app.Config{
-		Sender:     command.Kafka{Client: cl, Topic: cfg.Topics.Commands, Signer: cfg.CommandKey},
+		Sender:     command.Kafka{Client: cl, Topic: cfg.Topics.Commands, Signer: cfg.CommandKey, Tracer: tp.Tracer()},
 		Projection: runner,
 		Store:      store,
 		WriteWait:  cfg.WriteWait,
@@ -178,6 +191,7 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		// A write produces (up to the delivery timeout) and then waits
 		// for its outcome (up to the write wait).
 		WriteTimeout: delivery + cfg.WriteWait + writeSlack,
+		Tracer:       tp.Tracer(),
 	})
 
 	ln := cfg.Listener

@@ -6,6 +6,7 @@ import (
 
 	"github.com/assent-dev/assent/libs/daemon"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/tracing"
 	"github.com/assent-dev/assent/libs/wire"
 )
 
@@ -33,6 +34,9 @@ type Config struct {
 	// ServiceKeys are the published service keys that commands must be
 	// signed with (the timers' with Signer, a decider key).
 	ServiceKeys *wire.ServiceKeyRing
+	// Tracing is read from the standard OTEL_ environment: off unless an
+	// OTLP endpoint is set (docs/architecture.md, "Tracing").
+	Tracing tracing.Settings
 }
 
 // DefaultSessionTimeout is the deciders' group session timeout: how long
@@ -92,6 +96,19 @@ Environment:
   ASSENT_KAFKA_LOG_LEVEL   franz-go's own log, into the same output: none,
                            error, warn, info, debug (default none); info
                            says where a failover's seconds go
+
+Tracing (OpenTelemetry, off unless an endpoint is set; docs/architecture.md,
+"Tracing"):
+  OTEL_EXPORTER_OTLP_ENDPOINT  OTLP/HTTP collector base URL; /v1/traces is
+                           appended
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT  the traces URL, used as is (wins)
+  OTEL_EXPORTER_OTLP_PROTOCOL  http/protobuf, the only one (or unset)
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL  the same, for traces
+  OTEL_SERVICE_NAME        service.name of the spans (default assent-decider)
+  OTEL_SDK_DISABLED        true turns tracing off
+  OTEL_TRACES_EXPORTER     otlp (default) or none (off)
+  The SDK reads the rest: OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG,
+  OTEL_BSP_*, OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT.
 `
 
 // LoadConfig reads the configuration and reports every problem at once.
@@ -134,6 +151,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if err != nil {
 		env.Problem("ASSENT_SERVICE_KEYS_FILE: %v (the published service keys: the decider decides only commands they sign; infra/keys/README.md)", err)
 	}
+	tr, trerr := tracing.FromEnv(getenv)
+	env.Add(trerr)
+	cfg.Tracing = tr
 	cfg.Instance = env.Instance("decider", cfg.HTTPAddr)
 	cfg.DataDir = env.String("ASSENT_DATA_DIR", ".run/"+cfg.Instance)
 	cfg.Kafka.ClientID = cfg.Instance

@@ -26,6 +26,7 @@ import (
 	"github.com/assent-dev/assent/libs/policy"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/libs/tracing"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/decider/internal/core"
 	"github.com/assent-dev/assent/services/decider/internal/session"
@@ -52,6 +53,15 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 // Run runs the decider with cfg until ctx ends.
 func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	log := daemon.NewLogger(stdout, cfg.LogLevel, "decider", cfg.Instance)
+	tp, err := tracing.Setup(ctx, cfg.Tracing, "assent-decider", cfg.Instance, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := tp.Shutdown(ctx); err != nil {
+			log.Warn("tracing: spans not flushed at shutdown", "err", err)
+		}
+	}()
 	pols, err := policy.Load(cfg.PolicyFile)
 	if err != nil {
 		return err
@@ -175,6 +185,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		// client: a command is only a request, decided by the owner. The
 		// seal key signs them, as system:decider.
 		Timers: command.Kafka{Client: adminClient, Topic: cfg.Topics.Commands, Signer: cfg.Signer},
+		Tracer: tp.Tracer(),
 		Metrics: session.Metrics{
 			Transaction: func(result string, took time.Duration) {
 				m.txns.WithLabelValues(result).Inc()

@@ -29,6 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/eventlog"
@@ -75,6 +76,13 @@ type Config struct {
 	Logger  *slog.Logger
 	Metrics Metrics
 	Now     func() time.Time
+	// Tracer, if set, records for each command record that carries a W3C
+	// trace context in its headers the spans tracing.SpanFetch,
+	// tracing.SpanDecide and tracing.SpanCommit, and puts the commit
+	// span's trace context in the headers of the event records written
+	// for its request (docs/architecture.md, "Tracing"). Nil: no spans,
+	// and the headers are not read.
+	Tracer trace.Tracer
 }
 
 // Loop runs transactional sessions over a core.
@@ -256,6 +264,7 @@ func (l *Loop) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
 	for {
 		pollCtx, cancel := context.WithTimeout(ctx, l.cfg.ExpiryPeriod)
 		fetches := sess.PollRecords(pollCtx, 2000)
+		fetched := time.Now()
 		cancel()
 		if ctx.Err() != nil {
 			return nil
@@ -297,7 +306,7 @@ func (l *Loop) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
 		if len(records) == 0 {
 			continue
 		}
-		if err := l.transact(ctx, sess, records); err != nil {
+		if err := l.transact(ctx, sess, records, fetched); err != nil {
 			return err
 		}
 	}
@@ -332,11 +341,12 @@ func (l *Loop) timers(ctx context.Context) {
 // session, when the transaction failed in a way that would repeat: the
 // core failed it for another reason than a partition it may not decide
 // (core.ErrNotOwned), or maxAbortsInARow transactions in a row aborted.
-func (l *Loop) transact(ctx context.Context, sess *kgo.GroupTransactSession, records []*kgo.Record) error {
+func (l *Loop) transact(ctx context.Context, sess *kgo.GroupTransactSession, records []*kgo.Record, fetched time.Time) error {
 	if err := sess.Begin(); err != nil {
 		return fmt.Errorf("decider: begin transaction: %w", err)
 	}
 	began := time.Now()
+	tr := l.traceFetched(ctx, records, fetched)
 	revokesAtBegin := l.revokes.Load()
 	txn := l.core.Begin(l.cfg.Now())
 	ok := l.catchUp(ctx, sess)
@@ -353,12 +363,13 @@ func (l *Loop) transact(ctx context.Context, sess *kgo.GroupTransactSession, rec
 		cause = txnErr.Error()
 		l.cfg.Logger.Warn("a decision failed; aborting", "err", txnErr)
 	}
+	tr.decided(began, time.Now())
 	// Finish the transaction even when ctx ends (shutdown): an open
 	// transaction would block the next owner's catch-up until it times out.
 	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.TxnTimeout)
 	defer cancel()
 	if ok {
-		if err := l.produce(endCtx, sess, txn); err != nil {
+		if err := l.produce(endCtx, sess, txn, tr.headers); err != nil {
 			ok, cause = false, err.Error()
 		}
 	}
@@ -368,6 +379,7 @@ func (l *Loop) transact(ctx context.Context, sess *kgo.GroupTransactSession, rec
 	}
 	committed, err := sess.End(endCtx, try)
 	took := time.Since(began)
+	tr.ended(committed, err)
 	if err != nil {
 		l.observe("error", took)
 		return fmt.Errorf("decider: end transaction: %w", err)
@@ -412,11 +424,16 @@ func (l *Loop) observe(result string, took time.Duration) {
 
 // produce writes the transaction's records and waits for them. It
 // returns why if any failed: the transaction must then abort.
-func (l *Loop) produce(ctx context.Context, sess *kgo.GroupTransactSession, txn *core.Txn) error {
+func (l *Loop) produce(ctx context.Context, sess *kgo.GroupTransactSession, txn *core.Txn, headers map[string][]kgo.RecordHeader) error {
 	var failed firstErr
 	for i, o := range txn.Records() {
 		rec := eventlog.RecordOf(l.cfg.EventsTopic, o.Key, o.Value)
 		rec.Partition = o.Partition
+		if hs, ok := headers[o.RequestID]; ok && !o.Seal {
+			// Beside the value, which the chain and the seal cover; never
+			// in it (docs/architecture.md, "Tracing").
+			rec.Headers = append(rec.Headers, hs...)
+		}
 		want := o.Partition
 		sess.Produce(ctx, rec, func(r *kgo.Record, err error) {
 			switch {
