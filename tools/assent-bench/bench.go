@@ -93,6 +93,7 @@ type config struct {
 	requests   int
 	clients    int
 	partitions int
+	deciders   int
 	// auth runs the authentication A/B instead (auth.go): --noauth-bin
 	// holds the assentbench_noauth builds of the decider and the api.
 	auth      bool
@@ -122,7 +123,7 @@ type floorTopics struct{ a, b, in, out, stamp string }
 func defaults() config {
 	return config{
 		brokers: os.Getenv("ASSENT_KAFKA_BROKERS"), bin: ".run/bin", root: ".",
-		rate: 200, duration: 20 * time.Second, requests: 10000, clients: 32, partitions: 12, rounds: 8, hops: true,
+		rate: 200, duration: 20 * time.Second, requests: 10000, clients: 32, partitions: 12, deciders: 2, rounds: 8, hops: true,
 		sweepStep: 10 * time.Second, sweepRatesFlag: "100,250,500,1000,2000,4000", sweepMaxOutstanding: 4000,
 	}
 }
@@ -136,6 +137,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.requests, "requests", c.requests, "requests (each a submit and a deciding vote) in the throughput run")
 	fs.IntVar(&c.clients, "clients", c.clients, "concurrent clients (and floor producers) in the throughput runs")
 	fs.IntVar(&c.partitions, "partitions", c.partitions, "partitions of every topic")
+	fs.IntVar(&c.deciders, "deciders", c.deciders, "decider replicas Assent runs with (each a group member with its own transactional id)")
 	fs.BoolVar(&c.auth, "auth", c.auth, "measure decision latency with and without authentication, interleaved in one run (see above)")
 	fs.StringVar(&c.noauthBin, "noauth-bin", c.noauthBin, "with --auth: directory holding the decider and api built with -tags assentbench_noauth (default <bin>/noauth)")
 	fs.IntVar(&c.rounds, "rounds", c.rounds, "with --auth: rounds per arm, alternated ABBA; each round lasts --duration divided by --rounds")
@@ -549,8 +551,15 @@ func startServices(ctx context.Context, cfg config, bin string, topics eventlog.
 	}
 	var procs []*proc
 	var apis []string
-	for i, svc := range []string{"decider", "decider", "api", "api"} {
-		name := fmt.Sprintf("%s-%d", svc, i%2+1)
+	var svcs []string
+	for range max(cfg.deciders, 1) {
+		svcs = append(svcs, "decider")
+	}
+	svcs = append(svcs, "api", "api")
+	n := map[string]int{}
+	for _, svc := range svcs {
+		n[svc]++
+		name := fmt.Sprintf("%s-%d", svc, n[svc])
 		port, err := freePort()
 		if err != nil {
 			return procs, nil, err
