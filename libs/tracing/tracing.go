@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -153,8 +154,27 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 // the process): the last service logger Setup was given.
 var errorLog atomic.Pointer[slog.Logger]
 
+// exportErrors counts the errors the SDK reported: failed exports, most
+// of them (a collector down, refusing, or too slow), and spans dropped
+// from a full queue.
+var exportErrors atomic.Int64
+
+// ExportErrors is how many errors the OpenTelemetry SDK has reported in
+// this process (assent_tracing_export_errors_total).
+func ExportErrors() int64 { return exportErrors.Load() }
+
+// RegisterMetrics registers assent_tracing_export_errors_total, which
+// alert AssentTracingExportFailing watches (docs/runbook.md).
+func RegisterMetrics(reg prometheus.Registerer) {
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "assent_tracing_export_errors_total",
+		Help: "Errors the OpenTelemetry SDK reported: spans not exported to the OTLP endpoint (collector down, refusing or slow) or dropped. Always 0 while tracing is off.",
+	}, func() float64 { return float64(exportErrors.Load()) }))
+}
+
 func init() {
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		exportErrors.Add(1)
 		if l := errorLog.Load(); l != nil {
 			l.Warn("tracing: the OpenTelemetry SDK reports an error (spans may be dropped)", "err", err)
 		}

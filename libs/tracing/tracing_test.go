@@ -3,9 +3,13 @@ package tracing_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -166,4 +170,41 @@ func TestHTTPCarrier(t *testing.T) {
 	require.Equal(t, "0af7651916cd43dd8448eb211c80319c", sc.TraceID().String())
 	h.Add("Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
 	require.False(t, trace.SpanContextFromContext(tracing.FromHTTP(context.Background(), h)).IsValid(), "two traceparents are ambiguous")
+}
+
+// A collector that refuses the spans: every failed export is counted in
+// ExportErrors (assent_tracing_export_errors_total, alert
+// AssentTracingExportFailing), besides the warning in the log.
+func TestFailedExportsAreCounted(t *testing.T) {
+	refused := make(chan struct{}, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case refused <- struct{}{}:
+		default:
+		}
+		http.Error(w, "no", http.StatusBadRequest) // not retried by the exporter
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "20") // ms: the batch goes out at once
+	s, err := tracing.FromEnv(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": srv.URL}))
+	require.NoError(t, err)
+	p, err := tracing.Setup(t.Context(), s, "api", "api-1", nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	before := tracing.ExportErrors()
+	_, span := p.Tracer().Start(t.Context(), "x")
+	span.End()
+	select {
+	case <-refused:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no export reached the collector")
+	}
+	require.Eventually(t, func() bool { return tracing.ExportErrors() > before }, 5*time.Second, 10*time.Millisecond,
+		"a refused export is not counted")
+
+	reg := prometheus.NewRegistry()
+	tracing.RegisterMetrics(reg)
+	n, err := testutil.GatherAndCount(reg, "assent_tracing_export_errors_total")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
 }

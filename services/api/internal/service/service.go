@@ -110,6 +110,7 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	defer cl.Close()
 
 	reg := daemon.NewRegistry()
+	tracing.RegisterMetrics(reg)
 	store := &requests.Store{}
 	var boot *projection.BootstrapReport
 	if cfg.BootstrapFrom != "" {

@@ -83,6 +83,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	log.Info("sealing every transaction", "key_id", cfg.Signer.KeyID(), "published_keys", cfg.Keys.Len())
 	log.Info("deciding only signed commands", "service_keys", cfg.ServiceKeys.Len())
 	reg := daemon.NewRegistry()
+	tracing.RegisterMetrics(reg)
 	store := &requests.Store{}
 	runner, err := projection.Open(projection.Config{
 		Dir: cfg.DataDir, Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions,
