@@ -625,11 +625,11 @@ func (b *bench) measure(ctx context.Context, svc string, bare time.Duration) (*p
 	}
 	row.ready = took
 	st, serr := stats(a.cmd.Process.Pid)
-	applied := applied(a)
+	done := applied(a)
 	rate := float64(b.records) / took.Seconds()
 	name := svc + " rebuild:"
 	line := fmt.Sprintf("%-21s %d records in %s: %.0f records/s (process start to /readyz; %s applied)",
-		name, b.records, took.Round(time.Millisecond), rate, applied)
+		name, b.records, took.Round(time.Millisecond), rate, done)
 	if bare > 0 {
 		line += fmt.Sprintf("; %.0f%% of the bare read", 100*bare.Seconds()/took.Seconds())
 	}
