@@ -252,7 +252,12 @@ func (r *Runner) commit(d *decoded) error {
 		return nil
 	}
 	b := r.db.NewIndexedBatchWithSize(d.size())
-	defer func() { _ = b.Close() }()
+	defer func() {
+		_ = b.Close()
+		if c, ok := r.cfg.Handler.(Committer); ok {
+			c.Committed()
+		}
+	}()
 	stats := BatchStats{}
 	bh, _ := r.cfg.Handler.(BatchHandler)
 	var pending []Event // authenticated, not yet given to a BatchHandler
