@@ -252,10 +252,11 @@ func (r *Runner) commit(d *decoded) error {
 		return nil
 	}
 	b := r.db.NewIndexedBatchWithSize(d.size())
+	committer, _ := r.cfg.Handler.(Committer)
 	defer func() {
 		_ = b.Close()
-		if c, ok := r.cfg.Handler.(Committer); ok {
-			c.Committed()
+		if committer != nil {
+			committer.Committed() // dropped: the runner stops
 		}
 	}()
 	stats := BatchStats{}
@@ -313,6 +314,12 @@ func (r *Runner) commit(d *decoded) error {
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("projection: commit batch: %w", err)
+	}
+	if committer != nil {
+		// Before the batch is published: whoever waits for it (readiness
+		// among them) finds the handler done with it.
+		committer.Committed()
+		committer = nil
 	}
 	stats.Duration = time.Since(d.began)
 
