@@ -1,12 +1,14 @@
-// Command rebuild-bench measures how fast a new api replica gets ready on
-// a large events log (issue 14, item 6): it fills a scratch events topic
-// (zstd-compressed) with a realistic sealed log (test/loggen), then, in
-// the same run, times a bare franz-go read of it, an api replica that
-// rebuilds its store from the log, and a second one that bootstraps from
-// the first one's snapshot; it prints each figure beside its goal, with
-// the api's memory after the rebuild. scripts/bench --rebuild runs it. It
-// is a benchmark, not a test: a phase that fails says why and the others
-// still run.
+// Command rebuild-bench measures how fast a new replica gets ready on a
+// large events log (issue 14, item 6) and how much memory each service
+// holds with that log in its store (item 8): it fills a scratch events
+// topic (zstd-compressed) with a realistic sealed log (test/loggen), then,
+// in the same run, times a bare franz-go read of it, then starts each
+// service named by --services in turn (services.go), as its own Kafka
+// principal, on an empty store, times it to /readyz and reads its memory
+// at ready, 10 s and a minute later; after the api, a second api
+// bootstraps from the first one's snapshot. It prints each figure beside
+// its goal. scripts/bench --rebuild runs it. It is a benchmark, not a
+// test: a phase that fails says why and the others still run.
 package main
 
 import (
