@@ -266,7 +266,13 @@ func (r *Runner) commit(d *decoded) error {
 		return nil
 	}
 	b := r.db.NewIndexedBatchWithSize(d.size())
-	defer func() { _ = b.Close() }()
+	committer, _ := r.cfg.Handler.(Committer)
+	defer func() {
+		_ = b.Close()
+		if committer != nil {
+			committer.Committed() // dropped: the runner stops
+		}
+	}()
 	stats := BatchStats{}
 	bh, _ := r.cfg.Handler.(BatchHandler)
 	var pending []Event // authenticated, not yet given to a BatchHandler
@@ -322,6 +328,12 @@ func (r *Runner) commit(d *decoded) error {
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("projection: commit batch: %w", err)
+	}
+	if committer != nil {
+		// Before the batch is published: whoever waits for it (readiness
+		// among them) finds the handler done with it.
+		committer.Committed()
+		committer = nil
 	}
 	stats.Duration = time.Since(d.began)
 	r.traceApplied(d, d.began.Add(stats.Duration), stats)

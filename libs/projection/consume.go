@@ -328,6 +328,16 @@ const (
 	fetchPartitionBytes = 512 << 10
 )
 
+// FetchLimits are the fetch sizes of the runner's consumer, for the other
+// readers of the events topic that may read much of it at once (the
+// consumer groups of the gateway and the notifier, which a new group
+// starts at the log's start): franz-go's defaults buffer up to 50 MiB a
+// broker as stored, which is compressed, about ten times that once the
+// zstd batches are decompressed (docs/benchmarks.md, "Memory").
+func FetchLimits() []kgo.Opt {
+	return []kgo.Opt{kgo.FetchMaxBytes(fetchMaxBytes), kgo.FetchMaxPartitionBytes(fetchPartitionBytes)}
+}
+
 // stop marks partitions stopped for good (until an operator acts).
 func (r *Runner) stop(why map[int32]string) {
 	r.mu.Lock()

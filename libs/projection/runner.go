@@ -62,6 +62,15 @@ type BatchHandler interface {
 	ApplyBatch(b *pebble.Batch, events []Event) error
 }
 
+// Committer is a Handler that holds something for the length of a batch
+// (what ApplyBatch wrote into it, say): the runner calls Committed once
+// each batch it gave the handler is committed or dropped, and the handler
+// lets go of it. Without it, what a handler keeps of the last batch of a
+// catch-up stays in memory until the next event arrives.
+type Committer interface {
+	Committed()
+}
+
 // Preparer is a Handler with work to do on each event that needs no
 // store, such as decoding its data: the runner calls Prepare for every
 // event a valid seal covers before Apply or ApplyBatch, concurrently for

@@ -14,6 +14,15 @@ func (r *Runner) updateReady() {
 		return
 	}
 	r.log.Info("projection caught up", "partitions", r.cfg.Partitions)
+	// The catch-up's last memtables stay in memory until they fill, which
+	// in steady state can take hours: the mutable one, and a large last
+	// batch, which Pebble keeps as a memtable of its own (a batch of half
+	// a memtable or more). Flushing them now turns them into the tables
+	// they would become anyway and frees them (docs/benchmarks.md,
+	// "Memory").
+	if err := r.db.Flush(); err != nil {
+		r.log.Warn("flushing the store once caught up; its memtables stay in memory until they fill", "err", err)
+	}
 	// Catching up held polls, batches and fetches in memory that steady
 	// state never needs again: give it back to the system now rather than
 	// over the next minutes (once: the runner is never unready again

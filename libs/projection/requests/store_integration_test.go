@@ -17,6 +17,7 @@ import (
 	"github.com/assent-dev/assent/libs/projection/requests"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/kafkatest"
+	"github.com/assent-dev/assent/test/loggen"
 	"github.com/assent-dev/assent/test/systest"
 )
 
@@ -286,4 +287,51 @@ func committedEnds(t *testing.T, adm *kadm.Client, topic string, parts int32) []
 		case <-tick.C:
 		}
 	}
+}
+
+// TestIntegrationCaughtUpKeepsNoBatch: once the runner has caught up on a
+// log, neither the store nor Pebble keeps the catch-up's last batch in
+// memory: the store holds none of the keys it wrote there (it held those
+// of its last batch, about 16 MB after 10,000 events, until the next
+// event), and the store's memtables are flushed (they held what the
+// catch-up wrote last until they filled, hours in steady state)
+// (docs/benchmarks.md, "Memory").
+func TestIntegrationCaughtUpKeepsNoBatch(t *testing.T) {
+	t.Parallel()
+	const parts = 3
+	spec := kafkatest.NewTopics(t, parts)
+	log, err := loggen.Build(loggen.Options{Topic: spec.Events, Partitions: parts, Requests: 600, Signer: systest.DemoSigner(t),
+		SealEvery: 50, Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Step: time.Second})
+	require.NoError(t, err)
+	_, err = loggen.Write(t.Context(), kafkatest.Config(t, "requests-test-writer"), spec.Events, log)
+	require.NoError(t, err)
+
+	store := &requests.Store{}
+	r, err := projection.Open(projection.Config{
+		Dir: t.TempDir(), Topic: spec.Events, Partitions: parts, Handler: store,
+		Kafka: kafkatest.Config(t, "requests-test"), Keys: systest.DemoKeys(t),
+	})
+	require.NoError(t, err)
+	store.Attach(r.DB())
+	ctx, cancel := context.WithCancel(context.Background())
+	exited := make(chan error, 1)
+	go func() { exited <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-exited)
+		require.NoError(t, r.Close())
+	})
+	wctx, wcancel := context.WithTimeout(t.Context(), waitLimit)
+	defer wcancel()
+	require.NoError(t, r.WaitReady(wctx))
+
+	st, found, err := store.Get(loggen.RequestID(599))
+	require.NoError(t, err)
+	require.True(t, found)
+	require.NotEmpty(t, st.Status)
+	require.Zero(t, requests.HeldKeys(store), "keys of the last batch the store still holds once caught up")
+	// The flush follows readiness (it does not delay it).
+	require.Eventually(t, func() bool { return r.DB().Metrics().Flush.Count > 0 }, 10*time.Second, 10*time.Millisecond,
+		"no flush of the store's memtables once caught up")
+	require.Equal(t, int64(1), r.DB().Metrics().MemTable.Count, "memtables once caught up: the empty mutable one only")
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/projection"
 )
 
 // Consumer owns partitions of the events topic through a consumer group,
@@ -33,7 +34,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	cl, err := eventlog.NewClient(c.Kafka,
+	cl, err := eventlog.NewClient(c.Kafka, append(projection.FetchLimits(), // a new group reads the log from its start
 		kgo.ConsumeTopics(c.Topic),
 		kgo.ConsumerGroup(c.Group),
 		// A dead replica's partitions move after 6s, as the gateway's do.
@@ -45,7 +46,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		kgo.OnPartitionsAssigned(c.assigned),
 		kgo.OnPartitionsRevoked(c.revoked),
 		kgo.OnPartitionsLost(c.lost),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("delivery: %w", err)
 	}

@@ -50,6 +50,7 @@ import (
 	"github.com/assent-dev/assent/libs/codec"
 	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/eventlog"
+	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/card"
 	"github.com/assent-dev/assent/services/slack-gateway/internal/slackapi"
@@ -128,7 +129,7 @@ func New(cfg Config) *Notifier {
 
 // Run consumes the events topic until ctx ends.
 func (n *Notifier) Run(ctx context.Context) error {
-	cl, err := eventlog.NewClient(n.cfg.Kafka,
+	cl, err := eventlog.NewClient(n.cfg.Kafka, append(projection.FetchLimits(), // a new group reads the log from its start
 		kgo.ConsumeTopics(n.cfg.Topic),
 		kgo.ConsumerGroup(n.cfg.Group),
 		// A dead replica's partitions move after 6s, as the decider's do.
@@ -140,7 +141,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 		kgo.OnPartitionsAssigned(n.assigned),
 		kgo.OnPartitionsRevoked(n.revoked),
 		kgo.OnPartitionsLost(n.lost),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("outbound: %w", err)
 	}
