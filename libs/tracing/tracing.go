@@ -58,6 +58,23 @@ const (
 // Instrumentation is the name of Assent's tracer.
 const Instrumentation = "github.com/assent-dev/assent"
 
+// EnvHelp is the part of a service's --help that names the environment
+// FromEnv and the SDK read.
+const EnvHelp = `Tracing (OpenTelemetry, off unless an endpoint is set; docs/architecture.md,
+"Tracing"):
+  OTEL_EXPORTER_OTLP_ENDPOINT  OTLP/HTTP collector base URL; /v1/traces is
+                           appended
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT  the traces URL, used as is (wins)
+  OTEL_EXPORTER_OTLP_PROTOCOL  http/protobuf, the only one (or unset)
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL  the same, for traces
+  OTEL_SERVICE_NAME        service.name of the spans (default assent-api,
+                           assent-decider: assent- and the binary's name)
+  OTEL_SDK_DISABLED        true turns tracing off
+  OTEL_TRACES_EXPORTER     otlp (default) or none (off)
+  The SDK reads the rest: OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG,
+  OTEL_BSP_*, OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT.
+`
+
 // Settings are the tracing settings read from the standard OpenTelemetry
 // environment.
 type Settings struct {

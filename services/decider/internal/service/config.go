@@ -97,19 +97,7 @@ Environment:
                            error, warn, info, debug (default none); info
                            says where a failover's seconds go
 
-Tracing (OpenTelemetry, off unless an endpoint is set; docs/architecture.md,
-"Tracing"):
-  OTEL_EXPORTER_OTLP_ENDPOINT  OTLP/HTTP collector base URL; /v1/traces is
-                           appended
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT  the traces URL, used as is (wins)
-  OTEL_EXPORTER_OTLP_PROTOCOL  http/protobuf, the only one (or unset)
-  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL  the same, for traces
-  OTEL_SERVICE_NAME        service.name of the spans (default assent-decider)
-  OTEL_SDK_DISABLED        true turns tracing off
-  OTEL_TRACES_EXPORTER     otlp (default) or none (off)
-  The SDK reads the rest: OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG,
-  OTEL_BSP_*, OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT.
-`
+` + tracing.EnvHelp
 
 // LoadConfig reads the configuration and reports every problem at once.
 func LoadConfig(getenv func(string) string) (Config, error) {
