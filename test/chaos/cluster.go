@@ -15,23 +15,31 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/logadmin"
 )
 
-// Cluster is the suite's own three-node Kafka cluster (KRaft, combined
-// broker+controller nodes, the settings of infra/kafka/node.properties.tmpl),
-// with each node in its own network namespace so that one node can be cut
-// off from the others.
+// Cluster is the suite's own Kafka cluster in the shape of production
+// (infra/k8s/10-kafka.yaml): three brokers and three dedicated KRaft
+// controllers, the settings of infra/kafka/node.properties.tmpl, each
+// process in its own network namespace so that one can be cut off from the
+// others. Dedicated controllers are Kafka's advice for critical
+// deployments: a broker lost is then never the controller too, so it is
+// fenced one broker session after its last heartbeat, whatever it hosted
+// (docs/architecture.md, "Failover").
 //
 // # The network
 //
-// A bridge in the root namespace (acb<id>, 10.231.N.1/24) and, per node, a
-// namespace (acn<id>-<n>) joined to it by a veth pair, the node on
-// 10.231.N.1<n>. Services and clients stay in the root namespace and reach
-// every node through the bridge. Partition(n) adds blackhole routes: in
-// node n's namespace to the other nodes' addresses, and in theirs to n's.
-// Node n then cannot reach its peers (replication, the controller quorum)
+// A bridge in the root namespace (acb<id>, 10.231.N.1/24) and, per process,
+// a namespace joined to it by a veth pair: broker n (1-3) in acn<id>-<n> on
+// 10.231.N.1<n>, controller n in acn<id>-c<n> on 10.231.N.2<n>. Services
+// and clients stay in the root namespace and reach every broker through the
+// bridge. Partition(n) adds blackhole routes: in broker n's namespace to
+// every other broker's and controller's address, and in theirs to n's.
+// Broker n then cannot reach its peers (replication, the controller quorum)
 // and they cannot reach it, while clients still reach all three: the
 // asymmetric case in which a leader that lost its ISR keeps being asked.
 // Heal(n) deletes the routes. Only iproute2 and the kernel's netns, veth
@@ -44,17 +52,24 @@ type Cluster struct {
 	java  string
 	tmpl  string
 	log4j string
-	nodes [3]*node
+	nodes [6]*node // brokers 1-3, then controllers 1-3
 	logf  func(format string, args ...any)
 	admin *eventlog.SCRAM // the super user, as in scripts/kafka
 }
 
 type node struct {
-	n   int
-	ns  string
-	ip  string
-	cmd *exec.Cmd
+	id         int    // the Kafka node.id: n for broker n, 100+n for controller n
+	controller bool   // a dedicated controller, else a broker
+	name       string // "broker n" or "controller n", for logs
+	suffix     string // of its namespace and veth names: "n" or "cn"
+	ns         string
+	ip         string
+	cmd        *exec.Cmd
 }
+
+// broker is broker n (1-3); controller is controller n (1-3).
+func (c *Cluster) broker(n int) *node     { return c.nodes[n-1] }
+func (c *Cluster) controller(n int) *node { return c.nodes[3+n-1] }
 
 const (
 	brokerPort     = 9092
@@ -108,9 +123,11 @@ func StartCluster(ctx context.Context, root, dir string, logf func(string, ...an
 	clusterID := make([]byte, 16)
 	_, _ = rand.Read(clusterID)
 	cid := strings.ReplaceAll(base64.RawURLEncoding.EncodeToString(clusterID), "-", "A")
-	voters := make([]string, 3)
-	for i, nd := range c.nodes {
-		voters[i] = fmt.Sprintf("%d@%s:%d", i+1, nd.ip, controllerPort)
+	var voters []string
+	for _, nd := range c.nodes {
+		if nd.controller {
+			voters = append(voters, fmt.Sprintf("%d@%s:%d", nd.id, nd.ip, controllerPort))
+		}
 	}
 	tmpl, err := os.ReadFile(c.tmpl)
 	if err != nil {
@@ -134,20 +151,21 @@ func StartCluster(ctx context.Context, root, dir string, logf func(string, ...an
 		c.Close()
 		return nil, err
 	}
-	errs := make(chan error, 3)
+	errs := make(chan error, len(c.nodes))
 	for _, nd := range c.nodes {
-		ndir := c.nodeDir(nd.n)
+		ndir := c.nodeDir(nd)
 		if err := os.MkdirAll(filepath.Join(ndir, "logs"), 0o750); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("chaos: %w", err)
 		}
 		props := strings.NewReplacer(
-			"@NODE_ID@", fmt.Sprint(nd.n), "@VOTERS@", strings.Join(voters, ","),
+			"@NODE_ID@", fmt.Sprint(nd.id), "@VOTERS@", strings.Join(voters, ","),
 			"@BROKER_PORT@", fmt.Sprint(brokerPort), "@CONTROLLER_PORT@", fmt.Sprint(controllerPort),
 			"@DATA_DIR@", filepath.Join(ndir, "data"), "@REPLICATION_FACTOR@", "3", "@MIN_ISR@", "2",
 			"@ADMIN_PASSWORD@", password, "@TLS_PORT@", fmt.Sprint(tlsPort), "@PKI_DIR@", pki.Dir,
 			"127.0.0.1", nd.ip,
 		).Replace(string(tmpl))
+		props = nd.roleProperties(props)
 		if err := os.WriteFile(filepath.Join(ndir, "server.properties"), []byte(props), 0o600); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("chaos: %w", err)
@@ -159,7 +177,7 @@ func StartCluster(ctx context.Context, root, dir string, logf func(string, ...an
 				"-t", cid, "-c", filepath.Join(ndir, "server.properties"),
 				"--add-scram", "SCRAM-SHA-512=[name=admin,password="+password+"]").CombinedOutput()
 			if err != nil {
-				err = fmt.Errorf("chaos: format node %d: %w\n%s", nd.n, err, out)
+				err = fmt.Errorf("chaos: format %s: %w\n%s", nd.name, err, out)
 			}
 			errs <- err
 		}()
@@ -171,12 +189,43 @@ func StartCluster(ctx context.Context, root, dir string, logf func(string, ...an
 		}
 	}
 	for _, nd := range c.nodes {
-		if err := c.Start(nd.n); err != nil {
+		if err := c.start(nd); err != nil {
 			c.Close()
 			return nil, err
 		}
 	}
 	return c, nil
+}
+
+// roleProperties makes the template's combined node (process.roles
+// broker,controller) the dedicated process nd is: a broker without the
+// controller listener, or a controller with only it. Kafka refuses
+// either role with the other's listeners.
+func (nd *node) roleProperties(props string) string {
+	set := map[string]string{
+		"process.roles": "broker",
+		"listeners":     fmt.Sprintf("SASL_PLAINTEXT://%s:%d,TLS://%s:%d", nd.ip, brokerPort, nd.ip, tlsPort),
+	}
+	if nd.controller {
+		set = map[string]string{
+			"process.roles":              "controller",
+			"listeners":                  fmt.Sprintf("CONTROLLER://%s:%d", nd.ip, controllerPort),
+			"advertised.listeners":       "",
+			"inter.broker.listener.name": "",
+		}
+	}
+	var out []string
+	for _, line := range strings.Split(props, "\n") {
+		k, _, ok := strings.Cut(line, "=")
+		if v, replaced := set[strings.TrimSpace(k)]; ok && !strings.HasPrefix(line, "#") && replaced {
+			if v == "" {
+				continue
+			}
+			line = k + "=" + v
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
 }
 
 // Admin is the cluster's super user.
@@ -198,7 +247,12 @@ func NewPassword(path string) (string, error) {
 	return p, nil
 }
 
-func (c *Cluster) nodeDir(n int) string { return filepath.Join(c.Dir, fmt.Sprintf("node-%d", n)) }
+func (c *Cluster) nodeDir(nd *node) string {
+	if nd.controller {
+		return filepath.Join(c.Dir, "controller-"+nd.suffix[1:])
+	}
+	return filepath.Join(c.Dir, "node-"+nd.suffix)
+}
 
 func (c *Cluster) bridge() string { return "acb" + c.id }
 
@@ -233,8 +287,12 @@ func (c *Cluster) setupNetwork(ctx context.Context) error {
 	if c.net == "" {
 		return errors.New("chaos: no free 10.231.N.0/24 for the broker network")
 	}
-	for i := range c.nodes {
-		c.nodes[i] = &node{n: i + 1, ns: fmt.Sprintf("acn%s-%d", c.id, i+1), ip: fmt.Sprintf("%s.%d", c.net, 11+i)}
+	for i := range 3 {
+		n := i + 1
+		c.nodes[i] = &node{id: n, name: fmt.Sprintf("broker %d", n), suffix: fmt.Sprint(n),
+			ns: fmt.Sprintf("acn%s-%d", c.id, n), ip: fmt.Sprintf("%s.%d", c.net, 10+n)}
+		c.nodes[3+i] = &node{id: 100 + n, controller: true, name: fmt.Sprintf("controller %d", n), suffix: fmt.Sprintf("c%d", n),
+			ns: fmt.Sprintf("acn%s-c%d", c.id, n), ip: fmt.Sprintf("%s.%d", c.net, 20+n)}
 	}
 	steps := [][]string{
 		{"link", "add", c.bridge(), "type", "bridge"},
@@ -247,7 +305,7 @@ func (c *Cluster) setupNetwork(ctx context.Context) error {
 		}
 	}
 	for _, nd := range c.nodes {
-		host, peer := fmt.Sprintf("acv%s%d", c.id, nd.n), fmt.Sprintf("acp%s%d", c.id, nd.n)
+		host, peer := "acv"+c.id+nd.suffix, "acp"+c.id+nd.suffix
 		for _, s := range [][]string{
 			{"netns", "add", nd.ns},
 			{"link", "add", host, "type", "veth", "peer", "name", peer},
@@ -265,56 +323,107 @@ func (c *Cluster) setupNetwork(ctx context.Context) error {
 	return nil
 }
 
-// Brokers are the nodes' addresses, as clients in the root namespace
+// Brokers are the brokers' addresses, as clients in the root namespace
 // reach them.
 func (c *Cluster) Brokers() []string {
 	out := make([]string, 3)
-	for i, nd := range c.nodes {
-		out[i] = fmt.Sprintf("%s:%d", nd.ip, brokerPort)
+	for n := 1; n <= 3; n++ {
+		out[n-1] = fmt.Sprintf("%s:%d", c.broker(n).ip, brokerPort)
 	}
 	return out
 }
 
-// Start starts node n (1-3) in its namespace.
-func (c *Cluster) Start(n int) error {
-	nd := c.nodes[n-1]
+// Start starts broker n (1-3) in its namespace.
+func (c *Cluster) Start(n int) error { return c.start(c.broker(n)) }
+
+// StartController starts controller n (1-3) in its namespace.
+func (c *Cluster) StartController(n int) error { return c.start(c.controller(n)) }
+
+func (c *Cluster) start(nd *node) error {
 	if nd.cmd != nil {
 		return nil
 	}
-	ndir := c.nodeDir(n)
+	ndir := c.nodeDir(nd)
+	// A controller keeps only the cluster's metadata.
+	heap := []string{"-Xms384m", "-Xmx384m"}
+	if nd.controller {
+		heap = []string{"-Xms192m", "-Xmx192m"}
+	}
 	f, err := os.OpenFile(filepath.Join(ndir, "logs/stdout.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("chaos: %w", err)
 	}
 	defer func() { _ = f.Close() }() // the child holds its own descriptor
-	cmd := exec.Command("ip", "netns", "exec", nd.ns, c.java, "-Xms384m", "-Xmx384m",
-		"-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
+	args := append([]string{"netns", "exec", nd.ns, c.java}, heap...)
+	cmd := exec.Command("ip", append(args, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
 		"-Dlog4j2.configurationFile="+c.log4j, "-Dkafka.logs.dir="+filepath.Join(ndir, "logs"),
-		"-cp", c.libs+"/*", "kafka.Kafka", filepath.Join(ndir, "server.properties"))
+		"-cp", c.libs+"/*", "kafka.Kafka", filepath.Join(ndir, "server.properties"))...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("chaos: start kafka node %d: %w", n, err)
+		return fmt.Errorf("chaos: start kafka %s: %w", nd.name, err)
 	}
 	nd.cmd = cmd
 	go func() { _ = cmd.Wait() }()
-	c.logf("kafka node %d started (pid %d, %s in %s)", n, cmd.Process.Pid, nd.ip, nd.ns)
+	c.logf("kafka %s started (pid %d, %s in %s)", nd.name, cmd.Process.Pid, nd.ip, nd.ns)
 	return nil
 }
 
-// Kill sends SIGKILL to node n and waits until it is gone.
-func (c *Cluster) Kill(n int) { c.signal(n, syscall.SIGKILL) }
+// Kill sends SIGKILL to broker n and waits until it is gone.
+func (c *Cluster) Kill(n int) { c.kill(c.broker(n)) }
 
-func (c *Cluster) signal(n int, sig syscall.Signal) {
-	nd := c.nodes[n-1]
+// KillController sends SIGKILL to controller n and waits until it is gone.
+func (c *Cluster) KillController(n int) { c.kill(c.controller(n)) }
+
+func (c *Cluster) kill(nd *node) {
 	if nd.cmd == nil {
 		return
 	}
-	waitGone(nd.cmd, sig, 30*time.Second)
+	waitGone(nd.cmd, syscall.SIGKILL, 30*time.Second)
 	nd.cmd = nil
 }
 
-// Partition cuts node n off from the other nodes (clients still reach it).
+// ActiveController is the controller (1-3) that leads the KRaft quorum, as
+// a DescribeQuorum request, which the brokers forward to the controllers,
+// answers.
+func (c *Cluster) ActiveController(ctx context.Context) (int, error) {
+	cl, err := eventlog.NewClient(eventlog.Config{Brokers: c.Brokers(), SCRAM: c.admin, ClientID: "chaos-quorum"})
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrDescribeQuorumRequest()
+	t := kmsg.NewDescribeQuorumRequestTopic()
+	t.Topic = "__cluster_metadata"
+	p := kmsg.NewDescribeQuorumRequestTopicPartition()
+	t.Partitions = append(t.Partitions, p)
+	req.Topics = append(req.Topics, t)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return 0, fmt.Errorf("chaos: describe the quorum: %w", err)
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return 0, fmt.Errorf("chaos: describe the quorum: %w", err)
+	}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		return 0, errors.New("chaos: describe the quorum: no __cluster_metadata partition in the answer")
+	}
+	part := resp.Topics[0].Partitions[0]
+	if err := kerr.ErrorForCode(part.ErrorCode); err != nil {
+		return 0, fmt.Errorf("chaos: describe the quorum: %w", err)
+	}
+	for n := 1; n <= 3; n++ {
+		if int32(c.controller(n).id) == part.LeaderID {
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("chaos: the quorum's leader is node %d, not one of the controllers", part.LeaderID)
+}
+
+// Partition cuts broker n off from the other brokers and the controllers
+// (clients still reach it).
 func (c *Cluster) Partition(ctx context.Context, n int) error {
 	return c.routes(ctx, n, "add")
 }
@@ -325,7 +434,7 @@ func (c *Cluster) Heal(ctx context.Context, n int) error {
 }
 
 func (c *Cluster) routes(ctx context.Context, n int, verb string) error {
-	cut := c.nodes[n-1]
+	cut := c.broker(n)
 	var errs []error
 	for _, other := range c.nodes {
 		if other == cut {
@@ -355,7 +464,7 @@ func (c *Cluster) Close() {
 	defer cancel()
 	for _, nd := range c.nodes {
 		if nd != nil {
-			_ = c.ipCmd(ctx, "link", "del", fmt.Sprintf("acv%s%d", c.id, nd.n))
+			_ = c.ipCmd(ctx, "link", "del", "acv"+c.id+nd.suffix)
 			_ = c.ipCmd(ctx, "netns", "del", nd.ns)
 		}
 	}

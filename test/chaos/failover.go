@@ -28,8 +28,10 @@ type FailoverConfig struct {
 	Dir  string // binaries, the cluster, every log
 	// DeciderKills is how many times the decider that owns a partition is
 	// killed (-9); BrokerKills and BrokerPartitions how many times one
-	// Kafka node is killed, or cut off from the other two.
-	DeciderKills, BrokerKills, BrokerPartitions int
+	// broker is killed, or cut off from the other brokers and the
+	// controllers; ControllerKills how many times the active KRaft
+	// controller is killed.
+	DeciderKills, BrokerKills, BrokerPartitions, ControllerKills int
 	// Rate is the steady load: submits per second, spread evenly over
 	// every partition, so that each partition gets a decision every
 	// Partitions/Rate seconds (the resolution of the figures).
@@ -175,10 +177,11 @@ func Failover(ctx context.Context, cfg FailoverConfig) (*FailoverResult, error) 
 	defer closeAdm()
 	var next atomic.Int32
 	nem := &Nemesis{Cluster: cluster, BrokerHold: cfg.BrokerHold, PartitionHold: cfg.PartitionHold, Logf: logf,
-		// Each node in turn, so that the one hosting the active
-		// controller and the coordinators is among them.
+		// Each broker in turn, so that the leaders and the
+		// coordinators of every one are among them.
 		Broker: func() int { return 1 + int(next.Add(1)-1)%3 }}
-	faults := slices.Concat(slices.Repeat([]string{FaultKillBroker}, cfg.BrokerKills), slices.Repeat([]string{FaultPartitionBroker}, cfg.BrokerPartitions))
+	faults := slices.Concat(slices.Repeat([]string{FaultKillBroker}, cfg.BrokerKills), slices.Repeat([]string{FaultPartitionBroker}, cfg.BrokerPartitions),
+		slices.Repeat([]string{FaultKillController}, cfg.ControllerKills))
 	for _, name := range faults {
 		if ctx.Err() != nil {
 			break

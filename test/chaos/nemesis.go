@@ -17,7 +17,9 @@ const (
 	FaultPauseDecider    = "pause-decider"
 	FaultKillBroker      = "kill-broker"
 	FaultPartitionBroker = "partition-broker"
-	FaultRollingRestart  = "rolling-restart"
+	// FaultKillController kills the active KRaft controller (-9).
+	FaultKillController = "kill-controller"
+	FaultRollingRestart = "rolling-restart"
 	// FaultInsider appends forged decisions to the events topic with the
 	// Kafka admin's credentials (Insider).
 	FaultInsider = "insider"
@@ -30,7 +32,7 @@ const (
 
 // AllFaults lists every fault type.
 var AllFaults = []string{FaultKillDecider, FaultKillAPI, FaultKillGateway, FaultPauseDecider, FaultInsider,
-	FaultPauseAtExpiry, FaultHostile, FaultKillBroker, FaultPartitionBroker, FaultRollingRestart}
+	FaultPauseAtExpiry, FaultHostile, FaultKillBroker, FaultPartitionBroker, FaultKillController, FaultRollingRestart}
 
 // ParseFaults reads a comma-separated list of fault types ("all" for every
 // one).
@@ -149,7 +151,7 @@ func (n *Nemesis) Inject(ctx context.Context, name string) Fault {
 			break
 		}
 		b := n.broker()
-		f.Target = fmt.Sprintf("kafka node %d", b)
+		f.Target = fmt.Sprintf("kafka broker %d", b)
 		n.Cluster.Kill(b)
 		sleep(ctx, n.BrokerHold)
 		err = n.Cluster.Start(b)
@@ -159,11 +161,26 @@ func (n *Nemesis) Inject(ctx context.Context, name string) Fault {
 			break
 		}
 		b := n.broker()
-		f.Target = fmt.Sprintf("kafka node %d, cut off from the other two", b)
+		f.Target = fmt.Sprintf("kafka broker %d, cut off from the cluster", b)
 		if err = n.Cluster.Partition(ctx, b); err == nil {
 			sleep(ctx, n.PartitionHold)
 			err = n.Cluster.Heal(context.WithoutCancel(ctx), b)
 		}
+	case FaultKillController:
+		if n.Cluster == nil {
+			err = fmt.Errorf("chaos: %s needs the suite's own cluster", name)
+			break
+		}
+		k, qerr := n.Cluster.ActiveController(ctx)
+		f.Target = fmt.Sprintf("kafka controller %d, the active one", k)
+		if qerr != nil {
+			k = 1
+			f.Target = "kafka controller 1"
+			f.Note = fmt.Sprintf("the active controller was not found (%v)", qerr)
+		}
+		n.Cluster.KillController(k)
+		sleep(ctx, n.BrokerHold)
+		err = n.Cluster.StartController(k)
 	case FaultInsider:
 		if n.Insider == nil {
 			err = fmt.Errorf("chaos: %s needs an Insider", name)

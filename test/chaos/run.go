@@ -97,7 +97,8 @@ func Execute(ctx context.Context, cfg Config) (*Run, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	if len(cfg.Brokers) > 0 && (slices.Contains(cfg.Faults, FaultKillBroker) || slices.Contains(cfg.Faults, FaultPartitionBroker)) {
+	if len(cfg.Brokers) > 0 && (slices.Contains(cfg.Faults, FaultKillBroker) || slices.Contains(cfg.Faults, FaultPartitionBroker) ||
+		slices.Contains(cfg.Faults, FaultKillController)) {
 		return nil, errors.New("chaos: broker faults need the suite's own cluster; leave Brokers empty")
 	}
 	r := &Run{Config: cfg, Started: time.Now()}

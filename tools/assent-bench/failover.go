@@ -23,6 +23,7 @@ const (
 type failoverConfig struct {
 	on                                         bool
 	deciderKills, brokerKills, brokerPartition int
+	controllerKills                            int
 	rate                                       int
 	quiet                                      time.Duration
 	out                                        string
@@ -33,8 +34,9 @@ type failoverConfig struct {
 func (c *failoverConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.on, "failover", false, "measure failover instead: decider kills, broker kills and broker partitions on a cluster of its own (see above; needs root)")
 	fs.IntVar(&c.deciderKills, "decider-kills", 5, "with --failover: deciders killed, one at a time")
-	fs.IntVar(&c.brokerKills, "broker-kills", 3, "with --failover: Kafka nodes killed, each in turn")
-	fs.IntVar(&c.brokerPartition, "broker-partitions", 3, "with --failover: Kafka nodes cut off from the other two, each in turn")
+	fs.IntVar(&c.brokerKills, "broker-kills", 3, "with --failover: Kafka brokers killed, each in turn")
+	fs.IntVar(&c.brokerPartition, "broker-partitions", 3, "with --failover: Kafka brokers cut off from the other brokers and the controllers, each in turn")
+	fs.IntVar(&c.controllerKills, "controller-kills", 1, "with --failover: times the active KRaft controller is killed")
 	fs.IntVar(&c.rate, "failover-rate", 60, "with --failover: steady submits per second over all partitions")
 	fs.DurationVar(&c.quiet, "failover-quiet", 10*time.Second, "with --failover: quiet period before each fault and after it heals")
 	fs.StringVar(&c.out, "failover-out", "", "with --failover: where the logs and failover.json go (default .run/failover-<time>)")
@@ -66,7 +68,8 @@ func runFailover(ctx context.Context, cfg failoverConfig, root string, w io.Writ
 	started := time.Now()
 	res, err := chaos.Failover(ctx, chaos.FailoverConfig{Root: root, Dir: dir,
 		DeciderKills: cfg.deciderKills, BrokerKills: cfg.brokerKills, BrokerPartitions: cfg.brokerPartition,
-		Rate: cfg.rate, Quiet: cfg.quiet, DeciderEnv: env, KafkaLogLevel: cfg.kafkaLog,
+		ControllerKills: cfg.controllerKills,
+		Rate:            cfg.rate, Quiet: cfg.quiet, DeciderEnv: env, KafkaLogLevel: cfg.kafkaLog,
 		Logf: func(f string, a ...any) { say("%s %s", time.Now().Format("15:04:05"), fmt.Sprintf(f, a...)) }})
 	if err != nil {
 		return err
@@ -80,7 +83,7 @@ func runFailover(ctx context.Context, cfg failoverConfig, root string, w io.Writ
 
 func writeFailover(w io.Writer, res *chaos.FailoverResult, cfg failoverConfig, started time.Time, dir string) {
 	p := func(format string, a ...any) { _, _ = fmt.Fprintf(w, format, a...) }
-	p("\nAssent failover benchmark, %s, 12 partitions, RF 3, min ISR 2, 3 KRaft nodes in network namespaces\n", started.UTC().Format(time.RFC3339))
+	p("\nAssent failover benchmark, %s, 12 partitions, RF 3, min ISR 2, 3 brokers and 3 KRaft controllers in network namespaces\n", started.UTC().Format(time.RFC3339))
 	p("steady load %d submits/s (a decision on each partition every %s); %d decisions in all\n",
 		cfg.rate, (12 * time.Second / time.Duration(cfg.rate)).Round(time.Millisecond), res.Decisions)
 	p("baseline (no fault, %s): longest gap on all partitions %s, on one partition %s\n\n",
@@ -104,7 +107,7 @@ func writeFailover(w io.Writer, res *chaos.FailoverResult, cfg failoverConfig, s
 		p("  p50 %s, max %s   %s\n", p50.Round(time.Millisecond), worst.Round(time.Millisecond), verdict(worst <= goalDeciderFailover, "max <= 3 s"))
 	}
 
-	p("\nBroker lost: longest gap between decisions on all partitions (fault to heal + %s)\n", cfg.quiet)
+	p("\nBroker or controller lost: longest gap between decisions on all partitions (fault to heal + %s)\n", cfg.quiet)
 	p("  %-17s %-38s %-8s %-12s %s\n", "fault", "target", "held", "gap", "")
 	byKind := map[string][]time.Duration{}
 	for i, f := range res.Brokers {
@@ -116,7 +119,7 @@ func writeFailover(w io.Writer, res *chaos.FailoverResult, cfg failoverConfig, s
 		byKind[f.Name] = append(byKind[f.Name], g.Global)
 		p("  %-17s %-38s %-8s %-12s %s\n", f.Name, f.Target, f.Healed.Sub(f.Start).Round(100*time.Millisecond), g.Global.Round(time.Millisecond), note)
 	}
-	for _, kind := range []string{chaos.FaultKillBroker, chaos.FaultPartitionBroker} {
+	for _, kind := range []string{chaos.FaultKillBroker, chaos.FaultPartitionBroker, chaos.FaultKillController} {
 		if gs := byKind[kind]; len(gs) > 0 {
 			worst := pct(gs, 100)
 			p("  %-17s p50 %s, max %s   %s\n", kind, pct(gs, 50).Round(time.Millisecond), worst.Round(time.Millisecond), verdict(worst <= goalBrokerGap, "max <= 5 s"))
