@@ -333,15 +333,23 @@ func TestManifestsKafkaMatchesTheDesign(t *testing.T) {
 	}
 	require.Equal(t, "topology.kubernetes.io/zone", k.Spec.Kafka.Rack.TopologyKey, "replicas spread over zones")
 
-	require.Len(t, m.pools, 1)
-	p := m.pools[0]
-	require.Equal(t, k.Metadata.Name, p.Metadata.Labels["strimzi.io/cluster"])
-	require.GreaterOrEqual(t, p.Spec.Replicas, 3)
-	require.ElementsMatch(t, []string{"controller", "broker"}, p.Spec.Roles)
-	for _, v := range p.Spec.Storage.Volumes {
-		require.Equal(t, "persistent-claim", v.Type, "broker logs are durable")
-		require.False(t, v.DeleteClaim, "deleting the cluster must not delete the audit trail")
+	// Dedicated controllers, as the fault suite's cluster runs them
+	// (test/chaos): a lost broker is never the active controller too, so
+	// it is fenced one broker session after its last heartbeat
+	// (docs/architecture.md, "Failover").
+	roles := map[string]int{}
+	for _, p := range m.pools {
+		require.Equal(t, k.Metadata.Name, p.Metadata.Labels["strimzi.io/cluster"])
+		require.Len(t, p.Spec.Roles, 1, "pool %s: a node is a broker or a controller, not both", p.Metadata.Name)
+		roles[p.Spec.Roles[0]] += p.Spec.Replicas
+		require.NotEmpty(t, p.Spec.Storage.Volumes, p.Metadata.Name)
+		for _, v := range p.Spec.Storage.Volumes {
+			require.Equal(t, "persistent-claim", v.Type, "pool %s: logs and metadata are durable", p.Metadata.Name)
+			require.False(t, v.DeleteClaim, "pool %s: deleting the cluster must not delete the audit trail", p.Metadata.Name)
+		}
 	}
+	require.Equal(t, 3, roles["controller"], "three dedicated KRaft controllers: a quorum that survives losing one")
+	require.GreaterOrEqual(t, roles["broker"], 3, "three brokers or more: RF 3, min ISR 2")
 
 	byName := map[string]*strimziTopic{}
 	for _, tp := range m.topics {

@@ -1,7 +1,9 @@
 // Package kafkahealth reads the health of the Kafka cluster Assent runs on
 // with kadm, and exports it as Prometheus metrics: partitions that are
 // under-replicated, under their min.insync.replicas or offline, the last
-// stable offset of each topic, and the lag of consumer groups.
+// stable offset of each topic, the lag of consumer groups, and the KRaft
+// controller quorum (its leader, and how long ago each voter was last
+// caught up).
 //
 // # Why a separate reader
 //
@@ -36,6 +38,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Config says what to read.
@@ -76,6 +81,24 @@ type GroupState struct {
 	Members int
 }
 
+// Quorum is the KRaft controller quorum as its leader describes it
+// (DescribeQuorum, which the brokers forward to the controllers).
+type Quorum struct {
+	Leader int32 // the active controller's node id; -1: none known
+	Voters []Voter
+}
+
+// Voter is one controller of the quorum.
+type Voter struct {
+	ID int32
+	// CaughtUpAge is how long before the leader's answer the voter last
+	// had the whole metadata log, on the leader's clock; Known is false
+	// when that cannot be told (no leader, or never caught up). A voter
+	// that is down or cut off ages from its loss on.
+	CaughtUpAge time.Duration
+	Known       bool
+}
+
 // Snapshot is one reading of the cluster.
 type Snapshot struct {
 	Time    time.Time
@@ -83,12 +106,17 @@ type Snapshot struct {
 	Topics  map[string]TopicHealth
 	Lags    []GroupLag
 	Groups  []GroupState
+	// Quorum is the controller quorum; its Leader is -1 when it could not
+	// be read (no active controller answered, or no DESCRIBE on the
+	// cluster).
+	Quorum Quorum
 }
 
 // Read takes one snapshot. Errors on single topics or groups leave them
 // out of the snapshot; an error is returned only when nothing could be
 // read at all.
-func Read(ctx context.Context, adm *kadm.Client, cfg Config) (Snapshot, error) {
+func Read(ctx context.Context, cl *kgo.Client, cfg Config) (Snapshot, error) {
+	adm := kadm.NewClient(cl)
 	snap := Snapshot{Topics: map[string]TopicHealth{}}
 	// WithAuthorizedOps bypasses kadm's metadata cache: an alert must see
 	// the ISR as it is now.
@@ -126,6 +154,12 @@ func Read(ctx context.Context, adm *kadm.Client, cfg Config) (Snapshot, error) {
 		stable, _ = adm.ListCommittedOffsets(ctx, names...)
 	}
 	snap.Topics = Summarize(md.Topics, minISR, stable)
+	snap.Quorum = Quorum{Leader: -1}
+	if resp, err := describeQuorum(ctx, cl); err == nil {
+		if q, err := QuorumOf(resp); err == nil {
+			snap.Quorum = q
+		}
+	}
 
 	lags, groups, err := readGroups(ctx, adm, cfg.Groups, stable, names)
 	if err != nil {
@@ -133,6 +167,47 @@ func Read(ctx context.Context, adm *kadm.Client, cfg Config) (Snapshot, error) {
 	}
 	snap.Lags, snap.Groups = lags, groups
 	return snap, nil
+}
+
+func describeQuorum(ctx context.Context, cl *kgo.Client) (*kmsg.DescribeQuorumResponse, error) {
+	req := kmsg.NewPtrDescribeQuorumRequest()
+	t := kmsg.NewDescribeQuorumRequestTopic()
+	t.Topic = "__cluster_metadata"
+	t.Partitions = []kmsg.DescribeQuorumRequestTopicPartition{kmsg.NewDescribeQuorumRequestTopicPartition()}
+	req.Topics = []kmsg.DescribeQuorumRequestTopic{t}
+	return req.RequestWith(ctx, cl)
+}
+
+// QuorumOf reads a DescribeQuorum answer for the metadata log's one
+// partition. The leader reports itself caught up at the time it answers,
+// so a voter's age is the leader's last-caught-up time minus the voter's.
+func QuorumOf(resp *kmsg.DescribeQuorumResponse) (Quorum, error) {
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return Quorum{}, fmt.Errorf("kafkahealth: describe quorum: %w", err)
+	}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		return Quorum{}, errors.New("kafkahealth: describe quorum: the answer has not the metadata log's partition")
+	}
+	p := resp.Topics[0].Partitions[0]
+	if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+		return Quorum{}, fmt.Errorf("kafkahealth: describe quorum: %w", err)
+	}
+	q := Quorum{Leader: p.LeaderID}
+	now := int64(-1)
+	for _, v := range p.CurrentVoters {
+		if v.ReplicaID == p.LeaderID && p.LeaderID >= 0 {
+			now = v.LastCaughtUpTimestamp
+		}
+	}
+	for _, v := range p.CurrentVoters {
+		voter := Voter{ID: v.ReplicaID}
+		if now >= 0 && v.LastCaughtUpTimestamp >= 0 {
+			voter.Known = true
+			voter.CaughtUpAge = time.Duration(max(now-v.LastCaughtUpTimestamp, 0)) * time.Millisecond
+		}
+		q.Voters = append(q.Voters, voter)
+	}
+	return q, nil
 }
 
 // Summarize counts, per topic, the partitions that are under-replicated,
@@ -261,7 +336,7 @@ func Lag(group string, committed kadm.OffsetResponses, stable kadm.ListedOffsets
 // Exporter polls the cluster every period and serves the last snapshot
 // as Prometheus metrics. It is a prometheus.Collector.
 type Exporter struct {
-	adm *kadm.Client
+	cl  *kgo.Client
 	cfg Config
 
 	mu    sync.Mutex
@@ -274,7 +349,7 @@ type Exporter struct {
 }
 
 // New returns an Exporter; call Run to start polling.
-func New(adm *kadm.Client, cfg Config) *Exporter {
+func New(cl *kgo.Client, cfg Config) *Exporter {
 	if cfg.Period <= 0 {
 		cfg.Period = 10 * time.Second
 	}
@@ -282,7 +357,7 @@ func New(adm *kadm.Client, cfg Config) *Exporter {
 		cfg.Timeout = cfg.Period
 	}
 	return &Exporter{
-		adm: adm, cfg: cfg,
+		cl: cl, cfg: cfg,
 		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "assent_kafka_health_reads_total", Help: "Reads of the cluster's health, by result (ok, error).",
 		}, []string{"result"}),
@@ -331,7 +406,7 @@ func (e *Exporter) ReadOnce(ctx context.Context) error {
 	rctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
-	snap, err := Read(rctx, e.adm, e.cfg)
+	snap, err := Read(rctx, e.cl, e.cfg)
 	e.took.Set(time.Since(start).Seconds())
 	if err != nil {
 		e.reads.WithLabelValues("error").Inc()
@@ -356,7 +431,9 @@ var (
 	descLag       = prometheus.NewDesc("assent_kafka_consumer_group_lag_records", "Records a consumer group has not yet committed past, on one topic, measured against the last stable offset.", []string{"group", "topic"}, nil)
 	descCommitted = prometheus.NewDesc("assent_kafka_consumer_group_committed_offset", "Sum over a topic's partitions of a consumer group's committed offsets; it stands still when the group makes no progress.", []string{"group", "topic"}, nil)
 	descMembers   = prometheus.NewDesc("assent_kafka_consumer_group_members", "Members of a consumer group.", []string{"group", "state"}, nil)
-	collectorDesc = []*prometheus.Desc{descBrokers, descParts, descUnderRep, descUnderMin, descOffline, descStable, descLag, descCommitted, descMembers}
+	descLeader    = prometheus.NewDesc("assent_kafka_controller_quorum_leader", "Node id of the active KRaft controller; -1 when no controller answered.", nil, nil)
+	descVoterAge  = prometheus.NewDesc("assent_kafka_controller_quorum_voter_caught_up_age_seconds", "How long ago a controller (a voter of the KRaft quorum) last had the whole metadata log, on the active controller's clock.", []string{"node"}, nil)
+	collectorDesc = []*prometheus.Desc{descBrokers, descParts, descUnderRep, descUnderMin, descOffline, descStable, descLag, descCommitted, descMembers, descLeader, descVoterAge}
 )
 
 // Describe implements prometheus.Collector.
@@ -390,5 +467,11 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, g := range snap.Groups {
 		gauge(descMembers, float64(g.Members), g.Group, g.State)
+	}
+	gauge(descLeader, float64(snap.Quorum.Leader))
+	for _, v := range snap.Quorum.Voters {
+		if v.Known {
+			gauge(descVoterAge, v.CaughtUpAge.Seconds(), strconv.Itoa(int(v.ID)))
+		}
 	}
 }

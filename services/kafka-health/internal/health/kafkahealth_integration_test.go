@@ -71,7 +71,7 @@ func TestIntegrationReadAndExport(t *testing.T) {
 	// The markers of the committed transaction reach the stable offset a
 	// moment after EndTransaction returns: poll.
 	require.Eventually(t, func() bool {
-		snap, err = health.Read(ctx, adm, cfg)
+		snap, err = health.Read(ctx, plain, cfg)
 		require.NoError(t, err)
 		return snap.Topics[spec.Events].StableOffset == 2*3
 	}, 20*time.Second, 100*time.Millisecond)
@@ -90,7 +90,18 @@ func TestIntegrationReadAndExport(t *testing.T) {
 		{Group: eventsGroup, Topic: spec.Events, Lag: 0, Committed: 3 + 3},
 	}, snap.Lags)
 
-	exp := health.New(adm, cfg)
+	// The quorum: three voters, the leader among them, each caught up a
+	// moment ago (the leader writes to the metadata log every 500 ms).
+	require.Len(t, snap.Quorum.Voters, 3)
+	var ids []int32
+	for _, v := range snap.Quorum.Voters {
+		ids = append(ids, v.ID)
+		require.True(t, v.Known, "voter %d", v.ID)
+		require.Less(t, v.CaughtUpAge, 10*time.Second, "voter %d", v.ID)
+	}
+	require.Contains(t, ids, snap.Quorum.Leader)
+
+	exp := health.New(plain, cfg)
 	reg := prometheus.NewRegistry()
 	require.NoError(t, exp.Register(reg))
 	require.Zero(t, testutil.CollectAndCount(exp), "nothing is exported before the first read")
@@ -107,6 +118,14 @@ assent_kafka_consumer_group_lag_records{group="` + eventsGroup + `",topic="` + s
 `)
 	require.NoError(t, testutil.GatherAndCompare(reg, want,
 		"assent_kafka_under_replicated_partitions", "assent_kafka_consumer_group_lag_records"))
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	exported := map[string]int{}
+	for _, mf := range mfs {
+		exported[mf.GetName()] = len(mf.GetMetric())
+	}
+	require.Equal(t, 1, exported["assent_kafka_controller_quorum_leader"])
+	require.Equal(t, 3, exported["assent_kafka_controller_quorum_voter_caught_up_age_seconds"], "one age per voter")
 	require.Equal(t, 1.0, testutil.ToFloat64(prometheusCounter(t, reg, "assent_kafka_health_reads_total", "ok")))
 }
 

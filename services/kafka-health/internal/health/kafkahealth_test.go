@@ -3,9 +3,12 @@ package health_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/assent-dev/assent/services/kafka-health/internal/health"
 )
@@ -54,4 +57,49 @@ func TestLagAgainstStableOffsets(t *testing.T) {
 	// the two requests) never yields a negative lag.
 	got = health.Lag("g", kadm.OffsetResponses{"t": {0: {Offset: kadm.Offset{At: 12}}}}, kadm.ListedOffsets{"t": {0: {Offset: 11}}})
 	require.Equal(t, []health.GroupLag{{Group: "g", Topic: "t", Lag: 0, Committed: 12}}, got)
+}
+
+// TestQuorumOf: a voter's age is how long before the leader's own time it
+// was last caught up, on the leader's clock (the leader reports itself
+// caught up now); a quorum without a leader has no ages; an error or a
+// response without the metadata partition is an error.
+func TestQuorumOf(t *testing.T) {
+	t.Parallel()
+	voter := func(id int32, caughtUp int64) kmsg.DescribeQuorumResponseTopicPartitionReplicaState {
+		v := kmsg.NewDescribeQuorumResponseTopicPartitionReplicaState()
+		v.ReplicaID, v.LastCaughtUpTimestamp = id, caughtUp
+		return v
+	}
+	resp := func(leader int32, voters ...kmsg.DescribeQuorumResponseTopicPartitionReplicaState) *kmsg.DescribeQuorumResponse {
+		p := kmsg.NewDescribeQuorumResponseTopicPartition()
+		p.LeaderID, p.CurrentVoters = leader, voters
+		tp := kmsg.NewDescribeQuorumResponseTopic()
+		tp.Topic, tp.Partitions = "__cluster_metadata", []kmsg.DescribeQuorumResponseTopicPartition{p}
+		r := kmsg.NewPtrDescribeQuorumResponse()
+		r.Topics = []kmsg.DescribeQuorumResponseTopic{tp}
+		return r
+	}
+
+	q, err := health.QuorumOf(resp(102, voter(101, 1_000_000-40_000), voter(102, 1_000_000), voter(103, 1_000_000-250)))
+	require.NoError(t, err)
+	require.Equal(t, health.Quorum{Leader: 102, Voters: []health.Voter{
+		{ID: 101, CaughtUpAge: 40 * time.Second, Known: true},
+		{ID: 102, CaughtUpAge: 0, Known: true},
+		{ID: 103, CaughtUpAge: 250 * time.Millisecond, Known: true},
+	}}, q)
+
+	q, err = health.QuorumOf(resp(-1, voter(101, 5), voter(102, -1)))
+	require.NoError(t, err)
+	require.Equal(t, health.Quorum{Leader: -1, Voters: []health.Voter{{ID: 101}, {ID: 102}}}, q, "no leader: no clock to age against")
+
+	q, err = health.QuorumOf(resp(101, voter(101, 9_000), voter(102, -1)))
+	require.NoError(t, err)
+	require.Equal(t, []health.Voter{{ID: 101, Known: true}, {ID: 102}}, q.Voters, "a voter never caught up has no age")
+
+	bad := resp(101)
+	bad.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+	_, err = health.QuorumOf(bad)
+	require.ErrorIs(t, err, kerr.ClusterAuthorizationFailed)
+	_, err = health.QuorumOf(kmsg.NewPtrDescribeQuorumResponse())
+	require.Error(t, err)
 }

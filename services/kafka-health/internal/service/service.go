@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/assent-dev/assent/libs/daemon"
@@ -104,7 +103,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		return err
 	}
 	defer cl.Close()
-	exp := health.New(kadm.NewClient(cl), health.Config{Topics: cfg.Topics, Groups: cfg.Groups, Period: cfg.Period})
+	exp := health.New(cl, health.Config{Topics: cfg.Topics, Groups: cfg.Groups, Period: cfg.Period})
 	reg := daemon.NewRegistry()
 	if err := exp.Register(reg); err != nil {
 		return fmt.Errorf("kafka-health: %w", err)
