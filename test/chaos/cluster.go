@@ -447,17 +447,21 @@ func (c *Cluster) routes(ctx context.Context, n int, verb string) error {
 	return errors.Join(errs...)
 }
 
-// Close stops every node and removes the namespaces and the bridge.
+// Close stops every process, the brokers first (a broker's controlled
+// shutdown needs the controllers), and removes the namespaces and the
+// bridge.
 func (c *Cluster) Close() {
-	for _, nd := range c.nodes {
-		if nd != nil && nd.cmd != nil {
-			_ = nd.cmd.Process.Signal(syscall.SIGTERM)
+	for _, controllers := range []bool{false, true} {
+		for _, nd := range c.nodes {
+			if nd != nil && nd.cmd != nil && nd.controller == controllers {
+				_ = nd.cmd.Process.Signal(syscall.SIGTERM)
+			}
 		}
-	}
-	for _, nd := range c.nodes {
-		if nd != nil && nd.cmd != nil {
-			waitGone(nd.cmd, syscall.SIGTERM, 20*time.Second)
-			nd.cmd = nil
+		for _, nd := range c.nodes {
+			if nd != nil && nd.cmd != nil && nd.controller == controllers {
+				waitGone(nd.cmd, syscall.SIGTERM, 20*time.Second)
+				nd.cmd = nil
+			}
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
