@@ -15,7 +15,7 @@ import (
 )
 
 // TestIntegrationChaos is the bounded version of scripts/chaos: its own
-// three-node Kafka cluster in network namespaces, two deciders, two api
+// Kafka cluster in network namespaces (three brokers, three controllers), two deciders, two api
 // replicas and two gateways, a workload of every kind of operation, and
 // each fault type once with short quiet periods, the insider's forgeries
 // among them. It fails on any anomaly, and if a forgery was ever served.

@@ -415,7 +415,7 @@ func (c *Cluster) ActiveController(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("chaos: describe the quorum: %w", err)
 	}
 	for n := 1; n <= 3; n++ {
-		if int32(c.controller(n).id) == part.LeaderID {
+		if int32(c.controller(n).id) == part.LeaderID { //nolint:gosec // G115: node ids are 101 to 103
 			return n, nil
 		}
 	}

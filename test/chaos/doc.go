@@ -1,6 +1,7 @@
 // Package chaos is Assent's fault-injection suite, in the spirit of Jepsen
 // and of Kafka's exactly-once system tests: it runs the system (its own
-// three-node Kafka cluster in network namespaces, two replicas of every
+// Kafka cluster in network namespaces, three brokers and three dedicated
+// controllers, two replicas of every
 // service), drives a recorded workload through it while a nemesis injects
 // faults, then reads the whole log back and checks it.
 //

@@ -109,7 +109,7 @@ func Failover(ctx context.Context, cfg FailoverConfig) (*FailoverResult, error) 
 	if err := Build(ctx, cfg.Root, bin, ""); err != nil {
 		return nil, err
 	}
-	logf("starting a three-node Kafka cluster in network namespaces")
+	logf("starting a Kafka cluster (three brokers, three controllers) in network namespaces")
 	cluster, err := StartCluster(ctx, cfg.Root, filepath.Join(cfg.Dir, "kafka"), logf)
 	if err != nil {
 		return nil, err

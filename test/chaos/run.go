@@ -114,7 +114,7 @@ func Execute(ctx context.Context, cfg Config) (*Run, error) {
 	brokers := cfg.Brokers
 	var cluster *Cluster
 	if len(brokers) == 0 {
-		logf("starting a three-node Kafka cluster in network namespaces")
+		logf("starting a Kafka cluster (three brokers, three controllers) in network namespaces")
 		var err error
 		cluster, err = StartCluster(ctx, cfg.Root, filepath.Join(cfg.Dir, "kafka"), logf)
 		if err != nil {

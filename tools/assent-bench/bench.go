@@ -68,15 +68,17 @@ the brokers. Latency rounds alternate between the arms (A B B A ...) so
 that machine noise falls on both; the "without" arm is the floor.
 
 With --failover, instead: what a failure costs in decisions, on a cluster
-of its own (three KRaft nodes in network namespaces, as the fault suite
+of its own (three brokers and three dedicated KRaft controllers in network
+namespaces, as the fault suite
 runs them: root is needed) with two deciders and two api replicas under a
 steady load of submits on every partition (--failover-rate). It kills -9
 the decider that owns a partition (--decider-kills times, restarting it
 after each) and prints the time from the kill to the survivor's first
-decision on that partition; then it kills -9 one Kafka node
-(--broker-kills) and cuts one off from the other two (--broker-partitions),
-each node in turn, and prints the longest gap between decisions on all
-partitions in each fault's window. Each figure is beside its goal (issue
+decision on that partition; then it kills -9 one Kafka broker
+(--broker-kills), cuts one off from the rest of the cluster
+(--broker-partitions), each broker in turn, and kills -9 the active
+controller (--controller-kills), and prints the longest gap between
+decisions on all partitions in each fault's window. Each figure is beside its goal (issue
 14: a decider's failover within 3 s; no gap over 5 s across all
 partitions when one broker of three is lost). Every log, the brokers'
 too, stays under --failover-out.

@@ -1,5 +1,5 @@
 // Command assent-chaos runs Assent's fault-injection suite: it starts its
-// own three-node Kafka cluster in network namespaces and two replicas of
+// own Kafka cluster (three brokers, three controllers) in network namespaces and two replicas of
 // every service, drives a workload through them while a nemesis injects
 // faults, then reads the whole log back and checks it. See
 // test/chaos/README.md.
