@@ -73,17 +73,27 @@ func (x *ExpiryPause) Inject(ctx context.Context) (target, note string, err erro
 	}
 	// Votes after the deadline, while the owner is stopped: half the
 	// requests, one each, sent on another client so that the pause stays
-	// on time.
+	// on time. A request's deadline is its submit's decision time plus
+	// the ttl, on the decider's clock (the machine's), so each vote waits
+	// for the deadline the request shows: a submit decided late (a slow
+	// machine, a takeover) has a later one than the first.
 	var wg sync.WaitGroup
 	voter := x.W.client(clientExpiry + 10)
+	var late atomic.Int64
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		sleep(ctx, x.Before+time.Second)
 		for i, rid := range pending {
-			if i%2 == 0 {
-				voter.vote(ctx, bob, rid, "approve", voter.key())
+			if i%2 != 0 {
+				continue
 			}
+			deadline, ok := voter.deadline(ctx, rid, x.Pause)
+			if !ok {
+				continue // never seen submitted: not voted on
+			}
+			sleep(ctx, time.Until(deadline.Add(500*time.Millisecond)))
+			voter.vote(ctx, bob, rid, "approve", voter.key())
+			late.Add(1)
 		}
 	}()
 	sleep(ctx, x.Pause)
@@ -101,8 +111,22 @@ func (x *ExpiryPause) Inject(ctx context.Context) (target, note string, err erro
 		parts = append(parts, fmt.Sprintf("%s %d", statusName(k), ended[k]))
 	}
 	note = fmt.Sprintf("%d requests with a %s ttl on its partitions; SIGSTOP %s before the first deadline, for %s, with %d votes sent after the deadlines; then SIGCONT; they ended %s",
-		len(pending), x.TTL, first.Add(x.TTL).Sub(stopped).Round(time.Millisecond), x.Pause, (len(pending)+1)/2, strings.Join(parts, ", "))
+		len(pending), x.TTL, first.Add(x.TTL).Sub(stopped).Round(time.Millisecond), x.Pause, late.Load(), strings.Join(parts, ", "))
 	return target, note, nil
+}
+
+// deadline reads rid until a view shows its deadline, for at most
+// within: the submit is decided by the paused owner before it stopped, or
+// by the partition's next owner.
+func (c *client) deadline(ctx context.Context, rid string, within time.Duration) (time.Time, bool) {
+	end := time.Now().Add(within)
+	for i := 0; i < 1000 && time.Now().Before(end) && ctx.Err() == nil; i++ {
+		if op := c.read(ctx, rid, ""); op.ExpiresAt != 0 {
+			return time.Unix(0, op.ExpiresAt), true
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+	return time.Time{}, false
 }
 
 // busiest is the decider whose log says it owns the most partitions.

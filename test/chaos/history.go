@@ -62,7 +62,10 @@ type Op struct {
 	HasView  bool    `json:"has_view,omitempty"`
 	Status   string  `json:"status,omitempty"` // the status in the view ("" for a 404)
 	Votes    int     `json:"votes,omitempty"`  // votes in the view
-	Detail   string  `json:"detail,omitempty"`
+	// ExpiresAt is the deadline in the view (Unix nanoseconds), 0 when
+	// there is none.
+	ExpiresAt int64  `json:"expires_at,omitempty"`
+	Detail    string `json:"detail,omitempty"`
 	// Hostile marks a vote of the hostile client's flood (Hostile): the
 	// linearizability check leaves these out (a refused vote changes
 	// nothing but its own outcome, which I1 and I3 check one by one), and

@@ -379,11 +379,15 @@ func (c *client) write(ctx context.Context, op Op, who person, method, path stri
 
 func (c *client) view(op *Op, body []byte) {
 	var v struct {
-		Status string            `json:"status"`
-		Votes  []json.RawMessage `json:"votes"`
+		Status    string            `json:"status"`
+		Votes     []json.RawMessage `json:"votes"`
+		ExpiresAt time.Time         `json:"expires_at"`
 	}
 	if json.Unmarshal(body, &v) == nil {
 		op.HasView, op.Status, op.Votes = true, v.Status, len(v.Votes)
+		if !v.ExpiresAt.IsZero() {
+			op.ExpiresAt = v.ExpiresAt.UnixNano()
+		}
 	}
 }
 
