@@ -174,11 +174,11 @@ func slicesDeleteDone(rs []*request, next func(*request) bool) []*request {
 	return kept
 }
 
-type quiet struct{ t *testing.T }
+type quiet struct{ t testing.TB }
 
 func (quiet) Infof(string, ...any)           {}
-func (q quiet) Errorf(f string, args ...any) { q.t.Logf(f, args...) }
-func (q quiet) Fatalf(f string, args ...any) { q.t.Fatalf(f, args...) }
+func (q quiet) Errorf(f string, args ...any) { q.t.Errorf("pebble: "+f, args...) }
+func (q quiet) Fatalf(f string, args ...any) { q.t.Fatalf("pebble: "+f, args...) }
 
 func dump(t *testing.T, db *pebble.DB) [][2][]byte {
 	it, err := db.NewIter(nil)
