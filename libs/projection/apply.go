@@ -268,7 +268,9 @@ func (r *Runner) commit(d *decoded) error {
 	b := r.db.NewIndexedBatchWithSize(d.size())
 	committer, _ := r.cfg.Handler.(Committer)
 	defer func() {
-		_ = b.Close()
+		if b != nil {
+			_ = b.Close()
+		}
 		if committer != nil {
 			committer.Committed() // dropped: the runner stops
 		}
@@ -326,9 +328,21 @@ func (r *Runner) commit(d *decoded) error {
 			return err
 		}
 	}
+	data := largeData(b)
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("projection: commit batch: %w", err)
 	}
+	if len(b.Repr()) <= batchHeader {
+		// Pebble took the batch as a memtable of its own (a batch of half
+		// a memtable or more) and let go of its data, which that memtable
+		// holds now.
+		r.lastBatch = data
+	}
+	// Closed now, not when commit returns: a batch Pebble took as a
+	// memtable of its own stays reachable from it until it is closed, and
+	// the batch that makes the runner ready must not be (settle).
+	_ = b.Close()
+	b = nil
 	if committer != nil {
 		// Before the batch is published: whoever waits for it (readiness
 		// among them) finds the handler done with it.
@@ -358,6 +372,10 @@ func (r *Runner) commit(d *decoded) error {
 	}
 	return nil
 }
+
+// batchHeader is the size of a Pebble batch's header: what Repr returns
+// of a batch Pebble took the data of.
+const batchHeader = 12
 
 // maxBatchTraces bounds the apply spans of one batch (and of each of its
 // partitions): tracing is sampled, and a batch with more traces than this

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -94,4 +95,13 @@ func Reseal(dir string, partitions int32) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, ManifestName), out, 0o600)
+}
+
+// CatchUpTo sets the end offsets the runner catches up to, as Run does
+// with those it reads at start, so that ApplyPolls makes it ready without
+// Kafka.
+func (r *Runner) CatchUpTo(ends []int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.target = slices.Clone(ends)
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/cockroachdb/pebble/v2"
 	"go.opentelemetry.io/otel/trace"
@@ -161,6 +162,10 @@ type Runner struct {
 	metrics  atomic.Pointer[metrics] // set by RegisterMetrics
 	rejected [kinds]atomic.Int64     // records rejected, by kind
 	hashes   fileHashes              // of the tables snapshots carry
+	// lastBatch is the data of the last batch that Pebble took as a
+	// memtable of its own, until the runner is ready (settle); guarded by
+	// applyMu.
+	lastBatch weak.Pointer[byte]
 }
 
 // Open opens (or creates) the store. Call Run to bring it up to date.

@@ -2,8 +2,12 @@ package projection
 
 import (
 	"context"
+	"runtime"
 	"runtime/debug"
 	"time"
+	"weak"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // watch is one waiter on a subject.
@@ -14,20 +18,63 @@ func (r *Runner) updateReady() {
 		return
 	}
 	r.log.Info("projection caught up", "partitions", r.cfg.Partitions)
+	r.settle()
+}
+
+// maxSettleFlushes bounds the flushes settle makes beyond the first.
+const maxSettleFlushes = 8
+
+// settle gives back, once caught up, what the catch-up held that steady
+// state never needs again (docs/benchmarks.md, "Memory"). It runs in
+// commit, with r.applyMu held and its batch closed, or before the consumer
+// starts: never beside a commit.
+func (r *Runner) settle() {
 	// The catch-up's last memtables stay in memory until they fill, which
 	// in steady state can take hours: the mutable one, and a large last
 	// batch, which Pebble keeps as a memtable of its own (a batch of half
 	// a memtable or more). Flushing them now turns them into the tables
-	// they would become anyway and frees them (docs/benchmarks.md,
-	// "Memory").
+	// they would become anyway and frees them.
 	if err := r.db.Flush(); err != nil {
 		r.log.Warn("flushing the store once caught up; its memtables stay in memory until they fill", "err", err)
 	}
-	// Catching up held polls, batches and fetches in memory that steady
-	// state never needs again: give it back to the system now rather than
-	// over the next minutes (once: the runner is never unready again
-	// until a wipe).
+	// Pebble drops flushed memtables from its queue by reslicing it
+	// (d.mu.mem.queue = d.mu.mem.queue[n:]): the array under it still
+	// points to them until the queue next outgrows it, which one more
+	// memtable in steady state may not do for hours. A memtable's arena is
+	// freed when it is flushed, but a large batch's data is Go memory that
+	// the batch, as a memtable, holds: 20 MB or so after a batch of 10,000
+	// events. Each empty flush moves the queue one slot along its array,
+	// so a few of them make it move to a new one. How many is Pebble's
+	// business: flush until the last large batch is gone, within a bound.
+	if r.lastBatch != (weak.Pointer[byte]{}) {
+		runtime.GC()
+		for i := 0; r.lastBatch.Value() != nil; i++ {
+			if i == maxSettleFlushes {
+				r.log.Warn("the data of the catch-up's last batch is still reachable once caught up", "flushes", i+1)
+				break
+			}
+			if err := r.db.Flush(); err != nil {
+				r.log.Warn("flushing the store once caught up", "err", err)
+				break
+			}
+			runtime.GC()
+		}
+		r.lastBatch = weak.Pointer[byte]{}
+	}
+	// Catching up held polls, batches and fetches in memory: give it back
+	// to the system now rather than over the next minutes (once: the
+	// runner is never unready again until a wipe).
 	debug.FreeOSMemory()
+}
+
+// largeData is a weak pointer to the data of a batch about to be
+// committed, if it is large (Pebble keeps a batch's data of at most 1 MiB
+// for its next batch, never a larger one), for settle.
+func largeData(b *pebble.Batch) weak.Pointer[byte] {
+	if repr := b.Repr(); cap(repr) > 1<<20 {
+		return weak.Make(&repr[0])
+	}
+	return weak.Pointer[byte]{}
 }
 
 // becomeReady sets ready once everything captured at start is read, and

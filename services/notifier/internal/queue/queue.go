@@ -98,8 +98,8 @@ type Store struct {
 	// delivery this store never had. It should read zero.
 	Invalid atomic.Int64
 
-	batch *pebble.Batch // during Apply
-	err   error
+	batch *pebble.Batch // during Apply and ApplyBatch
+	err   error         // the first write of a delivery that failed in them
 }
 
 // New returns a store; Attach it to the runner's database once opened.
@@ -119,8 +119,7 @@ func (s *Store) Attach(db *pebble.DB) {
 	s.Requests.Attach(db)
 }
 
-// Apply folds one event into the request store and the deliveries (the
-// runner applies events one at a time).
+// Apply folds one event into the request store and the deliveries.
 func (s *Store) Apply(b *pebble.Batch, e *projection.Event) error {
 	s.batch, s.err = b, nil
 	defer func() { s.batch = nil }()
@@ -129,6 +128,31 @@ func (s *Store) Apply(b *pebble.Batch, e *projection.Event) error {
 	}
 	return s.err
 }
+
+// ApplyBatch folds a run of events (projection.BatchHandler), the path
+// the runner takes: the request store folds them as its own ApplyBatch
+// does (each request's state read and written once per call), and the
+// deliveries are written as each event is folded, from the same states
+// (OnEvent), into the same batch. It leaves the store as Apply of each
+// event in turn would (TestApplyBatchEqualsApply): a delivery note reads
+// the deliveries through b, which holds those written earlier in the
+// batch.
+func (s *Store) ApplyBatch(b *pebble.Batch, events []projection.Event) error {
+	s.batch, s.err = b, nil
+	defer func() { s.batch = nil }()
+	if err := s.Requests.ApplyBatch(b, events); err != nil {
+		return err
+	}
+	return s.err
+}
+
+// Prepare decodes an event ahead of ApplyBatch (projection.Preparer), as
+// the request store does.
+func (s *Store) Prepare(e *projection.Event) any { return s.Requests.Prepare(e) }
+
+// Committed lets go of what the request store kept of the batch just
+// committed (projection.Committer).
+func (s *Store) Committed() { s.Requests.Committed() }
 
 // onEvent is called by the request store with the state before and after.
 func (s *Store) onEvent(e *projection.Event, ev approval.Event, _, after approval.State) {
