@@ -35,7 +35,7 @@ Measures, on one cluster and in one run:
   1. the bare-Kafka floors, each at --rate for --duration:
      (a) an acks=all produce, then a read of that record;
      (b) a one-record transaction (produce + commit), then a read_committed
-         read of it (192 transactional producers, opened and warmed first);
+         read of it (128 transactional producers, up to 192 as needed);
      (c) a franz-go transactional consume->produce copy between two scratch
          topics, then a read of the copy; also its throughput with
          concurrent synchronous producers;

@@ -27,16 +27,18 @@ import (
 
 // Floor (b)'s transactional producers run one transaction at a time each,
 // so it needs about rate x a transaction's latency of them, and a
-// transaction's tail is long on a busy machine. It starts all
-// floorTxnProducers before the measurement, each with its producer id and
-// one transaction done: opening them during it put SASL handshakes and
-// InitProducerID into the samples (p99 3.1s against 0.33s, same cluster,
-// 200/s for 5s), and, when a loaded machine made the pool grow, loaded
-// the brokers it measured: 16 new producers a second, each a handful of
-// SCRAM handshakes, 170 SASLAuthenticate requests a second against 113
-// transactions (docs/benchmarks.md, "Where the brokers' requests go").
-// An arrival that finds none free waits for one, in its sample.
-const floorTxnProducers = 192
+// transaction's tail is long on a busy machine: it starts
+// floorTxnProducers, each with its producer id and one transaction done
+// before the measurement (opening them during it put SASL handshakes and
+// InitProducerID into the samples: p99 3.1s against 0.33s, same cluster,
+// 200/s for 5s). It opens more,
+// up to floorTxnProducersMax, only when an arrival finds none free; past
+// that, an arrival waits for a free one. Either way the cost is in that
+// arrival's sample.
+const (
+	floorTxnProducers    = 128
+	floorTxnProducersMax = 192
+)
 
 // stampReader reads a topic (read_committed, from its end) whose record
 // values are the send time in UnixNano. While recording, it keeps each
@@ -217,7 +219,7 @@ func measureFloorBInto(ctx context.Context, kcfg eventlog.Config, cfg config, to
 		return nil, 0, err
 	}
 	defer r.close()
-	pool := make(chan *kgo.Client, floorTxnProducers)
+	pool := make(chan *kgo.Client, floorTxnProducersMax)
 	var mu sync.Mutex
 	var all []*kgo.Client
 	var txnMu sync.Mutex
@@ -230,22 +232,19 @@ func measureFloorBInto(ctx context.Context, kcfg eventlog.Config, cfg config, to
 			cl.Close()
 		}
 	}()
-	// open makes another transactional producer.
+	// open makes another transactional producer, or returns nil at the
+	// maximum.
 	open := func() (*kgo.Client, error) {
 		mu.Lock()
 		defer mu.Unlock()
+		if len(all) >= floorTxnProducersMax {
+			return nil, nil
+		}
 		opts, err := kcfg.Opts(
 			kgo.TransactionalID(fmt.Sprintf("assent-bench-onetxn-%s-%d", stampID, len(all))),
 			kgo.TransactionTimeout(10*time.Second),
 			kgo.ConcurrentTransactionsBackoff(txnBackoff()),
 			kgo.MetadataMinAge(100*time.Millisecond), // as the deciders' (services/decider: metadataMinAge)
-			// Kafka's clients' default (metadata.max.age.ms), not
-			// eventlog's 2s, which is for a service's failover: with
-			// 192 producers, each refreshing every 2s, the floor sent
-			// about 80 Metadata requests a second, more than it made
-			// transactions (docs/benchmarks.md, "Where the brokers'
-			// requests go").
-			kgo.MetadataMaxAge(5*time.Minute),
 		)
 		if err != nil {
 			return nil, err
@@ -283,8 +282,18 @@ func measureFloorBInto(ctx context.Context, kcfg eventlog.Config, cfg config, to
 		var cl *kgo.Client
 		select {
 		case cl = <-pool:
-		case <-ctx.Done():
-			return ctx.Err()
+		default:
+			var err error
+			if cl, err = open(); err != nil {
+				return err
+			}
+			if cl == nil { // at the maximum: wait for a free one
+				select {
+				case cl = <-pool:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
 		}
 		defer func() { pool <- cl }()
 		t0 := time.Now()
