@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assent-dev/assent/libs/projection"
+	"github.com/assent-dev/assent/test/loggen"
 	"github.com/assent-dev/assent/test/systest"
 )
 
@@ -58,7 +59,7 @@ func TestCaughtUpKeepsNoBatchData(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, r.Close()) })
 	r.CatchUpTo(ends)
-	require.NoError(t, r.ApplyPolls(polls(log, projection.DefaultBatchRecords)))
+	require.NoError(t, r.ApplyPolls(loggen.Polls(log, projection.DefaultBatchRecords)))
 	require.True(t, r.Ready())
 	require.Greater(t, h.largest, 8<<20, "a batch Pebble takes as a memtable of its own (half of a 16 MiB memtable or more)")
 	require.NotEmpty(t, h.buffers)

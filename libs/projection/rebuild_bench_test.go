@@ -7,7 +7,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
 	"github.com/assent-dev/assent/libs/wire"
@@ -16,60 +15,14 @@ import (
 )
 
 // sealedLog is a generated log as a read_committed consumer with the
-// control records kept sees it: each partition's records with their
-// offsets, each sealed run in a transaction of its own producer, ended by
-// its commit marker.
+// control records kept sees it (loggen.AsRead).
 func sealedLog(t testing.TB, topic string, parts int32, requests int) [][]wire.Record {
 	t.Helper()
-	built, err := loggen.Build(loggen.Options{Topic: topic, Partitions: parts, Requests: requests, Signer: systest.DemoSigner(t),
-		SealEvery: 100, Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Step: 10 * time.Millisecond})
+	o := loggen.Options{Topic: topic, Partitions: parts, Requests: requests, Signer: systest.DemoSigner(t),
+		SealEvery: 100, Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Step: 10 * time.Millisecond}
+	built, err := loggen.Build(o)
 	require.NoError(t, err)
-	out := make([][]wire.Record, parts)
-	for p, recs := range built {
-		var off int64
-		pid := int64(1000 + p)
-		for _, r := range recs {
-			r.Topic, r.Partition, r.Offset = topic, int32(p), off
-			r.ProducerID = pid
-			w := eventlog.WireRecord(r)
-			w.Transactional = true
-			out[p] = append(out[p], w)
-			off++
-			if r.Key == nil { // a seal ends the transaction
-				out[p] = append(out[p], wire.Record{Topic: topic, Partition: int32(p), Offset: off, Control: true, Transactional: true, ProducerID: pid})
-				off++
-			}
-		}
-	}
-	return out
-}
-
-// polls interleaves the partitions into polls of n records, as a fetch
-// of every partition would.
-func polls(log [][]wire.Record, n int) [][]wire.Record {
-	var out [][]wire.Record
-	at := make([]int, len(log))
-	for {
-		var poll []wire.Record
-		for len(poll) < n {
-			moved := false
-			for p := range log {
-				end := min(at[p]+500, len(log[p]))
-				if at[p] < end {
-					poll = append(poll, log[p][at[p]:end]...)
-					at[p] = end
-					moved = true
-				}
-			}
-			if !moved {
-				break
-			}
-		}
-		if len(poll) == 0 {
-			return out
-		}
-		out = append(out, poll)
-	}
+	return loggen.AsRead(o, built)
 }
 
 // cpuTime is the CPU time this process has used (user and system).
@@ -88,7 +41,7 @@ func BenchmarkRebuildApply(b *testing.B) {
 	for _, l := range log {
 		total += len(l)
 	}
-	ps := polls(log, projection.DefaultBatchRecords)
+	ps := loggen.Polls(log, projection.DefaultBatchRecords)
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
@@ -124,7 +77,7 @@ func TestRebuildWritesLittlePerEvent(t *testing.T) {
 	defer func() { require.NoError(t, r.Close()) }()
 	store.Attach(r.DB())
 	events := 0
-	for _, poll := range polls(log, projection.DefaultBatchRecords) {
+	for _, poll := range loggen.Polls(log, projection.DefaultBatchRecords) {
 		for _, rec := range poll {
 			if !rec.Control {
 				events++
