@@ -583,7 +583,8 @@ var (
 // decide how fast a lost broker is fenced and a group moves
 // (docs/architecture.md, "Failover") are the same in production as in the
 // cluster the fault suite and the failover benchmark measure
-// (infra/kafka/node.properties.tmpl, from its "Failover" section on), and
+// (infra/kafka/node.properties.tmpl, from its "Failover" section on, which
+// takes in the "Latency" section after it), and
 // Strimzi passes every one of them on: a setting it forbids would be
 // dropped with only a warning in the operator's log. The deciders' session
 // is one the brokers accept.
