@@ -83,7 +83,7 @@ func runAuth(ctx context.Context, cfg config, partitions int32, adm *kadm.Client
 		}
 		for _, a := range order {
 			say("auth: round %d/%d, %s authentication, %d decisions/s for %s", r+1, cfg.rounds, a.name, rc.rate, rc.duration)
-			lat, _, err := measureLatency(ctx, rc, a.apis)
+			lat, _, err := measureLatency(ctx, rc, a.apis, say)
 			if err != nil {
 				return fmt.Errorf("%s authentication, round %d: %w", a.name, r+1, err)
 			}
