@@ -34,11 +34,58 @@ import (
 // 200/s for 5s). It opens more,
 // up to floorTxnProducersMax, only when an arrival finds none free; past
 // that, an arrival waits for a free one. Either way the cost is in that
-// arrival's sample.
+// arrival's sample. An arrival takes the producer freed last (txnPool):
+// the fewest producers stay busy, and the idle ones cost the brokers only
+// their metadata refreshes.
 const (
 	floorTxnProducers    = 128
 	floorTxnProducersMax = 192
 )
+
+// txnPool is floor (b)'s free producers, last in first out.
+type txnPool struct {
+	mu    sync.Mutex
+	free  []*kgo.Client
+	freed chan struct{} // a token for each put, for those waiting
+}
+
+func newTxnPool(n int) *txnPool { return &txnPool{freed: make(chan struct{}, n)} }
+
+// take returns the producer freed last, or nil if none is free.
+func (p *txnPool) take() *kgo.Client {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) == 0 {
+		return nil
+	}
+	cl := p.free[len(p.free)-1]
+	p.free = p.free[:len(p.free)-1]
+	return cl
+}
+
+// wait returns a free producer once one is put back, or ctx's error.
+func (p *txnPool) wait(ctx context.Context) (*kgo.Client, error) {
+	for {
+		if cl := p.take(); cl != nil {
+			return cl, nil
+		}
+		select {
+		case <-p.freed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (p *txnPool) put(cl *kgo.Client) {
+	p.mu.Lock()
+	p.free = append(p.free, cl)
+	p.mu.Unlock()
+	select {
+	case p.freed <- struct{}{}:
+	default: // as many tokens as producers: a waiter finds one anyway
+	}
+}
 
 // stampReader reads a topic (read_committed, from its end) whose record
 // values are the send time in UnixNano. While recording, it keeps each
@@ -219,7 +266,7 @@ func measureFloorBInto(ctx context.Context, kcfg eventlog.Config, cfg config, to
 		return nil, 0, err
 	}
 	defer r.close()
-	pool := make(chan *kgo.Client, floorTxnProducersMax)
+	pool := newTxnPool(floorTxnProducersMax)
 	var mu sync.Mutex
 	var all []*kgo.Client
 	var txnMu sync.Mutex
@@ -261,7 +308,7 @@ func measureFloorBInto(ctx context.Context, kcfg eventlog.Config, cfg config, to
 		if err != nil {
 			return nil, 0, err
 		}
-		pool <- cl
+		pool.put(cl)
 	}
 	txn := func(cl *kgo.Client, rec *kgo.Record) error {
 		if err := cl.BeginTransaction(); err != nil {
@@ -279,23 +326,19 @@ func measureFloorBInto(ctx context.Context, kcfg eventlog.Config, cfg config, to
 	}
 	send := func(i int) error {
 		rec := &kgo.Record{Topic: topic, Key: []byte(strconv.Itoa(i)), Value: stamp()}
-		var cl *kgo.Client
-		select {
-		case cl = <-pool:
-		default:
+		cl := pool.take()
+		if cl == nil {
 			var err error
 			if cl, err = open(); err != nil {
 				return err
 			}
 			if cl == nil { // at the maximum: wait for a free one
-				select {
-				case cl = <-pool:
-				case <-ctx.Done():
-					return ctx.Err()
+				if cl, err = pool.wait(ctx); err != nil {
+					return err
 				}
 			}
 		}
-		defer func() { pool <- cl }()
+		defer pool.put(cl)
 		t0 := time.Now()
 		err := txn(cl, rec)
 		txnMu.Lock()
@@ -309,10 +352,10 @@ func measureFloorBInto(ctx context.Context, kcfg eventlog.Config, cfg config, to
 	// before the measurement: all at once, each its own.
 	warmErr := make(chan error, floorTxnProducers)
 	for k := range floorTxnProducers {
-		cl := <-pool
+		cl := pool.take()
 		go func() {
 			err := txn(cl, &kgo.Record{Topic: topic, Key: []byte("warm-" + strconv.Itoa(k)), Value: stamp()})
-			pool <- cl
+			pool.put(cl)
 			warmErr <- err
 		}()
 	}
