@@ -193,3 +193,15 @@ func TestFloorKeptUp(t *testing.T) {
 	require.False(t, keptUp(179.9, 200))
 	require.False(t, keptUp(achievedRate(2000, 27*time.Second), 200))
 }
+
+// TestFloorCaveat: a verdict against floors (a) and (b) stands only when
+// both kept up and floor (b)'s transaction is no slower than floor (c)'s
+// whole copy.
+func TestFloorCaveat(t *testing.T) {
+	t.Parallel()
+	ms := time.Millisecond
+	require.Empty(t, floorCaveat(200, 200, 199, 20*ms, 90*ms), "both kept up, (b) cheaper than (c)")
+	require.Contains(t, floorCaveat(200, 200, 150, 20*ms, 90*ms), "did not keep up")
+	require.Contains(t, floorCaveat(200, 170, 200, 20*ms, 90*ms), "did not keep up")
+	require.Contains(t, floorCaveat(200, 200, 199, 553*ms, 117*ms), "floor b saturated the brokers")
+}
