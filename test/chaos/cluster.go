@@ -15,9 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
-
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/logadmin"
 )
@@ -394,25 +391,9 @@ func (c *Cluster) ActiveController(ctx context.Context) (int, error) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req := kmsg.NewPtrDescribeQuorumRequest()
-	t := kmsg.NewDescribeQuorumRequestTopic()
-	t.Topic = "__cluster_metadata"
-	p := kmsg.NewDescribeQuorumRequestTopicPartition()
-	t.Partitions = append(t.Partitions, p)
-	req.Topics = append(req.Topics, t)
-	resp, err := req.RequestWith(ctx, cl)
+	part, err := logadmin.DescribeQuorum(ctx, cl)
 	if err != nil {
-		return 0, fmt.Errorf("chaos: describe the quorum: %w", err)
-	}
-	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return 0, fmt.Errorf("chaos: describe the quorum: %w", err)
-	}
-	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		return 0, errors.New("chaos: describe the quorum: no __cluster_metadata partition in the answer")
-	}
-	part := resp.Topics[0].Partitions[0]
-	if err := kerr.ErrorForCode(part.ErrorCode); err != nil {
-		return 0, fmt.Errorf("chaos: describe the quorum: %w", err)
+		return 0, fmt.Errorf("chaos: %w", err)
 	}
 	for n := 1; n <= 3; n++ {
 		if int32(c.controller(n).id) == part.LeaderID { //nolint:gosec // G115: node ids are 101 to 103

@@ -38,9 +38,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/assent-dev/assent/libs/logadmin"
 )
 
 // Config says what to read.
@@ -155,10 +156,8 @@ func Read(ctx context.Context, cl *kgo.Client, cfg Config) (Snapshot, error) {
 	}
 	snap.Topics = Summarize(md.Topics, minISR, stable)
 	snap.Quorum = Quorum{Leader: -1}
-	if resp, err := describeQuorum(ctx, cl); err == nil {
-		if q, err := QuorumOf(resp); err == nil {
-			snap.Quorum = q
-		}
+	if p, err := logadmin.DescribeQuorum(ctx, cl); err == nil {
+		snap.Quorum = quorumOf(p)
 	}
 
 	lags, groups, err := readGroups(ctx, adm, cfg.Groups, stable, names)
@@ -169,29 +168,18 @@ func Read(ctx context.Context, cl *kgo.Client, cfg Config) (Snapshot, error) {
 	return snap, nil
 }
 
-func describeQuorum(ctx context.Context, cl *kgo.Client) (*kmsg.DescribeQuorumResponse, error) {
-	req := kmsg.NewPtrDescribeQuorumRequest()
-	t := kmsg.NewDescribeQuorumRequestTopic()
-	t.Topic = "__cluster_metadata"
-	t.Partitions = []kmsg.DescribeQuorumRequestTopicPartition{kmsg.NewDescribeQuorumRequestTopicPartition()}
-	req.Topics = []kmsg.DescribeQuorumRequestTopic{t}
-	return req.RequestWith(ctx, cl)
-}
-
 // QuorumOf reads a DescribeQuorum answer for the metadata log's one
 // partition. The leader reports itself caught up at the time it answers,
 // so a voter's age is the leader's last-caught-up time minus the voter's.
 func QuorumOf(resp *kmsg.DescribeQuorumResponse) (Quorum, error) {
-	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return Quorum{}, fmt.Errorf("kafkahealth: describe quorum: %w", err)
+	p, err := logadmin.QuorumPartition(resp)
+	if err != nil {
+		return Quorum{}, fmt.Errorf("kafkahealth: %w", err)
 	}
-	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		return Quorum{}, errors.New("kafkahealth: describe quorum: the answer has not the metadata log's partition")
-	}
-	p := resp.Topics[0].Partitions[0]
-	if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-		return Quorum{}, fmt.Errorf("kafkahealth: describe quorum: %w", err)
-	}
+	return quorumOf(p), nil
+}
+
+func quorumOf(p kmsg.DescribeQuorumResponseTopicPartition) Quorum {
 	q := Quorum{Leader: p.LeaderID}
 	now := int64(-1)
 	for _, v := range p.CurrentVoters {
@@ -207,7 +195,7 @@ func QuorumOf(resp *kmsg.DescribeQuorumResponse) (Quorum, error) {
 		}
 		q.Voters = append(q.Voters, voter)
 	}
-	return q, nil
+	return q
 }
 
 // Summarize counts, per topic, the partitions that are under-replicated,
