@@ -11,13 +11,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/assent-dev/assent/libs/eventlog"
 )
 
 // NewRegistry returns a Prometheus registry with the Go and process
-// collectors, which every service exports.
+// collectors, and the Kafka client's own counters, which every service
+// exports.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "assent_kafka_fenced_broker_cuts_total",
+			Help: "Times a Kafka client of this process closed its connections to a broker that the other brokers no longer list (fenced by the controller: dead, cut off or shutting down) and stopped dialing it until listed again.",
+		}, func() float64 { return float64(eventlog.FencedBrokerCuts()) }))
 	return reg
 }
 

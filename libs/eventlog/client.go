@@ -124,6 +124,11 @@ type Config struct {
 	// RecordDeliveryTimeout bounds how long a produced record may wait for
 	// its acknowledgement; 0 means DefaultRecordDeliveryTimeout.
 	RecordDeliveryTimeout time.Duration
+	// FencedBrokerProbe is how often the client asks each broker which
+	// brokers the cluster has, to let go of one the others no longer list
+	// (see DefaultFencedBrokerProbe); 0 means the default, a negative value
+	// never.
+	FencedBrokerProbe time.Duration
 	// SCRAM, when set, authenticates the client with SASL/SCRAM-SHA-512.
 	// Every cluster Assent starts requires it (docs/architecture.md,
 	// "Kafka authentication and ACLs").
@@ -271,11 +276,22 @@ func (cfg Config) Opts(extra ...kgo.Opt) ([]kgo.Opt, error) {
 	if delivery == 0 {
 		delivery = DefaultRecordDeliveryTimeout
 	}
+	probe := cfg.FencedBrokerProbe
+	if probe == 0 {
+		probe = DefaultFencedBrokerProbe
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	guard := guardFor(cfg.Brokers, probe, log)
 
 	opts := []kgo.Opt{
 		kgo.ClientID(clientID),
 		kgo.ProducerLinger(linger),
-		kgo.DialTimeout(dial),
+		kgo.DialTimeout(dial), // what guard.dialer enforces; franz-go's own dialer is unused
+		kgo.Dialer(guard.dialer(dial)),
+		kgo.WithHooks(guard),
 		kgo.RecordDeliveryTimeout(delivery),
 		kgo.MetadataMinAge(DefaultMetadataMinAge),
 		kgo.MetadataMaxAge(DefaultMetadataMaxAge),
@@ -287,10 +303,6 @@ func (cfg Config) Opts(extra ...kgo.Opt) ([]kgo.Opt, error) {
 		opts = append(opts, cfg.SCRAM.Opt())
 	}
 	if cfg.LogLevel != kgo.LogLevelNone {
-		log := cfg.Logger
-		if log == nil {
-			log = slog.Default()
-		}
 		opts = append(opts, kgo.WithLogger(kafkaLogger{log: log, level: cfg.LogLevel}))
 	}
 	opts = append(opts, extra...)

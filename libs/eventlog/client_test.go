@@ -55,6 +55,7 @@ func TestNewClientSettings(t *testing.T) {
 	require.Equal(t, DefaultMetadataMaxAge, cl.OptValue(kgo.MetadataMaxAge))
 	require.Equal(t, DefaultProduceRequestTimeout, cl.OptValue(kgo.ProduceRequestTimeout))
 	require.Equal(t, DefaultRequestTimeoutOverhead, cl.OptValue(kgo.RequestTimeoutOverhead))
+	require.NotNil(t, cl.OptValue(kgo.Dialer), "the dialer that refuses fenced brokers (fenced.go)")
 
 	nolinger, err := NewClient(Config{Brokers: []string{"127.0.0.1:1"}, Linger: -1, ClientID: "x"})
 	require.NoError(t, err)
