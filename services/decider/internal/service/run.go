@@ -175,7 +175,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		return err
 	}
 	loop := session.New(session.Config{
-		Group: cfg.Group, TransactionalID: transactionalID(cfg), CommandsTopic: cfg.Topics.Commands, EventsTopic: cfg.Topics.Events,
+		Group: cfg.Group, InstanceID: cfg.Instance, TransactionalID: transactionalID(cfg), CommandsTopic: cfg.Topics.Commands, EventsTopic: cfg.Topics.Events,
 		TxnTimeout: cfg.TxnTimeout, SessionTTL: cfg.SessionTTL, ExpiryPeriod: cfg.ExpiryPeriod, Logger: log,
 		// A decider's transactional id is the prefix and its instance id,
 		// which is also its client id in the group (LoadConfig): a

@@ -136,7 +136,7 @@ func (r *rig) startDecider(t *testing.T, name string) *decider {
 	timers, err := eventlog.NewClient(cfg)
 	require.NoError(t, err)
 	t.Cleanup(timers.Close)
-	loop := session.New(session.Config{Group: "deciders", TransactionalID: "assent-" + name, CommandsTopic: r.topics.Commands, EventsTopic: r.topics.Events,
+	loop := session.New(session.Config{Group: "deciders", InstanceID: name, TransactionalID: "assent-" + name, CommandsTopic: r.topics.Commands, EventsTopic: r.topics.Events,
 		Timers:     command.Kafka{Client: timers, Topic: r.topics.Commands, Signer: systest.DemoSigner(t)},
 		TxnTimeout: 5 * time.Second, SessionTTL: time.Second, ExpiryPeriod: 50 * time.Millisecond, Logger: log,
 		PeerClientID: func(tid string) (string, bool) { return strings.CutPrefix(tid, "assent-") }}, c, runner, r.adm, opts)

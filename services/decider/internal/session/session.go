@@ -62,6 +62,15 @@ type Config struct {
 	TxnTimeout      time.Duration
 	SessionTTL      time.Duration
 	ExpiryPeriod    time.Duration
+	// InstanceID, if set, makes the decider a static member of the group
+	// (KIP-345) under this id, unique per replica. When the group's
+	// coordinator moves (a broker lost), the new coordinator loads the
+	// group as it was last written; a dynamic member whose id it does not
+	// know rejoins under a new one, and the rebalance then waits for the
+	// old ids' sessions to expire. A static member takes its old place at
+	// once. A static member does not leave the group when its client
+	// closes, so Run leaves it (LeaveGroup by instance id) when it stops.
+	InstanceID string
 	// PeerClientID maps a transactional id to the client id its decider
 	// joins the group with, and says whether the id is a decider's at all.
 	// With it, a decider given a partition whose events partition a
@@ -117,6 +126,9 @@ func New(cfg Config, c *core.Core, proj Projection, adm *kadm.Client, opts []kgo
 		kgo.OnPartitionsRevoked(l.onRevoked),
 		kgo.OnPartitionsLost(l.onRevoked),
 	)
+	if cfg.InstanceID != "" {
+		l.opts = append(l.opts, kgo.InstanceID(cfg.InstanceID))
+	}
 	return l
 }
 
@@ -193,6 +205,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		before := l.commits.Load()
 		err := l.session(ctx)
 		if ctx.Err() != nil {
+			l.leave()
 			return nil
 		}
 		var fatal fatalError
@@ -222,6 +235,27 @@ func (l *Loop) Run(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
+}
+
+// leave takes a static member out of the group once its last session
+// has closed, so that its partitions move to the other deciders at once
+// rather than when its group session expires.
+func (l *Loop) leave() {
+	if l.cfg.InstanceID == "" || l.adm == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := l.adm.LeaveGroup(ctx, kadm.LeaveGroup(l.cfg.Group).InstanceIDs(l.cfg.InstanceID).Reason("decider stopping"))
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		l.cfg.Logger.Warn("could not leave the deciders' group; the other deciders take this one's partitions when its group session expires",
+			"group", l.cfg.Group, "instance_id", l.cfg.InstanceID, "session", l.cfg.SessionTTL, "err", err)
+		return
+	}
+	l.cfg.Logger.Info("left the deciders' group", "group", l.cfg.Group, "instance_id", l.cfg.InstanceID)
 }
 
 // fatalError is a session error that a new session cannot fix.
