@@ -107,8 +107,8 @@ func writeFailover(w io.Writer, res *chaos.FailoverResult, cfg failoverConfig, s
 		p("  p50 %s, max %s   %s\n", p50.Round(time.Millisecond), worst.Round(time.Millisecond), verdict(worst <= goalDeciderFailover, "max <= 3 s"))
 	}
 
-	p("\nBroker or controller lost: longest gap between decisions on all partitions (fault to heal + %s)\n", cfg.quiet)
-	p("  %-17s %-38s %-8s %-12s %s\n", "fault", "target", "held", "gap", "")
+	p("\nBroker or controller lost: longest gap between decisions on all partitions, judged, and on any one\npartition, shown (fault to heal + %s)\n", cfg.quiet)
+	p("  %-17s %-38s %-8s %-12s %-20s %s\n", "fault", "target", "held", "gap", "on one partition", "")
 	byKind := map[string][]time.Duration{}
 	for i, f := range res.Brokers {
 		g := res.Gaps[i]
@@ -117,7 +117,8 @@ func writeFailover(w io.Writer, res *chaos.FailoverResult, cfg failoverConfig, s
 			note = "ERROR: " + f.Err
 		}
 		byKind[f.Name] = append(byKind[f.Name], g.Global)
-		p("  %-17s %-38s %-8s %-12s %s\n", f.Name, f.Target, f.Healed.Sub(f.Start).Round(100*time.Millisecond), g.Global.Round(time.Millisecond), note)
+		p("  %-17s %-38s %-8s %-12s %-20s %s\n", f.Name, f.Target, f.Healed.Sub(f.Start).Round(100*time.Millisecond), g.Global.Round(time.Millisecond),
+			fmt.Sprintf("%s (p%d)", g.PartitionGap.Round(time.Millisecond), g.PartitionName), note)
 	}
 	for _, kind := range []string{chaos.FaultKillBroker, chaos.FaultPartitionBroker, chaos.FaultKillController} {
 		if gs := byKind[kind]; len(gs) > 0 {
