@@ -132,7 +132,7 @@ func (g *brokerGuard) dial(ctx context.Context, d *net.Dialer, network, addr str
 	}
 	gc := &guardedConn{Conn: c, g: g, addr: addr}
 	g.mu.Lock()
-	_, fenced := g.fenced[addr]
+	id, fenced := g.fenced[addr]
 	if !fenced {
 		if g.conns[addr] == nil {
 			g.conns[addr] = map[*guardedConn]struct{}{}
@@ -142,7 +142,7 @@ func (g *brokerGuard) dial(ctx context.Context, d *net.Dialer, network, addr str
 	g.mu.Unlock()
 	if fenced { // fenced while dialing
 		_ = c.Close()
-		return nil, &net.OpError{Op: "dial", Net: network, Err: &errFenced{addr: addr}}
+		return nil, &net.OpError{Op: "dial", Net: network, Err: &errFenced{id: id, addr: addr}}
 	}
 	return gc, nil
 }
