@@ -151,7 +151,7 @@ func TestClientLetsGoOfABrokerTheOthersNoLongerList(t *testing.T) {
 				continue
 			}
 			host, port, _ := net.SplitHostPort(a)
-			p, _ := strconv.Atoi(port)
+			p, _ := strconv.ParseInt(port, 10, 32)
 			b := kmsg.NewMetadataResponseBroker()
 			b.NodeID, b.Host, b.Port = id, host, int32(p)
 			resp.Brokers = append(resp.Brokers, b)
