@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -58,7 +59,7 @@ type brokerGuard struct {
 	mu      sync.Mutex
 	conns   map[string]map[*guardedConn]struct{} // open connections by address
 	fenced  map[string]int32                     // address -> broker id, refused
-	known   map[int32]string                     // every broker seen, id -> address
+	known   map[int32]string                     // every broker connected to or listed, id -> address
 	clients []*kgo.Client                        // open clients built with the guard
 	stop    context.CancelFunc
 	done    chan struct{}
@@ -188,6 +189,19 @@ func (g *brokerGuard) OnNewClient(cl *kgo.Client) {
 	go g.watch(ctx, g.done)
 }
 
+// OnBrokerConnect makes every broker a client of the guard connects to
+// one the watch asks, and judges (kgo.HookBrokerConnect): the brokers a
+// probe's answers list are not enough, since the brokers that fenced one
+// no longer list it. Seed connections (negative ids) name no broker.
+func (g *brokerGuard) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err != nil || meta.NodeID < 0 {
+		return
+	}
+	g.mu.Lock()
+	g.known[meta.NodeID] = net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port)))
+	g.mu.Unlock()
+}
+
 // OnClientClosed stops the watch when the last client built with the
 // guard is closed (kgo.HookClientClosed), and forgets what it found: with
 // nothing watching, it could not tell when a fenced broker is back.
@@ -236,20 +250,28 @@ func (g *brokerGuard) watch(ctx context.Context, done chan struct{}) {
 		if cl == nil {
 			continue
 		}
-		pctx, cancel := context.WithTimeout(ctx, g.every)
-		answers := g.probe(pctx, cl)
+		pctx, cancel := context.WithTimeout(ctx, max(g.every, fencedProbeWait))
+		g.probe(pctx, cl)
 		cancel()
 		if ctx.Err() != nil {
 			return
 		}
-		g.judge(answers)
 	}
 }
 
+// fencedProbeWait is the longest a round waits for the brokers' answers
+// (or the probe period, if longer). A broker cut off from the cluster
+// holds the probe behind the requests it cannot complete, so the answers
+// of the others are judged as they come, without waiting for it.
+const fencedProbeWait = time.Second
+
 // probe asks every broker seen so far, except those fenced already,
-// which brokers the cluster has; the first time, it asks any broker who
-// they are. A broker that does not answer in time is left out.
-func (g *brokerGuard) probe(ctx context.Context, cl *kgo.Client) map[int32]map[int32]string {
+// which brokers the cluster has, until ctx ends; the first time, it asks
+// any broker who they are. Each answer is judged as it comes, to fence
+// (one other broker leaving a broker out is enough while no answer lists
+// it); the round's answers together are judged at its end, which can
+// also let a broker go again (judge).
+func (g *brokerGuard) probe(ctx context.Context, cl *kgo.Client) {
 	g.mu.Lock()
 	var ids []int32
 	for id, addr := range g.known {
@@ -266,26 +288,31 @@ func (g *brokerGuard) probe(ctx context.Context, cl *kgo.Client) map[int32]map[i
 			}
 			g.mu.Unlock()
 		}
-		return nil
+		return
 	}
-	var (
-		mu      sync.Mutex
-		wg      sync.WaitGroup
-		answers = map[int32]map[int32]string{}
-	)
+	type answer struct {
+		from   int32
+		listed map[int32]string
+	}
+	got := make(chan answer, len(ids))
 	for _, id := range ids {
-		wg.Go(func() {
+		go func() {
 			listed, err := metadataFor(ctx, cl.Broker(int(id)))
 			if err != nil {
-				return
+				listed = nil
 			}
-			mu.Lock()
-			answers[id] = listed
-			mu.Unlock()
-		})
+			got <- answer{from: id, listed: listed}
+		}()
 	}
-	wg.Wait()
-	return answers
+	answers := map[int32]map[int32]string{}
+	for range ids {
+		a := <-got // each probe ends with ctx at the latest
+		if a.listed != nil {
+			answers[a.from] = a.listed
+			g.judge(answers, false)
+		}
+	}
+	g.judge(answers, true)
 }
 
 // metadataFor asks r (a client, or one of its brokers) for the brokers
@@ -304,9 +331,10 @@ func metadataFor(ctx context.Context, r kmsg.Requestor) (map[int32]string, error
 	return listed, nil
 }
 
-// judge fences what the answers say is fenced, lets go of what they say
-// is back, and closes the connections to a newly fenced broker.
-func (g *brokerGuard) judge(answers map[int32]map[int32]string) {
+// judge fences what the answers say is fenced, and, if release, lets go
+// of what they say is back; it closes the connections to a newly fenced
+// broker.
+func (g *brokerGuard) judge(answers map[int32]map[int32]string, release bool) {
 	g.mu.Lock()
 	for _, listed := range answers {
 		for id, addr := range listed {
@@ -314,6 +342,9 @@ func (g *brokerGuard) judge(answers map[int32]map[int32]string) {
 		}
 	}
 	now := fencedOf(g.known, answers, g.fenced)
+	if !release {
+		maps.Copy(now, g.fenced)
+	}
 	var cut []*guardedConn
 	var newly, back []string
 	for addr, id := range now {

@@ -79,7 +79,7 @@ func TestGuardClosesAndRefusesAFencedBroker(t *testing.T) {
 	cuts := FencedBrokerCuts()
 
 	others := map[int32]string{2: "other:9092"}
-	g.judge(map[int32]map[int32]string{1: {1: addr, 2: "other:9092"}, 2: others}) // 2 no longer lists 1
+	g.judge(map[int32]map[int32]string{1: {1: addr, 2: "other:9092"}, 2: others}, true) // 2 no longer lists 1
 	require.Equal(t, cuts+1, FencedBrokerCuts())
 	for _, c := range []net.Conn{c1, c2} {
 		_, err := c.Write([]byte("x"))
@@ -96,11 +96,14 @@ func TestGuardClosesAndRefusesAFencedBroker(t *testing.T) {
 	require.ErrorAs(t, err, &sys, "franz-go takes a dial error with a syscall error inside for a dead broker")
 	require.Contains(t, err.Error(), "fenced")
 
-	g.judge(map[int32]map[int32]string{2: others}) // still not listed
+	g.judge(map[int32]map[int32]string{2: others}, true) // still not listed
 	_, err = dial(ctx, "tcp", addr)
 	require.Error(t, err)
 
-	g.judge(map[int32]map[int32]string{2: {1: addr, 2: "other:9092"}}) // listed again
+	g.judge(map[int32]map[int32]string{2: {1: addr, 2: "other:9092"}}, false) // listed, but a round is not over
+	_, err = dial(ctx, "tcp", addr)
+	require.Error(t, err, "only a round's end lets a broker go")
+	g.judge(map[int32]map[int32]string{2: {1: addr, 2: "other:9092"}}, true) // listed again
 	c3, err := dial(ctx, "tcp", addr)
 	require.NoError(t, err)
 	require.NoError(t, c3.Close())
