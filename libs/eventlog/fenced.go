@@ -198,7 +198,7 @@ func (g *brokerGuard) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, 
 		return
 	}
 	g.mu.Lock()
-	g.known[meta.NodeID] = net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port)))
+	g.known[meta.NodeID] = brokerAddr(meta.Host, meta.Port)
 	g.mu.Unlock()
 }
 
@@ -297,10 +297,7 @@ func (g *brokerGuard) probe(ctx context.Context, cl *kgo.Client) {
 	got := make(chan answer, len(ids))
 	for _, id := range ids {
 		go func() {
-			listed, err := metadataFor(ctx, cl.Broker(int(id)))
-			if err != nil {
-				listed = nil
-			}
+			listed, _ := metadataFor(ctx, cl.Broker(int(id))) // nil if it did not answer
 			got <- answer{from: id, listed: listed}
 		}()
 	}
@@ -326,9 +323,14 @@ func metadataFor(ctx context.Context, r kmsg.Requestor) (map[int32]string, error
 	}
 	listed := make(map[int32]string, len(resp.Brokers))
 	for _, b := range resp.Brokers {
-		listed[b.NodeID] = net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))
+		listed[b.NodeID] = brokerAddr(b.Host, b.Port)
 	}
 	return listed, nil
+}
+
+// brokerAddr is a broker's address as franz-go dials it.
+func brokerAddr(host string, port int32) string {
+	return net.JoinHostPort(host, strconv.Itoa(int(port)))
 }
 
 // judge fences what the answers say is fenced, and, if release, lets go
