@@ -3,8 +3,10 @@ package codec
 import (
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/eventjson"
 	"github.com/assent-dev/assent/libs/wire"
 )
 
@@ -35,11 +37,20 @@ func EventEnvelope(e approval.Event, source, prevHash string) (wire.Envelope, er
 	}, nil
 }
 
-// DomainEvent unwraps an event envelope.
+// DomainEvent unwraps an event envelope. Its data is decoded as
+// approval.DecodeEventBody decodes it: by eventjson.Decoder.Body when it is
+// in the form the deciders write (several times faster: a projection's
+// rebuild spent a sixth of its CPU time here), by DecodeEventBody itself
+// otherwise, which also says what is wrong with it.
 func DomainEvent(env wire.Envelope) (approval.Event, error) {
-	body, err := approval.DecodeEventBody(env.Type, env.Data)
-	if err != nil {
-		return approval.Event{}, fmt.Errorf("eventlog: event %s: %w", env.ID, err)
+	d := bodyDecoders.Get().(*eventjson.Decoder)
+	body, fast := d.Body(env.Type, env.Data)
+	bodyDecoders.Put(d)
+	if !fast {
+		var err error
+		if body, err = approval.DecodeEventBody(env.Type, env.Data); err != nil {
+			return approval.Event{}, fmt.Errorf("eventlog: event %s: %w", env.ID, err)
+		}
 	}
 	seq, err := strconv.Atoi(env.Sequence)
 	if err != nil || seq < 1 {
@@ -54,6 +65,10 @@ func DomainEvent(env wire.Envelope) (approval.Event, error) {
 		Body:      body,
 	}, nil
 }
+
+// bodyDecoders are DomainEvent's decoders, each with its cache of policy
+// snapshots, one goroutine's at a time.
+var bodyDecoders = sync.Pool{New: func() any { return new(eventjson.Decoder) }}
 
 // CommandEnvelope wraps a domain command. The command id travels in the
 // commandid extension; the envelope id is the command id when that is a

@@ -1,7 +1,6 @@
 package projection_test
 
 import (
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,13 +24,6 @@ func sealedLog(t testing.TB, topic string, parts int32, requests int) [][]wire.R
 	return loggen.AsRead(o, built)
 }
 
-// cpuTime is the CPU time this process has used (user and system).
-func cpuTime() time.Duration {
-	var u syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &u)
-	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
-}
-
 // BenchmarkRebuildApply times the runner's application of a generated log
 // to the requests store, without Kafka: records per second of CPU.
 func BenchmarkRebuildApply(b *testing.B) {
@@ -50,10 +42,10 @@ func BenchmarkRebuildApply(b *testing.B) {
 		require.NoError(b, err)
 		store.Attach(r.DB())
 		b.StartTimer()
-		began, cpu := time.Now(), cpuTime()
+		began, cpu := time.Now(), systest.CPUTime()
 		require.NoError(b, r.ApplyPolls(ps))
 		b.ReportMetric(float64(total)/time.Since(began).Seconds(), "records/s")
-		b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(total), "cpu-µs/record")
+		b.ReportMetric(float64((systest.CPUTime()-cpu).Microseconds())/float64(total), "cpu-µs/record")
 		b.StopTimer()
 		require.Zero(b, store.Invalid.Load())
 		require.NoError(b, r.Close())

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/eventjson"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/auditor/internal/replay"
@@ -62,7 +63,7 @@ type chain struct {
 	count  *atomic.Int64 // records seen, across partitions (progress)
 	auth   *wire.Authenticator
 	replay *replay.Replayer
-	dec    fastDecoder
+	dec    eventjson.Decoder
 	bodies bodies
 
 	st      PartState // head, offsets, counters; saved at the end
@@ -164,9 +165,9 @@ func (c *chain) record(r *kgo.Record) {
 	// when it is in the form the deciders write; else (a seal, an unusual
 	// record) by the full decoders, which say what is wrong with it. The
 	// Authenticator and the replay share the result.
-	it.Hash = c.dec.hashString(&sum)
-	env, body, ok := c.dec.event(r, &sum)
-	c.dec.last = it.Hash
+	it.Hash = c.dec.HashString(&sum)
+	env, body, ok := c.dec.Event(r)
+	c.dec.Last = it.Hash
 	var err error
 	switch {
 	case ok && body == nil: // a seal

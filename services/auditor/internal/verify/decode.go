@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/eventjson"
 )
 
 // bodies decodes the events' data for the domain replay with the
@@ -34,7 +35,7 @@ type bodies struct {
 	byCount   int
 
 	// The data the fast decoder decoded with the envelope, by offset,
-	// while the Authenticator holds the records (see fastDecoder).
+	// while the Authenticator holds the records (see eventjson.Decoder).
 	q    []decodedBody
 	head int
 }
@@ -84,92 +85,34 @@ func (d *bodies) cached(typ string, data []byte) (approval.EventBody, error) {
 	return b, nil
 }
 
-// span is one member of a JSON object: where its value starts and ends.
-type span struct {
-	key        []byte
-	start, end int
-}
-
-// members lists the members of the JSON object v; ok is false when v is
-// not one, or a name has an escape or appears twice.
-func members(v []byte, out []span) ([]span, bool) {
-	i := skipWS(v, 0)
-	if i >= len(v) || v[i] != '{' {
-		return nil, false
-	}
-	i = skipWS(v, i+1)
-	if i < len(v) && v[i] == '}' {
-		return out, skipWS(v, i+1) == len(v)
-	}
-	for {
-		key, j, esc, err := scanString(v, skipWS(v, i))
-		if err != nil || esc {
-			return nil, false
-		}
-		for _, m := range out {
-			if bytes.EqualFold(m.key, key) { // the decoder matches names regardless of case
-				return nil, false
-			}
-		}
-		i = skipWS(v, j)
-		if i >= len(v) || v[i] != ':' {
-			return nil, false
-		}
-		start := skipWS(v, i+1)
-		end, err := skipValue(v, start, 0)
-		if err != nil {
-			return nil, false
-		}
-		out = append(out, span{key: key, start: start, end: end})
-		i = skipWS(v, end)
-		switch {
-		case i < len(v) && v[i] == ',':
-			i++
-		case i < len(v) && v[i] == '}':
-			return out, skipWS(v, i+1) == len(v)
-		default:
-			return nil, false
-		}
-	}
-}
-
-func find(ms []span, name string) (span, bool) {
-	for _, m := range ms {
-		if string(m.key) == name {
-			return m, true
-		}
-	}
-	return span{}, false
-}
-
 // submitted decodes a request.submitted with its snapshot from the cache;
 // ok is false when the full decoder must do it.
 func (d *bodies) submitted(data []byte) (approval.EventBody, bool) {
-	var buf [8]span
-	top, ok := members(data, buf[:0])
+	var buf [8]eventjson.Span
+	top, ok := eventjson.Members(data, buf[:0])
 	if !ok {
 		return nil, false
 	}
-	pm, ok := find(top, "policy")
+	pm, ok := eventjson.Find(top, "policy")
 	if !ok {
 		return nil, false
 	}
-	policy := data[pm.start:pm.end]
-	var pbuf [12]span
-	ps, ok := members(policy, pbuf[:0])
+	policy := data[pm.Start:pm.End]
+	var pbuf [12]eventjson.Span
+	ps, ok := eventjson.Members(policy, pbuf[:0])
 	if !ok {
 		return nil, false
 	}
-	em, ok := find(ps, "expires_at")
+	em, ok := eventjson.Find(ps, "expires_at")
 	if !ok {
 		return nil, false
 	}
 	var expires time.Time
-	if err := expires.UnmarshalJSON(policy[em.start:em.end]); err != nil {
+	if err := expires.UnmarshalJSON(policy[em.Start:em.End]); err != nil {
 		return nil, false
 	}
 	// The key is the snapshot without the value of its expires_at.
-	d.key = append(append(d.key[:0], policy[:em.start]...), policy[em.end:]...)
+	d.key = append(append(d.key[:0], policy[:em.Start]...), policy[em.End:]...)
 	snap, hit := d.snapshots[string(d.key)]
 	if !hit {
 		var full approval.PolicySnapshot
@@ -186,7 +129,7 @@ func (d *bodies) submitted(data []byte) (approval.EventBody, bool) {
 		d.snapshots[string(d.key)] = snap
 	}
 	// The rest of the event, with an empty policy in place of the snapshot.
-	d.rest = append(append(append(d.rest[:0], data[:pm.start]...), "{}"...), data[pm.end:]...)
+	d.rest = append(append(append(d.rest[:0], data[:pm.Start]...), "{}"...), data[pm.End:]...)
 	body, err := approval.DecodeEventBody(approval.TypeRequestSubmitted, d.rest)
 	if err != nil {
 		return nil, false

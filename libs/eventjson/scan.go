@@ -1,4 +1,4 @@
-package verify
+package eventjson
 
 import (
 	"bytes"
@@ -6,10 +6,10 @@ import (
 	"fmt"
 )
 
-// The JSON helpers of verify's decoders (fastDecoder and bodies): they
-// walk the bytes of a record without decoding them, strictly enough that
-// whatever they accept is one well-formed JSON value, and leave anything
-// unusual (an escape) to the full decoders.
+// The JSON helpers of the decoders (Decoder here, and auditor verify's):
+// they walk the bytes of a record without decoding them, strictly enough
+// that whatever they accept is one well-formed JSON value, and leave
+// anything unusual (an escape) to the full decoders.
 
 var errScan = errors.New("not a CloudEvents JSON object")
 
@@ -111,4 +111,63 @@ func skipValue(v []byte, i, depth int) (int, error) {
 		}
 		return j, nil
 	}
+}
+
+// Span is one member of a JSON object: where its value starts and ends.
+type Span struct {
+	Key        []byte
+	Start, End int
+}
+
+// Members lists the members of the JSON object v; ok is false when v is
+// not one, or a name has an escape or appears twice.
+func Members(v []byte, out []Span) ([]Span, bool) {
+	i := skipWS(v, 0)
+	if i >= len(v) || v[i] != '{' {
+		return nil, false
+	}
+	i = skipWS(v, i+1)
+	if i < len(v) && v[i] == '}' {
+		return out, skipWS(v, i+1) == len(v)
+	}
+	for {
+		key, j, esc, err := scanString(v, skipWS(v, i))
+		if err != nil || esc {
+			return nil, false
+		}
+		for _, m := range out {
+			if bytes.EqualFold(m.Key, key) { // the decoder matches names regardless of case
+				return nil, false
+			}
+		}
+		i = skipWS(v, j)
+		if i >= len(v) || v[i] != ':' {
+			return nil, false
+		}
+		start := skipWS(v, i+1)
+		end, err := skipValue(v, start, 0)
+		if err != nil {
+			return nil, false
+		}
+		out = append(out, Span{Key: key, Start: start, End: end})
+		i = skipWS(v, end)
+		switch {
+		case i < len(v) && v[i] == ',':
+			i++
+		case i < len(v) && v[i] == '}':
+			return out, skipWS(v, i+1) == len(v)
+		default:
+			return nil, false
+		}
+	}
+}
+
+// Find returns the member of ms named name.
+func Find(ms []Span, name string) (Span, bool) {
+	for _, m := range ms {
+		if string(m.Key) == name {
+			return m, true
+		}
+	}
+	return Span{}, false
 }

@@ -1,10 +1,11 @@
-package verify
+package eventjson
 
 import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -15,38 +16,45 @@ import (
 	"github.com/assent-dev/assent/libs/wire"
 )
 
-// fastDecoder decodes an event record, envelope and data, in one pass,
-// when it is in the form the deciders write (wire.Marshal of a codec
-// envelope): attribute and field names as the schemas spell them, each
-// once, no null, no unknown attribute or field, strings without \u
-// escapes. It returns the very envelope eventlog.DecodeRecord returns and
-// the very body approval.DecodeEventBody returns for such a record; for
-// any other record it says so (ok false) and the caller decodes it with
-// those, which then report what is wrong. So verify is as strict as every
-// other reader of the log, and decodes each record once: the chain check,
-// the Authenticator and the domain replay share the result.
+// Decoder decodes events in the form the deciders write (wire.Marshal of
+// a codec envelope): attribute and field names as the schemas spell them,
+// each once, no null, no unknown attribute or field, strings without \u
+// escapes. Event decodes a whole record, envelope and data, in one pass,
+// to the very envelope eventlog.DecodeRecord returns and the very body
+// approval.DecodeEventBody returns; Body decodes an event's data alone, to
+// what approval.DecodeEventBody returns. For anything else they say so
+// (ok false) and the caller decodes it with those, which then report what
+// is wrong. So a reader that uses Decoder is as strict as every other
+// reader of the log: auditor verify decodes each record once with Event
+// (its chain check, Authenticator and domain replay share the result);
+// codec.DomainEvent decodes the data of every event with Body.
 //
 // It expects the names in the order Marshal writes them, and reads them
-// in full only when they are not. The strings it returns share the
+// in full only when they are not. The strings Event returns share the
 // record's value (see view); the hashes share a buffer of their own.
 //
 // A request.submitted carries the policy snapshot, the same bytes on every
 // request of a policy version but for its expires_at. The decoder keeps
 // each snapshot the domain's decoder decoded (bounded, see maxSnapshots),
 // with the bytes around its expires_at, and a snapshot with the same bytes
-// around a valid expires_at is that snapshot with that expires_at. The
-// cached approvers slice is shared by the requests that use it; nothing
-// changes it (Decide and Evolve copy before they change a slice).
+// around a valid expires_at is that snapshot with that expires_at. Event
+// shares the cached approvers slice between the requests that use it
+// (nothing in verify changes it: Decide and Evolve copy before they change
+// a slice); Body gives each request a copy.
 //
-// One fastDecoder per partition: it is not safe for concurrent use.
-type fastDecoder struct {
+// It is not safe for concurrent use: one Decoder per partition (verify), or
+// one from a pool at a time (codec).
+type Decoder struct {
 	policies []policyEntry // most recently used first
-	members  []span        // scratch for a policy not cached yet
-	hashes   []byte        // where hashString writes (see there)
-	// last is the hash of the partition's previous record, which the
-	// caller sets: the next record's prevhash, as a rule.
-	last string
+	members  []Span        // scratch for a policy not cached yet
+	hashes   []byte        // where HashString writes (see there)
+	// Last is the hash of the partition's previous record, which the
+	// caller of Event sets: the next record's prevhash, as a rule.
+	Last string
 }
+
+// maxSnapshots bounds the cache: policies are few, and their versions.
+const maxSnapshots = 256
 
 // policyEntry is a snapshot the domain's decoder decoded from
 // prefix + expires_at value + suffix.
@@ -56,12 +64,12 @@ type policyEntry struct {
 }
 
 // view returns b as a string without copying it. Every b is part of a
-// record's value, which nothing changes once read (logread hands each
-// value over once, franz-go allocates it), so the string never changes
-// either. The strings of an event keep its value alive while the
-// Authenticator or the replay holds them, which they do anyway; the one
-// string verify keeps for long, a request id as a map key, is copied
-// (chain.sequence).
+// record's value, which nothing changes once read (verify's logread hands
+// each value over once, franz-go allocates it), or of Body's own copy of
+// an event's data, so the string never changes either. The strings of an
+// event keep its value alive while the Authenticator or the replay holds
+// them, which they do anyway; the one string verify keeps for long, a
+// request id as a map key, is copied (verify's chain.sequence).
 func view(b []byte) string {
 	if len(b) == 0 {
 		return ""
@@ -69,10 +77,10 @@ func view(b []byte) string {
 	return unsafe.String(&b[0], len(b)) //nolint:gosec // G103: b is never written after this (see above)
 }
 
-// hashString returns "sha256:" and the hex digits of sum. The strings
+// HashString returns "sha256:" and the hex digits of sum. The strings
 // share chunks of one buffer that is only ever appended to, so a string
 // never changes; a chunk lives as long as a hash in it is held.
-func (d *fastDecoder) hashString(sum *[32]byte) string {
+func (d *Decoder) HashString(sum *[32]byte) string {
 	const n = len("sha256:") + 2*len(sum)
 	if cap(d.hashes)-len(d.hashes) < n {
 		d.hashes = make([]byte, 0, 512*n)
@@ -104,11 +112,11 @@ const (
 	envData
 )
 
-// event decodes r, whose value hashes to sum. ok is false when r is not
-// in the form fastDecoder reads; then nothing it returns is to be used.
+// Event decodes r. ok is false when r is not
+// in the form Decoder reads; then nothing it returns is to be used.
 // A seal's body is nil (wire.VerifySeal decodes its data);
 // notification.recorded events are always left to the full decoders.
-func (d *fastDecoder) event(r *kgo.Record, sum *[32]byte) (env wire.Envelope, body approval.EventBody, ok bool) {
+func (d *Decoder) Event(r *kgo.Record) (env wire.Envelope, body approval.EventBody, ok bool) {
 	if !canonicalHeaders(r.Headers) {
 		return env, nil, false
 	}
@@ -144,8 +152,8 @@ func (d *fastDecoder) event(r *kgo.Record, sum *[32]byte) (env wire.Envelope, bo
 			env.Data = v[j:end]
 			i = end
 		case envPrevHash:
-			if n := len(d.last); n > 0 && j+n+2 <= len(v) && v[j] == '"' && string(v[j+1:j+1+n]) == d.last && v[j+1+n] == '"' {
-				env.PrevHash, i = d.last, j+n+2 // the usual link: no need to check it is a hash
+			if n := len(d.Last); n > 0 && j+n+2 <= len(v) && v[j] == '"' && string(v[j+1:j+1+n]) == d.Last && v[j+1+n] == '"' {
+				env.PrevHash, i = d.Last, j+n+2 // the usual link: no need to check it is a hash
 				break
 			}
 			if s, i, ok = plain(v, j); !ok || !canonicalHash(s) {
@@ -168,7 +176,7 @@ func (d *fastDecoder) event(r *kgo.Record, sum *[32]byte) (env wire.Envelope, bo
 				}
 				env.DataContentType = wire.DataContentTypeJSON
 			case envType:
-				if kind, env.Type = bodyKind(s); kind == kindNone {
+				if kind, env.Type = bodyKind(view(s)); kind == kindNone {
 					return env, nil, false // a seal, or a type left to the full decoders
 				}
 			case envTime:
@@ -218,6 +226,29 @@ func (d *fastDecoder) event(r *kgo.Record, sum *[32]byte) (env wire.Envelope, bo
 	}
 	env.Time = t
 	return env, body, true
+}
+
+// Body decodes the data of an event of type typ, as approval.DecodeEventBody
+// does, when it is in the form the deciders write; ok is false otherwise
+// (and for a type Body leaves to that decoder: notification.recorded, a
+// seal's). Its strings share one copy of data, never data itself, and a
+// request.submitted's approvers are a slice of its own, so the body is the
+// caller's to keep and change, as DecodeEventBody's is.
+func (d *Decoder) Body(typ string, data []byte) (approval.EventBody, bool) {
+	kind, _ := bodyKind(typ)
+	if kind == kindNone || kind == kindSeal {
+		return nil, false
+	}
+	v := bytes.Clone(data)
+	body, end, ok := d.body(kind, v, skipWS(v, 0))
+	if !ok || skipWS(v, end) != len(v) {
+		return nil, false
+	}
+	if b, submitted := body.(approval.RequestSubmitted); submitted {
+		b.Policy.Approvers = slices.Clone(b.Policy.Approvers)
+		return b, true
+	}
+	return body, true
 }
 
 // keyAt reads the name of the member at v[i] (after an object's '{' or a
@@ -275,7 +306,7 @@ func object(v []byte, i int, names []string, field func(k, j int) (int, bool)) (
 	}
 }
 
-// The event types fastDecoder decodes.
+// The event types Decoder decodes.
 const (
 	kindNone = iota
 	kindSubmitted
@@ -288,8 +319,8 @@ const (
 	kindSeal // no domain body: its data is only checked to be JSON here (wire.VerifySeal reads it)
 )
 
-func bodyKind(typ []byte) (int, string) {
-	switch string(typ) {
+func bodyKind(typ string) (int, string) {
+	switch typ {
 	case approval.TypeRequestSubmitted:
 		return kindSubmitted, approval.TypeRequestSubmitted
 	case approval.TypeVoteRecorded:
@@ -324,7 +355,7 @@ var (
 )
 
 // body decodes the data of an event of the given kind at v[i].
-func (d *fastDecoder) body(kind int, v []byte, i int) (approval.EventBody, int, bool) {
+func (d *Decoder) body(kind int, v []byte, i int) (approval.EventBody, int, bool) {
 	var (
 		end int
 		ok  bool
@@ -463,7 +494,7 @@ func reasonCode(s []byte) (approval.ReasonCode, bool) {
 
 // action decodes a request.submitted's action at v[i]. Its details
 // (kept as raw JSON) are the full decoder's.
-func (d *fastDecoder) action(a *approval.Action, v []byte, i int) (int, bool) {
+func (d *Decoder) action(a *approval.Action, v []byte, i int) (int, bool) {
 	end, _, ok := object(v, i, actionNames, func(k, j int) (int, bool) {
 		switch k {
 		case 0:
@@ -530,7 +561,7 @@ func textList(dst *[]string, v []byte, i int) (int, bool) {
 }
 
 // policy decodes a request.submitted's policy snapshot at v[i].
-func (d *fastDecoder) policy(dst *approval.PolicySnapshot, v []byte, i int) (int, bool) {
+func (d *Decoder) policy(dst *approval.PolicySnapshot, v []byte, i int) (int, bool) {
 	for k := range d.policies {
 		e := &d.policies[k]
 		if !bytes.HasPrefix(v[i:], e.prefix) {
@@ -559,17 +590,17 @@ func (d *fastDecoder) policy(dst *approval.PolicySnapshot, v []byte, i int) (int
 		return i, false
 	}
 	p := v[i:end]
-	ms, ok := members(p, d.members[:0])
+	ms, ok := Members(p, d.members[:0])
 	d.members = ms[:0]
 	if !ok {
 		return i, false
 	}
-	em, ok := find(ms, "expires_at")
-	if !ok || p[em.start] != '"' {
+	em, ok := Find(ms, "expires_at")
+	if !ok || p[em.Start] != '"' {
 		return i, false
 	}
 	var expires time.Time
-	if expires.UnmarshalJSON(p[em.start:em.end]) != nil {
+	if expires.UnmarshalJSON(p[em.Start:em.End]) != nil {
 		return i, false
 	}
 	var full approval.PolicySnapshot
@@ -584,7 +615,7 @@ func (d *fastDecoder) policy(dst *approval.PolicySnapshot, v []byte, i int) (int
 	if len(d.policies) >= maxSnapshots {
 		d.policies = d.policies[:maxSnapshots-1]
 	}
-	d.policies = append([]policyEntry{{prefix: bytes.Clone(p[:em.start]), suffix: bytes.Clone(p[em.end:]), snap: snap}}, d.policies...)
+	d.policies = append([]policyEntry{{prefix: bytes.Clone(p[:em.Start]), suffix: bytes.Clone(p[em.End:]), snap: snap}}, d.policies...)
 	return end, true
 }
 

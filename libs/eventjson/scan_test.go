@@ -1,8 +1,6 @@
-package verify
+package eventjson
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -33,12 +31,4 @@ func TestSkipValueWalksOneWellFormedValue(t *testing.T) {
 		_, err := skipValue([]byte(v), 0, 0)
 		require.ErrorIs(t, err, errScan, name)
 	}
-}
-
-func TestLoadStateRefusesAStateWithoutTheReplay(t *testing.T) {
-	t.Parallel()
-	path := filepath.Join(t.TempDir(), "state.json")
-	require.NoError(t, os.WriteFile(path, []byte(`{"format":"assent-audit-state-v1","topic":"t","verified_at":"2026-01-01T00:00:00Z","partitions":{}}`), 0o600))
-	_, err := LoadState(path)
-	require.ErrorContains(t, err, "verify once from the start")
 }

@@ -1,10 +1,11 @@
-package verify
+package eventjson_test
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -12,9 +13,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/assent-dev/assent/libs/approval"
+	"github.com/assent-dev/assent/libs/eventjson"
 	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/loggen"
+	"github.com/assent-dev/assent/test/systest"
 )
 
 // generated returns the records of a small generated log, one partition.
@@ -34,16 +37,16 @@ func generated(t testing.TB, requests int) []*kgo.Record {
 // header unless headers are given) with the fast decoder and, when it
 // says it can, requires the full decoders to return exactly the same
 // envelope, body and hash. It reports whether the fast decoder decoded it.
-func sameAsTheFullDecoders(t testing.TB, d *fastDecoder, key, value []byte, headers ...kgo.RecordHeader) bool {
+func sameAsTheFullDecoders(t testing.TB, d *eventjson.Decoder, key, value []byte, headers ...kgo.RecordHeader) bool {
 	t.Helper()
 	if headers == nil {
 		headers = []kgo.RecordHeader{{Key: wire.HeaderContentType, Value: []byte(wire.ContentType)}}
 	}
 	r := &kgo.Record{Topic: "t", Key: key, Value: value, Headers: headers}
 	sum := sha256.Sum256(value)
-	hash := d.hashString(&sum)
-	env, body, ok := d.event(r, &sum)
-	d.last = hash
+	hash := d.HashString(&sum)
+	env, body, ok := d.Event(r)
+	d.Last = hash
 	if !ok {
 		return false
 	}
@@ -65,7 +68,7 @@ func sameAsTheFullDecoders(t testing.TB, d *fastDecoder, key, value []byte, head
 // included, to exactly what the full decoders return.
 func TestFastDecoderIsTheFullDecoder(t *testing.T) {
 	t.Parallel()
-	var d fastDecoder
+	var d eventjson.Decoder
 	seals := 0
 	recs := generated(t, 600)
 	for _, r := range recs {
@@ -83,7 +86,7 @@ func TestFastDecoderIsTheFullDecoder(t *testing.T) {
 func TestFastDecoderLeavesTheUnusualToTheFullDecoder(t *testing.T) {
 	t.Parallel()
 	const vote = `{"specversion":"1.0","id":"019b76da-a800-7000-8c16-8779e3b3e9fe","source":"assent/decider","type":"dev.assent.vote.recorded","subject":"req-1","time":"2026-01-01T00:00:01Z","datacontenttype":"application/json","actor":"user:alice@example.com","commandid":"c-1","sequence":"2","prevhash":"sha256:0000000000000000000000000000000000000000000000000000000000000000","data":{"voter":"user:alice@example.com","decision":"approve","comment":"lgtm"}}`
-	var d fastDecoder
+	var d eventjson.Decoder
 	require.True(t, sameAsTheFullDecoders(t, &d, []byte("req-1"), []byte(vote)))
 	for name, tc := range map[string]struct {
 		edit    func(string) string
@@ -179,7 +182,7 @@ func FuzzFastDecoder(f *testing.F) {
 	for _, r := range generated(f, 12) {
 		f.Add(r.Key, r.Value)
 	}
-	var d fastDecoder
+	var d eventjson.Decoder
 	f.Fuzz(func(t *testing.T, key, value []byte) {
 		sameAsTheFullDecoders(t, &d, key, value)
 	})
@@ -192,34 +195,125 @@ func BenchmarkFastDecoder(b *testing.B) {
 	for i, r := range recs {
 		sums[i] = sha256.Sum256(r.Value)
 	}
-	var d fastDecoder
+	var d eventjson.Decoder
 	b.ReportAllocs()
 	b.ResetTimer()
-	var decode, hash int64 // CPU time, interleaved: the hash is the yardstick
+	var decode, hash time.Duration // CPU time, interleaved: the hash is the yardstick
 	for range b.N {
-		cpu := cpuTime()
+		cpu := systest.CPUTime()
 		for i, r := range recs {
-			h := d.hashString(&sums[i])
-			d.event(r, &sums[i])
-			d.last = h
+			h := d.HashString(&sums[i])
+			d.Event(r)
+			d.Last = h
 		}
-		decode += cpuTime() - cpu
-		cpu = cpuTime()
+		decode += systest.CPUTime() - cpu
+		cpu = systest.CPUTime()
 		for i, r := range recs {
 			sums[i] = sha256.Sum256(r.Value)
 		}
-		hash += cpuTime() - cpu
+		hash += systest.CPUTime() - cpu
 	}
 	b.ReportMetric(float64(decode)/float64(b.N*len(recs)), "cpu-ns/record")
 	b.ReportMetric(float64(decode)/float64(hash), "x-sha256")
 }
 
-// cpuTime is the process's CPU time so far, in nanoseconds: on a shared
-// machine, a fairer measure than the time on the clock.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		panic(err)
+// sameBodyAsTheDomainDecoder decodes data of type typ with Body and, when
+// it says it can, requires approval.DecodeEventBody to return exactly the
+// same body. It reports whether Body decoded it.
+func sameBodyAsTheDomainDecoder(t testing.TB, d *eventjson.Decoder, typ string, data []byte) bool {
+	t.Helper()
+	body, ok := d.Body(typ, data)
+	if !ok {
+		return false
 	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
+	want, err := approval.DecodeEventBody(typ, data)
+	require.NoError(t, err, "Body read data the domain's decoder refuses: %s %s", typ, data)
+	require.Equal(t, want, body, "%s %s", typ, data)
+	return true
+}
+
+// Body reads the data of every event of a generated log to exactly what
+// the domain's decoder returns, and what it returns is the caller's: it
+// shares neither the data nor another body's approvers.
+func TestBodyIsTheDomainDecoder(t *testing.T) {
+	t.Parallel()
+	var d eventjson.Decoder
+	submits := 0
+	for _, r := range generated(t, 600) {
+		env, err := eventlog.DecodeRecord(r)
+		require.NoError(t, err)
+		if env.Type == wire.TypeSeal {
+			_, ok := d.Body(env.Type, env.Data)
+			require.False(t, ok, "a seal's data is wire.VerifySeal's")
+			continue
+		}
+		require.True(t, sameBodyAsTheDomainDecoder(t, &d, env.Type, env.Data), "%s", env.Data)
+		if env.Type != approval.TypeRequestSubmitted {
+			continue
+		}
+		submits++
+		data := bytes.Clone(env.Data)
+		first, ok := d.Body(env.Type, data)
+		require.True(t, ok)
+		second, ok := d.Body(env.Type, data)
+		require.True(t, ok)
+		a, b := first.(approval.RequestSubmitted), second.(approval.RequestSubmitted)
+		want := slices.Clone(b.Policy.Approvers)
+		a.Policy.Approvers[0] = "changed"
+		clear(data) // the caller's buffer, reused
+		require.Equal(t, want, b.Policy.Approvers, "two bodies share their approvers")
+		require.NotEmpty(t, b.Requester)
+		require.NotContains(t, b.Requester, "\x00", "a body's strings share the caller's data")
+	}
+	require.Positive(t, submits)
+}
+
+// Data the domain's decoder reads differently, or refuses, is left to it.
+func TestBodyLeavesTheUnusualToTheDomainDecoder(t *testing.T) {
+	t.Parallel()
+	const vote = `{"voter":"user:alice@example.com","decision":"approve","comment":"lgtm"}`
+	var d eventjson.Decoder
+	for name, tc := range map[string]struct {
+		typ, data string
+		fast      bool
+	}{
+		"vote":                {data: vote, fast: true},
+		"spaces":              {data: " \n" + strings.ReplaceAll(vote, `,"`, ` , "`) + "\t", fast: true},
+		"empty":               {data: ``},
+		"empty object":        {data: `{}`},
+		"null":                {data: `null`},
+		"trailing data":       {data: vote + `{}`},
+		"trailing garbage":    {data: vote + `x`},
+		"unknown field":       {data: strings.Replace(vote, `}`, `,"x":1}`, 1)},
+		"repeated field":      {data: strings.Replace(vote, `}`, `,"comment":"no"}`, 1)},
+		"field in other case": {data: strings.Replace(vote, `"comment"`, `"Comment"`, 1)},
+		"unicode escape":      {data: strings.Replace(vote, `lgtm`, `l\u00e9`, 1)},
+		"escaped comment":     {data: strings.Replace(vote, `lgtm`, `l\"g\n`, 1), fast: true},
+		"decision other":      {data: strings.Replace(vote, `approve`, `maybe`, 1)},
+		"unknown type":        {typ: "dev.assent.vote.other", data: vote},
+		"notification":        {typ: approval.TypeNotificationRecorded, data: `{}`},
+	} {
+		typ := tc.typ
+		if typ == "" {
+			typ = approval.TypeVoteRecorded
+		}
+		got := sameBodyAsTheDomainDecoder(t, &d, typ, []byte(tc.data))
+		require.Equal(t, tc.fast, got, "%s: read by Body (true) or left to the domain's decoder (false)", name)
+	}
+}
+
+// FuzzBody: whatever Body reads, the domain's decoder reads the same way.
+func FuzzBody(f *testing.F) {
+	types := approval.EventTypes()
+	for _, r := range generated(f, 12) {
+		env, err := eventlog.DecodeRecord(r)
+		require.NoError(f, err)
+		if k := slices.Index(types, env.Type); k >= 0 { // not a seal
+			f.Add(uint8(k), []byte(env.Data)) //nolint:gosec // G115: k < len(types), a handful
+		}
+	}
+	var d eventjson.Decoder
+	f.Fuzz(func(t *testing.T, typ uint8, data []byte) {
+		sameBodyAsTheDomainDecoder(t, &d, types[int(typ)%len(types)], data)
+	})
 }
