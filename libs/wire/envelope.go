@@ -255,7 +255,7 @@ func (e *Envelope) validate() error {
 	if err := e.validateAttrs(); err != nil {
 		return err
 	}
-	if len(e.Data) > 0 && !json.Valid(e.Data) {
+	if len(e.Data) > 0 && !validJSON(e.Data) {
 		return invalidf("data is not valid JSON")
 	}
 	return nil

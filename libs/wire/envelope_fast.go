@@ -60,7 +60,7 @@ func unmarshalFast(b []byte) (env Envelope, ok bool) {
 		i = j + 2
 		if slot == dataSlot {
 			end := skipValue(b, i)
-			if end <= i || !json.Valid(b[i:end]) {
+			if end <= i || !validJSON(b[i:end]) {
 				return env, false
 			}
 			env.Data = json.RawMessage(bytes.Clone(b[i:end]))
