@@ -290,7 +290,18 @@ func (l *lookup) set(key, value []byte) error {
 }
 
 func (l *lookup) put(key []byte, v any) error {
-	raw, err := json.Marshal(v)
+	var (
+		raw []byte
+		err error
+	)
+	if st, isState := v.(approval.State); isState {
+		var ok bool
+		if raw, ok = appendState(make([]byte, 0, 1024), &st); !ok {
+			raw, err = json.Marshal(v) // for its error
+		}
+	} else {
+		raw, err = json.Marshal(v)
+	}
 	if err != nil {
 		return fmt.Errorf("requests: encode %q: %w", key, err)
 	}
