@@ -17,8 +17,18 @@ import (
 //   - Memtables of 16 MB instead of Pebble's 4 MB: fewer, larger flushes
 //     leave less to compact while a rebuild writes, and two of them (what
 //     Pebble holds at most) stay well inside a replica's memory budget.
+//     (64 MB rebuilt faster still, but an idle replica keeps its memtable:
+//     173 MB of RSS at 290,000 requests, over the 150 MB budget.)
+//   - A base level of up to 256 MB instead of 64 MB: a store of a few GB
+//     has a level fewer, and a rebuild, which writes every request's state
+//     and history at random keys, rewrites each byte fewer times. Pebble's
+//     compactions were half of a rebuild's CPU time; this took a
+//     1,013,522-record rebuild of the api from 32.9 to 29.7 µs of CPU a
+//     record (docs/benchmarks.md, "Scale-out"). Reads look at fewer
+//     levels; a compaction into the base level is larger, and holds up to
+//     about 256 MB more of disk while it runs.
 func storeOptions(logger pebble.Logger) *pebble.Options {
-	o := &pebble.Options{Logger: logger, MemTableSize: 16 << 20}
+	o := &pebble.Options{Logger: logger, MemTableSize: 16 << 20, LBaseMaxBytes: 256 << 20}
 	for i := range o.Levels {
 		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
