@@ -59,8 +59,8 @@ func unmarshalFast(b []byte) (env Envelope, ok bool) {
 		seen |= 1 << slot
 		i = j + 2
 		if slot == dataSlot {
-			end := skipValue(b, i)
-			if end <= i || !validJSON(b[i:end]) {
+			end, ok := validAt(b, i)
+			if !ok {
 				return env, false
 			}
 			env.Data = json.RawMessage(bytes.Clone(b[i:end]))

@@ -19,6 +19,17 @@ func validJSON(b []byte) bool {
 	return ok && skipSpace(b, end) == len(b)
 }
 
+// validAt checks the JSON value that starts at b[i] (no whitespace before
+// it) and returns the index after it, in one pass.
+func validAt(b []byte, i int) (int, bool) {
+	end, ok, deep := validValue(b, i, 0)
+	if deep {
+		end = skipValue(b, i)
+		return end, end > i && json.Valid(b[i:end])
+	}
+	return end, ok
+}
+
 const maxFastDepth = 64
 
 func skipSpace(b []byte, i int) int {

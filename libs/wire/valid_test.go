@@ -25,6 +25,7 @@ func TestValidJSONIsJSONValid(t *testing.T) {
 		strings.Repeat(`{"a":`, 100) + `1` + strings.Repeat("}", 99),
 	} {
 		require.Equal(t, json.Valid([]byte(v)), validJSON([]byte(v)), "%q", v)
+		requireValidAtAgrees(t, []byte(v))
 	}
 }
 
@@ -34,5 +35,26 @@ func FuzzValidJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		require.Equal(t, json.Valid(b), validJSON(b), "%q", b)
+		requireValidAtAgrees(t, b)
 	})
+}
+
+// requireValidAtAgrees: validAt at the start of b (and after a member
+// name) ends where the value json.Valid accepts ends: a valid value
+// followed by anything.
+func requireValidAtAgrees(t *testing.T, b []byte) {
+	t.Helper()
+	for _, prefix := range []string{"", `{"data":`} {
+		v := append([]byte(prefix), b...)
+		end, ok := validAt(v, len(prefix))
+		if !ok {
+			continue
+		}
+		require.True(t, json.Valid(v[len(prefix):end]), "validAt took %q of %q", v[len(prefix):end], v)
+		require.Positive(t, end-len(prefix))
+	}
+	if end, ok := validAt(b, 0); json.Valid(b) && len(b) > 0 && skipSpace(b, 0) == 0 {
+		require.True(t, ok, "%q", b)
+		require.Equal(t, len(b), skipSpace(b, end), "%q", b)
+	}
 }

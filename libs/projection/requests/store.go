@@ -252,6 +252,7 @@ type lookup struct {
 	written map[string]struct{} // the keys fold reads that it wrote into b
 	it      *pebble.Iterator    // over the store as committed; made on first use
 	err     error
+	enc     []byte // where put encodes a state; the batch copies what it is given
 }
 
 func (l *lookup) Get(key []byte) ([]byte, io.Closer, error) {
@@ -296,7 +297,7 @@ func (l *lookup) put(key []byte, v any) error {
 	)
 	if st, isState := v.(approval.State); isState {
 		var ok bool
-		if raw, ok = appendState(make([]byte, 0, 1024), &st); !ok {
+		if raw, ok = appendState(l.enc[:0], &st); !ok {
 			raw, err = json.Marshal(v) // for its error
 		}
 	} else {
@@ -307,6 +308,9 @@ func (l *lookup) put(key []byte, v any) error {
 	}
 	if err := l.set(key, raw); err != nil {
 		return fmt.Errorf("requests: write %q: %w", key, err)
+	}
+	if cap(raw) <= 64<<10 {
+		l.enc = raw[:0]
 	}
 	return nil
 }
