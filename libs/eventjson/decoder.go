@@ -40,7 +40,7 @@ import (
 // around a valid expires_at is that snapshot with that expires_at. Event
 // shares the cached approvers slice between the requests that use it
 // (nothing in verify changes it: Decide and Evolve copy before they change
-// a slice); Body gives each request a copy.
+// a slice); Body gives each request a copy of the snapshot's slices.
 //
 // It is not safe for concurrent use: one Decoder per partition (verify), or
 // one from a pool at a time (codec).
@@ -232,8 +232,8 @@ func (d *Decoder) Event(r *kgo.Record) (env wire.Envelope, body approval.EventBo
 // does, when it is in the form the deciders write; ok is false otherwise
 // (and for a type Body leaves to that decoder: notification.recorded, a
 // seal's). Its strings share one copy of data, never data itself, and a
-// request.submitted's approvers are a slice of its own, so the body is the
-// caller's to keep and change, as DecodeEventBody's is.
+// request.submitted's approvers and notify targets are slices of its own,
+// so the body is the caller's to keep and change, as DecodeEventBody's is.
 func (d *Decoder) Body(typ string, data []byte) (approval.EventBody, bool) {
 	kind, _ := bodyKind(typ)
 	if kind == kindNone || kind == kindSeal {
@@ -245,7 +245,14 @@ func (d *Decoder) Body(typ string, data []byte) (approval.EventBody, bool) {
 		return nil, false
 	}
 	if b, submitted := body.(approval.RequestSubmitted); submitted {
+		// The cached snapshot's slices, copied: the body is the caller's.
 		b.Policy.Approvers = slices.Clone(b.Policy.Approvers)
+		if b.Policy.Notify != nil {
+			b.Policy.Notify = slices.Clone(b.Policy.Notify)
+			for i := range b.Policy.Notify {
+				b.Policy.Notify[i].Events = slices.Clone(b.Policy.Notify[i].Events)
+			}
+		}
 		return b, true
 	}
 	return body, true

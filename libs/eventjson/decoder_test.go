@@ -260,8 +260,13 @@ func TestBodyIsTheDomainDecoder(t *testing.T) {
 		a, b := first.(approval.RequestSubmitted), second.(approval.RequestSubmitted)
 		want := slices.Clone(b.Policy.Approvers)
 		a.Policy.Approvers[0] = "changed"
+		wantNotify := slices.Clone(b.Policy.Notify)
+		for i := range a.Policy.Notify {
+			a.Policy.Notify[i].Target = "changed"
+		}
 		clear(data) // the caller's buffer, reused
 		require.Equal(t, want, b.Policy.Approvers, "two bodies share their approvers")
+		require.Equal(t, wantNotify, b.Policy.Notify, "two bodies share their notify targets")
 		require.NotEmpty(t, b.Requester)
 		require.NotContains(t, b.Requester, "\x00", "a body's strings share the caller's data")
 	}
@@ -316,4 +321,28 @@ func FuzzBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, typ uint8, data []byte) {
 		sameBodyAsTheDomainDecoder(t, &d, types[int(typ)%len(types)], data)
 	})
+}
+
+// A request.submitted whose policy notifies: each body has its own
+// notify targets, though the decoder keeps the snapshot they came from.
+func TestBodyGivesEachSubmitItsOwnNotifyTargets(t *testing.T) {
+	t.Parallel()
+	body := approval.RequestSubmitted{
+		Action: approval.Action{Type: "deploy", Resource: "payments/api", Environment: "production"}, Requester: "svc:ci",
+		Policy: approval.PolicySnapshot{Name: "p", Hash: "sha256:x", Approvers: []string{"user:a@example.com"}, MinApprovals: 1,
+			RejectThreshold: 1, TTL: approval.Duration(time.Hour), ExpiresAt: time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC),
+			Notify: []approval.NotifyTarget{{Kind: "webhook", Target: "https://example.com/h", Events: []string{"request.submitted"}}}},
+	}
+	data, err := wire.MarshalData(body)
+	require.NoError(t, err)
+	var d eventjson.Decoder
+	require.True(t, sameBodyAsTheDomainDecoder(t, &d, approval.TypeRequestSubmitted, data))
+	first, ok := d.Body(approval.TypeRequestSubmitted, data)
+	require.True(t, ok, "%s", data)
+	second, ok := d.Body(approval.TypeRequestSubmitted, data)
+	require.True(t, ok)
+	a := first.(approval.RequestSubmitted)
+	a.Policy.Notify[0].Target = "changed"
+	a.Policy.Notify[0].Events[0] = "changed"
+	require.Equal(t, body.Policy.Notify, second.(approval.RequestSubmitted).Policy.Notify)
 }
