@@ -27,8 +27,15 @@ import (
 //     record (docs/benchmarks.md, "Scale-out"). Reads look at fewer
 //     levels; a compaction into the base level is larger, and holds up to
 //     about 256 MB more of disk while it runs.
+//   - Up to two compactions at once, instead of one: Pebble starts the
+//     second only when compactions fall behind, which a rebuild of a large
+//     log does (writes stall while level 0 fills). A 10,103,347-record api
+//     rebuild went from 39,219 to 44,367 records/s at the same CPU per
+//     record; on 1,013,522 records, where compactions keep up, it changed
+//     nothing. An idle or serving replica never falls behind.
 func storeOptions(logger pebble.Logger) *pebble.Options {
-	o := &pebble.Options{Logger: logger, MemTableSize: 16 << 20, LBaseMaxBytes: 256 << 20}
+	o := &pebble.Options{Logger: logger, MemTableSize: 16 << 20, LBaseMaxBytes: 256 << 20,
+		CompactionConcurrencyRange: func() (lower, upper int) { return 1, 2 }}
 	for i := range o.Levels {
 		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
