@@ -1,7 +1,6 @@
 package auditindex_test
 
 import (
-	"bytes"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -42,18 +41,6 @@ func events(t *testing.T) []projection.Event {
 	return out
 }
 
-func dump(t *testing.T, db *pebble.DB) [][2][]byte {
-	t.Helper()
-	it, err := db.NewIter(nil)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, it.Close()) }()
-	var out [][2][]byte
-	for it.First(); it.Valid(); it.Next() {
-		out = append(out, [2][]byte{bytes.Clone(it.Key()), bytes.Clone(it.Value())})
-	}
-	return out
-}
-
 // TestApplyBatchEqualsApply: indexing a log in batches of any size leaves
 // the store byte for byte as indexing it event by event, and counts the
 // same breaks.
@@ -86,7 +73,7 @@ func TestApplyBatchEqualsApply(t *testing.T) {
 	}
 	require.Positive(t, oneIndex.Breaks.Load(), "the log has broken links")
 	require.Equal(t, oneIndex.Breaks.Load(), manyIndex.Breaks.Load())
-	want := dump(t, one)
+	want := systest.PebbleDump(t, one)
 	require.Greater(t, len(want), len(log))
-	require.Equal(t, want, dump(t, many))
+	require.Equal(t, want, systest.PebbleDump(t, many))
 }

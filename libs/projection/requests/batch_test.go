@@ -1,7 +1,6 @@
 package requests_test
 
 import (
-	"bytes"
 	"math/rand/v2"
 	"strconv"
 	"testing"
@@ -34,18 +33,6 @@ func generatedEvents(t *testing.T, parts int32, n int) [][]projection.Event {
 			out[p] = append(out[p], projection.Event{Partition: int32(p), Offset: int64(off), Value: rec.Value,
 				Hash: wire.Hash(rec.Value), Envelope: env})
 		}
-	}
-	return out
-}
-
-// dump is every key and value of a store.
-func dump(t *testing.T, db *pebble.DB) [][2][]byte {
-	it, err := db.NewIter(nil)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, it.Close()) }()
-	var out [][2][]byte
-	for it.First(); it.Valid(); it.Next() {
-		out = append(out, [2][]byte{bytes.Clone(it.Key()), bytes.Clone(it.Value())})
 	}
 	return out
 }
@@ -116,7 +103,7 @@ func TestApplyBatchEqualsApply(t *testing.T) {
 	}
 	require.Zero(t, oneStore.Invalid.Load())
 	require.Zero(t, manyStore.Invalid.Load())
-	want, got := dump(t, one), dump(t, many)
+	want, got := systest.PebbleDump(t, one), systest.PebbleDump(t, many)
 	require.Greater(t, len(want), 600*3)
 	require.Equal(t, len(want), len(got))
 	for i := range want {

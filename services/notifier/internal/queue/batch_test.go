@@ -1,7 +1,6 @@
 package queue_test
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/services/notifier/internal/queue"
+	"github.com/assent-dev/assent/test/systest"
 )
 
 var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
@@ -180,17 +180,6 @@ func (quiet) Infof(string, ...any)           {}
 func (q quiet) Errorf(f string, args ...any) { q.t.Errorf("pebble: "+f, args...) }
 func (q quiet) Fatalf(f string, args ...any) { q.t.Fatalf("pebble: "+f, args...) }
 
-func dump(t *testing.T, db *pebble.DB) [][2][]byte {
-	it, err := db.NewIter(nil)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, it.Close()) }()
-	var out [][2][]byte
-	for it.First(); it.Valid(); it.Next() {
-		out = append(out, [2][]byte{bytes.Clone(it.Key()), bytes.Clone(it.Value())})
-	}
-	return out
-}
-
 // TestApplyBatchEqualsApply: the notifier's store is a
 // projection.BatchHandler (with Prepare and Committed, as the request
 // store's), so that the runner rebuilds it a batch at a time, and folding
@@ -279,7 +268,7 @@ func TestApplyBatchEqualsApply(t *testing.T) {
 			gens[e.Generation]++
 		}
 	}
-	for _, kv := range dump(t, one) {
+	for _, kv := range systest.PebbleDump(t, one) {
 		if strings.HasPrefix(string(kv[0]), "n/d/") {
 			made++
 		}
@@ -288,7 +277,7 @@ func TestApplyBatchEqualsApply(t *testing.T) {
 	require.Positive(t, gens[1], "deliveries pending again after a replay")
 	require.Less(t, pending, made, "some deliveries ended")
 
-	want, got := dump(t, one), dump(t, many)
+	want, got := systest.PebbleDump(t, one), systest.PebbleDump(t, many)
 	require.Greater(t, len(want), 240*3)
 	require.Equal(t, len(want), len(got))
 	for i := range want {
