@@ -43,6 +43,16 @@ type Index struct {
 	// Breaks counts chain, sequence and terminal breaks found while
 	// projecting, and records the runner rejected; it should read zero.
 	Breaks atomic.Int64
+	// reads are the reads of request statuses while folding a batch.
+	reads projection.BatchReads
+}
+
+// Committed lets go of the keys the last batch wrote (projection.Committer).
+func (x *Index) Committed() { x.reads.Committed() }
+
+// statuses reads and writes the request statuses of batch b.
+func (x *Index) statuses(b *pebble.Batch) *projection.BatchReader {
+	return x.reads.Reader(b, x.db, "s/")
 }
 
 // Version names the layout.
@@ -130,8 +140,10 @@ func (x *Index) Apply(b *pebble.Batch, e *projection.Event) error {
 func (x *Index) ApplyBatch(b *pebble.Batch, events []projection.Event) error {
 	parts := map[int32]*PartitionStatus{}
 	reqs := map[string]*RequestStatus{}
+	st := x.statuses(b)
+	defer st.Close()
 	for i := range events {
-		if err := x.index(b, &events[i], parts, reqs); err != nil {
+		if err := x.index(b, st, &events[i], parts, reqs); err != nil {
 			return err
 		}
 	}
@@ -141,7 +153,7 @@ func (x *Index) ApplyBatch(b *pebble.Batch, events []projection.Event) error {
 		}
 	}
 	for rid, rs := range reqs {
-		if err := putJSON(b, keyStatus(rid), rs); err != nil {
+		if err := putStatus(st, rid, rs); err != nil {
 			return err
 		}
 	}
@@ -149,7 +161,7 @@ func (x *Index) ApplyBatch(b *pebble.Batch, events []projection.Event) error {
 }
 
 // index indexes one event, with the statuses of this batch so far.
-func (x *Index) index(b *pebble.Batch, e *projection.Event, parts map[int32]*PartitionStatus, reqs map[string]*RequestStatus) error {
+func (x *Index) index(b *pebble.Batch, st *projection.BatchReader, e *projection.Event, parts map[int32]*PartitionStatus, reqs map[string]*RequestStatus) error {
 	env := e.Envelope
 	if err := b.Set(keyEvent(e.Partition, e.Offset), e.Value, nil); err != nil {
 		return fmt.Errorf("index: %w", err)
@@ -200,7 +212,7 @@ func (x *Index) index(b *pebble.Batch, e *projection.Event, parts map[int32]*Par
 	rs := reqs[env.Subject]
 	if rs == nil {
 		rs = &RequestStatus{}
-		if err := getJSON(b, keyStatus(env.Subject), rs); err != nil && !errors.Is(err, pebble.ErrNotFound) {
+		if err := getJSON(st, keyStatus(env.Subject), rs); err != nil && !errors.Is(err, pebble.ErrNotFound) {
 			return err
 		}
 		reqs[env.Subject] = rs
@@ -253,8 +265,10 @@ func (x *Index) Reject(b *pebble.Batch, r *projection.Rejected) error {
 	if rid == "" {
 		return nil
 	}
+	st := x.statuses(b)
+	defer st.Close()
 	var rs RequestStatus
-	if err := getJSON(b, keyStatus(rid), &rs); err != nil && !errors.Is(err, pebble.ErrNotFound) {
+	if err := getJSON(st, keyStatus(rid), &rs); err != nil && !errors.Is(err, pebble.ErrNotFound) {
 		return err
 	}
 	if rs.Events == 0 {
@@ -264,7 +278,7 @@ func (x *Index) Reject(b *pebble.Batch, r *projection.Rejected) error {
 		rs.Unauthenticated = append(rs.Unauthenticated, RejectedRecord{Partition: r.Partition, Offset: r.Offset,
 			EventID: r.Envelope.ID, Type: r.Envelope.Type, Kind: r.Kind, Reason: r.Reason})
 	}
-	return putJSON(b, keyStatus(rid), rs)
+	return putStatus(st, rid, &rs)
 }
 
 func (ps *PartitionStatus) addBreak(s string) {
@@ -316,6 +330,18 @@ func putJSON(b *pebble.Batch, k []byte, v any) error {
 	return nil
 }
 
+// putStatus writes a request's status through st, which reads it back.
+func putStatus(st *projection.BatchReader, rid string, rs *RequestStatus) error {
+	raw, err := json.Marshal(rs)
+	if err != nil {
+		return fmt.Errorf("index: encode: %w", err)
+	}
+	if err := st.Set(keyStatus(rid), raw); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	return nil
+}
+
 // Row is one event as the queries return it.
 type Row struct {
 	Partition int32           `json:"partition"`
@@ -356,7 +382,7 @@ func (x *Index) Events(q Query) ([]Row, string, error) {
 	if !q.From.IsZero() {
 		lower = timeKey(lower, q.From)
 	}
-	upper := prefixEnd(prefix)
+	upper := projection.PrefixEnd(prefix)
 	if !q.To.IsZero() {
 		upper = timeKey(append([]byte(nil), prefix...), q.To)
 	}
@@ -400,17 +426,6 @@ func (x *Index) Events(q Query) ([]Row, string, error) {
 		}
 	}
 	return rows, "", it.Error()
-}
-
-func prefixEnd(p []byte) []byte {
-	end := append([]byte(nil), p...)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
 }
 
 func (x *Index) row(r reader, p int32, off int64) (Row, wire.Envelope, error) {
@@ -472,7 +487,7 @@ func (x *Index) Request(rid string) (Request, error) {
 	}
 	out := Request{RequestID: rid, Partition: rs.Partition, Terminal: rs.Terminal, Events: []Row{}}
 	prefix := requestPrefix(rid)
-	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: projection.PrefixEnd(prefix)})
 	if err != nil {
 		return Request{}, fmt.Errorf("index: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/wire"
 )
 
@@ -17,7 +18,7 @@ func (x *Index) Scan(p int32, fn func(Row, wire.Envelope) error) error {
 	prefix := binary.BigEndian.AppendUint32([]byte("e/"), uint32(p))
 	snap := x.db.NewSnapshot()
 	defer snap.Close() //nolint:errcheck // a read
-	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: projection.PrefixEnd(prefix)})
 	if err != nil {
 		return fmt.Errorf("index: %w", err)
 	}

@@ -34,21 +34,16 @@ type Store struct {
 	// kept apart, see Get).
 	OnEvent func(e *projection.Event, ev approval.Event, before, after approval.State)
 
-	// ApplyBatch's reads: the batch it last wrote into, and the keys it
-	// wrote there that it reads back (see lookupIn).
-	batch   *pebble.Batch
-	written map[string]struct{}
-	// absent, when the store held no request at the first ApplyBatch,
-	// knows the keys that are certainly not in it.
-	absent     *absent
-	freshKnown bool
+	// reads are ApplyBatch's reads of the batch it writes into and of the
+	// store (state, refusal and refusal-of-command keys).
+	reads projection.BatchReads
 }
 
 // Committed lets go of what ApplyBatch kept of the batch the runner just
 // committed (projection.Committer): the keys it wrote there, about 16 MB
 // after a batch of 10,000 events, which would otherwise stay in memory
 // until the next event.
-func (s *Store) Committed() { s.batch, s.written = nil, nil }
+func (s *Store) Committed() { s.reads.Committed() }
 
 // Version is the layout of the store's keys and values (see the package
 // documentation). The runner rebuilds a store written with another one.
@@ -151,8 +146,9 @@ func keyIndex(index, term string, created time.Time, rid string) []byte {
 // writes does not grow with the request's history: the state it rewrites
 // holds no refusals, and a refusal is a key of its own.
 func (s *Store) Apply(b *pebble.Batch, e *projection.Event) error {
-	// What Apply writes, s.absent does not learn: it is given up for good.
-	s.absent, s.freshKnown = nil, true
+	// What Apply writes, s.reads does not learn: it gives up knowing what
+	// is absent for good.
+	s.reads.Forget()
 	return s.fold(batchIO{b}, e, nil)
 }
 
@@ -173,7 +169,7 @@ func (w batchIO) Get(key []byte) ([]byte, io.Closer, error) { return w.b.Get(key
 func (w batchIO) set(key, value []byte) error               { return w.b.Set(key, value, nil) }
 func (w batchIO) put(key []byte, v any) error               { return putJSON(w.b, key, v) }
 func (w batchIO) batch() *pebble.Batch                      { return w.b }
-func (l *lookup) batch() *pebble.Batch                      { return l.b }
+func (l *lookup) batch() *pebble.Batch                      { return l.Batch() }
 
 // ApplyBatch folds a run of events into b: the projection.BatchHandler
 // the runner uses. It leaves the store as Apply of each event in turn
@@ -185,7 +181,7 @@ func (l *lookup) batch() *pebble.Batch                      { return l.b }
 func (s *Store) ApplyBatch(b *pebble.Batch, events []projection.Event) error {
 	held := make(map[string]*heldState)
 	r := s.lookupIn(b)
-	defer r.close()
+	defer r.Close()
 	for i := range events {
 		if err := s.fold(r, &events[i], held); err != nil {
 			return err
@@ -205,90 +201,22 @@ func (s *Store) ApplyBatch(b *pebble.Batch, events []projection.Event) error {
 	return nil
 }
 
-// lookupIn returns how ApplyBatch reads and writes b. A key fold wrote
-// into b is read from b; any other from the store as committed, with an
-// iterator that consults the bloom filters of every level: Pebble's Get
-// skips the filters of the last level, where most of a large store is,
-// and so reads a block there for every key that is not in the store, as
-// every new request's state is not while the runner catches up.
+// lookupIn returns how ApplyBatch reads and writes b: through
+// projection.BatchReads, which reads a key fold wrote into b from b, and
+// any other from the store as committed without reading the last level
+// for a key not there (every new request's state while the runner
+// catches up).
 func (s *Store) lookupIn(b *pebble.Batch) *lookup {
-	if s.batch != b || s.written == nil {
-		// A new batch. (A batch Pebble recycles may come back at the same
-		// address: the keys kept then are more than were written, which
-		// only sends their reads to b, which has them or reads the store.)
-		s.batch, s.written = b, map[string]struct{}{}
-	}
-	if !s.freshKnown && s.db != nil {
-		// A store with no state and no refusal yet (a rebuild): from now
-		// on, s.absent knows every such key written.
-		s.freshKnown = true
-		if empty, err := noneWithPrefix(s.db, "r/", "f/", "o/"); err == nil && empty {
-			s.absent = newAbsent()
-		}
-	}
-	return &lookup{b: b, db: s.db, written: s.written, absent: s.absent}
+	return &lookup{BatchReader: s.reads.Reader(b, s.db, "r/", "f/", "o/")}
 }
 
-// noneWithPrefix reports whether db holds no key with any of prefixes.
-func noneWithPrefix(db *pebble.DB, prefixes ...string) (bool, error) {
-	for _, p := range prefixes {
-		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte(p), UpperBound: prefixEnd([]byte(p))})
-		if err != nil {
-			return false, err
-		}
-		found := it.First()
-		if err := it.Close(); err != nil || found {
-			return false, err
-		}
-	}
-	return true, nil
-}
-
-// lookup reads for ApplyBatch (see lookupIn).
+// lookup is a projection.BatchReader that also encodes states.
 type lookup struct {
-	b       *pebble.Batch
-	db      *pebble.DB
-	absent  *absent             // nil, or what is certainly not in the store
-	written map[string]struct{} // the keys fold reads that it wrote into b
-	it      *pebble.Iterator    // over the store as committed; made on first use
-	err     error
-	enc     []byte // where put encodes a state; the batch copies what it is given
+	*projection.BatchReader
+	enc []byte // where put encodes a state; the batch copies what it is given
 }
 
-func (l *lookup) Get(key []byte) ([]byte, io.Closer, error) {
-	if _, ok := l.written[string(key)]; ok || l.db == nil {
-		return l.b.Get(key)
-	}
-	if l.absent != nil && l.absent.certainlyAbsent(key) {
-		return nil, nil, pebble.ErrNotFound
-	}
-	if l.it == nil && l.err == nil {
-		l.it, l.err = l.db.NewIter(&pebble.IterOptions{UseL6Filters: true, KeyTypes: pebble.IterKeyTypePointsOnly})
-	}
-	if l.err != nil {
-		return nil, nil, l.err
-	}
-	if !l.it.SeekPrefixGE(key) || !bytes.Equal(l.it.Key(), key) {
-		if err := l.it.Error(); err != nil {
-			return nil, nil, err
-		}
-		return nil, nil, pebble.ErrNotFound
-	}
-	v, err := l.it.ValueAndErr()
-	if err != nil {
-		return nil, nil, err
-	}
-	return v, io.NopCloser(nil), nil // valid until the next Get, as the callers use it
-}
-
-// set writes a key fold reads back into b.
-func (l *lookup) set(key, value []byte) error {
-	l.written[string(key)] = struct{}{}
-	if l.absent != nil {
-		l.absent.add(key)
-	}
-	return l.b.Set(key, value, nil)
-}
+func (l *lookup) set(key, value []byte) error { return l.Set(key, value) }
 
 func (l *lookup) put(key []byte, v any) error {
 	var (
@@ -313,12 +241,6 @@ func (l *lookup) put(key []byte, v any) error {
 		l.enc = raw[:0]
 	}
 	return nil
-}
-
-func (l *lookup) close() {
-	if l.it != nil {
-		_ = l.it.Close() // read-only
-	}
 }
 
 // Prepare decodes an event's domain event ahead of ApplyBatch: the
@@ -658,7 +580,7 @@ func (s *Store) Refusal(rid, commandID string) (approval.Outcome, bool, error) {
 // History returns a request's events in sequence order, as stored.
 func (s *Store) History(rid string) ([]Stored, error) {
 	prefix := historyPrefix(rid)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: projection.PrefixEnd(prefix)})
 	if err != nil {
 		return nil, fmt.Errorf("requests: history %s: %w", rid, err)
 	}
@@ -730,7 +652,7 @@ func (s *Store) List(f Filter) (Page, error) {
 	}
 	limit = min(limit, 500)
 	prefix := indexPrefix(index, term)
-	upper := prefixEnd(prefix)
+	upper := projection.PrefixEnd(prefix)
 	if f.Cursor != "" {
 		c, err := decodeCursor(f.Cursor)
 		if err != nil || !bytes.HasPrefix(c, prefix) {
@@ -771,14 +693,3 @@ var ErrBadCursor = errors.New("requests: the cursor is not valid for this query"
 func encodeCursor(k []byte) string { return base64.RawURLEncoding.EncodeToString(k) }
 
 func decodeCursor(c string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(c) }
-
-func prefixEnd(prefix []byte) []byte {
-	end := slices.Clone(prefix)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
-}

@@ -21,7 +21,6 @@
 package queue
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -314,7 +313,7 @@ type reader interface {
 }
 
 func scan[T any](r reader, prefix []byte) ([]T, error) {
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: projection.PrefixEnd(prefix)})
 	if err != nil {
 		return nil, fmt.Errorf("queue: scan: %w", err)
 	}
@@ -328,17 +327,6 @@ func scan[T any](r reader, prefix []byte) ([]T, error) {
 		out = append(out, v)
 	}
 	return out, it.Error()
-}
-
-func prefixEnd(prefix []byte) []byte {
-	end := bytes.Clone(prefix)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
 }
 
 // Pending returns the pending deliveries of a partition, by request and

@@ -1,4 +1,4 @@
-package requests
+package projection
 
 import (
 	"hash/maphash"
@@ -14,7 +14,7 @@ import (
 //
 // It saves the read of every new request's state while the runner
 // catches up, which Pebble answers slowly on a large store (see
-// lookupIn), at about 10 bits a key.
+// BatchReads), at about 10 bits a key.
 type absent struct {
 	seed   maphash.Seed
 	layers []bloomLayer // each twice the size of the one before; adds go to the last
