@@ -4,8 +4,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/stretchr/testify/require"
 
+	"github.com/assent-dev/assent/libs/auditindex"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
 	"github.com/assent-dev/assent/libs/wire"
@@ -27,6 +29,16 @@ func sealedLog(t testing.TB, topic string, parts int32, requests int) [][]wire.R
 // BenchmarkRebuildApply times the runner's application of a generated log
 // to the requests store, without Kafka: records per second of CPU.
 func BenchmarkRebuildApply(b *testing.B) {
+	benchmarkRebuild(b, func() projection.Handler { return &requests.Store{} })
+}
+
+// BenchmarkRebuildApplyAuditIndex is BenchmarkRebuildApply for the
+// auditor's and the console's audit index.
+func BenchmarkRebuildApplyAuditIndex(b *testing.B) {
+	benchmarkRebuild(b, func() projection.Handler { return &auditindex.Index{} })
+}
+
+func benchmarkRebuild(b *testing.B, handler func() projection.Handler) {
 	const parts = 12
 	log := sealedLog(b, "events", parts, 20_000)
 	total := 0
@@ -37,17 +49,22 @@ func BenchmarkRebuildApply(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		store := &requests.Store{}
+		store := handler()
 		r, err := projection.Open(projection.Config{Dir: b.TempDir(), Topic: "events", Partitions: parts, Handler: store, Keys: systest.DemoKeys(b)})
 		require.NoError(b, err)
-		store.Attach(r.DB())
+		store.(interface{ Attach(*pebble.DB) }).Attach(r.DB())
 		b.StartTimer()
 		began, cpu := time.Now(), systest.CPUTime()
 		require.NoError(b, r.ApplyPolls(ps))
 		b.ReportMetric(float64(total)/time.Since(began).Seconds(), "records/s")
 		b.ReportMetric(float64((systest.CPUTime()-cpu).Microseconds())/float64(total), "cpu-µs/record")
 		b.StopTimer()
-		require.Zero(b, store.Invalid.Load())
+		switch s := store.(type) {
+		case *requests.Store:
+			require.Zero(b, s.Invalid.Load())
+		case *auditindex.Index:
+			require.Zero(b, s.Breaks.Load())
+		}
 		require.NoError(b, r.Close())
 		b.StartTimer()
 	}
