@@ -172,6 +172,44 @@ func TestIntegrationBootstrapFromSnapshot(t *testing.T) {
 		})
 	}
 
+	t.Run("newer snapshots taken during a download", func(t *testing.T) {
+		// A peer that takes a snapshot every 20 ms still serves every file
+		// of the one a replica began to download, between its requests
+		// as during them.
+		fast := &projection.SnapshotServer{Runner: sl.rr.Runner, Dir: filepath.Join(t.TempDir(), "fast"), Prefix: "/snapshot",
+			Token: "s3cret", Interval: 20 * time.Millisecond}
+		fctx, fcancel := context.WithCancel(t.Context())
+		fastDone := make(chan error, 1)
+		go func() { fastDone <- fast.Run(fctx) }()
+		defer func() {
+			fcancel()
+			require.NoError(t, <-fastDone)
+		}()
+		fpeer := httptest.NewServer(fast)
+		defer fpeer.Close()
+		get := func(path string) *http.Response {
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, fpeer.URL+path, nil)
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer "+fast.Token)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			return resp
+		}
+		var m projection.Manifest
+		eventually(t, "a snapshot", func() bool {
+			resp := get("/snapshot/" + projection.ManifestName)
+			defer func() { _ = resp.Body.Close() }()
+			return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&m) == nil
+		})
+		require.NotEmpty(t, m.Files)
+		for _, f := range m.Files {
+			time.Sleep(100 * time.Millisecond) // several newer snapshots are taken meanwhile
+			resp := get("/snapshot/" + m.ID + "/" + f.Name)
+			require.NoError(t, resp.Body.Close())
+			require.Equal(t, http.StatusOK, resp.StatusCode, "%s of snapshot %s", f.Name, m.ID)
+		}
+	})
+
 	t.Run("wrong token", func(t *testing.T) {
 		cfg := sl.bootstrapConfig(t, filepath.Join(t.TempDir(), "store"), peer.URL+"/snapshot")
 		cfg.Token = "guess"

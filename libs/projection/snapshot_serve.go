@@ -26,7 +26,8 @@ import (
 //
 // Every request needs the bearer token: a snapshot holds everything the
 // store holds. It takes a snapshot once the runner is ready, then every
-// Interval, and keeps only the latest (and one still being downloaded).
+// Interval, and keeps only the latest, and a replaced one while it is
+// being downloaded: until no request for it has come for retiredLinger.
 type SnapshotServer struct {
 	Runner   *Runner
 	Dir      string        // where snapshots are written: a directory of their own on the store's file system
@@ -44,7 +45,13 @@ type servedSnapshot struct {
 	manifest *Manifest
 	files    map[string]SnapshotFile
 	users    int
+	lastUsed time.Time // when it was replaced, or its last request ended
 }
+
+// retiredLinger is how long a replaced snapshot is kept after its last
+// request: a download is one request a file, and the snapshot must not go
+// between two of them.
+const retiredLinger = 30 * time.Second
 
 // Run takes snapshots until ctx ends, then deletes them all.
 func (s *SnapshotServer) Run(ctx context.Context) error {
@@ -90,6 +97,7 @@ func (s *SnapshotServer) take() error {
 	}
 	s.mu.Lock()
 	if s.latest != nil {
+		s.latest.lastUsed = time.Now()
 		s.retired = append(s.retired, s.latest)
 	}
 	s.latest = snap
@@ -99,11 +107,12 @@ func (s *SnapshotServer) take() error {
 	return nil
 }
 
-// cleanLocked deletes the retired snapshots nobody downloads. s.mu is held.
+// cleanLocked deletes the retired snapshots nobody has asked for in
+// retiredLinger. s.mu is held.
 func (s *SnapshotServer) cleanLocked() {
 	kept := s.retired[:0]
 	for _, r := range s.retired {
-		if r.users > 0 {
+		if r.users > 0 || time.Since(r.lastUsed) < retiredLinger {
 			kept = append(kept, r)
 			continue
 		}
@@ -142,6 +151,7 @@ func (s *SnapshotServer) release(c *servedSnapshot) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c.users--
+	c.lastUsed = time.Now()
 	s.cleanLocked()
 }
 
