@@ -323,6 +323,11 @@ func (r *Runner) commit(d *decoded) error {
 	if err := flush(); err != nil {
 		return err
 	}
+	if r.keeper {
+		if err := r.keepRecords(b, d.parts); err != nil {
+			return err
+		}
+	}
 	for _, dp := range d.parts {
 		if err := stage(b, dp.p, dp.resume, dp.head, dp.headAt); err != nil {
 			return err

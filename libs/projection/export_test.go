@@ -19,6 +19,13 @@ var (
 	EncodeInt64 = encodeInt64
 )
 
+// MarkReady makes the runner ready, as Run does once it has caught up.
+func (r *Runner) MarkReady() {
+	r.mu.Lock()
+	r.ready = true
+	r.mu.Unlock()
+}
+
 // LagPeriod is how often the runner reads the end offsets for Lag.
 const LagPeriod = lagPeriod
 

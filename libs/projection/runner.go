@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,9 +141,12 @@ type BatchStats struct {
 // a batch of records through the authenticators (apply.go), the consumer
 // (consume.go) and the waiters (wait.go).
 type Runner struct {
-	cfg Config
-	db  *pebble.DB
-	log *slog.Logger
+	cfg  Config
+	db   *pebble.DB
+	opts *pebble.Options // the store's, for the tables of records it ingests
+	log  *slog.Logger
+	// keeper is set when the handler keeps the log's records (RecordKeeper).
+	keeper bool
 
 	// applyMu serializes commits and guards dec; mu guards the published
 	// progress below. Waiters only ever take mu, briefly.
@@ -180,13 +185,22 @@ func Open(cfg Config) (*Runner, error) {
 		cfg.BatchRecords = DefaultBatchRecords
 	}
 	log := cfg.Logger.With("component", "projection", "topic", cfg.Topic)
-	db, err := pebble.Open(cfg.Dir, storeOptions(pebbleLogger{log.With("store", cfg.Dir)}))
+	// Tables of records a crash left before they were ingested.
+	if err := os.RemoveAll(filepath.Join(cfg.Dir, ingestDir)); err != nil {
+		return nil, fmt.Errorf("projection: %w", err)
+	}
+	opts := storeOptions(pebbleLogger{log.With("store", cfg.Dir)})
+	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("projection: open %s: %w", cfg.Dir, err)
 	}
+	opts.EnsureDefaults()
+	keeper, _ := cfg.Handler.(RecordKeeper)
 	r := &Runner{
 		cfg:      cfg,
 		db:       db,
+		opts:     opts,
+		keeper:   keeper != nil && keeper.KeepsRecords(),
 		log:      log,
 		progress: make(chan struct{}),
 		watchers: make(map[string]map[*watch]struct{}),

@@ -10,7 +10,10 @@
 //	                                      command id, code and detail (JSON)
 //	o/<request id, escaped><command id>   n of that command's latest refusal
 //	h/<request id, escaped><sequence, 8 bytes><partition, 4 bytes><offset, 8 bytes>
-//	                                      one event: the record value, byte for byte
+//	                                      one event, no value: the record itself,
+//	                                      byte for byte, is the one the runner
+//	                                      keeps at its partition and offset
+//	                                      (projection.RecordKeeper)
 //	t/<partition, 4 bytes>/<expires_at, 8 bytes>/<request id>
 //	                                      a pending request's expiry timer
 //	i/<index>/<term, escaped><created_at, 8 bytes><request id>
@@ -27,7 +30,7 @@
 // and writes the same few keys however many refusals the request had: Get
 // reads back the latest approval.MaxRefusedOutcomes of them (what the
 // whole state holds), and Refusal finds any of them by command id. The
-// layout is "requests/3" (Store.Version); a store written with an earlier
+// layout is "requests/4" (Store.Version); a store written with an earlier
 // one is rebuilt from the events topic, which keeps every event forever.
 //
 // Index keys sort by creation time, so a list walks them newest first.

@@ -47,7 +47,12 @@ func (s *Store) Committed() { s.reads.Committed() }
 
 // Version is the layout of the store's keys and values (see the package
 // documentation). The runner rebuilds a store written with another one.
-func (*Store) Version() string { return "requests/3" }
+func (*Store) Version() string { return "requests/4" }
+
+// KeepsRecords asks the runner to keep the log's records (a request's
+// history is served byte for byte from them, as the chain hashed them):
+// projection.RecordKeeper.
+func (*Store) KeepsRecords() bool { return true }
 
 // Attach gives the store the database to read from.
 func (s *Store) Attach(db *pebble.DB) { s.db = db }
@@ -345,9 +350,9 @@ func (s *Store) fold(r foldIO, e *projection.Event, held map[string]*heldState) 
 			return err
 		}
 	}
-	// The value is kept byte for byte: it is what the chain hashes, and
-	// re-encoding it as JSON would escape <, > and & and change the bytes.
-	if err := b.Set(keyHistory(rid, ev.Sequence, e.Partition, e.Offset), e.Value, nil); err != nil {
+	// The key only: the runner keeps the record itself, byte for byte
+	// (KeepsRecords).
+	if err := b.Set(keyHistory(rid, ev.Sequence, e.Partition, e.Offset), nil, nil); err != nil {
 		return fmt.Errorf("requests: write history of %s: %w", rid, err)
 	}
 	if s.OnEvent != nil {
@@ -595,10 +600,22 @@ func (s *Store) History(rid string) ([]Stored, error) {
 		out = append(out, Stored{
 			Partition: int32(binary.BigEndian.Uint32(where)),
 			Offset:    int64(binary.BigEndian.Uint64(where[4:])),
-			Value:     slices.Clone(it.Value()),
 		})
 	}
-	return out, it.Error()
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("requests: history %s: %w", rid, err)
+	}
+	for i := range out {
+		v, found, err := projection.Record(s.db, out[i].Partition, out[i].Offset)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return nil, fmt.Errorf("requests: history of %s: no record at %d@%d", rid, out[i].Partition, out[i].Offset)
+		}
+		out[i].Value = v
+	}
+	return out, nil
 }
 
 // Due returns the pending requests of partition p whose expiry is at or

@@ -148,6 +148,7 @@ func (h *harness) applyEnvelope(b *pebble.Batch, p int32, env wire.Envelope) {
 	}
 	e := &projection.Event{Partition: p, Offset: h.offsets[p], Value: value, Hash: wire.Hash(value), PrevHead: prev, Envelope: decoded}
 	require.NoError(h.t, h.store.Apply(b, e))
+	require.NoError(h.t, projection.KeepRecords(b, []projection.Event{*e})) // as the runner does
 	h.log[env.Subject] = append(h.log[env.Subject], logged{p, e.Offset, value})
 	h.offsets[p] += 2 // every decision is a transaction: leave room for its marker
 	h.heads[p] = e.Hash
