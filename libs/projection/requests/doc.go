@@ -4,8 +4,12 @@
 //
 // # Keys
 //
-//	r/<request id>                        the request's approval.State (JSON),
-//	                                      without its refusals
+//	r/<request id>                        the request's approval.State: 0x01, the
+//	                                      SHA-256 of its policy's approver list,
+//	                                      then the state (JSON) without that list
+//	                                      and without its refusals
+//	a/<SHA-256, 32 bytes>                 an approver list (JSON), once for every
+//	                                      request that names it (approvers.go)
 //	f/<request id, escaped><n, 8 bytes>   the request's n-th refusal (n from 1):
 //	                                      command id, code and detail (JSON)
 //	o/<request id, escaped><command id>   n of that command's latest refusal
@@ -30,7 +34,7 @@
 // and writes the same few keys however many refusals the request had: Get
 // reads back the latest approval.MaxRefusedOutcomes of them (what the
 // whole state holds), and Refusal finds any of them by command id. The
-// layout is "requests/4" (Store.Version); a store written with an earlier
+// layout is "requests/5" (Store.Version); a store written with an earlier
 // one is rebuilt from the events topic, which keeps every event forever.
 //
 // Index keys sort by creation time, so a list walks them newest first.

@@ -35,8 +35,10 @@ type Store struct {
 	OnEvent func(e *projection.Event, ev approval.Event, before, after approval.State)
 
 	// reads are ApplyBatch's reads of the batch it writes into and of the
-	// store (state, refusal and refusal-of-command keys).
+	// store (state, refusal, refusal-of-command and approver list keys).
 	reads projection.BatchReads
+	// lists are the approver lists the store read or wrote (approvers.go).
+	lists approverLists
 }
 
 // Committed lets go of what ApplyBatch kept of the batch the runner just
@@ -47,7 +49,7 @@ func (s *Store) Committed() { s.reads.Committed() }
 
 // Version is the layout of the store's keys and values (see the package
 // documentation). The runner rebuilds a store written with another one.
-func (*Store) Version() string { return "requests/4" }
+func (*Store) Version() string { return "requests/5" }
 
 // KeepsRecords asks the runner to keep the log's records (a request's
 // history is served byte for byte from them, as the chain hashed them):
@@ -165,6 +167,13 @@ type foldIO interface {
 	set(key, value []byte) error
 	put(key []byte, v any) error
 	batch() *pebble.Batch
+	// hasList reports whether the approver list ref is known to be in
+	// the batch or the store; addList records that it is.
+	hasList(ref [32]byte) bool
+	addList(ref [32]byte)
+	// buffer is where a state may be encoded; keep gives it back.
+	buffer() []byte
+	keep(buf []byte)
 }
 
 // batchIO is the batch itself (an indexed batch reads its own writes).
@@ -174,6 +183,10 @@ func (w batchIO) Get(key []byte) ([]byte, io.Closer, error) { return w.b.Get(key
 func (w batchIO) set(key, value []byte) error               { return w.b.Set(key, value, nil) }
 func (w batchIO) put(key []byte, v any) error               { return putJSON(w.b, key, v) }
 func (w batchIO) batch() *pebble.Batch                      { return w.b }
+func (batchIO) hasList([32]byte) bool                       { return false }
+func (batchIO) addList([32]byte)                            {}
+func (batchIO) buffer() []byte                              { return nil }
+func (batchIO) keep([]byte)                                 {}
 func (l *lookup) batch() *pebble.Batch                      { return l.Batch() }
 
 // ApplyBatch folds a run of events into b: the projection.BatchHandler
@@ -196,7 +209,7 @@ func (s *Store) ApplyBatch(b *pebble.Batch, events []projection.Event) error {
 		if !h.changed {
 			continue
 		}
-		if err := r.put(keyState(rid), h.now); err != nil {
+		if err := s.putState(r, rid, h.now); err != nil {
 			return err
 		}
 		if err := reindexFrom(b, h.basePart, h.p, h.base, h.now); err != nil {
@@ -212,39 +225,64 @@ func (s *Store) ApplyBatch(b *pebble.Batch, events []projection.Event) error {
 // for a key not there (every new request's state while the runner
 // catches up).
 func (s *Store) lookupIn(b *pebble.Batch) *lookup {
-	return &lookup{BatchReader: s.reads.Reader(b, s.db, "r/", "f/", "o/")}
+	return &lookup{BatchReader: s.reads.Reader(b, s.db, "r/", "f/", "o/", "a/"), lists: map[[32]byte]struct{}{}}
 }
 
 // lookup is a projection.BatchReader that also encodes states.
 type lookup struct {
 	*projection.BatchReader
-	enc []byte // where put encodes a state; the batch copies what it is given
+	enc   []byte                // where a state is encoded; the batch copies what it is given
+	lists map[[32]byte]struct{} // approver lists found or written in this batch
 }
 
 func (l *lookup) set(key, value []byte) error { return l.Set(key, value) }
 
 func (l *lookup) put(key []byte, v any) error {
-	var (
-		raw []byte
-		err error
-	)
-	if st, isState := v.(approval.State); isState {
-		var ok bool
-		if raw, ok = appendState(l.enc[:0], &st); !ok {
-			raw, err = json.Marshal(v) // for its error
-		}
-	} else {
-		raw, err = json.Marshal(v)
-	}
+	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("requests: encode %q: %w", key, err)
 	}
 	if err := l.set(key, raw); err != nil {
 		return fmt.Errorf("requests: write %q: %w", key, err)
 	}
-	if cap(raw) <= 64<<10 {
-		l.enc = raw[:0]
+	return nil
+}
+
+func (l *lookup) hasList(ref [32]byte) bool { _, ok := l.lists[ref]; return ok }
+func (l *lookup) addList(ref [32]byte)      { l.lists[ref] = struct{}{} }
+func (l *lookup) buffer() []byte            { return l.enc[:0] }
+
+func (l *lookup) keep(buf []byte) {
+	if cap(buf) <= 64<<10 {
+		l.enc = buf[:0]
 	}
+}
+
+// putState writes a request's state, and its approver list unless the
+// batch or the store has it (approvers.go).
+func (s *Store) putState(w foldIO, rid string, st approval.State) error {
+	value, list, ref, err := s.lists.encodeState(w.buffer(), st)
+	if err != nil {
+		return fmt.Errorf("requests: encode %s: %w", rid, err)
+	}
+	if !w.hasList(ref) {
+		_, closer, err := w.Get(keyApprovers(ref))
+		switch {
+		case errors.Is(err, pebble.ErrNotFound):
+			if err := w.set(keyApprovers(ref), list); err != nil {
+				return fmt.Errorf("requests: write approver list of %s: %w", rid, err)
+			}
+		case err != nil:
+			return fmt.Errorf("requests: read approver list of %s: %w", rid, err)
+		default:
+			_ = closer.Close() // releases a read value
+		}
+		w.addList(ref)
+	}
+	if err := w.set(keyState(rid), value); err != nil {
+		return fmt.Errorf("requests: write %s: %w", rid, err)
+	}
+	w.keep(value)
 	return nil
 }
 
@@ -305,7 +343,7 @@ func (s *Store) fold(r foldIO, e *projection.Event, held map[string]*heldState) 
 	if h != nil {
 		before = h.now
 	} else {
-		before, _, err = getState(r, rid)
+		before, _, err = s.getState(r, rid)
 		if err != nil {
 			return err
 		}
@@ -343,7 +381,7 @@ func (s *Store) fold(r foldIO, e *projection.Event, held map[string]*heldState) 
 	if h != nil {
 		h.now, h.p, h.changed = after, e.Partition, true
 	} else {
-		if err := r.put(keyState(rid), after); err != nil {
+		if err := s.putState(r, rid, after); err != nil {
 			return err
 		}
 		if err := reindex(b, e.Partition, before, after); err != nil {
@@ -520,7 +558,7 @@ type reader interface {
 	Get(key []byte) ([]byte, io.Closer, error)
 }
 
-func getState(r reader, rid string) (approval.State, bool, error) {
+func (s *Store) getState(r reader, rid string) (approval.State, bool, error) {
 	v, closer, err := r.Get(keyState(rid))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return approval.State{}, false, nil
@@ -529,8 +567,8 @@ func getState(r reader, rid string) (approval.State, bool, error) {
 		return approval.State{}, false, fmt.Errorf("requests: read %s: %w", rid, err)
 	}
 	defer func() { _ = closer.Close() }() // releases a read value
-	var st approval.State
-	if err := json.Unmarshal(v, &st); err != nil {
+	st, err := s.lists.decodeState(r, v)
+	if err != nil {
 		return approval.State{}, false, fmt.Errorf("requests: decode %s: %w", rid, err)
 	}
 	return st, true, nil
@@ -543,7 +581,7 @@ func getState(r reader, rid string) (approval.State, bool, error) {
 func (s *Store) Get(rid string) (st approval.State, found bool, err error) {
 	snap := s.db.NewSnapshot()
 	defer func() { _ = snap.Close() }() // read-only
-	st, found, err = getState(snap, rid)
+	st, found, err = s.getState(snap, rid)
 	if err != nil || st.Refusals == 0 {
 		return st, found, err
 	}
@@ -687,7 +725,7 @@ func (s *Store) List(f Filter) (Page, error) {
 	var page Page
 	for it.Last(); it.Valid(); it.Prev() {
 		rid := string(it.Key()[len(prefix)+8:])
-		st, found, err := getState(snap, rid)
+		st, found, err := s.getState(snap, rid)
 		if err != nil {
 			return Page{}, err
 		}
