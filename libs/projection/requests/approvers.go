@@ -41,27 +41,37 @@ const maxCachedLists = 1024
 // approverLists caches the approver lists a store read or wrote. Readers
 // (API requests) and the runner use it at once.
 type approverLists struct {
-	mu    sync.RWMutex
-	byRef map[[32]byte][]string
-	refs  map[string][32]byte // an encoded list → its SHA-256
+	mu      sync.RWMutex
+	byRef   map[[32]byte][]string
+	encoded map[string]encodedList // by the policy's hash (a hint: the list is compared)
 }
 
-// ref is the SHA-256 of an encoded list.
-func (l *approverLists) ref(enc []byte) [32]byte {
+// encodedList is a list as encodeState last wrote it for a policy hash.
+type encodedList struct {
+	list []string
+	enc  []byte
+	ref  [32]byte
+}
+
+// encode returns a list encoded and its SHA-256: those of the last list
+// encoded for the same policy hash if it is the same list (requests under
+// one policy come one after another), else computed.
+func (l *approverLists) encode(policyHash string, list []string) ([]byte, [32]byte) {
 	l.mu.RLock()
-	ref, ok := l.refs[string(enc)]
+	e, ok := l.encoded[policyHash]
 	l.mu.RUnlock()
-	if ok {
-		return ref
+	if ok && slices.Equal(e.list, list) && (e.list == nil) == (list == nil) {
+		return e.enc, e.ref
 	}
-	ref = sha256.Sum256(enc)
+	enc := appendStrings(nil, list)
+	e = encodedList{list: slices.Clone(list), enc: enc, ref: sha256.Sum256(enc)}
 	l.mu.Lock()
-	if l.refs == nil || len(l.refs) >= maxCachedLists {
-		l.refs = map[string][32]byte{}
+	if l.encoded == nil || len(l.encoded) >= maxCachedLists {
+		l.encoded = map[string]encodedList{}
 	}
-	l.refs[string(enc)] = ref
+	l.encoded[policyHash] = e
 	l.mu.Unlock()
-	return ref
+	return e.enc, e.ref
 }
 
 // get returns a copy of the list whose SHA-256 is ref, from memory or r.
@@ -107,8 +117,7 @@ type stateIO interface {
 // the hash, appended to buf. The bytes are those of encoding/json
 // (TestAppendStateIsJSONMarshal).
 func (l *approverLists) encodeState(buf []byte, st approval.State) (value, list []byte, ref [32]byte, err error) {
-	list = appendStrings(nil, st.Policy.Approvers)
-	ref = l.ref(list)
+	list, ref = l.encode(st.Policy.Hash, st.Policy.Approvers)
 	st.Policy.Approvers = nil
 	value = append(append(buf, stateWithRef), ref[:]...)
 	value, ok := appendState(value, &st)
