@@ -234,6 +234,9 @@ func (l *Log) append(rid string, events []approval.Event) error {
 		if err := l.Store.Apply(b, pe); err != nil {
 			return err
 		}
+		if err := projection.KeepRecords(b, []projection.Event{*pe}); err != nil { // as the runner does
+			return err
+		}
 		l.heads[p] = pe.Hash
 		l.offsets[p]++
 	}

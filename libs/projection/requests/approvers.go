@@ -135,7 +135,7 @@ func (l *approverLists) encodeState(buf []byte, st approval.State) (value, list 
 func (l *approverLists) decodeState(r reader, v []byte) (approval.State, error) {
 	var st approval.State
 	if len(v) < 1+32 || v[0] != stateWithRef {
-		return st, errors.New("not a state with an approver list")
+		return st, fmt.Errorf("not a stored state: %d bytes, not 0x%02x and an approver list's hash before its JSON", len(v), stateWithRef)
 	}
 	ref := [32]byte(v[1:33])
 	if err := json.Unmarshal(v[33:], &st); err != nil {

@@ -112,6 +112,12 @@ func New() *Store {
 // deliveries'.
 func (s *Store) Version() string { return "notifier/1+" + s.Requests.Version() }
 
+// KeepsRecords asks the runner to keep the log's records, from which the
+// requests store serves a request's history and Event a delivery's event
+// (projection.RecordKeeper): Requests is a field, so its own method is not
+// the Store's.
+func (*Store) KeepsRecords() bool { return true }
+
 // Attach gives the store the database to read from.
 func (s *Store) Attach(db *pebble.DB) {
 	s.db = db
