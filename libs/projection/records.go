@@ -18,14 +18,14 @@ import (
 // RecordKeeper is a Handler that needs the log's records as they are, byte
 // for byte (the requests store serves a request's history from them): the
 // runner keeps the value of every event it applies, at a key of its
-// partition and offset, in the same commit as the handler's writes, and
-// Record reads it back.
+// partition and offset, durable no later than the batch of the handler's
+// writes (keepRecords), and Record reads it back.
 //
 // The runner keeps them, not the handler, because of where such keys can
 // go in the store. A record's key only grows within its partition, and the
 // keys sort after every handler's, so a catch-up's records are written as
 // one table per partition and poll and ingested under everything else
-// (ingestRecords): Pebble never rewrites them in a compaction. Written
+// (keepRecords): Pebble never rewrites them in a compaction. Written
 // through the batch among the handler's keys at random places, the records
 // (60% of an api store's bytes) were rewritten once per level on their way
 // down: half of a 10,000,000-record rebuild's CPU went to compactions

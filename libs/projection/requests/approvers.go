@@ -105,13 +105,6 @@ func (l *approverLists) get(r reader, ref [32]byte) ([]string, error) {
 	return slices.Clone(list), nil
 }
 
-// stateIO is what writeState reads and writes through: the batch (Apply)
-// or a lookup (ApplyBatch).
-type stateIO interface {
-	reader
-	set(key, value []byte) error
-}
-
 // encodeState is a state's stored value and its approver list: the list
 // encoded, its SHA-256, and the state without it after stateWithRef and
 // the hash, appended to buf. The bytes are those of encoding/json
