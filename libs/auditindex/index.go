@@ -6,13 +6,17 @@
 //
 // # Layout
 //
-//	e/<p:4><off:8>                          the record value
 //	ir/<request esc>/<p><off>               by request
 //	ia/<actor esc>/<time:8><p><off>         by actor, then time
 //	iy/<type esc>/<time:8><p><off>          by type, then time
 //	it/<time:8><p><off>                     by time
 //	s/<request>                             RequestStatus (JSON)
 //	c/<p:4>                                 PartitionStatus (JSON)
+//
+// The record values themselves are kept by the runner (the index is a
+// projection.RecordKeeper): ingested under everything else during a
+// catch-up, so that no compaction rewrites them, and read back with
+// projection.Record and projection.ScanRecords.
 //
 // Escaped terms (see appendEscaped) keep one term from being a prefix of
 // another. Times are Unix nanoseconds, big-endian, so ranges are scans.
@@ -56,7 +60,11 @@ func (x *Index) statuses(b *pebble.Batch) *projection.BatchReader {
 }
 
 // Version names the layout.
-func (*Index) Version() string { return "audit-index/2" }
+func (*Index) Version() string { return "audit-index/3" }
+
+// KeepsRecords asks the runner to keep the log's records, which the
+// queries return byte for byte (projection.RecordKeeper).
+func (*Index) KeepsRecords() bool { return true }
 
 // Attach gives the index the database to read.
 func (x *Index) Attach(db *pebble.DB) { x.db = db }
@@ -116,9 +124,8 @@ func timeKey(k []byte, t time.Time) []byte {
 	return binary.BigEndian.AppendUint64(k, uint64(t.UnixNano()))
 }
 
-func keyEvent(p int32, off int64) []byte { return pos([]byte("e/"), p, off) }
-func keyStatus(rid string) []byte        { return append([]byte("s/"), rid...) }
-func keyPartition(p int32) []byte        { return binary.BigEndian.AppendUint32([]byte("c/"), uint32(p)) }
+func keyStatus(rid string) []byte { return append([]byte("s/"), rid...) }
+func keyPartition(p int32) []byte { return binary.BigEndian.AppendUint32([]byte("c/"), uint32(p)) }
 
 func requestPrefix(rid string) []byte { return appendEscaped([]byte("ir/"), rid) }
 func actorPrefix(a string) []byte     { return appendEscaped([]byte("ia/"), a) }
@@ -163,9 +170,6 @@ func (x *Index) ApplyBatch(b *pebble.Batch, events []projection.Event) error {
 // index indexes one event, with the statuses of this batch so far.
 func (x *Index) index(b *pebble.Batch, st *projection.BatchReader, e *projection.Event, parts map[int32]*PartitionStatus, reqs map[string]*RequestStatus) error {
 	env := e.Envelope
-	if err := b.Set(keyEvent(e.Partition, e.Offset), e.Value, nil); err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
 	at := env.Time
 	for _, k := range [][]byte{
 		pos(timeKey(timePrefix(), at), e.Partition, e.Offset),
@@ -428,13 +432,14 @@ func (x *Index) Events(q Query) ([]Row, string, error) {
 	return rows, "", it.Error()
 }
 
-func (x *Index) row(r reader, p int32, off int64) (Row, wire.Envelope, error) {
-	raw, closer, err := r.Get(keyEvent(p, off))
+func (x *Index) row(r pebble.Reader, p int32, off int64) (Row, wire.Envelope, error) {
+	v, found, err := projection.Record(r, p, off)
 	if err != nil {
-		return Row{}, wire.Envelope{}, fmt.Errorf("index: event %d@%d: %w", p, off, err)
+		return Row{}, wire.Envelope{}, fmt.Errorf("index: %w", err)
 	}
-	v := append([]byte(nil), raw...)
-	_ = closer.Close()
+	if !found {
+		return Row{}, wire.Envelope{}, fmt.Errorf("index: event %d@%d is indexed but its record is not kept", p, off)
+	}
 	env, err := wire.Unmarshal(v)
 	if err != nil {
 		return Row{}, env, fmt.Errorf("index: event %d@%d: %w", p, off, err)

@@ -63,6 +63,31 @@ func Record(r pebble.Reader, p int32, off int64) (value []byte, found bool, err 
 	return slices.Clone(v), true, nil
 }
 
+// ScanRecords calls fn with the offset and value of every record of
+// partition p kept in r, in offset order. value is a copy fn may keep. An
+// error from fn stops the scan and is returned.
+func ScanRecords(r pebble.Reader, p int32, fn func(off int64, value []byte) error) error {
+	prefix := binary.BigEndian.AppendUint32([]byte(recordPrefix), uint32(p))
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: PrefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("projection: scan records of partition %d: %w", p, err)
+	}
+	defer it.Close() //nolint:errcheck // a read
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) != len(prefix)+8 {
+			continue
+		}
+		if err := fn(int64(binary.BigEndian.Uint64(k[len(prefix):])), slices.Clone(it.Value())); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("projection: scan records of partition %d: %w", p, err)
+	}
+	return nil
+}
+
 // KeepRecords writes the value of each event into b, as the runner of a
 // RecordKeeper does once it is ready. For tests of a RecordKeeper that
 // apply events without a runner.

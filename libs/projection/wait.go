@@ -188,8 +188,8 @@ func (r *Runner) Watch(subject string) (woken <-chan struct{}, stop func()) {
 	}
 }
 
-// wake closes the watches of every subject a batch applied, once it is
-// committed. With nobody watching it costs one look at an empty map, not
+// wake closes the watches of every subject a batch applied or rejected a
+// record of, once it is committed. With nobody watching it costs one look at an empty map, not
 // one per event: a watch registered after that look reads the store
 // after the commit, and sees the batch.
 func (r *Runner) wake(d *decoded) {
@@ -198,16 +198,24 @@ func (r *Runner) wake(d *decoded) {
 	if len(r.watchers) == 0 {
 		return
 	}
+	wake := func(s string) {
+		if s == "" {
+			return
+		}
+		for w := range r.watchers[s] {
+			close(w.ch)
+		}
+		delete(r.watchers, s)
+	}
 	for _, dp := range d.parts {
 		for i := range dp.events {
-			s := dp.events[i].Envelope.Subject
-			if s == "" {
-				continue
-			}
-			for w := range r.watchers[s] {
-				close(w.ch)
-			}
-			delete(r.watchers, s)
+			wake(dp.events[i].Envelope.Subject)
+		}
+		// A record about the subject the runner refused changes what a
+		// Rejecter holds of it (the audit index lists it), so it wakes
+		// the subject's watchers too.
+		for i := range dp.rejects {
+			wake(dp.rejects[i].rj.Env.Subject)
 		}
 	}
 }

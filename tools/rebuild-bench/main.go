@@ -479,9 +479,8 @@ func progress(a *proc) string {
 	return v + " records applied"
 }
 
-// applied is the records the replica's projections applied: the sum
-// over its runners (the console has two, labelled by store), each
-// record counted once per store.
+// applied is the records the replica's projection applied (the sum over
+// its runners, should a service run more than one).
 func applied(a *proc) string {
 	hc := &http.Client{Timeout: 5 * time.Second}
 	resp, err := hc.Get(a.base + "/metrics")

@@ -26,7 +26,7 @@ type Config struct {
 	Topics   eventlog.TopicSpec
 	HTTPAddr string
 	Instance string
-	DataDir  string // two Pebble projections under it: requests/ and audit/
+	DataDir  string // the Pebble store under it: store/ (the requests and the audit index, joined)
 	LogLevel string
 
 	// PublicURL is where browsers reach this replica (or the load

@@ -1,6 +1,6 @@
 // Package service wires the console together: configuration, the Kafka
-// client and topic check, two projections of the events topic (requests,
-// and the audit index), the live-update hub, the OIDC client, the command
+// client and topic check, one projection of the events topic (the
+// requests and the audit index, joined in one store), the live-update hub, the OIDC client, the command
 // writer and the HTTP edge, run as one errgroup until the context ends.
 package service
 
@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/assent-dev/assent/libs/auditindex"
@@ -75,33 +74,27 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	defer cl.Close()
 
 	reg := daemon.NewRegistry()
+	if err := removeSplitStores(cfg.DataDir, log); err != nil {
+		return err
+	}
+	// One runner and one store for both projections (projection.Join):
+	// each record is read, authenticated and kept once, and a request's
+	// state and its audit entries are committed in the same batch.
 	store := &requests.Store{}
-	reqRunner, err := projection.Open(projection.Config{
-		Dir: filepath.Join(cfg.DataDir, "requests"), Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions,
-		Kafka: cfg.Kafka, Handler: store, Logger: log.With("projection", "requests"), Keys: cfg.Keys,
-	})
-	if err != nil {
-		return err
-	}
-	defer closeRunner(reqRunner, log)
-	store.Attach(reqRunner.DB())
-	reqRunner.RegisterMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"projection": "requests"}, reg),
-		func() float64 { return float64(store.Invalid.Load()) })
-
 	idx := &auditindex.Index{}
-	auditRunner, err := projection.Open(projection.Config{
-		Dir: filepath.Join(cfg.DataDir, "audit"), Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions,
-		Kafka: cfg.Kafka, Handler: idx, Logger: log.With("projection", "audit"), Keys: cfg.Keys,
+	runner, err := projection.Open(projection.Config{
+		Dir: filepath.Join(cfg.DataDir, storeDir), Topic: cfg.Topics.Events, Partitions: cfg.Topics.Partitions,
+		Kafka: cfg.Kafka, Handler: projection.Join(store, idx), Logger: log, Keys: cfg.Keys,
 	})
 	if err != nil {
 		return err
 	}
-	defer closeRunner(auditRunner, log)
-	idx.Attach(auditRunner.DB())
-	auditRunner.RegisterMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"projection": "audit"}, reg),
-		func() float64 { return float64(idx.Breaks.Load()) })
+	defer closeRunner(runner, log)
+	store.Attach(runner.DB())
+	idx.Attach(runner.DB())
+	runner.RegisterMetrics(reg, func() float64 { return float64(store.Invalid.Load() + idx.Breaks.Load()) })
 
-	hub := live.NewHub(reqRunner)
+	hub := live.NewHub(runner)
 	store.OnEvent = hub.OnEvent
 	streams := live.NewLimit(cfg.MaxStreams, 16)
 	m := web.NewMetrics(reg, streams.Open)
@@ -116,15 +109,15 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	g, gctx := errgroup.WithContext(ctx)
 	done := make(chan struct{})
 	srv := web.New(web.Config{
-		Jar: jar, SignIn: rp, Store: store, Requests: reqRunner, Audit: idx, AuditRunner: auditRunner,
+		Jar: jar, SignIn: rp, Store: store, Projection: runner, Audit: idx,
 		Hub: hub, Streams: streams,
 		Sender:   command.Kafka{Client: cl, Topic: cfg.Topics.Commands, Signer: cfg.CommandKey},
 		Policies: cfg.Policies, AuditorGroups: cfg.AuditorGroups, Partitions: cfg.Topics.Partitions,
 		PublicURL: cfg.PublicURL, WriteWait: cfg.WriteWait, SessionTTL: cfg.SessionTTL, RateLimit: cfg.RateLimit,
 		StreamLife: cfg.StreamLife, ExportMaxRows: cfg.ExportMaxRows, Logger: log, Registry: reg, Metrics: m, Done: done,
 		Ready: func(ctx context.Context) error {
-			if !reqRunner.Ready() || !auditRunner.Ready() {
-				return errors.New("the projections are catching up with the event log")
+			if !runner.Ready() {
+				return errors.New("the projection is catching up with the event log")
 			}
 			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
@@ -154,13 +147,12 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		return nil
 	})
 	g.Go(func() error { return serve(gctx, ln, srv, done) })
-	g.Go(func() error { return reqRunner.Run(gctx) })
-	g.Go(func() error { return auditRunner.Run(gctx) })
+	g.Go(func() error { return runner.Run(gctx) })
 	g.Go(func() error { return hub.Run(gctx) })
 	g.Go(func() error {
-		// Both stores caught up: from now on Go collects near a bound, not
-		// at twice the live heap (docs/benchmarks.md, "Memory").
-		if reqRunner.WaitReady(gctx) != nil || auditRunner.WaitReady(gctx) != nil {
+		// The store caught up: from now on Go collects near a bound, not at
+		// twice the live heap (docs/benchmarks.md, "Memory").
+		if runner.WaitReady(gctx) != nil {
 			return nil
 		}
 		log.Info("memory limit", "bytes", daemon.LimitMemory(os.Getenv, daemon.DefaultMemoryLimit))
@@ -198,6 +190,27 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, done chan struc
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
+	}
+	return nil
+}
+
+// storeDir is the console's store under its data directory.
+const storeDir = "store"
+
+// removeSplitStores removes the two stores a console before one store
+// kept (requests/ and audit/ under the data directory): what they held is
+// rebuilt in storeDir from the log, and left alone they would take the
+// disk space of a second copy for good.
+func removeSplitStores(dataDir string, log interface{ Info(string, ...any) }) error {
+	for _, name := range []string{"requests", "audit"} {
+		dir := filepath.Join(dataDir, name)
+		if _, err := os.Stat(filepath.Join(dir, "CURRENT")); err != nil {
+			continue // not a Pebble store of ours (or none at all)
+		}
+		log.Info("removing a store of the older two-store layout; the console rebuilds its store from the log", "dir", dir)
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("console: remove the old store %s: %w (remove it by hand)", dir, err)
+		}
 	}
 	return nil
 }

@@ -358,7 +358,7 @@ func flash(r *http.Request) string { return flashes[r.URL.Query().Get("done")] }
 
 // ready answers 503 while the projections catch up.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) bool {
-	if s.cfg.Requests.Ready() && s.cfg.AuditRunner.Ready() {
+	if s.cfg.Projection.Ready() {
 		return true
 	}
 	w.Header().Set("Retry-After", "2")

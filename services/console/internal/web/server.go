@@ -69,12 +69,14 @@ type SignIn interface {
 
 // Config wires the server.
 type Config struct {
-	Jar           *session.Jar
-	SignIn        SignIn
-	Store         Store
-	Requests      Watcher // the request projection's runner
+	Jar    *session.Jar
+	SignIn SignIn
+	Store  Store
+	// Projection is the runner of the console's one store, which holds the
+	// requests and the audit index (projection.Join): both are applied in
+	// the same batch, so a page never shows one ahead of the other.
+	Projection    Watcher
 	Audit         Audit
-	AuditRunner   Watcher
 	Hub           *live.Hub
 	Streams       *live.Limit
 	Sender        command.Sender

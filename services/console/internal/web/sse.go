@@ -21,7 +21,7 @@ const coalesce = 50 * time.Millisecond
 // leaves, the stream's lifetime ends (the browser reconnects) or the
 // service stops.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, v *viewer, event string, wake func() (<-chan struct{}, func()), render func() (string, error)) {
-	if !s.cfg.Requests.Ready() || !s.cfg.AuditRunner.Ready() {
+	if !s.cfg.Projection.Ready() {
 		w.Header().Set("Retry-After", "2")
 		s.fail(w, r, http.StatusServiceUnavailable, "Starting up", "This replica is still reading the event log.")
 		return
@@ -169,32 +169,11 @@ func (s *Server) requestLive(w http.ResponseWriter, r *http.Request, v *viewer) 
 		s.fail(w, r, http.StatusNotFound, "No such request", "There is no request with this id, or you may not see it.")
 		return
 	}
-	// Either projection may change the page: the request's state and
-	// history, or the audit projection's verification of its chain.
-	wake := func() (<-chan struct{}, func()) {
-		a, stopA := s.cfg.Requests.Watch(rid)
-		b, stopB := s.cfg.AuditRunner.Watch(rid)
-		out := make(chan struct{})
-		quit := make(chan struct{})
-		go func() {
-			select {
-			case <-a:
-				close(out)
-			case <-b:
-				close(out)
-			case <-quit:
-			}
-		}()
-		return out, func() {
-			select {
-			case <-quit:
-			default:
-				close(quit)
-			}
-			stopA()
-			stopB()
-		}
-	}
+	// The request's state and history and the audit index's verification
+	// of its chain live in one store and change in one batch: one watch
+	// covers both (a record about the request the runner refused wakes it
+	// too, since the verification lists it).
+	wake := func() (<-chan struct{}, func()) { return s.cfg.Projection.Watch(rid) }
 	s.stream(w, r, v, "request", wake, func() (string, error) {
 		d, err := s.requestData(v, rid)
 		if err != nil {

@@ -94,7 +94,7 @@ func (s *Server) write(ctx context.Context, c approval.Command, settled command.
 	}
 	timer := time.NewTimer(s.cfg.WriteWait)
 	defer timer.Stop()
-	_, timedOut, refusal, err := command.Await(ctx, view{s.cfg.Requests, s.cfg.Store}, c.RequestID, timer.C, s.cfg.Done, settled)
+	_, timedOut, refusal, err := command.Await(ctx, view{s.cfg.Projection, s.cfg.Store}, c.RequestID, timer.C, s.cfg.Done, settled)
 	switch {
 	case err != nil:
 		return "", err

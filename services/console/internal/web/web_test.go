@@ -81,7 +81,7 @@ func newFixture(t *testing.T, rate float64) *fixture {
 		Jar: jar,
 		SignIn: oidc.New(oidc.Config{Issuer: idp.Issuer(), ClientID: "assent-console", ClientSecret: "test-secret",
 			RedirectURL: base + "/auth/callback", Scopes: []string{"openid", "email", "profile", "groups"}, GroupsClaim: "groups"}),
-		Store: log.Store, Requests: log, Audit: noAudit{}, AuditRunner: log, Hub: live.NewHub(applied{}), Streams: streams,
+		Store: log.Store, Projection: log, Audit: noAudit{}, Hub: live.NewHub(applied{}), Streams: streams,
 		Sender: log, AuditorGroups: []string{fakeoidc.AuditorGroup}, Partitions: apifake.Partitions, PublicURL: pub,
 		WriteWait: 5 * time.Second, RateLimit: rate, StreamLife: time.Minute, ExportMaxRows: 100,
 		Logger: slog.New(slog.DiscardHandler), Registry: reg, Metrics: m, Done: done,
