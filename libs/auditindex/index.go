@@ -54,10 +54,15 @@ type Index struct {
 // Committed lets go of the keys the last batch wrote (projection.Committer).
 func (x *Index) Committed() { x.reads.Committed() }
 
-// statuses reads and writes the request statuses of batch b.
+// statuses reads and writes the request and partition statuses of batch
+// b: every read of the batch goes through it (PlainBatch).
 func (x *Index) statuses(b *pebble.Batch) *projection.BatchReader {
-	return x.reads.Reader(b, x.db, "s/")
+	return x.reads.Reader(b, x.db, "s/", "c/")
 }
+
+// PlainBatch tells the runner that the index reads its batch only
+// through projection.BatchReads (projection.PlainBatcher).
+func (*Index) PlainBatch() bool { return true }
 
 // Version names the layout.
 func (*Index) Version() string { return "audit-index/3" }
@@ -155,7 +160,7 @@ func (x *Index) ApplyBatch(b *pebble.Batch, events []projection.Event) error {
 		}
 	}
 	for p, ps := range parts {
-		if err := putJSON(b, keyPartition(p), ps); err != nil {
+		if err := putPartition(st, p, ps); err != nil {
 			return err
 		}
 	}
@@ -187,7 +192,7 @@ func (x *Index) index(b *pebble.Batch, st *projection.BatchReader, e *projection
 
 	ps := parts[e.Partition]
 	if ps == nil {
-		read, err := x.partition(b, e.Partition)
+		read, err := x.partition(st, e.Partition)
 		if err != nil {
 			return err
 		}
@@ -256,21 +261,21 @@ func (x *Index) index(b *pebble.Batch, st *projection.BatchReader, e *projection
 // request (if it names one) as unauthenticated.
 func (x *Index) Reject(b *pebble.Batch, r *projection.Rejected) error {
 	x.Breaks.Add(1)
-	ps, err := x.partition(b, r.Partition)
+	st := x.statuses(b)
+	defer st.Close()
+	ps, err := x.partition(st, r.Partition)
 	if err != nil {
 		return err
 	}
 	ps.Rejected++
 	ps.addBreak(fmt.Sprintf("offset %d: %s: %s", r.Offset, r.Kind, r.Reason))
-	if err := putJSON(b, keyPartition(r.Partition), ps); err != nil {
+	if err := putPartition(st, r.Partition, &ps); err != nil {
 		return err
 	}
 	rid := r.Envelope.Subject
 	if rid == "" {
 		return nil
 	}
-	st := x.statuses(b)
-	defer st.Close()
 	var rs RequestStatus
 	if err := getJSON(st, keyStatus(rid), &rs); err != nil && !errors.Is(err, pebble.ErrNotFound) {
 		return err
@@ -329,6 +334,19 @@ func putJSON(b *pebble.Batch, k []byte, v any) error {
 		return fmt.Errorf("index: encode: %w", err)
 	}
 	if err := b.Set(k, raw, nil); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	return nil
+}
+
+// putPartition writes a partition's status through st, which reads it
+// back.
+func putPartition(st *projection.BatchReader, p int32, ps *PartitionStatus) error {
+	raw, err := json.Marshal(ps)
+	if err != nil {
+		return fmt.Errorf("index: encode: %w", err)
+	}
+	if err := st.Set(keyPartition(p), raw); err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
 	return nil

@@ -265,7 +265,12 @@ func (r *Runner) commit(d *decoded) error {
 	if len(d.parts) == 0 {
 		return nil
 	}
-	b := r.db.NewIndexedBatchWithSize(d.size())
+	var b *pebble.Batch
+	if r.plain {
+		b = r.db.NewBatchWithSize(d.size())
+	} else {
+		b = r.db.NewIndexedBatchWithSize(d.size())
+	}
 	committer, _ := r.cfg.Handler.(Committer)
 	defer func() {
 		if b != nil {

@@ -9,9 +9,10 @@ import (
 )
 
 // BatchReads is how a BatchHandler reads the keys it folds while the
-// runner catches up: a key it wrote into the runner's batch is read from
-// the batch; any other from the store as committed, through an iterator
-// that consults the Bloom filters of every level. Pebble's Get (and so an
+// runner catches up: a key it wrote into the runner's batch through the
+// reader is read from the copy the reader kept (so the batch need not be
+// indexed: see PlainBatcher), any other from the store as committed,
+// through an iterator that consults the Bloom filters of every level. Pebble's Get (and so an
 // indexed batch's) skips the filters of the last level, where most of a
 // large store is, and reads a block there for every key the store does
 // not hold, as every new request's keys are not during a rebuild: that
@@ -28,7 +29,7 @@ import (
 // must call Forget first.
 type BatchReads struct {
 	batch   *pebble.Batch
-	written map[string]struct{}
+	written map[string][]byte
 	// absent, when the store held no tracked key at the first Reader,
 	// knows the keys that are certainly not in it.
 	absent     *absent
@@ -41,9 +42,10 @@ type BatchReads struct {
 func (r *BatchReads) Reader(b *pebble.Batch, db *pebble.DB, tracked ...string) *BatchReader {
 	if r.batch != b || r.written == nil {
 		// A new batch. (A batch Pebble recycles may come back at the same
-		// address: the keys kept then are more than were written, which
-		// only sends their reads to b, which has them or reads the store.)
-		r.batch, r.written = b, map[string]struct{}{}
+		// address, which is why the handler must call Committed after
+		// each batch: what was kept of the last one would be read as this
+		// one's.)
+		r.batch, r.written = b, map[string][]byte{}
 	}
 	if !r.freshKnown && db != nil {
 		// A store with no tracked key yet (a rebuild): from now on,
@@ -56,8 +58,8 @@ func (r *BatchReads) Reader(b *pebble.Batch, db *pebble.DB, tracked ...string) *
 	return &BatchReader{b: b, db: db, written: r.written, absent: r.absent}
 }
 
-// Committed lets go of the keys written into the batch the runner just
-// committed (about 16 MB after a batch of 10,000 events).
+// Committed lets go of the keys (and values) written into the batch the
+// runner just committed (about 16 MB after a batch of 10,000 events).
 func (r *BatchReads) Committed() { r.batch, r.written = nil, nil }
 
 // Held is how many keys of the last batch it still keeps: none once that
@@ -88,17 +90,21 @@ func noneWithPrefix(db *pebble.DB, prefixes ...string) (bool, error) {
 type BatchReader struct {
 	b       *pebble.Batch
 	db      *pebble.DB
-	absent  *absent             // nil, or what is certainly not in the store
-	written map[string]struct{} // the keys written into b through the reader
-	it      *pebble.Iterator    // over the store as committed; made on first use
+	absent  *absent           // nil, or what is certainly not in the store
+	written map[string][]byte // the keys written into b through the reader, and their values
+	it      *pebble.Iterator  // over the store as committed; made on first use
 	err     error
 }
 
-// Get reads key as the batch would: what was set through the reader from
-// the batch, anything else from the store. The value is valid until the
-// next Get.
+// Get reads key as the batch would: what was set through the reader as
+// it was set, anything else from the store (from the batch, which must
+// then be indexed, if the reader has no store). The value is valid until
+// the next Get and must not be changed.
 func (l *BatchReader) Get(key []byte) ([]byte, io.Closer, error) {
-	if _, ok := l.written[string(key)]; ok || l.db == nil {
+	if v, ok := l.written[string(key)]; ok {
+		return v, io.NopCloser(nil), nil
+	}
+	if l.db == nil {
 		return l.b.Get(key)
 	}
 	if l.absent != nil && l.absent.certainlyAbsent(key) {
@@ -123,10 +129,10 @@ func (l *BatchReader) Get(key []byte) ([]byte, io.Closer, error) {
 	return v, io.NopCloser(nil), nil
 }
 
-// Set writes key into the batch, and remembers it to read it back from
-// there.
+// Set writes key into the batch, and keeps a copy of value to read it
+// back.
 func (l *BatchReader) Set(key, value []byte) error {
-	l.written[string(key)] = struct{}{}
+	l.written[string(key)] = slices.Clone(value)
 	if l.absent != nil {
 		l.absent.add(key)
 	}

@@ -20,7 +20,7 @@ import (
 // handler folds a batch with ApplyBatch where a handler has it and with
 // Apply otherwise, gives each handler only what its own Prepare returned,
 // and is a Committer, Rejecter, Preparer and RecordKeeper for those that
-// are. Its Version names every handler's layout in order, so that a
+// are, and a PlainBatcher if all are. Its Version names every handler's layout in order, so that a
 // change to any one of them rebuilds the store.
 func Join(handlers ...Handler) Handler {
 	j := &joined{hs: slices.Clone(handlers), preps: make([]Preparer, len(handlers))}
@@ -121,6 +121,15 @@ func (j *joined) KeepsRecords() bool {
 	return slices.ContainsFunc(j.hs, func(h Handler) bool {
 		k, ok := h.(RecordKeeper)
 		return ok && k.KeepsRecords()
+	})
+}
+
+// PlainBatch holds if every handler needs no index of the batch: one that
+// reads the batch itself must have it.
+func (j *joined) PlainBatch() bool {
+	return !slices.ContainsFunc(j.hs, func(h Handler) bool {
+		p, ok := h.(PlainBatcher)
+		return !ok || !p.PlainBatch()
 	})
 }
 

@@ -22,6 +22,12 @@ import (
 // the runner refuses reaches the index's Reject through the join and
 // wakes whoever watches its request; and the index serves its rows from
 // the records the runner kept.
+//
+// It also holds the plain batch (projection.PlainBatcher) to the indexed
+// one: the stores of each handler alone are built with an indexed batch
+// (joined with a handler that needs one), the joined store with a plain
+// batch, once in three polls and once in one, where the refused record
+// splits the batch and the index reads back what it wrote before it.
 func TestJoinedHandlersStoreWhatEachStoresAlone(t *testing.T) {
 	t.Parallel()
 	const parts = 3
@@ -73,14 +79,24 @@ func TestJoinedHandlersStoreWhatEachStoresAlone(t *testing.T) {
 	}
 
 	reqAlone, idxAlone := &requests.Store{}, &auditindex.Index{}
-	rReq, rIdx := open(reqAlone, reqAlone), open(idxAlone, idxAlone)
+	indexedReq, indexedIdx := projection.Join(reqAlone, readsTheBatch{}), projection.Join(idxAlone, readsTheBatch{})
+	for _, h := range []projection.Handler{indexedReq, indexedIdx} {
+		require.False(t, h.(projection.PlainBatcher).PlainBatch(), "a handler that reads the batch gets an indexed one")
+	}
+	rReq, rIdx := open(indexedReq, reqAlone), open(indexedIdx, idxAlone)
 	run(rReq)
 	run(rIdx)
 	reqJ, idxJ := &requests.Store{}, &auditindex.Index{}
 	joined := projection.Join(reqJ, idxJ)
 	require.Equal(t, "join(requests/5,audit-index/3)", joined.(projection.Versioned).Version())
+	require.True(t, joined.(projection.PlainBatcher).PlainBatch())
 	rJ := open(joined, reqJ, idxJ)
 	require.True(t, run(rJ), "a refused record about a request wakes the request's watchers")
+	reqOne, idxOne := &requests.Store{}, &auditindex.Index{}
+	rOne := open(projection.Join(reqOne, idxOne), reqOne, idxOne)
+	_, err = rOne.ApplyRecords(slices.Concat(p0, log[1], log[2]))
+	require.NoError(t, err)
+	require.Equal(t, systest.PebbleDump(t, rJ.DB()), systest.PebbleDump(t, rOne.DB()), "one poll or three, the same store")
 
 	require.Equal(t, map[string]int64{wire.KindUnauthenticated: 1, wire.KindInvalid: 0, wire.KindGap: 0}, rJ.Rejections())
 	require.Equal(t, int64(1), idxAlone.Breaks.Load(), "the refused record is the index's one break")
@@ -137,6 +153,12 @@ func TestJoinedHandlersStoreWhatEachStoresAlone(t *testing.T) {
 	}))
 	require.Positive(t, scanned)
 }
+
+// readsTheBatch is a handler that reads the batch itself (it does
+// nothing): joined with it, a handler gets an indexed batch.
+type readsTheBatch struct{}
+
+func (readsTheBatch) Apply(*pebble.Batch, *projection.Event) error { return nil }
 
 // prepHandler records what Prepared each event brought it.
 type prepHandler struct {

@@ -46,7 +46,8 @@ type Rejected struct {
 }
 
 // Handler applies events to a store. Apply writes into b, an indexed batch
-// that also carries the runner's offsets; it must not commit it. An error
+// (a plain one for a PlainBatcher) that also carries the runner's
+// offsets; it must not commit it. An error
 // stops the runner: return one only when the store itself failed, and
 // count an event that makes no sense instead.
 type Handler interface {
@@ -88,6 +89,18 @@ type Preparer interface {
 // audit service lists such records under their request).
 type Rejecter interface {
 	Reject(b *pebble.Batch, r *Rejected) error
+}
+
+// PlainBatcher is a BatchHandler that never reads the runner's batch
+// itself, only through a BatchReader (BatchReads), which keeps a copy of
+// what it writes: the runner then gives it a batch without an index, and
+// Pebble does not insert every key written into a skiplist as it goes (a
+// tenth of a rebuild's CPU time, docs/benchmarks.md, "Scale-out"). The
+// runner calls only ApplyBatch and Reject for it, never Apply, and both
+// must hold to this.
+type PlainBatcher interface {
+	BatchHandler
+	PlainBatch() bool
 }
 
 // Versioned is a Handler that names the layout of what it stores. The
@@ -147,6 +160,9 @@ type Runner struct {
 	log  *slog.Logger
 	// keeper is set when the handler keeps the log's records (RecordKeeper).
 	keeper bool
+	// plain is set when the handler needs no index of its batch
+	// (PlainBatcher).
+	plain bool
 
 	// applyMu serializes commits and guards dec; mu guards the published
 	// progress below. Waiters only ever take mu, briefly.
@@ -195,12 +211,14 @@ func Open(cfg Config) (*Runner, error) {
 		return nil, fmt.Errorf("projection: open %s: %w", cfg.Dir, err)
 	}
 	opts.EnsureDefaults()
+	plain, _ := cfg.Handler.(PlainBatcher)
 	keeper, _ := cfg.Handler.(RecordKeeper)
 	r := &Runner{
 		cfg:      cfg,
 		db:       db,
 		opts:     opts,
 		keeper:   keeper != nil && keeper.KeepsRecords(),
+		plain:    plain != nil && plain.PlainBatch(),
 		log:      log,
 		progress: make(chan struct{}),
 		watchers: make(map[string]map[*watch]struct{}),

@@ -51,6 +51,11 @@ func (s *Store) Committed() { s.reads.Committed() }
 // documentation). The runner rebuilds a store written with another one.
 func (*Store) Version() string { return "requests/5" }
 
+// PlainBatch tells the runner that ApplyBatch reads the batch only
+// through projection.BatchReads (projection.PlainBatcher). Apply reads b
+// itself, and needs an indexed batch.
+func (*Store) PlainBatch() bool { return true }
+
 // KeepsRecords asks the runner to keep the log's records (a request's
 // history is served byte for byte from them, as the chain hashed them):
 // projection.RecordKeeper.
