@@ -38,6 +38,7 @@ import (
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/libs/projection/requests"
+	"github.com/assent-dev/assent/libs/wire"
 )
 
 // Entry is one delivery: an event of a request to one target.
@@ -370,14 +371,18 @@ func (s *Store) DeliveriesOf(rid string) ([]Entry, error) {
 
 // Event returns the stored bytes of the event a delivery is about.
 func (s *Store) Event(e Entry) ([]byte, error) {
-	hist, err := s.Requests.History(e.RequestID)
+	raw, found, err := projection.Record(s.db, e.Partition, e.Offset)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("queue: %w", err)
 	}
-	for _, h := range hist {
-		if h.Partition == e.Partition && h.Offset == e.Offset {
-			return h.Value, nil
-		}
+	if !found {
+		return nil, fmt.Errorf("queue: event %s of %s is not in the store", e.EventID, e.RequestID)
 	}
-	return nil, fmt.Errorf("queue: event %s of %s is not in the store", e.EventID, e.RequestID)
+	// The record at that place is the entry's event, or the store is not
+	// what wrote the entry.
+	env, err := wire.Unmarshal(raw)
+	if err != nil || env.ID != e.EventID || env.Subject != e.RequestID {
+		return nil, fmt.Errorf("queue: the record at %d@%d is not event %s of %s", e.Partition, e.Offset, e.EventID, e.RequestID)
+	}
+	return raw, nil
 }
