@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "assent_decider_catch_up_seconds", Help: "Time to take over partitions: wait for open transactions and project to the end.", Buckets: latencyBuckets,
 		}),
 		sessionRestarts: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "assent_decider_session_restarts_total", Help: "Transactional sessions replaced after a transaction could not end (a broker lost mid-commit, a pause past the transaction timeout), failed in a way that would repeat, aborted 10 times in a row, or the group's coordinator fenced the decider's member id (a coordinator that moved).",
+			Name: "assent_decider_session_restarts_total", Help: "Transactional sessions replaced after a transaction could not end (a broker lost mid-commit, a pause past the transaction timeout), failed in a way that would repeat, or aborted 10 times in a row.",
 		}),
 		seals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "assent_decider_seals_total", Help: "Seals produced, one per partition a transaction wrote (counted when produced; an aborted transaction drops them).",

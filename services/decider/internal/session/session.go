@@ -104,9 +104,6 @@ type Loop struct {
 	revokes atomic.Uint64 // revocations seen, to say why a transaction aborted
 	commits atomic.Int64
 	aborts  int // transactions aborted in a row in this session (see maxAbortsInARow); on the loop's goroutine
-	// lastFenced is when a session last ended because its static
-	// membership was fenced (mayRejoin); on the loop's goroutine.
-	lastFenced time.Time
 }
 
 // New returns a Loop. opts are the client options of the transactional
@@ -230,11 +227,6 @@ func (l *Loop) Run(ctx context.Context) error {
 			return fmt.Errorf("decider: %d transactional sessions in a row failed before committing anything (is another process using transactional id %q?): %w",
 				failed, l.cfg.TransactionalID, err)
 		}
-		var fenced instanceFenced
-		if errors.As(err, &fenced) {
-			l.cfg.Logger.Warn("the group's coordinator fenced this decider's member id; starting a new session to take its place back", "err", err)
-			continue
-		}
 		l.cfg.Logger.Warn("the transactional session failed; starting a new one", "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
@@ -265,39 +257,6 @@ func (l *Loop) leave() {
 	}
 	l.cfg.Logger.Info("left the deciders' group", "group", l.cfg.Group, "instance_id", l.cfg.InstanceID)
 }
-
-// rejoinEvery bounds how often a fenced static member starts a new
-// session to take its place back (instanceFenced).
-const rejoinEvery = 10 * time.Second
-
-// mayRejoin reports whether the session, whose group membership err
-// fenced, should make way for a new one: not if the last one was fenced
-// less than rejoinEvery ago, which is not a coordinator that moved but
-// another process with this decider's instance id, each taking the place
-// from the other (docs/runbook.md).
-func (l *Loop) mayRejoin(err error) bool {
-	now := time.Now()
-	if !l.lastFenced.IsZero() && now.Sub(l.lastFenced) < rejoinEvery {
-		l.cfg.Logger.Error("fenced from the deciders' group again: is another decider running with this instance id? Each decider needs its own ASSENT_INSTANCE",
-			"group", l.cfg.Group, "instance_id", l.cfg.InstanceID, "err", err)
-		return false
-	}
-	l.lastFenced = now
-	return true
-}
-
-// instanceFenced is a session whose static membership the group's
-// coordinator fenced (FENCED_INSTANCE_ID): it holds another member id
-// for this decider's instance id. That happens when the coordinator moves
-// while the deciders rejoin it (a broker cut off): the new one loads the
-// member ids last written, not the ones the deciders rejoined with, and
-// refuses those until the old ids' group sessions expire. franz-go keeps
-// rejoining under the refused id meanwhile. A new session's client joins
-// with no member id, which takes the instance's place back at once
-// (KIP-345), so Run starts one without waiting.
-type instanceFenced struct{ error }
-
-func (e instanceFenced) Unwrap() error { return e.error }
 
 // fatalError is a session error that a new session cannot fix.
 type fatalError struct{ error }
@@ -349,12 +308,10 @@ func (l *Loop) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
 		}
 		lost := map[int32]string{}
 		stopped := l.core.Stopped()
-		var fatal, fenced error
+		var fatal error
 		fetches.EachError(func(t string, p int32, err error) {
 			switch {
 			case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-			case errors.Is(err, kerr.FencedInstanceID):
-				fenced = err
 			case errors.Is(err, kerr.InvalidSessionTimeout):
 				// The brokers refuse the session timeout: a new session
 				// would be refused again (docs/runbook.md).
@@ -369,9 +326,6 @@ func (l *Loop) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
 		})
 		if fatal != nil {
 			return fatalError{fatal}
-		}
-		if fenced != nil && l.mayRejoin(fenced) {
-			return instanceFenced{fenced}
 		}
 		l.stop(sess, lost)
 		l.stopProjected(sess)
