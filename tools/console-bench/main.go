@@ -386,12 +386,12 @@ func pct(ds []time.Duration, p int) time.Duration {
 
 func fmtDur(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d.Microseconds())/1000) }
 
-// waitProjected polls the console's metrics until its request projection
-// has applied n records.
+// waitProjected polls the console's metrics until its projection (the
+// requests store and the audit index, one runner) has applied n records.
 func waitProjected(ctx context.Context, console string, n int, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	prefix := `assent_projection_records_total{projection="requests"} `
+	prefix := `assent_projection_records_total `
 	for {
 		page, err := get(ctx, http.DefaultClient, console+"/metrics")
 		if err == nil {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -74,9 +75,7 @@ func Run(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	defer cl.Close()
 
 	reg := daemon.NewRegistry()
-	if err := removeSplitStores(cfg.DataDir, log); err != nil {
-		return err
-	}
+	removeSplitStores(cfg.DataDir, log)
 	// One runner and one store for both projections (projection.Join):
 	// each record is read, authenticated and kept once, and a request's
 	// state and its audit entries are committed in the same batch.
@@ -200,19 +199,21 @@ const storeDir = "store"
 // removeSplitStores removes the two stores a console before one store
 // kept (requests/ and audit/ under the data directory): what they held is
 // rebuilt in storeDir from the log, and left alone they would take the
-// disk space of a second copy for good.
-func removeSplitStores(dataDir string, log interface{ Info(string, ...any) }) error {
+// disk space of a second copy for good. A directory is removed only if it
+// is a Pebble store (it has Pebble's manifest marker); one that cannot be
+// removed is logged and left, since it is only a cache.
+func removeSplitStores(dataDir string, log *slog.Logger) {
 	for _, name := range []string{"requests", "audit"} {
 		dir := filepath.Join(dataDir, name)
-		if _, err := os.Stat(filepath.Join(dir, "CURRENT")); err != nil {
-			continue // not a Pebble store of ours (or none at all)
+		if m, err := filepath.Glob(filepath.Join(dir, "marker.manifest.*")); err != nil || len(m) == 0 {
+			continue // not a Pebble store (or none at all)
 		}
-		log.Info("removing a store of the older two-store layout; the console rebuilds its store from the log", "dir", dir)
 		if err := os.RemoveAll(dir); err != nil {
-			return fmt.Errorf("console: remove the old store %s: %w (remove it by hand)", dir, err)
+			log.Warn("could not remove a store of the older two-store layout; remove it by hand to free its disk space", "dir", dir, "err", err)
+			continue
 		}
+		log.Info("removed a store of the older two-store layout; the console rebuilds its one store from the log", "dir", dir)
 	}
-	return nil
 }
 
 func closeRunner(r *projection.Runner, log interface{ Error(string, ...any) }) {
