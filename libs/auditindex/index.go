@@ -160,12 +160,12 @@ func (x *Index) ApplyBatch(b *pebble.Batch, events []projection.Event) error {
 		}
 	}
 	for p, ps := range parts {
-		if err := putPartition(st, p, ps); err != nil {
+		if err := putJSON(st, keyPartition(p), ps); err != nil {
 			return err
 		}
 	}
 	for rid, rs := range reqs {
-		if err := putStatus(st, rid, rs); err != nil {
+		if err := putJSON(st, keyStatus(rid), rs); err != nil {
 			return err
 		}
 	}
@@ -269,7 +269,7 @@ func (x *Index) Reject(b *pebble.Batch, r *projection.Rejected) error {
 	}
 	ps.Rejected++
 	ps.addBreak(fmt.Sprintf("offset %d: %s: %s", r.Offset, r.Kind, r.Reason))
-	if err := putPartition(st, r.Partition, &ps); err != nil {
+	if err := putJSON(st, keyPartition(r.Partition), &ps); err != nil {
 		return err
 	}
 	rid := r.Envelope.Subject
@@ -287,7 +287,7 @@ func (x *Index) Reject(b *pebble.Batch, r *projection.Rejected) error {
 		rs.Unauthenticated = append(rs.Unauthenticated, RejectedRecord{Partition: r.Partition, Offset: r.Offset,
 			EventID: r.Envelope.ID, Type: r.Envelope.Type, Kind: r.Kind, Reason: r.Reason})
 	}
-	return putStatus(st, rid, &rs)
+	return putJSON(st, keyStatus(rid), &rs)
 }
 
 func (ps *PartitionStatus) addBreak(s string) {
@@ -328,37 +328,14 @@ func getJSON(r reader, k []byte, v any) error {
 	return nil
 }
 
-func putJSON(b *pebble.Batch, k []byte, v any) error {
+// putJSON writes v as JSON at key k through st, which reads it back: the
+// index reads its batch only through st (PlainBatch).
+func putJSON(st *projection.BatchReader, k []byte, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("index: encode: %w", err)
 	}
-	if err := b.Set(k, raw, nil); err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
-	return nil
-}
-
-// putPartition writes a partition's status through st, which reads it
-// back.
-func putPartition(st *projection.BatchReader, p int32, ps *PartitionStatus) error {
-	raw, err := json.Marshal(ps)
-	if err != nil {
-		return fmt.Errorf("index: encode: %w", err)
-	}
-	if err := st.Set(keyPartition(p), raw); err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
-	return nil
-}
-
-// putStatus writes a request's status through st, which reads it back.
-func putStatus(st *projection.BatchReader, rid string, rs *RequestStatus) error {
-	raw, err := json.Marshal(rs)
-	if err != nil {
-		return fmt.Errorf("index: encode: %w", err)
-	}
-	if err := st.Set(keyStatus(rid), raw); err != nil {
+	if err := st.Set(k, raw); err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
 	return nil

@@ -40,37 +40,38 @@ type joined struct {
 // joinedPrep is what the joined Prepare returns: each handler's own.
 type joinedPrep []any
 
-// own returns events as handler i sees them: with what its own Prepare
-// made of each. events is not changed.
-func (j *joined) own(i int, events []Event) []Event {
+// own returns events as handler i sees them, with what its own Prepare
+// made of each, in buf (a copy of events, reused from one handler to the
+// next). events is not changed.
+func (j *joined) own(i int, events, buf []Event) []Event {
 	if !j.anyPrep {
 		return events
 	}
-	out := slices.Clone(events)
-	for k := range out {
-		if jp, ok := out[k].Prepared.(joinedPrep); ok {
-			out[k].Prepared = jp[i]
-		} else {
-			out[k].Prepared = nil
+	for k := range buf {
+		buf[k].Prepared = nil
+		if jp, ok := events[k].Prepared.(joinedPrep); ok {
+			buf[k].Prepared = jp[i]
 		}
 	}
-	return out
+	return buf
 }
 
-func (j *joined) Apply(b *pebble.Batch, e *Event) error {
-	for i, h := range j.hs {
-		ev := j.own(i, []Event{*e})
-		if err := h.Apply(b, &ev[0]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (j *joined) Apply(b *pebble.Batch, e *Event) error { return j.apply(b, []Event{*e}, false) }
 
 func (j *joined) ApplyBatch(b *pebble.Batch, events []Event) error {
+	return j.apply(b, events, true)
+}
+
+// apply gives events to each handler in turn: in one ApplyBatch call if
+// batched and the handler has it, else one Apply at a time.
+func (j *joined) apply(b *pebble.Batch, events []Event, batched bool) error {
+	var buf []Event
+	if j.anyPrep {
+		buf = slices.Clone(events)
+	}
 	for i, h := range j.hs {
-		evs := j.own(i, events)
-		if bh, ok := h.(BatchHandler); ok {
+		evs := j.own(i, events, buf)
+		if bh, ok := h.(BatchHandler); ok && batched {
 			if err := bh.ApplyBatch(b, evs); err != nil {
 				return err
 			}
