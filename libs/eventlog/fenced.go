@@ -31,10 +31,10 @@ import (
 // the client back to it. The other brokers stop listing it in their
 // metadata as soon as it is fenced. A client that sees every other
 // broker leave it out treats it as dead: it closes its connections to it,
-// which fails what is in flight there at once (franz-go retries it on the
-// new leader or coordinator), and refuses to dial it, as a killed broker
-// would, until another broker lists it again (docs/architecture.md,
-// "Failover"). Each probe is a Metadata request for no topic.
+// which fails what is in flight there at once, refreshes its metadata at
+// once, which names the new leaders and coordinators (franz-go retries
+// there), and refuses to dial it, as a killed broker would, until another
+// broker lists it again (docs/architecture.md, "Failover"). Each probe is a Metadata request for no topic.
 const DefaultFencedBrokerProbe = 500 * time.Millisecond
 
 // fencedCuts counts the times a client of this process cut its
@@ -363,10 +363,23 @@ func (g *brokerGuard) judge(answers map[int32]map[int32]string, release bool) {
 		}
 	}
 	g.fenced = now
+	var refresh []*kgo.Client
+	if len(newly) > 0 {
+		refresh = slices.Clone(g.clients)
+	}
 	g.mu.Unlock()
 
 	for _, c := range cut {
 		_ = c.Close()
+	}
+	// The brokers that stopped listing the fenced one list the partitions'
+	// and coordinators' new leaders too. A client learns them from its
+	// next metadata refresh, which otherwise waits for an error it may not
+	// get (a produce to a dead broker is only retried there) or for the
+	// metadata's maximum age (DefaultMetadataMaxAge, 2 s): every batch
+	// held for the fenced broker would wait that long.
+	for _, cl := range refresh {
+		cl.ForceMetadataRefresh()
 	}
 	for _, b := range newly {
 		fencedCuts.Add(1)

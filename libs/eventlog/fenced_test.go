@@ -198,3 +198,58 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
 		}
 	}
 }
+
+// TestClientRefreshesItsMetadataWhenABrokerIsFenced: the brokers that stop
+// listing a fenced broker name its partitions' new leaders, so a client
+// whose watch finds a broker fenced asks for the metadata of its topics at
+// once, not when the metadata's maximum age runs out: a batch held for a
+// killed leader is otherwise retried there, and never errs into a refresh.
+// Here the maximum age is a minute, so only the fence can ask.
+func TestClientRefreshesItsMetadataWhenABrokerIsFenced(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(3, "t"))
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+
+	cfg := Config{Brokers: c.ListenAddrs(), FencedBrokerProbe: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+	cl, err := NewClient(cfg, kgo.MetadataMaxAge(time.Minute), kgo.DefaultProduceTopic("t"))
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr())
+	all, err := metadataFor(ctx, cl)
+	require.NoError(t, err)
+	addr0 := all[0]
+
+	var fenced atomic.Bool
+	var topicRefreshes atomic.Int32
+	c.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		m := req.(*kmsg.MetadataRequest)
+		if len(m.Topics) > 0 && fenced.Load() {
+			topicRefreshes.Add(1)
+		}
+		if !fenced.Load() || c.CurrentNode() == 0 || m.Topics == nil || len(m.Topics) > 0 {
+			return nil, nil, false
+		}
+		resp := m.ResponseKind().(*kmsg.MetadataResponse)
+		for id, a := range all {
+			if id == 0 {
+				continue
+			}
+			host, port, _ := net.SplitHostPort(a)
+			p, _ := strconv.ParseInt(port, 10, 32)
+			b := kmsg.NewMetadataResponseBroker()
+			b.NodeID, b.Host, b.Port = id, host, int32(p)
+			resp.Brokers = append(resp.Brokers, b)
+		}
+		resp.ControllerID = 1
+		return resp, nil, true
+	})
+
+	g := guardFor(cfg.Brokers, cfg.FencedBrokerProbe, nil)
+	fenced.Store(true)
+	waitFor(t, ctx, "broker 0 fenced", func() bool { _, f := g.isFenced(addr0); return f })
+	waitFor(t, ctx, "the client asks for its topic's metadata", func() bool { return topicRefreshes.Load() > 0 })
+}
