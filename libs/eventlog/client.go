@@ -100,13 +100,21 @@ const (
 
 // retryBackoff doubles from 100ms to DefaultRetryBackoffMax, with 20%
 // jitter either way, as Kafka's clients do.
-func retryBackoff(fails int) time.Duration {
-	d := 100 * time.Millisecond
-	for i := 1; i < fails && d < DefaultRetryBackoffMax; i++ {
-		d *= 2
+var retryBackoff = RetryBackoff(DefaultRetryBackoffMax)
+
+// RetryBackoff returns a kgo.RetryBackoffFn that doubles from 100ms to
+// at most limit, with 20% jitter either way. A client whose retries must
+// not wait long (the deciders' group member) passes it with a lower
+// limit than DefaultRetryBackoffMax.
+func RetryBackoff(limit time.Duration) func(fails int) time.Duration {
+	return func(fails int) time.Duration {
+		d := min(100*time.Millisecond, limit)
+		for i := 1; i < fails && d < limit; i++ {
+			d *= 2
+		}
+		d = min(d, limit)
+		return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64())) //nolint:gosec // G404: jitter, not a secret
 	}
-	d = min(d, DefaultRetryBackoffMax)
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64())) //nolint:gosec // G404: jitter, not a secret
 }
 
 // Config is what a service needs to talk to Kafka. The zero value of every

@@ -105,3 +105,18 @@ func TestRetryBackoffIsKafkas(t *testing.T) {
 		require.InDelta(t, float64(time.Second), float64(retryBackoff(1000)), float64(200*time.Millisecond))
 	}
 }
+
+// TestRetryBackoffStopsAtItsLimit: a lower limit caps every retry, the
+// first included.
+func TestRetryBackoffStopsAtItsLimit(t *testing.T) {
+	t.Parallel()
+	quick, tiny := RetryBackoff(250*time.Millisecond), RetryBackoff(50*time.Millisecond)
+	for range 100 {
+		require.InDelta(t, float64(100*time.Millisecond), float64(quick(1)), float64(20*time.Millisecond))
+		require.InDelta(t, float64(200*time.Millisecond), float64(quick(2)), float64(40*time.Millisecond))
+		require.InDelta(t, float64(250*time.Millisecond), float64(quick(3)), float64(50*time.Millisecond))
+		require.InDelta(t, float64(250*time.Millisecond), float64(quick(1000)), float64(50*time.Millisecond))
+		require.InDelta(t, float64(50*time.Millisecond), float64(tiny(1)), float64(10*time.Millisecond))
+		require.InDelta(t, float64(50*time.Millisecond), float64(tiny(8)), float64(10*time.Millisecond))
+	}
+}

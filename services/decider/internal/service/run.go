@@ -22,6 +22,7 @@ import (
 	"github.com/assent-dev/assent/libs/approval"
 	"github.com/assent-dev/assent/libs/command"
 	"github.com/assent-dev/assent/libs/daemon"
+	"github.com/assent-dev/assent/libs/eventlog"
 	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/libs/policy"
 	"github.com/assent-dev/assent/libs/projection"
@@ -165,6 +166,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		// MetadataMinAge apart: 5s by default, which stalled every
 		// decision under continuous load (issue 13.10).
 		kgo.MetadataMinAge(metadataMinAge),
+		kgo.RetryBackoffFn(eventlog.RetryBackoff(retryBackoffMax)),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics.Commands),
 		kgo.SessionTimeout(cfg.SessionTTL),
@@ -267,6 +269,18 @@ func watchGroupLag(ctx context.Context, adm *kadm.Client, group, topic string, o
 // CONCURRENT_TRANSACTIONS is retried (Kafka's own clients back off 100ms).
 // It also bounds the refreshes during a broker outage to ten a second.
 const metadataMinAge = 100 * time.Millisecond
+
+// retryBackoffMax caps the decider's backoff between retries at a
+// quarter of eventlog.DefaultRetryBackoffMax. franz-go backs a group
+// member off before each join after an error, and counts its errors
+// across group sessions until one ends without an error, which a broker
+// fault never gives: after a few faults every rejoin waited the full 1 s,
+// and a broker lost cost each decider one to three such waits (the group's
+// coordinator unreachable, then moved, then refusing an old member id:
+// docs/benchmarks.md, "Failover"). Two deciders retrying four times a
+// second load a coordinator that is moving no more than one client does
+// at Kafka's 100ms first backoff.
+const retryBackoffMax = 250 * time.Millisecond
 
 // transactionalID names this replica's transactional producer: the
 // prefix the deciders' ACLs grant, then its instance id (its client id).
