@@ -271,3 +271,78 @@ func TestAFencedDeciderLeavesAnotherProcessesPlaceAlone(t *testing.T) {
 	require.NotContains(t, a.reclaimed(), session.ReclaimRemoved)
 	require.Empty(t, a.core.Owned(), "a decides nothing while another process holds its place")
 }
+
+// TestAFencedDeciderReclaimsWhileATransactionIsHeld: the fence meets a
+// decider whose loop is ending a transaction that a lost broker holds up
+// (here, its produce is held). It must not wait for the transaction to
+// end before it asks the coordinator to drop its old member id: the
+// LeaveGroup goes out while the produce is still held.
+func TestAFencedDeciderReclaimsWhileATransactionIsHeld(t *testing.T) {
+	t.Parallel()
+	r := newRigN(t, 2)
+	moved := &movedCoordinator{instance: "a"}
+	moved.install(r.cluster)
+	var (
+		held, release = make(chan struct{}), make(chan struct{})
+		armed               atomic.Bool
+		releaseOnce         sync.Once
+	)
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	r.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r.cluster.KeepControl()
+		p := req.(*kmsg.ProduceRequest)
+		if p.TransactionID == nil || *p.TransactionID != "assent-a" || !armed.CompareAndSwap(true, false) {
+			return nil, nil, false
+		}
+		close(held)
+		r.cluster.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+
+	a := r.startDecider(t, "a")
+	b := r.startDecider(t, "b")
+	eventually(t, "a and b share the partitions", func() bool { return len(a.core.Owned()) > 0 && len(b.core.Owned()) > 0 })
+	old, _, _, _ := moved.state()
+	require.NotEmpty(t, old)
+	var p int32 = -1
+	for q := range a.core.Owned() {
+		p = q
+	}
+
+	armed.Store(true)
+	id := r.submit(t, r.ridIn(t, "held", p), time.Hour)
+	select {
+	case <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("a's transaction never produced")
+	}
+	moved.mu.Lock()
+	moved.rename = true
+	moved.mu.Unlock()
+	// The client gives up on the held produce after its request timeout
+	// (eventlog: 2 s for the broker and 3 s more), and the loop then ends
+	// the transaction and hears of the fence: the LeaveGroup must come
+	// well before.
+	fenced := time.Now()
+	for {
+		_, _, _, left := moved.state()
+		if slices.Contains(left, old) {
+			break
+		}
+		require.Less(t, time.Since(fenced), 2*time.Second, "a asked the coordinator to drop its old member id while its produce was held")
+		time.Sleep(20 * time.Millisecond)
+	}
+	releaseOnce.Do(func() { close(release) })
+	eventually(t, "a owns partitions again", func() bool {
+		current, pinned, _, _ := moved.state()
+		return pinned == "" && current != old && len(a.core.Owned()) > 0
+	})
+	eventually(t, "the held request is decided", func() bool {
+		for q := range r.topics.Partitions {
+			if r.decided(t, q, id) {
+				return true
+			}
+		}
+		return false
+	})
+}
