@@ -2,10 +2,8 @@ package session
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -91,47 +89,15 @@ func (h *heldMembers) list() []string {
 	return slices.Clone(h.ids)
 }
 
-// reclaimHook sees each error that ends a group session as franz-go meets
-// it (kgo.HookGroupManageError), on the session client's own goroutine. A
-// fence starts a reclaim at once: the loop may still be ending a
-// transaction held up by the lost broker, and hears of the fence only
-// after.
-type reclaimHook struct{ l *Loop }
-
-func (h reclaimHook) OnGroupManageError(err error) {
-	if errors.Is(err, kerr.FencedInstanceID) {
-		h.l.reclaimSoon()
-	}
-}
-
-// reclaimState is what reclaimSoon keeps between fences.
-type reclaimState struct {
-	client  atomic.Pointer[kgo.Client] // the current session's, set by session
-	running atomic.Bool
-	last    atomic.Int64 // unix nanoseconds of the last LeaveGroup sent
-}
-
-// reclaimSoon starts a reclaim through the current session's client,
-// unless one runs or ran less than reclaimEvery ago.
-func (l *Loop) reclaimSoon() {
-	cl := l.reclaims.client.Load()
-	if cl == nil || l.cfg.InstanceID == "" || time.Since(time.Unix(0, l.reclaims.last.Load())) < reclaimEvery {
-		return
-	}
-	if !l.reclaims.running.CompareAndSwap(false, true) {
-		return
-	}
-	l.reclaims.last.Store(time.Now().UnixNano())
-	go func() {
-		defer l.reclaims.running.Store(false)
-		l.reclaim(cl)
-	}()
-}
-
 // reclaim asks the group's coordinator, through cl, to drop this
 // instance's membership if it holds a member id this process was given
-// (see above).
-func (l *Loop) reclaim(cl *kgo.Client) {
+// (see above). It runs on the loop's goroutine, where the session is
+// fenced and decides nothing until it joins again.
+func (l *Loop) reclaim(ctx context.Context, cl *kgo.Client) {
+	if l.cfg.InstanceID == "" || time.Since(l.lastReclaim) < reclaimEvery {
+		return
+	}
+	l.lastReclaim = time.Now()
 	ids := l.held.list()
 	if len(ids) == 0 {
 		return
@@ -144,12 +110,9 @@ func (l *Loop) reclaim(cl *kgo.Client) {
 		m.Reason = kmsg.StringPtr("decider fenced under a member id the coordinator does not hold; removing one it held before")
 		req.Members = append(req.Members, m)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), reclaimTimeout)
+	ctx, cancel := context.WithTimeout(ctx, reclaimTimeout)
 	defer cancel()
 	resp, err := req.RequestWith(ctx, cl)
-	if errors.Is(err, kgo.ErrClientClosed) {
-		return // the session ended meanwhile; the next one joins anew
-	}
 	if err == nil {
 		err = kerr.ErrorForCode(resp.ErrorCode)
 	}

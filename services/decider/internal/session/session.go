@@ -105,10 +105,10 @@ type Loop struct {
 	revokes atomic.Uint64 // revocations seen, to say why a transaction aborted
 	commits atomic.Int64
 	aborts  int // transactions aborted in a row in this session (see maxAbortsInARow); on the loop's goroutine
-	// held are the member ids the group gave this process, and reclaims
-	// the state of asking a coordinator to drop one (reclaim.go).
-	held     heldMembers
-	reclaims reclaimState
+	// held are the member ids the group gave this process (reclaim);
+	// lastReclaim is when the loop last asked to drop one.
+	held        heldMembers
+	lastReclaim time.Time
 }
 
 // New returns a Loop. opts are the client options of the transactional
@@ -130,7 +130,6 @@ func New(cfg Config, c *core.Core, proj Projection, adm *kadm.Client, opts []kgo
 		kgo.OnPartitionsAssigned(l.onAssigned),
 		kgo.OnPartitionsRevoked(l.onRevoked),
 		kgo.OnPartitionsLost(l.onRevoked),
-		kgo.WithHooks(reclaimHook{l}),
 	)
 	if cfg.InstanceID != "" {
 		l.opts = append(l.opts, kgo.InstanceID(cfg.InstanceID))
@@ -284,8 +283,6 @@ func (l *Loop) session(ctx context.Context) error {
 		return fatalError{fmt.Errorf("transact session: %w", err)}
 	}
 	defer sess.Close()
-	l.reclaims.client.Store(sess.Client())
-	defer l.reclaims.client.Store(nil)
 	if err := eventlog.CheckClient(sess.Client()); err != nil {
 		return fatalError{err}
 	}
@@ -318,10 +315,12 @@ func (l *Loop) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
 		lost := map[int32]string{}
 		stopped := l.core.Stopped()
 		var fatal error
+		fenced := false
 		fetches.EachError(func(t string, p int32, err error) {
 			switch {
 			case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-			case errors.Is(err, kerr.FencedInstanceID): // reclaimHook has it in hand
+			case errors.Is(err, kerr.FencedInstanceID):
+				fenced = true
 			case errors.Is(err, kerr.InvalidSessionTimeout):
 				// The brokers refuse the session timeout: a new session
 				// would be refused again (docs/runbook.md).
@@ -336,6 +335,9 @@ func (l *Loop) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
 		})
 		if fatal != nil {
 			return fatalError{fatal}
+		}
+		if fenced {
+			l.reclaim(ctx, sess.Client())
 		}
 		l.stop(sess, lost)
 		l.stopProjected(sess)
