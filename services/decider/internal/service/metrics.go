@@ -17,7 +17,6 @@ type metrics struct {
 	txnSeconds      prometheus.Histogram
 	seals           prometheus.Counter
 	sessionRestarts prometheus.Counter
-	reclaims        *prometheus.CounterVec
 	quarantined     prometheus.Counter
 	unauthenticated prometheus.Counter
 }
@@ -53,10 +52,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		sessionRestarts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "assent_decider_session_restarts_total", Help: "Transactional sessions replaced after a transaction could not end (a broker lost mid-commit, a pause past the transaction timeout), failed in a way that would repeat, or aborted 10 times in a row.",
 		}),
-		reclaims: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "assent_decider_group_reclaims_total",
-			Help: "Times the group's coordinator fenced this decider's member id and the decider asked it to drop an id it held before, by result: removed (a coordinator that moved held the old id; the decider joins again at once), held_elsewhere (the coordinator holds an id this process was never given: another decider runs with this instance id), error.",
-		}, []string{"result"}),
 		seals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "assent_decider_seals_total", Help: "Seals produced, one per partition a transaction wrote (counted when produced; an aborted transaction drops them).",
 		}),
@@ -69,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Commands refused unauthenticated because no published key that may speak for their actor signed them (should stay zero: each is a misconfigured producer or a forgery). Counted each time a transaction meets one, so a command in a transaction that aborts is counted again.",
 		}),
 	}
-	reg.MustRegister(m.commands, m.refusals, m.decisions, m.txns, m.skipped, m.commandToEvent, m.txnSeconds, m.catchUp, m.seals, m.sessionRestarts, m.reclaims, m.quarantined,
+	reg.MustRegister(m.commands, m.refusals, m.decisions, m.txns, m.skipped, m.commandToEvent, m.txnSeconds, m.catchUp, m.seals, m.sessionRestarts, m.quarantined,
 		m.unauthenticated)
 	return m
 }

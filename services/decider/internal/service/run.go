@@ -196,7 +196,6 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 			},
 			CatchUp: func(took time.Duration) { m.catchUp.Observe(took.Seconds()) },
 			Restart: m.sessionRestarts.Inc,
-			Reclaim: func(result string) { m.reclaims.WithLabelValues(result).Inc() },
 		},
 	}, c, runner, adm, opts)
 

@@ -88,15 +88,6 @@ type decider struct {
 
 	mu         sync.Mutex
 	quarantine []string // the commands the core quarantined, and why
-	reclaims   []string // what each reclaim of its group membership found (session.Reclaim*)
-}
-
-// reclaimed returns what the replica's reclaims of its group membership
-// found, in order.
-func (d *decider) reclaimed() []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]string(nil), d.reclaims...)
 }
 
 // quarantined counts the commands the core quarantined: distinct
@@ -148,11 +139,6 @@ func (r *rig) startDecider(t *testing.T, name string) *decider {
 	loop := session.New(session.Config{Group: "deciders", InstanceID: name, TransactionalID: "assent-" + name, CommandsTopic: r.topics.Commands, EventsTopic: r.topics.Events,
 		Timers:     command.Kafka{Client: timers, Topic: r.topics.Commands, Signer: systest.DemoSigner(t)},
 		TxnTimeout: 5 * time.Second, SessionTTL: time.Second, ExpiryPeriod: 50 * time.Millisecond, Logger: log,
-		Metrics: session.Metrics{Reclaim: func(result string) {
-			d.mu.Lock()
-			defer d.mu.Unlock()
-			d.reclaims = append(d.reclaims, result)
-		}},
 		PeerClientID: func(tid string) (string, bool) { return strings.CutPrefix(tid, "assent-") }}, c, runner, r.adm, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel

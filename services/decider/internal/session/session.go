@@ -51,7 +51,6 @@ type Metrics struct {
 	Transaction func(result string, took time.Duration) // committed, aborted, error
 	CatchUp     func(took time.Duration)
 	Restart     func()
-	Reclaim     func(result string) // ReclaimRemoved, ReclaimHeldElsewhere, ReclaimError
 }
 
 // Config configures the adapter.
@@ -105,10 +104,6 @@ type Loop struct {
 	revokes atomic.Uint64 // revocations seen, to say why a transaction aborted
 	commits atomic.Int64
 	aborts  int // transactions aborted in a row in this session (see maxAbortsInARow); on the loop's goroutine
-	// held are the member ids the group gave this process (reclaim);
-	// lastReclaim is when the loop last asked to drop one.
-	held        heldMembers
-	lastReclaim time.Time
 }
 
 // New returns a Loop. opts are the client options of the transactional
@@ -147,7 +142,6 @@ func (l *Loop) commandsOf(m map[string][]int32) []int32 {
 
 func (l *Loop) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	ps := l.commandsOf(assigned)
-	l.held.note(cl)
 	l.core.Assign(ps)
 	l.cfg.Logger.Info("partitions assigned", "partitions", ps)
 	if len(ps) > 0 {
@@ -315,12 +309,9 @@ func (l *Loop) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
 		lost := map[int32]string{}
 		stopped := l.core.Stopped()
 		var fatal error
-		fenced := false
 		fetches.EachError(func(t string, p int32, err error) {
 			switch {
 			case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-			case errors.Is(err, kerr.FencedInstanceID):
-				fenced = true
 			case errors.Is(err, kerr.InvalidSessionTimeout):
 				// The brokers refuse the session timeout: a new session
 				// would be refused again (docs/runbook.md).
@@ -335,9 +326,6 @@ func (l *Loop) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
 		})
 		if fatal != nil {
 			return fatalError{fatal}
-		}
-		if fenced {
-			l.reclaim(ctx, sess.Client())
 		}
 		l.stop(sess, lost)
 		l.stopProjected(sess)
