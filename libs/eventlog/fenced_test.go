@@ -142,26 +142,7 @@ func TestClientLetsGoOfABrokerTheOthersNoLongerList(t *testing.T) {
 
 	var fenced atomic.Bool
 	fenced.Store(true)
-	c.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		m := req.(*kmsg.MetadataRequest)
-		if !fenced.Load() || c.CurrentNode() == 0 || m.Topics == nil || len(m.Topics) > 0 {
-			return nil, nil, false
-		}
-		resp := m.ResponseKind().(*kmsg.MetadataResponse)
-		for id, a := range all {
-			if id == 0 {
-				continue
-			}
-			host, port, _ := net.SplitHostPort(a)
-			p, _ := strconv.ParseInt(port, 10, 32)
-			b := kmsg.NewMetadataResponseBroker()
-			b.NodeID, b.Host, b.Port = id, host, int32(p)
-			resp.Brokers = append(resp.Brokers, b)
-		}
-		resp.ControllerID = 1
-		return resp, nil, true
-	})
+	unlistBroker0(c, all, &fenced, nil)
 
 	g := guardFor(cfg.Brokers, cfg.FencedBrokerProbe, nil)
 	cuts := FencedBrokerCuts()
@@ -179,6 +160,37 @@ func TestClientLetsGoOfABrokerTheOthersNoLongerList(t *testing.T) {
 		return err == nil
 	})
 	require.Len(t, back, 3)
+}
+
+// unlistBroker0 makes kfake's brokers other than 0 leave broker 0 out of
+// their answers to a Metadata request for no topic (the watch's probe)
+// while fenced holds, as the brokers of a cluster whose controller fenced
+// it do; broker 0 still lists itself. topicMetadata, if set, is called for
+// each Metadata request for topics while fenced holds.
+func unlistBroker0(c *kfake.Cluster, all map[int32]string, fenced *atomic.Bool, topicMetadata func()) {
+	c.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		m := req.(*kmsg.MetadataRequest)
+		if len(m.Topics) > 0 && fenced.Load() && topicMetadata != nil {
+			topicMetadata()
+		}
+		if !fenced.Load() || c.CurrentNode() == 0 || m.Topics == nil || len(m.Topics) > 0 {
+			return nil, nil, false
+		}
+		resp := m.ResponseKind().(*kmsg.MetadataResponse)
+		for id, a := range all {
+			if id == 0 {
+				continue
+			}
+			host, port, _ := net.SplitHostPort(a)
+			p, _ := strconv.ParseInt(port, 10, 32)
+			b := kmsg.NewMetadataResponseBroker()
+			b.NodeID, b.Host, b.Port = id, host, int32(p)
+			resp.Brokers = append(resp.Brokers, b)
+		}
+		resp.ControllerID = 1
+		return resp, nil, true
+	})
 }
 
 type disconnectHook func(kgo.BrokerMetadata)
@@ -224,29 +236,7 @@ func TestClientRefreshesItsMetadataWhenABrokerIsFenced(t *testing.T) {
 
 	var fenced atomic.Bool
 	var topicRefreshes atomic.Int32
-	c.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		m := req.(*kmsg.MetadataRequest)
-		if len(m.Topics) > 0 && fenced.Load() {
-			topicRefreshes.Add(1)
-		}
-		if !fenced.Load() || c.CurrentNode() == 0 || m.Topics == nil || len(m.Topics) > 0 {
-			return nil, nil, false
-		}
-		resp := m.ResponseKind().(*kmsg.MetadataResponse)
-		for id, a := range all {
-			if id == 0 {
-				continue
-			}
-			host, port, _ := net.SplitHostPort(a)
-			p, _ := strconv.ParseInt(port, 10, 32)
-			b := kmsg.NewMetadataResponseBroker()
-			b.NodeID, b.Host, b.Port = id, host, int32(p)
-			resp.Brokers = append(resp.Brokers, b)
-		}
-		resp.ControllerID = 1
-		return resp, nil, true
-	})
+	unlistBroker0(c, all, &fenced, func() { topicRefreshes.Add(1) })
 
 	g := guardFor(cfg.Brokers, cfg.FencedBrokerProbe, nil)
 	fenced.Store(true)
