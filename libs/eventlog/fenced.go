@@ -31,10 +31,11 @@ import (
 // the client back to it. The other brokers stop listing it in their
 // metadata as soon as it is fenced. A client that sees every other
 // broker leave it out treats it as dead: it closes its connections to it,
-// which fails what is in flight there at once, refreshes its metadata at
+// which fails what is in flight there at once; refreshes its metadata at
 // once, which names the new leaders and coordinators (franz-go retries
-// there), and refuses to dial it, as a killed broker would, until another
-// broker lists it again (docs/architecture.md, "Failover"). Each probe is a Metadata request for no topic.
+// there); and refuses to dial it, as a killed broker would, until another
+// broker lists it again (docs/architecture.md, "Failover"). Each probe is
+// a Metadata request for no topic.
 const DefaultFencedBrokerProbe = 500 * time.Millisecond
 
 // fencedCuts counts the times a client of this process cut its
