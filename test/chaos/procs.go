@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -107,15 +106,9 @@ func (p *Proc) waited(cmd *exec.Cmd, err error) {
 	}
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("chaos: free port: %w", err)
-	}
-	defer func() { _ = ln.Close() }()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and
+// that no other process of the run was given (systest.UniquePort).
+func FreePort() (int, error) { return systest.UniquePort() }
 
 // NewProc prepares a service process with its own port, data directory
 // and unique instance id (transactional ids derive from it).

@@ -2,6 +2,7 @@ package systest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -69,15 +70,54 @@ func build(name, dir string) error {
 	return nil
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago,
+// and that no other call in this process returned (UniquePort).
 func FreePort(t tb.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := UniquePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = ln.Close() }()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
+}
+
+// UniqueAddr is UniquePort as host:port.
+func UniqueAddr() (string, error) {
+	port, err := UniquePort()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port), nil
+}
+
+// handedOut are the ports UniquePort returned in this process.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// UniquePort returns a TCP port on 127.0.0.1 that was free a moment ago
+// and that it never returned before in this process. The kernel picks a
+// probe listener's port at random from the ephemeral range and may pick a
+// closed probe's port again, and two processes of one test given the same
+// port fight for it: one never binds, and its clients reach the other.
+func UniquePort() (int, error) {
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("systest: free port: %w", err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		_ = ln.Close()
+		handedOut.Lock()
+		fresh := !handedOut.ports[port]
+		handedOut.ports[port] = true
+		handedOut.Unlock()
+		if fresh {
+			return port, nil
+		}
+	}
+	return 0, errors.New("systest: free port: 100 probes in a row found ports this process had handed out already")
 }
 
 // Proc is one service process that a test starts, kills and restarts.

@@ -561,7 +561,7 @@ func startServices(ctx context.Context, cfg config, bin string, topics eventlog.
 	for _, svc := range svcs {
 		n[svc]++
 		name := fmt.Sprintf("%s-%d", svc, n[svc])
-		port, err := freePort()
+		port, err := systest.UniquePort()
 		if err != nil {
 			return procs, nil, err
 		}
@@ -616,15 +616,6 @@ func startServices(ctx context.Context, cfg config, bin string, topics eventlog.
 		}
 	}
 	return procs, apis, nil
-}
-
-func freePort() (int, error) {
-	l, err := netListen()
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = l.Close() }()
-	return l.port(), nil
 }
 
 var (

@@ -42,6 +42,7 @@ import (
 	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/fakeoidc"
+	"github.com/assent-dev/assent/test/systest"
 )
 
 func main() {
@@ -89,15 +90,6 @@ func run(ctx context.Context, args []string) error {
 }
 
 func say(format string, args ...any) { fmt.Fprintf(os.Stderr, "console-bench: "+format+"\n", args...) }
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer func() { _ = ln.Close() }()
-	return ln.Addr().String(), nil
-}
 
 // start runs a binary until ctx ends; its output goes to logFile. The
 // returned channel is closed if it exits.
@@ -194,7 +186,7 @@ func bench(ctx context.Context, o options) error {
 
 	// 1. A decider, and N submits for carol's deploys: alice may vote on
 	// every one (prod-deploy: sre and carol; the requester cannot vote).
-	daddr, err := freeAddr()
+	daddr, err := systest.UniqueAddr()
 	if err != nil {
 		return err
 	}
@@ -275,7 +267,7 @@ func bench(ctx context.Context, o options) error {
 	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
 		return err
 	}
-	caddr, err := freeAddr()
+	caddr, err := systest.UniqueAddr()
 	if err != nil {
 		return err
 	}

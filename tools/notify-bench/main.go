@@ -16,7 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -39,6 +38,7 @@ import (
 	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/notifyrig"
+	"github.com/assent-dev/assent/test/systest"
 )
 
 const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" //nolint:gosec // a bench key (the specification's example)
@@ -192,7 +192,7 @@ func (b *bench) start(ctx context.Context, bin, stamp string, horizon time.Durat
 	common := []string{"ASSENT_KAFKA_BROKERS=" + strings.Join(b.kcfg.Brokers, ","), "ASSENT_COMMANDS_TOPIC=" + b.spec.Commands,
 		"ASSENT_EVENTS_TOPIC=" + b.spec.Events, "ASSENT_LOG_LEVEL=warn"}
 	launch := func(name string, env ...string) error {
-		addr, err := freeAddr()
+		addr, err := systest.UniqueAddr()
 		if err != nil {
 			return err
 		}
@@ -425,15 +425,6 @@ func (b *bench) outage(ctx context.Context, d time.Duration, rate float64) (int,
 		time.Sleep(50 * time.Millisecond)
 	}
 	return n, time.Since(back), nil
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer func() { _ = ln.Close() }()
-	return ln.Addr().String(), nil
 }
 
 func waitReady(ctx context.Context, base string) error {

@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -44,6 +43,7 @@ import (
 	"github.com/assent-dev/assent/test/fakeoidc"
 	"github.com/assent-dev/assent/test/loggen"
 	"github.com/assent-dev/assent/test/slackfake"
+	"github.com/assent-dev/assent/test/systest"
 )
 
 // The goals of issue 14, item 6 (and item 8 for the memory).
@@ -391,19 +391,10 @@ func (a *proc) stop() {
 	}
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer func() { _ = ln.Close() }()
-	return ln.Addr().String(), nil
-}
-
 // startService starts a replica of svc, named name, on an empty data
 // directory, as the service's own Kafka principal.
 func (b *bench) startService(svc, name string, env ...string) (*proc, error) {
-	addr, err := freeAddr()
+	addr, err := systest.UniqueAddr()
 	if err != nil {
 		return nil, err
 	}

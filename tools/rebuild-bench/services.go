@@ -18,6 +18,7 @@ import (
 	"github.com/assent-dev/assent/libs/logadmin"
 	"github.com/assent-dev/assent/test/fakeoidc"
 	"github.com/assent-dev/assent/test/slackfake"
+	"github.com/assent-dev/assent/test/systest"
 )
 
 // service is how to start one Assent service on the scratch topics: its
@@ -37,7 +38,7 @@ var serviceOrder = []string{"api", "decider", "slack-gateway", "notifier", "audi
 
 var services = map[string]service{
 	"api": {bin: "api", role: logadmin.RoleAPI, env: func(b *bench, p *proc) ([]string, error) {
-		snap, err := freeAddr()
+		snap, err := systest.UniqueAddr()
 		if err != nil {
 			return nil, err
 		}

@@ -14,7 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,6 +34,7 @@ import (
 	"github.com/assent-dev/assent/libs/slackport"
 	"github.com/assent-dev/assent/libs/wire"
 	"github.com/assent-dev/assent/test/slackfake"
+	"github.com/assent-dev/assent/test/systest"
 )
 
 const secret = "bench-signing-secret"
@@ -102,7 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer func() { _ = os.RemoveAll(dir) }() // best effort: a temporary directory
-	addr, err := freeAddr()
+	addr, err := systest.UniqueAddr()
 	if err != nil {
 		return err
 	}
@@ -184,15 +184,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	row("click to ack (verify+produce+200)", ack)
 	_, _ = fmt.Fprintf(stdout, "  ratio click/floor: p50 %.2fx, p99 %.2fx\n", ratio(pct(ack, 50), pct(floor, 50)), ratio(pct(ack, 99), pct(floor, 99)))
 	return nil
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer func() { _ = ln.Close() }()
-	return ln.Addr().String(), nil
 }
 
 func waitReady(ctx context.Context, base string) error {

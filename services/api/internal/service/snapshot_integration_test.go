@@ -2,7 +2,7 @@ package service_test
 
 import (
 	"encoding/json"
-	"net"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,16 +15,13 @@ import (
 
 	"github.com/assent-dev/assent/libs/projection"
 	"github.com/assent-dev/assent/test/kafkatest"
+	"github.com/assent-dev/assent/test/systest"
 )
 
 // freeAddr is a loopback address nothing listens on now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
+	return fmt.Sprintf("127.0.0.1:%d", systest.FreePort(t))
 }
 
 // metricOf reads one sample of replica i's metrics.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -106,11 +105,7 @@ func TestIntegrationLostCommandsStopThePartition(t *testing.T) {
 // freeAddr returns a local address with a port that was free a moment ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
+	return fmt.Sprintf("127.0.0.1:%d", systest.FreePort(t))
 }
 
 // get returns the status line and body of a GET, or "" if it fails.
