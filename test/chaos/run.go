@@ -175,7 +175,7 @@ func Execute(ctx context.Context, cfg Config) (*Run, error) {
 		Hold: 2 * time.Second, Pause: 10 * time.Second, BrokerHold: 8 * time.Second, PartitionHold: 12 * time.Second, Logf: logf,
 		Expiry: &ExpiryPause{W: w, Prefix: cfg.Prefix, Partitions: int(spec.Partitions), Deciders: procs.deciders,
 			TTL: 4 * time.Second, Before: 500 * time.Millisecond, Pause: 10 * time.Second, Requests: 6},
-		Hostile: &Hostile{W: w, Prefix: cfg.Prefix, Workers: 256, Votes: 40000, Duration: 15 * time.Second}}
+		Hostile: &Hostile{W: w, Prefix: cfg.Prefix, Workers: 256, Votes: 40000, Duration: 15 * time.Second, Rate: 1000}}
 	var insider *Insider
 	if slices.Contains(cfg.Faults, FaultInsider) {
 		// The leaked password is the admin's: kcfg is the super user.
