@@ -106,14 +106,10 @@ func (p *Proc) waited(cmd *exec.Cmd, err error) {
 	}
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and
-// that no other process of the run was given (systest.UniquePort).
-func FreePort() (int, error) { return systest.UniquePort() }
-
 // NewProc prepares a service process with its own port, data directory
 // and unique instance id (transactional ids derive from it).
 func NewProc(dir, bin, kind, name, instance string, env ...string) (*Proc, error) {
-	port, err := FreePort()
+	port, err := systest.UniquePort() // no other process of the run is given it
 	if err != nil {
 		return nil, err
 	}

@@ -81,6 +81,12 @@ func FreePort(t tb.TB) int {
 	return port
 }
 
+// FreeAddr is FreePort as host:port.
+func FreeAddr(t tb.TB) string {
+	t.Helper()
+	return fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+}
+
 // UniqueAddr is UniquePort as host:port.
 func UniqueAddr() (string, error) {
 	port, err := UniquePort()

@@ -226,9 +226,9 @@ func (s *Store) ApplyBatch(b *pebble.Batch, events []projection.Event) error {
 
 // lookupIn returns how ApplyBatch reads and writes b: through
 // projection.BatchReads, which reads a key fold wrote into b from its own
-// copy (so b need not be indexed: PlainBatch), and any other from the store as committed without reading the last level
-// for a key not there (every new request's state while the runner
-// catches up).
+// copy (so b need not be indexed: PlainBatch), and any other from the
+// store as committed without reading the last level for a key not there
+// (every new request's state while the runner catches up).
 func (s *Store) lookupIn(b *pebble.Batch) *lookup {
 	return &lookup{BatchReader: s.reads.Reader(b, s.db, "r/", "f/", "o/", "a/"), lists: map[[32]byte]struct{}{}}
 }

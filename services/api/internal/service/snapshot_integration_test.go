@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,12 +16,6 @@ import (
 	"github.com/assent-dev/assent/test/kafkatest"
 	"github.com/assent-dev/assent/test/systest"
 )
-
-// freeAddr is a loopback address nothing listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	return fmt.Sprintf("127.0.0.1:%d", systest.FreePort(t))
-}
 
 // metricOf reads one sample of replica i's metrics.
 func (c *cluster) metricOf(t *testing.T, i int, sample string) string {
@@ -48,7 +41,7 @@ func TestIntegrationBootstrapFromPeer(t *testing.T) {
 	startDeciders(t, topics, brokers)
 	token := filepath.Join(t.TempDir(), "snapshot.token")
 	require.NoError(t, os.WriteFile(token, []byte("a-test-snapshot-token-0123456789\n"), 0o600))
-	snapAddr := freeAddr(t)
+	snapAddr := systest.FreeAddr(t)
 	c.apis = append(c.apis, startAPI(t, topics, brokers, "api-peer",
 		"ASSENT_SNAPSHOT_ADDR="+snapAddr, "ASSENT_SNAPSHOT_TOKEN_FILE="+token, "ASSENT_SNAPSHOT_INTERVAL=500ms"))
 	ctx := t.Context()

@@ -25,7 +25,7 @@ import (
 // vote signed by the api's key (on_behalf) decides the request.
 func TestIntegrationUnauthenticatedCommands(t *testing.T) {
 	topics := kafkatest.NewTopics(t, 2)
-	addr := freeAddr(t)
+	addr := systest.FreeAddr(t)
 	startDeciderAt(t, topics, "test-decider-"+topics.Commands, "decider-auth", addr)
 	cl := kafkatest.NewClient(t)
 	kcfg := kafkatest.Config(t, "auth")

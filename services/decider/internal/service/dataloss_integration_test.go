@@ -83,7 +83,7 @@ func TestIntegrationLostCommandsStopThePartition(t *testing.T) {
 	survivor := submit(ridIn("survivor", 0))
 	other := submit(ridIn("other", 1))
 
-	addr := freeAddr(t)
+	addr := systest.FreeAddr(t)
 	startDeciderAt(t, topics, group, "decider-b", addr)
 	require.Eventually(t, func() bool { return decided(other) }, 60*time.Second, 200*time.Millisecond, "partition 1 is decided")
 	require.Eventually(t, func() bool {
@@ -100,12 +100,6 @@ func TestIntegrationLostCommandsStopThePartition(t *testing.T) {
 	require.NoError(t, err)
 	committed, _ := offs.Lookup(topics.Commands, 0)
 	require.Equal(t, int64(1), committed.At, "nothing is committed past the loss")
-}
-
-// freeAddr returns a local address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	return fmt.Sprintf("127.0.0.1:%d", systest.FreePort(t))
 }
 
 // get returns the status line and body of a GET, or "" if it fails.
